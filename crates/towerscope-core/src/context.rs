@@ -1,0 +1,108 @@
+//! Request context shared between layers through `http::Extensions`.
+
+use std::time::Instant;
+
+/// The trace and span of the current request, put into the request extensions by a tracing
+/// layer (towerscope's trace layer, or your own). The metrics layer attaches it to histogram
+/// observations as an OpenMetrics exemplar when `sampled` is set.
+///
+/// ```
+/// use towerscope_core::TraceIds;
+/// let ids = TraceIds { trace_id: [0xab; 16], span_id: [0xcd; 8], sampled: true };
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(ids);
+/// assert_eq!(req.extensions().get::<TraceIds>().unwrap().trace_id_hex().as_str().len(), 32);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceIds {
+    /// The W3C trace ID.
+    pub trace_id: [u8; 16],
+    /// The W3C span ID of the server span.
+    pub span_id: [u8; 8],
+    /// Whether the trace is sampled (exemplars only point at sampled traces).
+    pub sampled: bool,
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn hex<const N: usize, const M: usize>(bytes: &[u8; N]) -> HexId<M> {
+    let mut out = [0u8; M];
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+    HexId(out)
+}
+
+/// A lower-case hex rendering of an ID, on the stack.
+///
+/// ```
+/// use towerscope_core::TraceIds;
+/// let ids = TraceIds { trace_id: [1; 16], span_id: [2; 8], sampled: true };
+/// assert_eq!(ids.span_id_hex().as_str(), "0202020202020202");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HexId<const M: usize>([u8; M]);
+
+impl<const M: usize> HexId<M> {
+    /// The hex string.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl<const M: usize> std::fmt::Debug for HexId<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const M: usize> std::fmt::Display for HexId<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TraceIds {
+    /// The trace ID as 32 lower-case hex digits.
+    pub fn trace_id_hex(&self) -> HexId<32> {
+        hex(&self.trace_id)
+    }
+    /// The span ID as 16 lower-case hex digits.
+    pub fn span_id_hex(&self) -> HexId<16> {
+        hex(&self.span_id)
+    }
+}
+
+/// When the outermost towerscope layer first saw the request. Inner layers read it instead
+/// of taking their own clock reading, so every layer measures from the same instant.
+///
+/// ```
+/// use towerscope_core::RequestStart;
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(RequestStart(std::time::Instant::now()));
+/// assert!(req.extensions().get::<RequestStart>().is_some());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RequestStart(pub Instant);
+
+impl RequestStart {
+    /// The start recorded in `extensions`, or now when no outer layer recorded one.
+    /// Reading never allocates; a layer that wants to share its reading inserts
+    /// `RequestStart` itself.
+    ///
+    /// ```
+    /// use towerscope_core::RequestStart;
+    /// let mut req = http::Request::new(());
+    /// let t0 = std::time::Instant::now();
+    /// req.extensions_mut().insert(RequestStart(t0));
+    /// assert_eq!(RequestStart::get_or_now(req.extensions()), t0);
+    /// ```
+    pub fn get_or_now(extensions: &http::Extensions) -> Instant {
+        match extensions.get::<RequestStart>() {
+            Some(start) => start.0,
+            None => Instant::now(),
+        }
+    }
+}

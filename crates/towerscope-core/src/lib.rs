@@ -1,0 +1,71 @@
+//! # towerscope-core
+//!
+//! The request model every towerscope layer shares, so that each question is answered in
+//! one place:
+//!
+//! - **Which route?** [`resolve_route`] gives a bounded label: axum's `MatchedPath`
+//!   template, a gRPC method path `/pkg.Service/Method`, a [`RouteClassifier`]'s answer, or
+//!   the fixed [`UNMATCHED_ROUTE`]. A raw URL path is never a label.
+//! - **Which method?** [`NormalizedMethod`] keeps the nine standard methods and maps every
+//!   other to `_OTHER`.
+//! - **How did it end?** [`ObservedFuture`] and [`ObservedBody`] report to an [`Observer`]
+//!   exactly once: at end of body, on a service or body error, on cancel (dropped by the
+//!   caller), or on panic. Durations therefore end when the last byte leaves, not when the
+//!   handler returns.
+//! - **gRPC outcome?** [`GrpcCode`] reads `grpc-status` from the response head
+//!   (trailers-only responses) or from the trailers.
+//! - **Panics?** [`CatchPanicLayer`] answers HTTP callers with `500` and gRPC callers with a
+//!   trailers-only `INTERNAL`, also for panics raised while the body is polled.
+//!
+//! Layers share context through `http::Extensions` only: [`TraceIds`] (set by a trace
+//! layer, read by the metrics layer for exemplars), [`RequestStart`], [`PanicCaught`].
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use towerscope_core::{End, NormalizedMethod, Observer, ObservedFuture, resolve_route};
+//!
+//! /// Logs the route and outcome of each request.
+//! struct Outcome { method: NormalizedMethod, route: towerscope_core::Route, status: u16 }
+//!
+//! impl Observer for Outcome {
+//!     fn on_response<B>(&mut self, r: &http::Response<B>) { self.status = r.status().as_u16(); }
+//!     fn on_end(self, end: End<'_>) {
+//!         println!("{} {} {} {end:?}", self.method, self.route.as_str(), self.status);
+//!     }
+//! }
+//!
+//! let req = http::Request::get("/users/7").body(()).unwrap();
+//! let observer = Outcome {
+//!     method: NormalizedMethod::from(req.method()),
+//!     route: resolve_route(&req, None),
+//!     status: 0,
+//! };
+//! let fut = ObservedFuture::new(async { Ok::<_, Infallible>(http::Response::new(String::new())) }, observer);
+//! # let _ = fut;
+//! ```
+//!
+//! ## Cancel, panic and bad input
+//! Dropping an [`ObservedFuture`] or [`ObservedBody`] reports [`End::Cancelled`] (or
+//! [`End::Panicked`] while unwinding). Malformed `grpc-status` values and malformed gRPC
+//! paths are treated as absent, never as errors, and never panic.
+
+mod context;
+mod grpc;
+mod method;
+mod observe;
+mod panic;
+mod route;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_body;
+
+pub use context::{HexId, RequestStart, TraceIds};
+pub use grpc::{GrpcCode, is_grpc};
+pub use method::NormalizedMethod;
+pub use observe::{End, ObservedBody, ObservedFuture, Observer};
+pub use panic::{
+    BoxError, CatchPanic, CatchPanicBody, CatchPanicFuture, CatchPanicLayer, PanicCaught,
+    PanicError, is_panic_error,
+};
+pub use route::{
+    RequestHead, Route, RouteClassifier, UNMATCHED_ROUTE, is_grpc_method_path, resolve_route,
+};

@@ -1,0 +1,295 @@
+//! Route resolution: the bounded `route` label of a request.
+//!
+//! A request's route is, in order of preference:
+//! 1. what a user-supplied [`RouteClassifier`] returns;
+//! 2. axum's `MatchedPath` (the template, `/users/{id}`), with the `axum` feature;
+//! 3. for gRPC requests, the method path `/pkg.Service/Method` when it has that shape;
+//! 4. otherwise the fixed value [`UNMATCHED_ROUTE`].
+//!
+//! A raw URL path never becomes a route: an unmatched request (a 404, a scanner probing
+//! `/wp-admin.php`) collapses into one series.
+
+use std::sync::Arc;
+
+use http::Request;
+use http::uri::PathAndQuery;
+
+/// The label value of every request no route matched.
+///
+/// ```
+/// assert_eq!(towerscope_core::UNMATCHED_ROUTE, "unmatched");
+/// ```
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Longest gRPC method path accepted as a route; longer paths are [`Route::Unmatched`].
+const MAX_GRPC_PATH: usize = 256;
+
+/// The resolved route of one request, captured before the request moves into the inner
+/// service. Cloning it never allocates (it holds reference-counted or static strings).
+///
+/// ```
+/// use towerscope_core::Route;
+/// assert_eq!(Route::Unmatched.as_str(), "unmatched");
+/// assert_eq!(Route::Static("/login").as_str(), "/login");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub enum Route {
+    /// axum's route template.
+    #[cfg(feature = "axum")]
+    Matched(axum::extract::MatchedPath),
+    /// A gRPC method path, `/pkg.Service/Method`.
+    Grpc(PathAndQuery),
+    /// A classifier's answer.
+    Shared(Arc<str>),
+    /// A classifier's answer.
+    Static(&'static str),
+    /// No route matched.
+    #[default]
+    Unmatched,
+}
+
+impl Route {
+    /// The label value.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use towerscope_core::Route;
+    /// assert_eq!(Route::Shared(Arc::from("/orders")).as_str(), "/orders");
+    /// ```
+    pub fn as_str(&self) -> &str {
+        match self {
+            #[cfg(feature = "axum")]
+            Self::Matched(p) => p.as_str(),
+            Self::Grpc(p) => p.path(),
+            Self::Shared(s) => s,
+            Self::Static(s) => s,
+            Self::Unmatched => UNMATCHED_ROUTE,
+        }
+    }
+
+    /// Whether no route matched.
+    ///
+    /// ```
+    /// assert!(towerscope_core::Route::Unmatched.is_unmatched());
+    /// ```
+    pub fn is_unmatched(&self) -> bool {
+        matches!(self, Self::Unmatched)
+    }
+
+    /// For a gRPC route, its service (`pkg.Service`) and method (`Method`).
+    ///
+    /// ```
+    /// use towerscope_core::Route;
+    /// let r = Route::Grpc(http::uri::PathAndQuery::from_static("/shop.Orders/Get"));
+    /// assert_eq!(r.grpc_parts(), Some(("shop.Orders", "Get")));
+    /// assert_eq!(Route::Unmatched.grpc_parts(), None);
+    /// ```
+    pub fn grpc_parts(&self) -> Option<(&str, &str)> {
+        match self {
+            Self::Grpc(p) => p.path().get(1..)?.split_once('/'),
+            _ => None,
+        }
+    }
+}
+
+/// A borrowed view of a request head, given to a [`RouteClassifier`].
+///
+/// ```
+/// use towerscope_core::RequestHead;
+/// let req = http::Request::get("/x").body(()).unwrap();
+/// let head = RequestHead::of(&req);
+/// assert_eq!(head.uri.path(), "/x");
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RequestHead<'a> {
+    /// The request method.
+    pub method: &'a http::Method,
+    /// The request URI.
+    pub uri: &'a http::Uri,
+    /// The request headers.
+    pub headers: &'a http::HeaderMap,
+    /// The request extensions (axum's `MatchedPath` is here when routed).
+    pub extensions: &'a http::Extensions,
+}
+
+impl<'a> RequestHead<'a> {
+    /// Borrows the head of a request.
+    pub fn of<B>(req: &'a Request<B>) -> Self {
+        Self {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            extensions: req.extensions(),
+        }
+    }
+}
+
+/// A user-supplied route classifier, consulted before any built-in rule.
+///
+/// Return `None` to fall through to the built-in rules. The answer must come from a bounded
+/// set (a route table, a prefix list): the label is used as is. Return
+/// [`Route::Static`] or a clone of a [`Route::Shared`] held in the table, so that no request
+/// allocates.
+///
+/// ```
+/// use towerscope_core::{Route, RouteClassifier, RequestHead};
+/// let api = Route::Static("/api/*");
+/// let classifier = RouteClassifier::new(move |req: &RequestHead<'_>| {
+///     req.uri.path().starts_with("/api/").then(|| api.clone())
+/// });
+/// let req = http::Request::get("/api/v1/things/7").body(()).unwrap();
+/// assert_eq!(classifier.classify(&RequestHead::of(&req)).unwrap().as_str(), "/api/*");
+/// ```
+#[derive(Clone)]
+pub struct RouteClassifier(Arc<dyn Fn(&RequestHead<'_>) -> Option<Route> + Send + Sync>);
+
+impl RouteClassifier {
+    /// Wraps a function of the request head.
+    pub fn new<F>(f: F) -> Self
+    where
+        F: Fn(&RequestHead<'_>) -> Option<Route> + Send + Sync + 'static,
+    {
+        Self(Arc::new(f))
+    }
+
+    /// Runs the classifier on a request head.
+    pub fn classify(&self, req: &RequestHead<'_>) -> Option<Route> {
+        (self.0)(req)
+    }
+}
+
+impl std::fmt::Debug for RouteClassifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteClassifier(..)")
+    }
+}
+
+/// Resolves the route of a request by the rules in the [module docs](self).
+///
+/// ```
+/// use towerscope_core::resolve_route;
+/// let req = http::Request::post("/shop.Orders/Get")
+///     .header("content-type", "application/grpc")
+///     .body(()).unwrap();
+/// assert_eq!(resolve_route(&req, None).as_str(), "/shop.Orders/Get");
+///
+/// let raw = http::Request::get("/users/42").body(()).unwrap();
+/// assert_eq!(resolve_route(&raw, None).as_str(), "unmatched");
+/// ```
+pub fn resolve_route<B>(req: &Request<B>, classifier: Option<&RouteClassifier>) -> Route {
+    if let Some(route) = classifier.and_then(|c| c.classify(&RequestHead::of(req))) {
+        return route;
+    }
+    #[cfg(feature = "axum")]
+    if let Some(p) = req.extensions().get::<axum::extract::MatchedPath>() {
+        return Route::Matched(p.clone());
+    }
+    if crate::is_grpc(req.headers()) {
+        if let Some(pq) = req.uri().path_and_query() {
+            if is_grpc_method_path(pq.path()) {
+                return Route::Grpc(pq.clone());
+            }
+        }
+    }
+    Route::Unmatched
+}
+
+/// Whether `path` has the shape `/pkg.Service/Method` (ASCII letters, digits, `_` and `.`
+/// in the service, letters, digits and `_` in the method, at most 256 bytes).
+///
+/// ```
+/// use towerscope_core::is_grpc_method_path;
+/// assert!(is_grpc_method_path("/grpc.health.v1.Health/Check"));
+/// assert!(!is_grpc_method_path("/a/b/c"));
+/// assert!(!is_grpc_method_path("/svc/"));
+/// assert!(!is_grpc_method_path("/../etc/passwd"));
+/// ```
+pub fn is_grpc_method_path(path: &str) -> bool {
+    if path.len() > MAX_GRPC_PATH {
+        return false;
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let Some((service, method)) = rest.split_once('/') else {
+        return false;
+    };
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    !service.is_empty()
+        && !method.is_empty()
+        && !service.starts_with('.')
+        && !service.ends_with('.')
+        && !service.contains("..")
+        && service.bytes().all(|c| ident(c) || c == b'.')
+        && method.bytes().all(ident)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_path_requires_grpc_content_type() {
+        let req = Request::post("/shop.Orders/Get").body(()).expect("request");
+        assert!(resolve_route(&req, None).is_unmatched());
+    }
+
+    #[test]
+    fn malformed_grpc_paths_are_unmatched() {
+        for path in ["/", "/a", "/a/", "//b", "/a.b/c/d", "/a%20b/c", "/.a/b"] {
+            let req = Request::post(path)
+                .header("content-type", "application/grpc")
+                .body(())
+                .expect("request");
+            assert!(resolve_route(&req, None).is_unmatched(), "{path}");
+        }
+        let long = format!("/{}/M", "a".repeat(300));
+        let req = Request::post(long.as_str())
+            .header("content-type", "application/grpc")
+            .body(())
+            .expect("request");
+        assert!(resolve_route(&req, None).is_unmatched());
+    }
+
+    #[test]
+    fn classifier_wins_and_may_fall_through() {
+        let c = RouteClassifier::new(|req: &RequestHead<'_>| {
+            (req.uri.path() == "/special").then_some(Route::Static("/special"))
+        });
+        let special = Request::get("/special").body(()).expect("request");
+        assert_eq!(resolve_route(&special, Some(&c)).as_str(), "/special");
+        let other = Request::get("/x").body(()).expect("request");
+        assert!(resolve_route(&other, Some(&c)).is_unmatched());
+    }
+
+    #[cfg(feature = "axum")]
+    #[tokio::test]
+    async fn axum_matched_path_is_the_template() {
+        use std::sync::Mutex;
+        use tower::ServiceExt;
+        let seen = Arc::new(Mutex::new(String::new()));
+        let seen2 = seen.clone();
+        let app = axum::Router::new()
+            .route("/users/{id}", axum::routing::get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    let seen = seen2.clone();
+                    async move {
+                        *seen.lock().expect("lock") = resolve_route(&req, None).as_str().to_owned();
+                        next.run(req).await
+                    }
+                },
+            ));
+        let resp = app
+            .oneshot(
+                Request::get("/users/42")
+                    .body(axum::body::Body::empty())
+                    .expect("req"),
+            )
+            .await
+            .expect("infallible");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(*seen.lock().expect("lock"), "/users/{id}");
+    }
+}

@@ -1,0 +1,407 @@
+//! [`MetricsService`]: the registry over HTTP, in Prometheus text or OpenMetrics.
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tower_service::Service;
+
+use crate::text::{self, Format};
+
+/// Longest `Accept` or `Accept-Encoding` value looked at; the rest is ignored.
+const MAX_NEGOTIATION_HEADER: usize = 1024;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum FormatValue {
+    prometheus,
+    openmetrics,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FormatLabel {
+    format: FormatValue,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    token: Option<Box<[u8]>>,
+    gzip: bool,
+    scrapes: Family<FormatLabel, Counter>,
+    encode_seconds: Histogram,
+    /// Size of the last exposition, to size the next buffer in one allocation.
+    last_len: AtomicUsize,
+}
+
+/// Serves the application's registry: Prometheus text 0.0.4 by default, OpenMetrics 1.0
+/// (with exemplars) when the `Accept` header prefers `application/openmetrics-text`, gzip
+/// when `Accept-Encoding` allows it. Only `GET` and `HEAD` are answered (`405` otherwise).
+///
+/// It counts its own work in the same registry: `towerscope_scrapes_total{format}` and
+/// `towerscope_scrape_encode_duration_seconds`.
+///
+/// With a bearer token configured, requests without `Authorization: Bearer <token>` get
+/// `401`; the comparison takes the same time wherever the tokens differ.
+///
+/// A plain tower service: mount it in axum with `Router::route_service("/metrics", svc)`,
+/// on a tonic side port, or in a hyper server through hyper-util's `TowerToHyperService`.
+/// Encoding runs on the calling task; a registry of 10,000 histogram series takes a few
+/// milliseconds (see `docs/benchmarks.md`).
+///
+/// ```
+/// use prometheus_client::registry::Registry;
+/// use towerscope_metrics::{Format, MetricsService};
+/// let mut registry = Registry::default();
+/// let c: prometheus_client::metrics::counter::Counter = Default::default();
+/// registry.register("jobs", "Jobs done.", c.clone());
+/// c.inc();
+/// let svc = MetricsService::builder().bearer_token("s3cret").build(registry);
+/// let text = svc.encode(Format::Prometheus);
+/// assert!(text.contains("# TYPE jobs_total counter\njobs_total 1\n"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct MetricsService {
+    inner: Arc<Inner>,
+}
+
+/// Builder for [`MetricsService`].
+///
+/// ```
+/// let svc = towerscope_metrics::MetricsService::builder()
+///     .gzip(false)
+///     .build(prometheus_client::registry::Registry::default());
+/// # let _ = svc;
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct MetricsServiceBuilder {
+    token: Option<String>,
+    no_gzip: bool,
+}
+
+impl MetricsServiceBuilder {
+    /// Require `Authorization: Bearer <token>`.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Whether to compress when the scraper accepts gzip (default on).
+    pub fn gzip(mut self, on: bool) -> Self {
+        self.no_gzip = !on;
+        self
+    }
+
+    /// Registers the service's own metrics into `registry` and takes it over.
+    pub fn build(self, mut registry: Registry) -> MetricsService {
+        let scrapes = Family::<FormatLabel, Counter>::default();
+        registry.register(
+            "towerscope_scrapes",
+            "Scrapes of the metrics endpoint",
+            scrapes.clone(),
+        );
+        let encode_seconds = Histogram::new([0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0]);
+        registry.register(
+            "towerscope_scrape_encode_duration_seconds",
+            "Time to encode the registry for a scrape",
+            encode_seconds.clone(),
+        );
+        MetricsService {
+            inner: Arc::new(Inner {
+                registry,
+                token: self.token.map(|t| t.into_bytes().into_boxed_slice()),
+                gzip: !self.no_gzip,
+                scrapes,
+                encode_seconds,
+                last_len: AtomicUsize::new(4096),
+            }),
+        }
+    }
+}
+
+impl MetricsService {
+    /// A service with defaults (no token, gzip on), taking over `registry`.
+    pub fn new(registry: Registry) -> Self {
+        MetricsServiceBuilder::default().build(registry)
+    }
+
+    /// A builder.
+    pub fn builder() -> MetricsServiceBuilder {
+        MetricsServiceBuilder::default()
+    }
+
+    /// The registry, for other readers (a dashboard, a test).
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Encodes the whole registry in `format`.
+    pub fn encode(&self, format: Format) -> String {
+        let start = Instant::now();
+        let inner = &self.inner;
+        let mut om = String::with_capacity(inner.last_len.load(Ordering::Relaxed) + 1024);
+        let (result, captured) = text::capture(format, || {
+            prometheus_client::encoding::text::encode_registry(&mut om, &inner.registry)
+        });
+        if let Err(e) = result {
+            // Writing to a String cannot fail; a collector returning an error is a bug there.
+            tracing::error!(error = %e, "a collector failed to encode");
+        }
+        let out = match format {
+            Format::OpenMetrics => {
+                om.push_str(&captured);
+                om.push_str("# EOF\n");
+                om
+            }
+            Format::Prometheus => {
+                let mut out = String::with_capacity(om.len() + captured.len());
+                text::openmetrics_to_prometheus(&om, &mut out);
+                out.push_str(&captured);
+                out
+            }
+        };
+        inner.last_len.store(out.len(), Ordering::Relaxed);
+        inner.encode_seconds.observe(start.elapsed().as_secs_f64());
+        out
+    }
+
+    fn authorized<B>(&self, req: &Request<B>) -> bool {
+        let Some(token) = &self.inner.token else {
+            return true;
+        };
+        let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+            return false;
+        };
+        let value = value.as_bytes();
+        let Some(given) = value
+            .get(..7)
+            .filter(|p| p.eq_ignore_ascii_case(b"bearer "))
+            .map(|_| &value[7..])
+        else {
+            return false;
+        };
+        bool::from(subtle::ConstantTimeEq::ct_eq(given, &token[..]))
+    }
+
+    fn respond<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return resp;
+        }
+        if !self.authorized(req) {
+            let mut resp = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+        let format = negotiate_format(req.headers().get(header::ACCEPT));
+        let label = FormatLabel {
+            format: match format {
+                Format::Prometheus => FormatValue::prometheus,
+                Format::OpenMetrics => FormatValue::openmetrics,
+            },
+        };
+        self.inner.scrapes.get_or_create(&label).inc();
+        let body = self.encode(format);
+        let gzip = self.inner.gzip && accepts_gzip(req.headers().get(header::ACCEPT_ENCODING));
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static("accept, accept-encoding"),
+        );
+        let bytes = if gzip {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::fast(),
+            );
+            // Writing into a Vec cannot fail.
+            let _ = enc.write_all(body.as_bytes());
+            Bytes::from(enc.finish().unwrap_or_default())
+        } else {
+            Bytes::from(body)
+        };
+        if req.method() != Method::HEAD {
+            *resp.body_mut() = Full::new(bytes);
+        }
+        resp
+    }
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Media ranges of an `Accept`-style header: `(type, q)`, at most 32 of them.
+fn media_ranges(value: &str) -> impl Iterator<Item = (&str, f32)> {
+    value.split(',').take(32).filter_map(|range| {
+        let mut parts = range.split(';');
+        let media = parts.next()?.trim();
+        let mut q = 1.0f32;
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("q") {
+                    q = v.trim().parse().ok().filter(|q: &f32| q.is_finite())?;
+                }
+            }
+        }
+        Some((media, q.clamp(0.0, 1.0)))
+    })
+}
+
+fn header_str(value: Option<&HeaderValue>) -> &str {
+    value
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.get(..MAX_NEGOTIATION_HEADER.min(v.len())).unwrap_or(""))
+        .unwrap_or("")
+}
+
+/// OpenMetrics when the client ranks `application/openmetrics-text` above (or equal to)
+/// `text/plain` and gives it a non-zero q; the classic format otherwise, including when
+/// there is no `Accept` header.
+///
+/// ```
+/// # use towerscope_metrics::{Format, negotiate_format};
+/// use http::HeaderValue;
+/// let prom = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+/// assert_eq!(negotiate_format(Some(&HeaderValue::from_static(prom))), Format::OpenMetrics);
+/// assert_eq!(negotiate_format(None), Format::Prometheus);
+/// assert_eq!(negotiate_format(Some(&HeaderValue::from_static("*/*"))), Format::Prometheus);
+/// ```
+pub fn negotiate_format(accept: Option<&HeaderValue>) -> Format {
+    let mut om = 0.0f32;
+    let mut plain_q = 0.0f32;
+    for (media, q) in media_ranges(header_str(accept)) {
+        if media.eq_ignore_ascii_case("application/openmetrics-text") {
+            om = om.max(q);
+        } else if media.eq_ignore_ascii_case("text/plain") {
+            plain_q = plain_q.max(q);
+        }
+    }
+    if om > 0.0 && om >= plain_q {
+        Format::OpenMetrics
+    } else {
+        Format::Prometheus
+    }
+}
+
+fn accepts_gzip(value: Option<&HeaderValue>) -> bool {
+    media_ranges(header_str(value))
+        .any(|(coding, q)| coding.eq_ignore_ascii_case("gzip") && q > 0.0)
+}
+
+impl<B> Service<Request<B>> for MetricsService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        std::future::ready(Ok(self.respond(&req)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(svc: &MetricsService, headers: &[(&str, &str)]) -> Response<Full<Bytes>> {
+        let mut req = Request::get("/metrics");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        svc.respond(&req.body(()).expect("request"))
+    }
+
+    #[test]
+    fn token_is_required_when_configured() {
+        let svc = MetricsService::builder()
+            .bearer_token("tok")
+            .build(Registry::default());
+        assert_eq!(get(&svc, &[]).status(), 401);
+        assert_eq!(get(&svc, &[("authorization", "Bearer nope")]).status(), 401);
+        assert_eq!(get(&svc, &[("authorization", "Basic tok")]).status(), 401);
+        assert_eq!(get(&svc, &[("authorization", "Bearer tok")]).status(), 200);
+        assert_eq!(get(&svc, &[("authorization", "bearer tok")]).status(), 200);
+    }
+
+    #[test]
+    fn negotiates_format_and_gzip() {
+        let svc = MetricsService::new(Registry::default());
+        let resp = get(&svc, &[]);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            Format::Prometheus.content_type()
+        );
+        let resp = get(
+            &svc,
+            &[("accept", "application/openmetrics-text; version=1.0.0")],
+        );
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            Format::OpenMetrics.content_type()
+        );
+        let resp = get(&svc, &[("accept-encoding", "br, gzip;q=0.5")]);
+        assert_eq!(resp.headers()[header::CONTENT_ENCODING], "gzip");
+        let resp = get(&svc, &[("accept-encoding", "gzip;q=0")]);
+        assert!(resp.headers().get(header::CONTENT_ENCODING).is_none());
+    }
+
+    #[test]
+    fn openmetrics_ranked_below_text_is_not_chosen() {
+        let v = HeaderValue::from_static("text/plain;q=1,application/openmetrics-text;q=0.5");
+        assert_eq!(negotiate_format(Some(&v)), Format::Prometheus);
+        let v = HeaderValue::from_static("application/openmetrics-text;q=0");
+        assert_eq!(negotiate_format(Some(&v)), Format::Prometheus);
+        let v = HeaderValue::from_static("application/openmetrics-text;q=nan");
+        assert_eq!(negotiate_format(Some(&v)), Format::Prometheus);
+    }
+
+    #[test]
+    fn counts_its_own_scrapes() {
+        let svc = MetricsService::new(Registry::default());
+        get(&svc, &[]);
+        get(&svc, &[]);
+        let text = svc.encode(Format::Prometheus);
+        assert!(
+            text.contains("towerscope_scrapes_total{format=\"prometheus\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE towerscope_scrape_encode_duration_seconds histogram"));
+    }
+
+    #[test]
+    fn other_methods_get_405() {
+        let svc = MetricsService::new(Registry::default());
+        let resp = svc.respond(&Request::post("/metrics").body(()).expect("request"));
+        assert_eq!(resp.status(), 405);
+    }
+}

@@ -1,0 +1,239 @@
+//! Configuration and the `Layer` impl.
+
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use tower_layer::Layer;
+use towerscope_core::RouteClassifier;
+
+use super::{FamilyOptions, HttpCollector, HttpFamilies, HttpMetrics};
+use crate::excluded::ExcludedPaths;
+use crate::{Buckets, ConfigError, MetricNames};
+
+/// Default cap on label sets per metric family.
+pub const DEFAULT_MAX_SERIES: usize = 2000;
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) families: Arc<HttpFamilies>,
+    pub(crate) exclude: ExcludedPaths,
+    pub(crate) classifier: Option<RouteClassifier>,
+    pub(crate) request_size: bool,
+}
+
+/// Records request count, duration, errors (and optionally body sizes) for every request
+/// that passes through it, into the application's registry.
+///
+/// Labels are bounded: method (`_OTHER` for unknown ones), route template (axum's
+/// `MatchedPath`, the gRPC method, a [`RouteClassifier`]'s answer, or `unmatched`), and
+/// status. Each family holds at most [`DEFAULT_MAX_SERIES`] label sets (configurable); past
+/// that, observations go to one `_overflow` series and `towerscope_series_overflow_total`
+/// counts them.
+///
+/// The duration runs from the moment the request enters the layer (or the
+/// [`RequestStart`](towerscope_core::RequestStart) an outer layer recorded) until the
+/// response body ends, errors, or is dropped. A request the client abandons counts with
+/// `error_type="cancelled"`; a panic caught by
+/// [`CatchPanicLayer`](towerscope_core::CatchPanicLayer) counts with `error_type="panic"`.
+/// For gRPC the status is read from a trailers-only response's headers or from the
+/// trailers, and the call is also recorded in `rpc_server_call_duration_seconds`.
+///
+/// `/metrics`, `/health` and `/ready` are not recorded by default
+/// ([`HttpMetricsBuilder::exclude_paths`]).
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use prometheus_client::registry::Registry;
+/// use towerscope_metrics::{HttpMetricsLayer, InFlightLayer, MetricsService};
+///
+/// let mut registry = Registry::default();
+/// let app: Router = Router::new()
+///     .route("/users/{id}", get(|| async { "user" }))
+///     .layer(HttpMetricsLayer::new(&mut registry))
+///     .layer(InFlightLayer::new(&mut registry));
+/// let metrics = MetricsService::new(registry);
+/// let app = app.route_service("/metrics", metrics);
+/// # let _ = app;
+/// ```
+#[derive(Debug, Clone)]
+pub struct HttpMetricsLayer {
+    shared: Arc<Shared>,
+}
+
+impl HttpMetricsLayer {
+    /// A layer with the default configuration ([`MetricNames::otel`], OpenTelemetry's
+    /// duration buckets, exemplars on, body sizes off), registered into `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        HttpMetricsBuilder::default().build_unchecked(registry)
+    }
+
+    /// A builder to configure names, buckets, caps and exclusions.
+    ///
+    /// ```
+    /// use prometheus_client::registry::Registry;
+    /// use towerscope_metrics::{HttpMetricsLayer, MetricNames};
+    /// let mut registry = Registry::default();
+    /// let layer = HttpMetricsLayer::builder()
+    ///     .names(MetricNames::guide())
+    ///     .max_series(500)
+    ///     .response_body_size(true)
+    ///     .build(&mut registry)
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// ```
+    pub fn builder() -> HttpMetricsBuilder {
+        HttpMetricsBuilder::default()
+    }
+
+    /// Number of distinct (method, route, status) label sets recorded so far.
+    ///
+    /// ```
+    /// # let mut registry = prometheus_client::registry::Registry::default();
+    /// let layer = towerscope_metrics::HttpMetricsLayer::new(&mut registry);
+    /// assert_eq!(layer.series_count(), 0);
+    /// ```
+    pub fn series_count(&self) -> usize {
+        self.shared.families.http_series_count()
+    }
+}
+
+impl<S> Layer<S> for HttpMetricsLayer {
+    type Service = HttpMetrics<S>;
+
+    fn layer(&self, inner: S) -> HttpMetrics<S> {
+        HttpMetrics::new(inner, self.shared.clone())
+    }
+}
+
+/// Builder for [`HttpMetricsLayer`].
+///
+/// ```
+/// use prometheus_client::registry::Registry;
+/// use towerscope_metrics::{Buckets, HttpMetricsLayer};
+/// let mut registry = Registry::default();
+/// let layer = HttpMetricsLayer::builder()
+///     .duration_buckets(Buckets::new([0.01, 0.1, 1.0]).unwrap())
+///     .exclude_paths(["/metrics", "/healthz"])
+///     .build(&mut registry)
+///     .unwrap();
+/// # let _ = layer;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct HttpMetricsBuilder {
+    opts: FamilyOptions,
+    exclude: Vec<String>,
+    classifier: Option<RouteClassifier>,
+}
+
+impl Default for HttpMetricsBuilder {
+    fn default() -> Self {
+        Self {
+            opts: FamilyOptions {
+                names: MetricNames::otel(),
+                duration_buckets: Buckets::http_duration(),
+                size_buckets: Buckets::body_size(),
+                request_size: false,
+                response_size: false,
+                exemplars: true,
+                max_series: DEFAULT_MAX_SERIES,
+            },
+            exclude: ExcludedPaths::DEFAULT
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            classifier: None,
+        }
+    }
+}
+
+impl HttpMetricsBuilder {
+    /// Metric and label names; see [`MetricNames`].
+    pub fn names(mut self, names: MetricNames) -> Self {
+        self.opts.names = names;
+        self
+    }
+
+    /// Duration histogram buckets, in seconds.
+    pub fn duration_buckets(mut self, buckets: Buckets) -> Self {
+        self.opts.duration_buckets = buckets;
+        self
+    }
+
+    /// Body size histogram buckets, in bytes.
+    pub fn body_size_buckets(mut self, buckets: Buckets) -> Self {
+        self.opts.size_buckets = buckets;
+        self
+    }
+
+    /// Record request body sizes (from `Content-Length`; requests without it are not
+    /// recorded). Off by default.
+    pub fn request_body_size(mut self, on: bool) -> Self {
+        self.opts.request_size = on;
+        self
+    }
+
+    /// Record response body sizes (bytes that passed through the body). Off by default.
+    pub fn response_body_size(mut self, on: bool) -> Self {
+        self.opts.response_size = on;
+        self
+    }
+
+    /// Attach the request's sampled trace (from [`TraceIds`](towerscope_core::TraceIds) in
+    /// the request extensions) to duration observations as OpenMetrics exemplars. On by
+    /// default; costs nothing for requests without trace context.
+    pub fn exemplars(mut self, on: bool) -> Self {
+        self.opts.exemplars = on;
+        self
+    }
+
+    /// Cap on label sets per family (default 2000). At least 1.
+    pub fn max_series(mut self, max: usize) -> Self {
+        self.opts.max_series = max;
+        self
+    }
+
+    /// Exact request paths not to record (default `/metrics`, `/health`, `/ready`).
+    /// Replaces the defaults; pass an empty list to record everything.
+    pub fn exclude_paths<I, P>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.exclude = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A classifier consulted before the built-in route rules.
+    pub fn route_classifier(mut self, classifier: RouteClassifier) -> Self {
+        self.classifier = Some(classifier);
+        self
+    }
+
+    /// Validates the configuration and registers the families into `registry`.
+    ///
+    /// Register into the root registry: the families encode their own names, so a
+    /// sub-registry's prefix and constant labels do not apply to them (set names through
+    /// [`MetricNames`] instead).
+    pub fn build(self, registry: &mut Registry) -> Result<HttpMetricsLayer, ConfigError> {
+        self.opts.names.validate()?;
+        if self.opts.max_series == 0 {
+            return Err(ConfigError::MaxSeries);
+        }
+        Ok(self.build_unchecked(registry))
+    }
+
+    fn build_unchecked(self, registry: &mut Registry) -> HttpMetricsLayer {
+        let request_size = self.opts.request_size;
+        let families = Arc::new(HttpFamilies::new(self.opts));
+        registry.register_collector(Box::new(HttpCollector(families.clone())));
+        HttpMetricsLayer {
+            shared: Arc::new(Shared {
+                families,
+                exclude: ExcludedPaths::new(self.exclude),
+                classifier: self.classifier,
+                request_size,
+            }),
+        }
+    }
+}

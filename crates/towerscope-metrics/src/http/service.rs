@@ -1,0 +1,205 @@
+//! The `Service` impl and the per-request observer.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{Request, Response};
+use http_body::Body;
+use tower_service::Service;
+use towerscope_core::{
+    End, GrpcCode, NormalizedMethod, ObservedBody, ObservedFuture, Observer, PanicCaught,
+    RequestStart, Route, TraceIds, UNMATCHED_ROUTE, is_grpc, resolve_route,
+};
+
+use super::layer::Shared;
+use super::{Completion, ErrorType};
+
+/// Response future of [`HttpMetrics`].
+pub type ResponseFuture<F> = ObservedFuture<F, Option<HttpMetricsObserver>>;
+/// Response body of [`HttpMetrics`].
+pub type ResponseBody<B> = ObservedBody<B, Option<HttpMetricsObserver>>;
+
+/// Service made by [`HttpMetricsLayer`](crate::HttpMetricsLayer).
+#[derive(Debug, Clone)]
+pub struct HttpMetrics<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> HttpMetrics<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for HttpMetrics<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: fmt::Display,
+    ResB: Body,
+    ResB::Error: fmt::Display + 'static,
+{
+    type Response = Response<ResponseBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let shared = &self.shared;
+        if shared.exclude.contains(req.uri().path()) {
+            return ObservedFuture::new(self.inner.call(req), None);
+        }
+        let observer = HttpMetricsObserver {
+            start: RequestStart::get_or_now(req.extensions()),
+            method: NormalizedMethod::from(req.method()),
+            route: resolve_route(&req, shared.classifier.as_ref()),
+            grpc: is_grpc(req.headers()),
+            trace: req.extensions().get::<TraceIds>().copied(),
+            request_size: if shared.request_size {
+                content_length(&req)
+            } else {
+                None
+            },
+            response_size: 0,
+            status: 0,
+            grpc_code: None,
+            panic: false,
+            shared: shared.clone(),
+        };
+        ObservedFuture::new(self.inner.call(req), Some(observer))
+    }
+}
+
+fn content_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Per-request state of [`HttpMetrics`]; see [`Observer`].
+pub struct HttpMetricsObserver {
+    shared: Arc<Shared>,
+    start: Instant,
+    method: NormalizedMethod,
+    route: Route,
+    grpc: bool,
+    trace: Option<TraceIds>,
+    request_size: Option<u64>,
+    response_size: u64,
+    status: u16,
+    grpc_code: Option<GrpcCode>,
+    panic: bool,
+}
+
+impl fmt::Debug for HttpMetricsObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpMetricsObserver")
+            .field("method", &self.method)
+            .field("route", &self.route.as_str())
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpMetricsObserver {
+    /// The error of an exchange whose body ended normally.
+    fn completed_error(&self) -> Option<ErrorType> {
+        if self.panic {
+            Some(ErrorType::Panic)
+        } else if self.status >= 500 {
+            Some(ErrorType::ServerError)
+        } else if self.grpc {
+            match self.grpc_code {
+                None => Some(ErrorType::GrpcMissingStatus),
+                Some(code) if code.is_server_error() => Some(ErrorType::GrpcServerError),
+                Some(_) => None,
+            }
+        } else {
+            None
+        }
+    }
+}
+
+impl Observer for HttpMetricsObserver {
+    fn on_response<B>(&mut self, response: &Response<B>) {
+        self.status = response.status().as_u16();
+        self.panic = response.extensions().get::<PanicCaught>().is_some();
+        if self.grpc {
+            // Trailers-only responses carry the status in the head.
+            self.grpc_code = GrpcCode::from_headers(response.headers());
+        }
+    }
+
+    fn on_data(&mut self, len: usize) {
+        self.response_size += len as u64;
+    }
+
+    fn on_trailers(&mut self, trailers: &http::HeaderMap) {
+        if self.grpc && self.grpc_code.is_none() {
+            self.grpc_code = GrpcCode::from_headers(trailers);
+        }
+    }
+
+    fn on_end(self, end: End<'_>) {
+        let seconds = self.start.elapsed().as_secs_f64();
+        let error = match end {
+            End::Complete => self.completed_error(),
+            // hyper never sends (so drops) the body of a response to HEAD.
+            End::Cancelled {
+                response_started: true,
+            } if self.method == NormalizedMethod::Head => self.completed_error(),
+            End::Cancelled { .. } => Some(ErrorType::Cancelled),
+            End::ServiceError(_) => Some(ErrorType::ServiceError),
+            End::BodyError { panic: true, .. } | End::Panicked => Some(ErrorType::Panic),
+            End::BodyError { .. } if self.grpc && self.grpc_code.is_none() => {
+                Some(ErrorType::GrpcMissingStatus)
+            }
+            End::BodyError { .. } => Some(ErrorType::BodyError),
+        };
+        // A gRPC path the server does not implement is a client's invention: do not let it
+        // become a label.
+        let unimplemented = self.grpc_code == Some(GrpcCode::Unimplemented);
+        let route = if unimplemented && matches!(self.route, Route::Grpc(_)) {
+            UNMATCHED_ROUTE
+        } else {
+            self.route.as_str()
+        };
+        let grpc_service = if self.grpc && !unimplemented {
+            self.route.grpc_parts().map(|(service, _)| service)
+        } else {
+            None
+        };
+        self.shared.families.record(&Completion {
+            method: self.method,
+            route,
+            grpc_service,
+            status: self.status,
+            grpc_code: self.grpc_code,
+            seconds,
+            trace: self.trace,
+            request_size: self.request_size,
+            response_size: self.response_size,
+            error,
+        });
+    }
+}

@@ -1,0 +1,207 @@
+//! [`InFlightLayer`]: a gauge of requests being served right now.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use http_body::Body;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use tower_layer::Layer;
+use tower_service::Service;
+use towerscope_core::{End, NormalizedMethod, ObservedBody, ObservedFuture, Observer};
+
+use crate::excluded::ExcludedPaths;
+use crate::{ConfigError, MetricNames};
+
+#[derive(Debug)]
+struct Gauges {
+    by_method: [AtomicI64; NormalizedMethod::COUNT],
+    name: String,
+    label: Option<String>,
+    exclude: ExcludedPaths,
+}
+
+/// Counts requests in flight: up when a request enters, down when its response body ends,
+/// errors, or is dropped (client gone, timeout), and also when a panic unwinds through it.
+/// The gauge can therefore not drift, whatever happens to a request.
+///
+/// Default name `http_server_active_requests{http_request_method}` (OpenTelemetry's
+/// `http.server.active_requests`); with [`MetricNames::guide`] it is the guide's
+/// `app_active_connections` without labels. `/metrics`, `/health` and `/ready` are left
+/// out, as in [`HttpMetricsLayer`](crate::HttpMetricsLayer).
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use prometheus_client::registry::Registry;
+/// use towerscope_metrics::InFlightLayer;
+/// let mut registry = Registry::default();
+/// let in_flight = InFlightLayer::new(&mut registry);
+/// let app: Router = Router::new().route("/", get(|| async { "hi" })).layer(in_flight.clone());
+/// assert_eq!(in_flight.current(), 0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct InFlightLayer {
+    gauges: Arc<Gauges>,
+}
+
+impl InFlightLayer {
+    /// A gauge with OpenTelemetry names, registered into `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        Self::register(registry, &MetricNames::otel())
+    }
+
+    /// A gauge named by `names` (`in_flight`, `in_flight_has_method`, `method_label`).
+    ///
+    /// ```
+    /// # let mut registry = prometheus_client::registry::Registry::default();
+    /// use towerscope_metrics::{InFlightLayer, MetricNames};
+    /// let layer = InFlightLayer::with_names(&mut registry, &MetricNames::guide()).unwrap();
+    /// # let _ = layer;
+    /// ```
+    pub fn with_names(registry: &mut Registry, names: &MetricNames) -> Result<Self, ConfigError> {
+        names.validate()?;
+        Ok(Self::register(registry, names))
+    }
+
+    fn register(registry: &mut Registry, names: &MetricNames) -> Self {
+        let gauges = Arc::new(Gauges {
+            by_method: Default::default(),
+            name: names.in_flight.to_string(),
+            label: names
+                .in_flight_has_method
+                .then(|| names.method_label.to_string()),
+            exclude: ExcludedPaths::default_paths(),
+        });
+        registry.register_collector(Box::new(InFlightCollector(gauges.clone())));
+        Self { gauges }
+    }
+
+    /// Requests in flight now, all methods.
+    pub fn current(&self) -> i64 {
+        self.gauges
+            .by_method
+            .iter()
+            .map(|g| g.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+impl<S> Layer<S> for InFlightLayer {
+    type Service = InFlight<S>;
+    fn layer(&self, inner: S) -> InFlight<S> {
+        InFlight {
+            inner,
+            gauges: self.gauges.clone(),
+        }
+    }
+}
+
+/// Service made by [`InFlightLayer`].
+#[derive(Debug, Clone)]
+pub struct InFlight<S> {
+    inner: S,
+    gauges: Arc<Gauges>,
+}
+
+impl<S> InFlight<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Per-request state of [`InFlight`]: holds one unit of the gauge until the exchange ends.
+#[derive(Debug)]
+pub struct InFlightGuard {
+    gauges: Arc<Gauges>,
+    method: usize,
+}
+
+impl Observer for InFlightGuard {
+    fn on_end(self, _end: End<'_>) {
+        // Dropping `self` releases the unit.
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Some(g) = self.gauges.by_method.get(self.method) {
+            g.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for InFlight<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: std::fmt::Display,
+    ResB: Body,
+    ResB::Error: std::fmt::Display + 'static,
+{
+    type Response = Response<ObservedBody<ResB, Option<InFlightGuard>>>;
+    type Error = S::Error;
+    type Future = ObservedFuture<S::Future, Option<InFlightGuard>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        if self.gauges.exclude.contains(req.uri().path()) {
+            return ObservedFuture::new(self.inner.call(req), None);
+        }
+        let method = NormalizedMethod::from(req.method()).index();
+        if let Some(g) = self.gauges.by_method.get(method) {
+            g.fetch_add(1, Ordering::Relaxed);
+        }
+        // The guard exists before the inner call and releases on drop, so a panic in
+        // `call` still decrements.
+        let guard = InFlightGuard {
+            gauges: self.gauges.clone(),
+            method,
+        };
+        ObservedFuture::new(self.inner.call(req), Some(guard))
+    }
+}
+
+#[derive(Debug)]
+struct InFlightCollector(Arc<Gauges>);
+
+impl Collector for InFlightCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let g = &self.0;
+        let gauge = ConstGauge::new(0i64);
+        let mut fam = encoder.encode_descriptor(
+            &g.name,
+            "HTTP server requests in flight.",
+            None,
+            gauge.metric_type(),
+        )?;
+        match &g.label {
+            Some(label) => {
+                for m in NormalizedMethod::ALL {
+                    let v = g.by_method[m.index()].load(Ordering::Relaxed);
+                    let labels = [(label.as_str(), m.as_str())];
+                    ConstGauge::new(v).encode(fam.encode_family(&labels)?)?;
+                }
+            }
+            None => {
+                let total: i64 = g.by_method.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+                ConstGauge::new(total).encode(fam)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,301 @@
+//! Process and system collectors, read at scrape time (no background polling).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use sysinfo::{Disks, MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+use crate::ConfigError;
+
+fn encode_gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    v: f64,
+) -> std::fmt::Result {
+    let g = ConstGauge::new(v);
+    g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+/// The standard Prometheus process metrics for this process, read when scraped:
+/// `process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`,
+/// `process_start_time_seconds`. A value the platform cannot give is left out.
+///
+/// ```
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// towerscope_metrics::ProcessCollector::register(&mut registry).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct ProcessCollector {
+    pid: Pid,
+    system: Mutex<System>,
+}
+
+impl ProcessCollector {
+    /// Registers the collector for the current process.
+    pub fn register(registry: &mut Registry) -> Result<(), ConfigError> {
+        let pid = sysinfo::get_current_pid().map_err(|e| ConfigError::System(e.to_string()))?;
+        let system = System::new().map_err(|e| ConfigError::System(e.to_string()))?;
+        registry.register_collector(Box::new(Self {
+            pid,
+            system: Mutex::new(system),
+        }));
+        Ok(())
+    }
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let mut system = self.system.lock().unwrap_or_else(PoisonError::into_inner);
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[self.pid]),
+            false,
+            ProcessRefreshKind::nothing()
+                .with_cpu()
+                .with_memory()
+                .without_tasks(),
+        );
+        let Some(p) = system.process(self.pid) else {
+            return Ok(());
+        };
+        let cpu = ConstCounter::new(p.accumulated_cpu_time() as f64 / 1000.0);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            None,
+            cpu.metric_type(),
+        )?)?;
+        encode_gauge(
+            &mut encoder,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            p.memory() as f64,
+        )?;
+        encode_gauge(
+            &mut encoder,
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            p.virtual_memory() as f64,
+        )?;
+        if let Some(fds) = p.open_files() {
+            encode_gauge(
+                &mut encoder,
+                "process_open_fds",
+                "Number of open file descriptors.",
+                fds as f64,
+            )?;
+        }
+        if let Some(max) = p.open_files_limit() {
+            encode_gauge(
+                &mut encoder,
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                max as f64,
+            )?;
+        }
+        encode_gauge(
+            &mut encoder,
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            p.start_time() as f64,
+        )?;
+        Ok(())
+    }
+}
+
+/// Names of the system gauges.
+///
+/// ```
+/// let names = towerscope_metrics::SystemNames::guide();
+/// assert_eq!(names.cpu, "app_cpu_usage_percent");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SystemNames {
+    /// CPU use of the whole machine, percent, averaged since the previous scrape.
+    pub cpu: String,
+    /// Memory in use, bytes.
+    pub memory_used: String,
+    /// Memory in use, percent of total.
+    pub memory_percent: String,
+    /// Disk space in use on the filesystem holding the configured path, percent.
+    pub disk_percent: String,
+}
+
+impl SystemNames {
+    /// `system_cpu_usage_percent`, `system_memory_used_bytes`,
+    /// `system_memory_usage_percent`, `system_disk_usage_percent` (the default).
+    pub fn system() -> Self {
+        Self {
+            cpu: "system_cpu_usage_percent".into(),
+            memory_used: "system_memory_used_bytes".into(),
+            memory_percent: "system_memory_usage_percent".into(),
+            disk_percent: "system_disk_usage_percent".into(),
+        }
+    }
+
+    /// The guide's names: `app_cpu_usage_percent`, `app_memory_usage_bytes`,
+    /// `app_memory_usage_percent`, `app_disk_usage_percent`.
+    pub fn guide() -> Self {
+        Self {
+            cpu: "app_cpu_usage_percent".into(),
+            memory_used: "app_memory_usage_bytes".into(),
+            memory_percent: "app_memory_usage_percent".into(),
+            disk_percent: "app_disk_usage_percent".into(),
+        }
+    }
+}
+
+impl Default for SystemNames {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
+#[derive(Debug)]
+struct SystemState {
+    system: System,
+    disks: Disks,
+    last_cpu_refresh: Instant,
+}
+
+/// The guide's system metrics (CPU %, memory used, disk usage %), read at scrape time.
+///
+/// CPU use is the average between two scrapes, which is what a rate over the scrape
+/// interval means; the first scrape reports the average since the collector was built.
+///
+/// ```
+/// use towerscope_metrics::{SystemCollector, SystemNames};
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// SystemCollector::builder().names(SystemNames::guide()).disk_path("/").register(&mut registry).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct SystemCollector {
+    names: SystemNames,
+    disk_path: PathBuf,
+    state: Mutex<SystemState>,
+}
+
+/// Builder for [`SystemCollector`].
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct SystemCollectorBuilder {
+    names: SystemNames,
+    disk_path: Option<PathBuf>,
+}
+
+impl SystemCollectorBuilder {
+    /// The metric names.
+    pub fn names(mut self, names: SystemNames) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// A path on the filesystem whose usage to report (default `/`).
+    pub fn disk_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.disk_path = Some(path.into());
+        self
+    }
+
+    /// Registers the collector.
+    pub fn register(self, registry: &mut Registry) -> Result<(), ConfigError> {
+        for (field, name) in [
+            ("cpu", &self.names.cpu),
+            ("memory_used", &self.names.memory_used),
+            ("memory_percent", &self.names.memory_percent),
+            ("disk_percent", &self.names.disk_percent),
+        ] {
+            crate::names::check_metric_name(field, name)?;
+        }
+        let mut system = System::new().map_err(|e| ConfigError::System(e.to_string()))?;
+        system.refresh_cpu_usage();
+        let disks =
+            Disks::new_with_refreshed_list().map_err(|e| ConfigError::System(e.to_string()))?;
+        registry.register_collector(Box::new(SystemCollector {
+            names: self.names,
+            disk_path: self.disk_path.unwrap_or_else(|| PathBuf::from("/")),
+            state: Mutex::new(SystemState {
+                system,
+                disks,
+                last_cpu_refresh: Instant::now(),
+            }),
+        }));
+        Ok(())
+    }
+}
+
+impl SystemCollector {
+    /// A builder.
+    pub fn builder() -> SystemCollectorBuilder {
+        SystemCollectorBuilder::default()
+    }
+}
+
+/// The disk whose mount point is the longest prefix of `path`.
+fn disk_usage_percent(disks: &Disks, path: &Path) -> Option<f64> {
+    disks
+        .iter()
+        .filter(|d| path.starts_with(d.mount_point()))
+        .max_by_key(|d| d.mount_point().as_os_str().len())
+        .filter(|d| d.total_space() > 0)
+        .map(|d| {
+            let used = d.total_space().saturating_sub(d.available_space());
+            used as f64 * 100.0 / d.total_space() as f64
+        })
+}
+
+impl Collector for SystemCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = &mut *state;
+        // Two CPU readings closer than sysinfo's minimum interval give noise; keep the last
+        // average then.
+        if state.last_cpu_refresh.elapsed() >= sysinfo::MINIMUM_CPU_UPDATE_INTERVAL {
+            state.system.refresh_cpu_usage();
+            state.last_cpu_refresh = Instant::now();
+        }
+        state
+            .system
+            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
+        state.disks.refresh(true);
+        let n = &self.names;
+        encode_gauge(
+            &mut encoder,
+            &n.cpu,
+            "CPU use of the machine, percent, since the previous scrape.",
+            f64::from(state.system.global_cpu_usage()),
+        )?;
+        let used = state.system.used_memory();
+        let total = state.system.total_memory();
+        encode_gauge(
+            &mut encoder,
+            &n.memory_used,
+            "Memory in use, bytes.",
+            used as f64,
+        )?;
+        if total > 0 {
+            encode_gauge(
+                &mut encoder,
+                &n.memory_percent,
+                "Memory in use, percent of total.",
+                used as f64 * 100.0 / total as f64,
+            )?;
+        }
+        if let Some(p) = disk_usage_percent(&state.disks, &self.disk_path) {
+            encode_gauge(
+                &mut encoder,
+                &n.disk_percent,
+                "Disk space in use, percent.",
+                p,
+            )?;
+        }
+        Ok(())
+    }
+}
