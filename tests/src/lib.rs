@@ -1,1 +1,103 @@
-//! test support
+//! # towerscope-tests
+//!
+//! Support for the cross-crate tests that start real components (Prometheus, promtool,
+//! later Alertmanager and Chromium) on 127.0.0.1.
+//!
+//! A missing component fails the test when `CI=true` and is skipped with a message
+//! otherwise; the README's test command (`scripts/test`) installs the components first, so
+//! a normal run never skips.
+//!
+//! ```
+//! let port = towerscope_tests::free_port();
+//! assert!(port > 0);
+//! ```
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Finds `program` on `PATH`. `None` (with a message on stderr) when absent outside CI.
+///
+/// # Panics
+/// When the program is absent and `CI=true`: in CI a missing component is a failure.
+pub fn require_program(program: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let msg = format!(
+            "`{program}` is not installed; run scripts/test (it installs the test components)"
+        );
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("SKIPPED: {msg}");
+    }
+    found
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+///
+/// # Panics
+/// When the OS gives no port.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A child process killed when dropped, with its output kept in a temp file for failures.
+#[derive(Debug)]
+pub struct Component {
+    child: tokio::process::Child,
+    /// Where its stdout and stderr go.
+    pub log: PathBuf,
+}
+
+impl Component {
+    /// Starts `program` with `args`, output to `log`.
+    ///
+    /// # Panics
+    /// When the program cannot be started.
+    pub fn start(program: &PathBuf, args: &[String], log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).expect("log file");
+        let err = file.try_clone().expect("log file");
+        let child = tokio::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Self { child, log }
+    }
+
+    /// The component's output so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

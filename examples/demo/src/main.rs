@@ -1,1 +1,69 @@
-fn main() {}
+//! `towerscope-demo`: runs the demo shop on 127.0.0.1:8080 (or `--addr`).
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use towerscope_demo::{Config, Demo};
+
+/// The towerscope demo: an axum shop API with metrics switched on.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "TOWERSCOPE_ADDR")]
+    addr: SocketAddr,
+    /// Deployment environment reported in `app_info`.
+    #[arg(long, default_value = "development", env = "TOWERSCOPE_ENVIRONMENT")]
+    environment: String,
+    /// Require this bearer token on /metrics.
+    #[arg(long, env = "TOWERSCOPE_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,hyper=warn,h2=warn".into()),
+        )
+        .init();
+    let demo = Demo::new(Config {
+        environment: args.environment,
+        metrics_token: args.metrics_token,
+    })?;
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "towerscope demo listening: try http://{addr}/users/1 and http://{addr}/metrics");
+    demo.serve(listener, shutdown_signal()).await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,364 @@
+//! # towerscope-demo
+//!
+//! An axum "shop" API with towerscope switched on: request metrics with route templates,
+//! an in-flight gauge, connection tracking, panic catching, process and system metrics,
+//! an `app_info` metric, and the guide's business metrics (user registrations, order
+//! values). Everything runs in-process; no external service is needed.
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `GET /users/{id}` | a user, or 404 |
+//! | `POST /users` | registers a user (`{"name": ...}`), counts a registration |
+//! | `GET /orders`, `POST /orders` | lists orders; places one (`{"user_id": 1, "amount": 42.5}`) |
+//! | `GET /slow` | answers after 200–800 ms |
+//! | `GET /error` | always 500 |
+//! | `GET /panic` | panics (caught: 500) |
+//! | `GET /metrics` | Prometheus / OpenMetrics exposition |
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let demo = towerscope_demo::Demo::new(towerscope_demo::Config::default())
+//!     .map_err(std::io::Error::other)?;
+//! demo.serve(listener, std::future::pending()).await
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use towerscope_core::CatchPanicLayer;
+use towerscope_metrics::{
+    AppInfo, ConfigError, ConnectionTracker, HttpMetricsLayer, InFlightLayer, MetricsService,
+    ProcessCollector, SystemCollector,
+};
+
+/// The guide's order value buckets, in dollars.
+pub const ORDER_VALUE_BUCKETS: [f64; 8] = [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
+
+/// Largest order amount accepted, in dollars.
+const MAX_ORDER_AMOUNT: f64 = 1_000_000.0;
+
+/// Longest user name accepted, in characters.
+const MAX_NAME_CHARS: usize = 100;
+
+/// At most this many users and orders are kept (oldest dropped first).
+const MAX_RECORDS: usize = 10_000;
+
+/// Demo settings.
+///
+/// ```
+/// let config = towerscope_demo::Config { environment: "staging".into(), ..Default::default() };
+/// assert_eq!(config.environment, "staging");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Deployment environment, exported in `app_info`.
+    pub environment: String,
+    /// Bearer token required on `/metrics`, if any.
+    pub metrics_token: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            environment: "development".into(),
+            metrics_token: None,
+        }
+    }
+}
+
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// A metrics component refused its configuration.
+    #[error("metrics setup failed: {0}")]
+    Metrics(#[from] ConfigError),
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct User {
+    id: u64,
+    name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Order {
+    id: u64,
+    user_id: u64,
+    amount: f64,
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    users: BTreeMap<u64, User>,
+    orders: BTreeMap<u64, Order>,
+    next_user: u64,
+    next_order: u64,
+}
+
+#[derive(Debug, Clone)]
+struct AppState {
+    store: Arc<Mutex<Store>>,
+    registrations: Counter,
+    order_value: Histogram,
+}
+
+impl AppState {
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The demo application: its router, its metrics service and its connection tracker.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    router: Router,
+    metrics: MetricsService,
+    connections: ConnectionTracker,
+}
+
+impl Demo {
+    /// Builds the application and registers every metric.
+    pub fn new(config: Config) -> Result<Self, DemoError> {
+        let mut registry = Registry::default();
+        AppInfo::new(
+            env!("CARGO_PKG_VERSION"),
+            config.environment,
+            env!("TOWERSCOPE_BUILD_DATE"),
+        )
+        .label("service", "towerscope-demo")
+        .register(&mut registry)?;
+        ProcessCollector::register(&mut registry)?;
+        SystemCollector::builder().register(&mut registry)?;
+        let connections = ConnectionTracker::new(&mut registry);
+
+        let registrations = Counter::default();
+        registry.register(
+            "app_user_registrations",
+            "Total user registrations",
+            registrations.clone(),
+        );
+        let order_value = Histogram::new(ORDER_VALUE_BUCKETS);
+        registry.register(
+            "app_order_value_dollars",
+            "Order values in dollars",
+            order_value.clone(),
+        );
+
+        let state = AppState {
+            store: Arc::new(Mutex::new(Store {
+                next_user: 1,
+                next_order: 1,
+                ..Store::default()
+            })),
+            registrations,
+            order_value,
+        };
+        {
+            let mut store = state.store();
+            for name in ["ada", "grace", "linus"] {
+                let id = store.next_user;
+                store.next_user += 1;
+                store.users.insert(
+                    id,
+                    User {
+                        id,
+                        name: name.into(),
+                    },
+                );
+            }
+        }
+
+        let api = Router::new()
+            .route("/users", axum::routing::post(register_user))
+            .route("/users/{id}", get(get_user))
+            .route("/orders", get(list_orders).post(place_order))
+            .route("/slow", get(slow))
+            .route("/error", get(error))
+            .route("/panic", get(panic_route))
+            .with_state(state)
+            // Innermost first: the panic layer is inside the metrics so a panic is a 500
+            // with error_type="panic".
+            .layer(CatchPanicLayer::new())
+            .layer(InFlightLayer::new(&mut registry))
+            .layer(HttpMetricsLayer::new(&mut registry));
+
+        let mut builder = MetricsService::builder();
+        if let Some(token) = config.metrics_token {
+            builder = builder.bearer_token(token);
+        }
+        let metrics = builder.build(registry);
+        let router = api.route_service("/metrics", metrics.clone());
+        Ok(Self {
+            router,
+            metrics,
+            connections,
+        })
+    }
+
+    /// The router (for in-process tests).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// The metrics service (to encode the registry directly).
+    pub fn metrics(&self) -> &MetricsService {
+        &self.metrics
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then drains open requests.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.connections.listener(listener), self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewOrder {
+    user_id: u64,
+    amount: f64,
+}
+
+type ApiError = (StatusCode, Json<serde_json::Value>);
+
+fn api_error(status: StatusCode, message: &str) -> ApiError {
+    (status, Json(serde_json::json!({ "error": message })))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<Json<User>, ApiError> {
+    state
+        .store()
+        .users
+        .get(&id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| api_error(StatusCode::NOT_FOUND, "no such user"))
+}
+
+async fn register_user(
+    State(state): State<AppState>,
+    Json(new): Json<NewUser>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(api_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name must be 1 to 100 characters",
+        ));
+    }
+    let user = {
+        let mut store = state.store();
+        let id = store.next_user;
+        store.next_user += 1;
+        let user = User {
+            id,
+            name: name.to_owned(),
+        };
+        store.users.insert(id, user.clone());
+        while store.users.len() > MAX_RECORDS {
+            store.users.pop_first();
+        }
+        user
+    };
+    state.registrations.inc();
+    tracing::info!(user_id = user.id, "user registered");
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+async fn list_orders(State(state): State<AppState>) -> Json<Vec<Order>> {
+    Json(
+        state
+            .store()
+            .orders
+            .values()
+            .rev()
+            .take(50)
+            .cloned()
+            .collect(),
+    )
+}
+
+async fn place_order(
+    State(state): State<AppState>,
+    Json(new): Json<NewOrder>,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    if !new.amount.is_finite() || new.amount <= 0.0 || new.amount > MAX_ORDER_AMOUNT {
+        return Err(api_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "amount must be in (0, 1000000]",
+        ));
+    }
+    let order = {
+        let mut store = state.store();
+        if !store.users.contains_key(&new.user_id) {
+            return Err(api_error(StatusCode::UNPROCESSABLE_ENTITY, "no such user"));
+        }
+        let id = store.next_order;
+        store.next_order += 1;
+        let order = Order {
+            id,
+            user_id: new.user_id,
+            amount: new.amount,
+        };
+        store.orders.insert(id, order.clone());
+        while store.orders.len() > MAX_RECORDS {
+            store.orders.pop_first();
+        }
+        order
+    };
+    state.order_value.observe(order.amount);
+    tracing::info!(
+        order_id = order.id,
+        user_id = order.user_id,
+        amount = order.amount,
+        "order placed"
+    );
+    Ok((StatusCode::CREATED, Json(order)))
+}
+
+async fn slow() -> &'static str {
+    // Spread over 200–800 ms from the clock's sub-second part: no RNG dependency needed.
+    let jitter = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_millis())
+            .unwrap_or(0)
+            % 600,
+    );
+    tokio::time::sleep(Duration::from_millis(200 + jitter)).await;
+    "finally"
+}
+
+async fn error() -> ApiError {
+    api_error(StatusCode::INTERNAL_SERVER_ERROR, "simulated failure")
+}
+
+async fn panic_route() -> &'static str {
+    panic!("simulated panic in a handler")
+}

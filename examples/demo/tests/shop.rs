@@ -1,0 +1,97 @@
+//! The demo's routes and business metrics, in-process.
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use towerscope_demo::{Config, Demo};
+use towerscope_metrics::Format;
+
+async fn call(demo: &Demo, method: &str, uri: &str, body: &str) -> (u16, String) {
+    let req = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .expect("request");
+    let resp = demo.router().oneshot(req).await.expect("infallible");
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn shop_routes_and_business_metrics() {
+    let demo = Demo::new(Config::default()).expect("demo");
+    assert_eq!(
+        call(&demo, "GET", "/users/1", "").await,
+        (200, r#"{"id":1,"name":"ada"}"#.into())
+    );
+    assert_eq!(call(&demo, "GET", "/users/999", "").await.0, 404);
+    assert_eq!(
+        call(&demo, "POST", "/users", r#"{"name":"katherine"}"#)
+            .await
+            .0,
+        201
+    );
+    assert_eq!(call(&demo, "POST", "/users", r#"{"name":""}"#).await.0, 422);
+    assert_eq!(call(&demo, "POST", "/users", r#"{"nam"#).await.0, 400);
+    assert_eq!(
+        call(&demo, "POST", "/orders", r#"{"user_id":1,"amount":42.5}"#)
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        call(&demo, "POST", "/orders", r#"{"user_id":1,"amount":7}"#)
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        call(&demo, "POST", "/orders", r#"{"user_id":1,"amount":-1}"#)
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        call(&demo, "POST", "/orders", r#"{"user_id":77,"amount":1}"#)
+            .await
+            .0,
+        422
+    );
+    assert_eq!(call(&demo, "GET", "/error", "").await.0, 500);
+    assert_eq!(call(&demo, "GET", "/panic", "").await.0, 500);
+
+    let text = demo.metrics().encode(Format::Prometheus);
+    for expected in [
+        "app_user_registrations_total 1\n",
+        "app_order_value_dollars_count 2\n",
+        "app_order_value_dollars_sum 49.5\n",
+        "app_order_value_dollars_bucket{le=\"10.0\"} 1\n",
+        "app_order_value_dollars_bucket{le=\"50.0\"} 2\n",
+        "http_server_requests_total{http_request_method=\"GET\",http_route=\"/users/{id}\",http_response_status_code=\"404\"} 1\n",
+        "http_server_errors_total{error_type=\"panic\",http_route=\"/panic\"} 1\n",
+        "http_server_errors_total{error_type=\"5xx\",http_route=\"/error\"} 1\n",
+        "process_resident_memory_bytes ",
+        "system_memory_used_bytes ",
+        "app_info{version=\"0.1.0\",environment=\"development\",build_date=\"",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_token_is_enforced() {
+    let demo = Demo::new(Config {
+        metrics_token: Some("t0k".into()),
+        ..Config::default()
+    })
+    .expect("demo");
+    assert_eq!(call(&demo, "GET", "/metrics", "").await.0, 401);
+    let req = axum::http::Request::get("/metrics")
+        .header("authorization", "Bearer t0k")
+        .body(Body::empty())
+        .expect("request");
+    let resp = demo.router().oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), 200);
+}

@@ -1,0 +1,133 @@
+//! The demo scraped by a real Prometheus server; its exposition checked by promtool.
+
+use std::time::Duration;
+
+use towerscope_demo::{Config, Demo};
+use towerscope_metrics::Format;
+use towerscope_tests::{Component, eventually, free_port, require_program};
+
+async fn start_demo() -> (std::net::SocketAddr, Demo) {
+    let demo = Demo::new(Config::default()).expect("demo");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = demo.clone();
+    tokio::spawn(async move { server.serve(listener, std::future::pending()).await });
+    (addr, demo)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_the_demo() {
+    let Some(prometheus) = require_program("prometheus") else {
+        return;
+    };
+    let (demo_addr, _demo) = start_demo().await;
+    let client = reqwest::Client::new();
+    for i in 1..=3 {
+        let r = client
+            .get(format!("http://{demo_addr}/users/{i}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 200);
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{demo_addr}']\n"
+        ),
+    )
+    .expect("config");
+    let port = free_port();
+    let mut server = Component::start(
+        &prometheus,
+        &[
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--enable-feature=exemplar-storage".into(),
+        ],
+        dir.path().join("prometheus.log"),
+    );
+
+    let query = |q: &'static str| {
+        let client = client.clone();
+        async move {
+            let resp = client
+                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+                .query(&[("query", q)])
+                .send()
+                .await
+                .ok()?;
+            let body: serde_json::Value = resp.json().await.ok()?;
+            let result = body["data"]["result"].as_array()?.clone();
+            (!result.is_empty()).then_some(result)
+        }
+    };
+
+    let up = eventually(Duration::from_secs(30), || query("up{job=\"demo\"} == 1")).await;
+    assert!(
+        up.is_some(),
+        "target never up; prometheus said:\n{}",
+        server.output()
+    );
+    let series = eventually(Duration::from_secs(15), || {
+        query("http_server_request_duration_seconds_count{http_route=\"/users/{id}\",http_response_status_code=\"200\"} >= 3")
+    })
+    .await
+    .unwrap_or_else(|| panic!("request series not found; prometheus said:\n{}", server.output()));
+    let metric = &series[0]["metric"];
+    assert_eq!(metric["http_request_method"], "GET");
+    assert_eq!(metric["job"], "demo");
+    // Histogram buckets made it through intact.
+    let buckets =
+        query("count(http_server_request_duration_seconds_bucket{http_route=\"/users/{id}\"})")
+            .await
+            .expect("buckets");
+    assert_eq!(buckets[0]["value"][1], "15", "14 bounds plus +Inf");
+    assert!(server.running(), "prometheus exited:\n{}", server.output());
+}
+
+#[tokio::test]
+async fn exposition_passes_promtool_lint() {
+    let Some(promtool) = require_program("promtool") else {
+        return;
+    };
+    let (demo_addr, demo) = start_demo().await;
+    let client = reqwest::Client::new();
+    for path in ["/users/1", "/users/99", "/error", "/panic", "/nope"] {
+        client
+            .get(format!("http://{demo_addr}{path}"))
+            .send()
+            .await
+            .expect("request");
+    }
+    let text = demo.metrics().encode(Format::Prometheus);
+    let mut child = tokio::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(text.as_bytes()).await.expect("write");
+    }
+    let out = child.wait_with_output().await.expect("promtool output");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool: {report}\n---\n{text}"
+    );
+}
