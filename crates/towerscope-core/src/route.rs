@@ -125,6 +125,8 @@ impl<'a> RequestHead<'a> {
     }
 }
 
+type ClassifyFn = dyn Fn(&RequestHead<'_>) -> Option<Route> + Send + Sync;
+
 /// A user-supplied route classifier, consulted before any built-in rule.
 ///
 /// Return `None` to fall through to the built-in rules. The answer must come from a bounded
@@ -142,7 +144,7 @@ impl<'a> RequestHead<'a> {
 /// assert_eq!(classifier.classify(&RequestHead::of(&req)).unwrap().as_str(), "/api/*");
 /// ```
 #[derive(Clone)]
-pub struct RouteClassifier(Arc<dyn Fn(&RequestHead<'_>) -> Option<Route> + Send + Sync>);
+pub struct RouteClassifier(Arc<ClassifyFn>);
 
 impl RouteClassifier {
     /// Wraps a function of the request head.

@@ -1,1 +1,399 @@
-fn main() {}
+//! Per-request overhead of the metrics layers on an axum router.
+//!
+//! What it measures: one `GET /users/{id}` through an axum `Router` (in-process, no
+//! network), from building the request to the last byte of the collected response body,
+//! for five stacks:
+//! - `bare`: the router alone;
+//! - `towerscope`: `HttpMetricsLayer` + `InFlightLayer` (duration to end of body,
+//!   cancel-safe, exemplar hook, cardinality cap);
+//! - `towerscope metrics only`: `HttpMetricsLayer` alone;
+//! - `axum-prometheus`: its `PrometheusMetricLayer` (metrics crate + global recorder);
+//! - `lean prometheus-client`: a minimal hand-written layer (a counter family, a histogram
+//!   family and a gauge keyed by method, `MatchedPath` and status; boxed future; duration to
+//!   the response head only).
+//!
+//! What it leaves out: sockets, HTTP parsing, scraping (see `benches/encode.rs`).
+//!
+//! How: the stacks alternate round by round (order rotated each round) so that machine
+//! noise hits all of them alike; each round times a batch per stack. The report gives the
+//! median per-request time of each stack, the median of the per-round overheads over
+//! `bare`, their ratios, and heap allocations per request (counted by `stats_alloc`).
+//!
+//! Run: `cargo bench -p towerscope-metrics --bench http_layers`
+//! (`BENCH_ROUNDS`, `BENCH_BATCH` override the defaults 31 and 20000).
+
+use std::alloc::System;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::MatchedPath;
+use axum::routing::get;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::{Layer, Service, ServiceExt};
+use towerscope_metrics::{Buckets, HttpMetricsLayer, InFlightLayer};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const URIS: [&str; 8] = [
+    "/users/1",
+    "/users/22",
+    "/users/333",
+    "/users/4444",
+    "/users/5",
+    "/users/66",
+    "/users/777",
+    "/users/8888",
+];
+
+fn bare() -> Router {
+    Router::new().route("/users/{id}", get(|| async { "user" }))
+}
+
+// ---------------------------------------------------------------- the lean baseline
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    path: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DurationLabels {
+    method: String,
+    path: String,
+}
+
+#[derive(Clone)]
+struct LeanLayer {
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
+    in_flight: Gauge,
+}
+
+impl LeanLayer {
+    fn new(registry: &mut Registry) -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let duration: Family<DurationLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(Buckets::HTTP_DURATION_SECONDS));
+        let in_flight = Gauge::default();
+        registry.register("lean_requests", "Requests", requests.clone());
+        registry.register("lean_duration_seconds", "Duration", duration.clone());
+        registry.register("lean_in_flight", "In flight", in_flight.clone());
+        Self {
+            requests,
+            duration,
+            in_flight,
+        }
+    }
+}
+
+impl<S> Layer<S> for LeanLayer {
+    type Service = Lean<S>;
+    fn layer(&self, inner: S) -> Lean<S> {
+        Lean {
+            inner,
+            m: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Lean<S> {
+    inner: S,
+    m: LeanLayer,
+}
+
+impl<S> Service<Request<Body>> for Lean<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let method = req.method().as_str().to_owned();
+        let path = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(String::new, |p| p.as_str().to_owned());
+        let m = self.m.clone();
+        m.in_flight.inc();
+        let start = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut.await;
+            let status = resp.as_ref().map_or(500, |r| r.status().as_u16());
+            m.requests
+                .get_or_create(&RequestLabels {
+                    method: method.clone(),
+                    path: path.clone(),
+                    status,
+                })
+                .inc();
+            m.duration
+                .get_or_create(&DurationLabels { method, path })
+                .observe(start.elapsed().as_secs_f64());
+            m.in_flight.dec();
+            resp
+        })
+    }
+}
+
+// ---------------------------------------------------------------- the floor
+
+/// A layer that only wraps the future and body (towerscope-core's observer with no work):
+/// what any body-aware layer costs under axum's `Router::layer` (a boxed future and a boxed
+/// body per layer and request).
+#[derive(Clone)]
+struct PassLayer;
+
+struct Nothing;
+
+impl towerscope_core::Observer for Nothing {
+    fn on_end(self, _end: towerscope_core::End<'_>) {}
+}
+
+impl<S> Layer<S> for PassLayer {
+    type Service = Pass<S>;
+    fn layer(&self, inner: S) -> Pass<S> {
+        Pass(inner)
+    }
+}
+
+#[derive(Clone)]
+struct Pass<S>(S);
+
+impl<S> Service<Request<Body>> for Pass<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+    S::Error: std::fmt::Display,
+{
+    type Response = Response<towerscope_core::ObservedBody<Body, Nothing>>;
+    type Error = S::Error;
+    type Future = towerscope_core::ObservedFuture<S::Future, Nothing>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        towerscope_core::ObservedFuture::new(self.0.call(req), Nothing)
+    }
+}
+
+// ---------------------------------------------------------------- harness
+
+type Runner = Box<dyn FnMut(&tokio::runtime::Runtime, usize) -> Duration>;
+
+/// Times `n` requests through `svc`, each collected to the end of its body.
+fn runner<S, B>(mut svc: S) -> Runner
+where
+    S: Service<Request<Body>, Response = Response<B>> + 'static,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    Box::new(move |rt, n| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for i in 0..n {
+                let req = Request::get(URIS[i % URIS.len()])
+                    .body(Body::empty())
+                    .expect("request");
+                let resp = svc
+                    .ready()
+                    .await
+                    .expect("ready")
+                    .call(req)
+                    .await
+                    .expect("response");
+                let body = resp.into_body().collect().await.expect("body");
+                std::hint::black_box(body);
+            }
+            start.elapsed()
+        })
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Interleaves the stacks, prints a table, returns the overheads (same order).
+fn table(
+    title: &str,
+    rt: &tokio::runtime::Runtime,
+    stacks: &mut [(&str, Runner)],
+    rounds: usize,
+    n: usize,
+) -> Vec<f64> {
+    let k = stacks.len();
+    for (_, r) in stacks.iter_mut() {
+        r(rt, n.min(5_000));
+    }
+    let mut per_req: Vec<Vec<f64>> = vec![Vec::new(); k];
+    for round in 0..rounds {
+        for j in 0..k {
+            let idx = (j + round) % k;
+            let d = (stacks[idx].1)(rt, n);
+            per_req[idx].push(d.as_nanos() as f64 / n as f64);
+        }
+    }
+    let medians: Vec<f64> = per_req.iter().map(|v| median(&mut v.clone())).collect();
+    let overheads: Vec<f64> = (0..k)
+        .map(|i| {
+            let mut d: Vec<f64> = per_req[i]
+                .iter()
+                .zip(&per_req[0])
+                .map(|(a, b)| a - b)
+                .collect();
+            median(&mut d)
+        })
+        .collect();
+    let allocs: Vec<f64> = stacks
+        .iter_mut()
+        .map(|(_, r)| {
+            let region = Region::new(GLOBAL);
+            r(rt, 1_000);
+            region.change().allocations as f64 / 1_000.0
+        })
+        .collect();
+    println!("\n### {title}\n");
+    println!(
+        "rounds={rounds} batch={n}; overhead = median of per-round differences to the first row\n"
+    );
+    println!("| stack | median ns/req | overhead ns/req | allocations/req |");
+    println!("|---|---|---|---|");
+    for i in 0..k {
+        println!(
+            "| {} | {:.0} | {:+.0} | {:.2} |",
+            stacks[i].0, medians[i], overheads[i], allocs[i]
+        );
+    }
+    overheads
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with `--test`; do a short smoke run then.
+    let quick = std::env::args().any(|a| a == "--test");
+    let rounds = if quick {
+        2
+    } else {
+        env_usize("BENCH_ROUNDS", 31)
+    };
+    let n = if quick {
+        200
+    } else {
+        env_usize("BENCH_BATCH", 20_000)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // axum-prometheus spawns its upkeep task when built.
+    let _enter = rt.enter();
+    let (axum_prom, _handle) = axum_prometheus::PrometheusMetricLayer::pair();
+
+    // 1. axum Router::layer, the way axum users add middleware.
+    let mut r1 = Registry::default();
+    let mut r2 = Registry::default();
+    let mut r3 = Registry::default();
+    let mut stacks: Vec<(&str, Runner)> = vec![
+        ("bare axum router", runner(bare())),
+        (
+            "towerscope: HttpMetricsLayer + InFlightLayer",
+            runner(
+                bare()
+                    .layer(InFlightLayer::new(&mut r1))
+                    .layer(HttpMetricsLayer::new(&mut r1)),
+            ),
+        ),
+        (
+            "towerscope: HttpMetricsLayer only",
+            runner(bare().layer(HttpMetricsLayer::new(&mut r2))),
+        ),
+        ("axum-prometheus", runner(bare().layer(axum_prom.clone()))),
+        (
+            "lean prometheus-client layer",
+            runner(bare().layer(LeanLayer::new(&mut r3))),
+        ),
+        (
+            "floor: pass-through body-wrapping layer",
+            runner(bare().layer(PassLayer)),
+        ),
+    ];
+    let o = table("axum Router::layer", &rt, &mut stacks, rounds, n);
+    println!();
+    println!("towerscope / lean = {:.2} (target <= 0.60)", o[1] / o[4]);
+    println!(
+        "towerscope / axum-prometheus = {:.3} (target <= 0.125)",
+        o[1] / o[3]
+    );
+    println!(
+        "towerscope own work above the floor / lean = {:.2}",
+        (o[1] - 2.0 * o[5]) / o[4]
+    );
+
+    // 2. tower::ServiceBuilder around a plain service (hyper and tonic users): no type
+    //    erasure, so each layer's own cost shows.
+    let plain = || {
+        tower::service_fn(|_req: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Body::from("user")))
+        })
+    };
+    let mut r4 = Registry::default();
+    let mut r5 = Registry::default();
+    let mut stacks: Vec<(&str, Runner)> = vec![
+        ("bare tower service", runner(plain())),
+        (
+            "towerscope: HttpMetricsLayer + InFlightLayer",
+            runner(
+                tower::ServiceBuilder::new()
+                    .layer(HttpMetricsLayer::new(&mut r4))
+                    .layer(InFlightLayer::new(&mut r4))
+                    .service(plain()),
+            ),
+        ),
+        (
+            "lean prometheus-client layer",
+            runner(LeanLayer::new(&mut r5).layer(plain())),
+        ),
+    ];
+    let o = table(
+        "tower::ServiceBuilder around a plain service",
+        &rt,
+        &mut stacks,
+        rounds,
+        n,
+    );
+    println!();
+    println!("towerscope / lean = {:.2} (target <= 0.60)", o[1] / o[2]);
+}

@@ -41,8 +41,10 @@ struct Inner {
     gzip: bool,
     scrapes: Family<FormatLabel, Counter>,
     encode_seconds: Histogram,
-    /// Size of the last exposition, to size the next buffer in one allocation.
-    last_len: AtomicUsize,
+    /// Sizes of the last registry text and of the last whole exposition, to size the next
+    /// buffers in one allocation each.
+    last_registry_len: AtomicUsize,
+    last_total_len: AtomicUsize,
 }
 
 /// Serves the application's registry: Prometheus text 0.0.4 by default, OpenMetrics 1.0
@@ -125,7 +127,8 @@ impl MetricsServiceBuilder {
                 gzip: !self.no_gzip,
                 scrapes,
                 encode_seconds,
-                last_len: AtomicUsize::new(4096),
+                last_registry_len: AtomicUsize::new(4096),
+                last_total_len: AtomicUsize::new(8192),
             }),
         }
     }
@@ -151,28 +154,39 @@ impl MetricsService {
     pub fn encode(&self, format: Format) -> String {
         let start = Instant::now();
         let inner = &self.inner;
-        let mut om = String::with_capacity(inner.last_len.load(Ordering::Relaxed) + 1024);
-        let (result, captured) = text::capture(format, || {
+        let registry_len = inner.last_registry_len.load(Ordering::Relaxed);
+        let total_len = inner.last_total_len.load(Ordering::Relaxed);
+        // Sized from the last scrape so the big buffer is allocated once: in OpenMetrics
+        // the registry text and our families go into one buffer; in the classic format the
+        // registry text is transcoded into the output buffer and our families follow.
+        let slack = |n: usize| n + n / 8 + 1024;
+        let mut om = String::with_capacity(match format {
+            Format::OpenMetrics => slack(total_len),
+            Format::Prometheus => slack(registry_len),
+        });
+        let (result, families) = text::capture(|| {
             prometheus_client::encoding::text::encode_registry(&mut om, &inner.registry)
         });
         if let Err(e) = result {
             // Writing to a String cannot fail; a collector returning an error is a bug there.
             tracing::error!(error = %e, "a collector failed to encode");
         }
-        let out = match format {
-            Format::OpenMetrics => {
-                om.push_str(&captured);
-                om.push_str("# EOF\n");
-                om
-            }
+        inner.last_registry_len.store(om.len(), Ordering::Relaxed);
+        let mut out = match format {
+            Format::OpenMetrics => om,
             Format::Prometheus => {
-                let mut out = String::with_capacity(om.len() + captured.len());
+                let mut out = String::with_capacity(slack(total_len));
                 text::openmetrics_to_prometheus(&om, &mut out);
-                out.push_str(&captured);
                 out
             }
         };
-        inner.last_len.store(out.len(), Ordering::Relaxed);
+        for f in &families {
+            f.write_text(format, &mut out);
+        }
+        if format == Format::OpenMetrics {
+            out.push_str("# EOF\n");
+        }
+        inner.last_total_len.store(out.len(), Ordering::Relaxed);
         inner.encode_seconds.observe(start.elapsed().as_secs_f64());
         out
     }

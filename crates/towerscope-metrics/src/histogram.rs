@@ -36,7 +36,7 @@ impl Buckets {
     /// implied and must not be given.
     pub fn new(bounds: impl IntoIterator<Item = f64>) -> Result<Self, ConfigError> {
         let bounds: Vec<f64> = bounds.into_iter().collect();
-        if bounds.is_empty() || bounds.len() > 64 {
+        if bounds.is_empty() || bounds.len() >= MAX_BUCKETS {
             return Err(ConfigError::Buckets("between 1 and 64 bounds are required"));
         }
         if bounds.iter().any(|b| !b.is_finite()) {
@@ -95,23 +95,40 @@ pub(crate) struct AtomicHistogram {
     sum_bits: AtomicU64,
 }
 
-/// A consistent-enough reading of a histogram: bucket counts (not cumulative) and sum.
-#[derive(Debug, Clone, Default)]
+/// Most buckets a histogram may have, `+Inf` included.
+pub(crate) const MAX_BUCKETS: usize = 65;
+
+/// A reading of a histogram: bucket counts (not cumulative) and sum, on the stack so that
+/// encoding allocates nothing per series.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct HistogramSnapshot {
-    pub(crate) counts: Vec<u64>,
+    counts: [u64; MAX_BUCKETS],
+    len: usize,
     pub(crate) sum: f64,
 }
 
+impl Default for HistogramSnapshot {
+    fn default() -> Self {
+        Self {
+            counts: [0; MAX_BUCKETS],
+            len: 0,
+            sum: 0.0,
+        }
+    }
+}
+
 impl HistogramSnapshot {
+    pub(crate) fn counts(&self) -> &[u64] {
+        &self.counts[..self.len]
+    }
+
     pub(crate) fn count(&self) -> u64 {
-        self.counts.iter().sum()
+        self.counts().iter().sum()
     }
 
     pub(crate) fn merge(&mut self, other: &HistogramSnapshot) {
-        if self.counts.len() < other.counts.len() {
-            self.counts.resize(other.counts.len(), 0);
-        }
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+        self.len = self.len.max(other.len);
+        for (a, b) in self.counts.iter_mut().zip(other.counts()) {
             *a += b;
         }
         self.sum += other.sum;
@@ -147,14 +164,15 @@ impl AtomicHistogram {
     /// Reads the histogram. The total count is derived from the buckets, so `_count` always
     /// equals the `+Inf` bucket.
     pub(crate) fn snapshot(&self) -> HistogramSnapshot {
-        HistogramSnapshot {
-            counts: self
-                .counts
-                .iter()
-                .map(|c| c.load(Ordering::Relaxed))
-                .collect(),
-            sum: f64::from_bits(self.sum_bits.load(Ordering::Relaxed)),
+        let mut snap = HistogramSnapshot {
+            len: self.counts.len(),
+            ..HistogramSnapshot::default()
+        };
+        for (dst, src) in snap.counts.iter_mut().zip(self.counts.iter()) {
+            *dst = src.load(Ordering::Relaxed);
         }
+        snap.sum = f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
+        snap
     }
 }
 
@@ -175,7 +193,7 @@ mod tests {
             h.observe_at(b.index(v), v);
         }
         let s = h.snapshot();
-        assert_eq!(s.counts, [1, 1, 2]);
+        assert_eq!(s.counts(), [1, 1, 2]);
         assert_eq!(s.count(), 4);
         assert!((s.sum - 8.0).abs() < 1e-12);
     }

@@ -4,13 +4,14 @@
 //! prometheus-client writes only OpenMetrics text and gives collectors no way to emit an
 //! exemplar of their own. [`MetricsService`](crate::MetricsService) therefore encodes in two
 //! passes: the registry through prometheus-client (our HTTP families step aside while a
-//! capture is open on this thread), then our HTTP families directly, in the negotiated
-//! format, with exemplars in OpenMetrics. Outside a capture (a user encoding the registry
-//! with prometheus-client) our families encode through prometheus-client's API, without
-//! exemplars.
+//! capture is open on this thread, and hand themselves over), then our HTTP families
+//! directly into the same output buffer, in the negotiated format, with exemplars in
+//! OpenMetrics. Outside a capture (a user encoding the registry with prometheus-client) our
+//! families encode through prometheus-client's API, without exemplars.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// An exposition format.
 ///
@@ -36,35 +37,38 @@ impl Format {
     }
 }
 
-thread_local! {
-    static CAPTURE: RefCell<Option<(Format, String)>> = const { RefCell::new(None) };
+/// A metric family set that writes its own exposition text (in either format, with
+/// exemplars in OpenMetrics).
+pub(crate) trait WriteText: Send + Sync {
+    fn write_text(&self, format: Format, out: &mut String);
 }
 
-/// Runs `f` with a capture open on this thread; returns `f`'s result and what our families
-/// wrote into the capture.
-pub(crate) fn capture<R>(format: Format, f: impl FnOnce() -> R) -> (R, String) {
+thread_local! {
+    static CAPTURE: RefCell<Option<Vec<Arc<dyn WriteText>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with a capture open on this thread; returns `f`'s result and the families that
+/// stepped aside (to be written by the caller, straight into its output buffer).
+pub(crate) fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<Arc<dyn WriteText>>) {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
             CAPTURE.with(|c| c.borrow_mut().take());
         }
     }
-    CAPTURE.with(|c| *c.borrow_mut() = Some((format, String::new())));
+    CAPTURE.with(|c| *c.borrow_mut() = Some(Vec::new()));
     let reset = Reset;
     let r = f();
-    let captured = CAPTURE
-        .with(|c| c.borrow_mut().take())
-        .map(|(_, s)| s)
-        .unwrap_or_default();
+    let captured = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
     drop(reset);
     (r, captured)
 }
 
-/// If a capture is open on this thread, lets `f` write into it and returns `true`.
-pub(crate) fn write_captured(f: impl FnOnce(Format, &mut String)) -> bool {
+/// If a capture is open on this thread, hands `families` to it and returns `true`.
+pub(crate) fn step_aside(families: &Arc<dyn WriteText>) -> bool {
     CAPTURE.with(|c| match c.borrow_mut().as_mut() {
-        Some((format, out)) => {
-            f(*format, out);
+        Some(list) => {
+            list.push(families.clone());
             true
         }
         None => false,
@@ -165,18 +169,30 @@ impl Exemplar {
     }
 }
 
-/// Writes the samples of one histogram series. `labels` is the rendered label list without
-/// braces (may be empty); `counts` are per bucket (not cumulative), `+Inf` last.
+/// One histogram series to write: `labels` is the rendered label list without braces (may
+/// be empty); `counts` are per bucket (not cumulative), `+Inf` last, matching `le`.
+pub(crate) struct HistogramLines<'a> {
+    pub(crate) labels: &'a str,
+    pub(crate) le: &'a [Box<str>],
+    pub(crate) counts: &'a [u64],
+    pub(crate) sum: f64,
+    pub(crate) exemplars: Option<&'a [Option<Exemplar>]>,
+}
+
+/// Writes the samples of one histogram series.
 pub(crate) fn push_histogram_series(
     out: &mut String,
     format: Format,
     name: &str,
-    labels: &str,
-    le: &[Box<str>],
-    counts: &[u64],
-    sum: f64,
-    exemplars: Option<&[Option<Exemplar>]>,
+    h: &HistogramLines<'_>,
 ) {
+    let HistogramLines {
+        labels,
+        le,
+        counts,
+        sum,
+        exemplars,
+    } = *h;
     let mut cumulative = 0u64;
     for (i, (le, count)) in le.iter().zip(counts).enumerate() {
         cumulative += count;
@@ -377,14 +393,16 @@ mod tests {
 
     #[test]
     fn capture_is_scoped_to_the_thread_and_closure() {
-        assert!(!write_captured(|_, _| {}));
-        let ((), captured) = capture(Format::OpenMetrics, || {
-            assert!(write_captured(|f, out| {
-                assert_eq!(f, Format::OpenMetrics);
-                out.push_str("x");
-            }));
-        });
-        assert_eq!(captured, "x");
-        assert!(!write_captured(|_, _| {}));
+        struct Nothing;
+        impl WriteText for Nothing {
+            fn write_text(&self, _: Format, out: &mut String) {
+                out.push('x');
+            }
+        }
+        let fam: Arc<dyn WriteText> = Arc::new(Nothing);
+        assert!(!step_aside(&fam));
+        let ((), captured) = capture(|| assert!(step_aside(&fam)));
+        assert_eq!(captured.len(), 1);
+        assert!(!step_aside(&fam));
     }
 }

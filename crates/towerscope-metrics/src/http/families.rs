@@ -190,8 +190,13 @@ impl Exemplars {
         }
     }
 
-    fn snapshot(&self) -> Vec<Option<Exemplar>> {
-        self.0.lock().map(|s| s.to_vec()).unwrap_or_default()
+    /// Runs `f` on the exemplars, under their lock (observers skip, never wait).
+    fn with<R>(&self, f: impl FnOnce(&[Option<Exemplar>]) -> R) -> R {
+        let slots = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&slots)
     }
 }
 
@@ -430,17 +435,23 @@ impl HttpFamilies {
         if names.duration_has_status {
             for s in &series {
                 let snap = s.duration.hist.snapshot();
-                let ex = s.duration.exemplars.as_ref().map(Exemplars::snapshot);
-                text::push_histogram_series(
-                    out,
-                    format,
-                    &names.request_duration,
-                    &s.labels,
+                let lines = text::HistogramLines {
+                    labels: &s.labels,
                     le,
-                    &snap.counts,
-                    snap.sum,
-                    ex.as_deref(),
-                );
+                    counts: snap.counts(),
+                    sum: snap.sum,
+                    exemplars: None,
+                };
+                match &s.duration.exemplars {
+                    Some(ex) if format == Format::OpenMetrics => ex.with(|ex| {
+                        let lines = text::HistogramLines {
+                            exemplars: Some(ex),
+                            ..lines
+                        };
+                        text::push_histogram_series(out, format, &names.request_duration, &lines);
+                    }),
+                    _ => text::push_histogram_series(out, format, &names.request_duration, &lines),
+                }
                 counts.push((&s.labels, snap.count()));
             }
         } else {
@@ -451,14 +462,15 @@ impl HttpFamilies {
                 counts.push((&s.labels, snap.count()));
                 let entry = merged.entry(&s.labels_no_status).or_default();
                 entry.0.merge(&snap);
-                if let Some(ex) = &s.duration.exemplars {
-                    let ex = ex.snapshot();
-                    entry.1.resize(ex.len(), None);
-                    for (slot, e) in entry.1.iter_mut().zip(ex) {
-                        if e.is_some() {
-                            *slot = e;
+                if let (Some(ex), Format::OpenMetrics) = (&s.duration.exemplars, format) {
+                    ex.with(|ex| {
+                        entry.1.resize(ex.len(), None);
+                        for (slot, e) in entry.1.iter_mut().zip(ex) {
+                            if e.is_some() {
+                                *slot = *e;
+                            }
                         }
-                    }
+                    });
                 }
             }
             for (labels, (snap, ex)) in &merged {
@@ -466,11 +478,13 @@ impl HttpFamilies {
                     out,
                     format,
                     &names.request_duration,
-                    labels,
-                    le,
-                    &snap.counts,
-                    snap.sum,
-                    Some(ex),
+                    &text::HistogramLines {
+                        labels,
+                        le,
+                        counts: snap.counts(),
+                        sum: snap.sum,
+                        exemplars: Some(ex),
+                    },
                 );
             }
         }
@@ -509,11 +523,13 @@ impl HttpFamilies {
                         out,
                         format,
                         name,
-                        &s.labels,
-                        size_le,
-                        &snap.counts,
-                        snap.sum,
-                        None,
+                        &text::HistogramLines {
+                            labels: &s.labels,
+                            le: size_le,
+                            counts: snap.counts(),
+                            sum: snap.sum,
+                            exemplars: None,
+                        },
                     );
                 }
             }
@@ -560,17 +576,23 @@ impl HttpFamilies {
                 );
                 for s in rows {
                     let snap = s.duration.hist.snapshot();
-                    let ex = s.duration.exemplars.as_ref().map(Exemplars::snapshot);
-                    text::push_histogram_series(
-                        out,
-                        format,
-                        name,
-                        &s.labels,
+                    let lines = text::HistogramLines {
+                        labels: &s.labels,
                         le,
-                        &snap.counts,
-                        snap.sum,
-                        ex.as_deref(),
-                    );
+                        counts: snap.counts(),
+                        sum: snap.sum,
+                        exemplars: None,
+                    };
+                    match &s.duration.exemplars {
+                        Some(ex) if format == Format::OpenMetrics => ex.with(|ex| {
+                            let lines = text::HistogramLines {
+                                exemplars: Some(ex),
+                                ..lines
+                            };
+                            text::push_histogram_series(out, format, name, &lines);
+                        }),
+                        _ => text::push_histogram_series(out, format, name, &lines),
+                    }
                 }
             }
         }
@@ -750,7 +772,7 @@ fn encode_hist<L: prometheus_client::encoding::EncodeLabelSet>(
         .iter()
         .copied()
         .chain(std::iter::once(f64::INFINITY))
-        .zip(snap.counts.iter().copied())
+        .zip(snap.counts().iter().copied())
         .collect();
     fam.encode_family(labels)?.encode_histogram::<NoLabelSet>(
         snap.sum,
@@ -797,15 +819,38 @@ fn render_error_labels(names: &MetricNames, error: &str, route: &str) -> Box<str
     s.into()
 }
 
+impl text::WriteText for HttpFamilies {
+    fn write_text(&self, format: Format, out: &mut String) {
+        HttpFamilies::write_text(self, format, out);
+    }
+}
+
 /// The collector registered in the application's registry.
-#[derive(Debug)]
-pub(crate) struct HttpCollector(pub(crate) std::sync::Arc<HttpFamilies>);
+pub(crate) struct HttpCollector {
+    families: std::sync::Arc<HttpFamilies>,
+    as_text: std::sync::Arc<dyn text::WriteText>,
+}
+
+impl HttpCollector {
+    pub(crate) fn new(families: std::sync::Arc<HttpFamilies>) -> Self {
+        Self {
+            as_text: families.clone(),
+            families,
+        }
+    }
+}
+
+impl std::fmt::Debug for HttpCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpCollector").finish_non_exhaustive()
+    }
+}
 
 impl prometheus_client::collector::Collector for HttpCollector {
     fn encode(&self, encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
-        if text::write_captured(|format, out| self.0.write_text(format, out)) {
+        if text::step_aside(&self.as_text) {
             return Ok(());
         }
-        self.0.encode_api(encoder)
+        self.families.encode_api(encoder)
     }
 }

@@ -226,7 +226,7 @@ impl HttpMetricsBuilder {
     fn build_unchecked(self, registry: &mut Registry) -> HttpMetricsLayer {
         let request_size = self.opts.request_size;
         let families = Arc::new(HttpFamilies::new(self.opts));
-        registry.register_collector(Box::new(HttpCollector(families.clone())));
+        registry.register_collector(Box::new(HttpCollector::new(families.clone())));
         HttpMetricsLayer {
             shared: Arc::new(Shared {
                 families,
