@@ -34,6 +34,11 @@ struct Gauges {
 /// `app_active_connections` without labels. `/metrics`, `/health` and `/ready` are left
 /// out, as in [`HttpMetricsLayer`](crate::HttpMetricsLayer).
 ///
+/// Under axum's `Router::layer` every layer that wraps the response body costs a boxed
+/// future and a boxed body per request; hand the gauge to
+/// [`HttpMetricsBuilder::in_flight`](crate::HttpMetricsBuilder::in_flight) instead of
+/// adding this layer to have one wrapper maintain both (see `docs/benchmarks.md`).
+///
 /// ```
 /// use axum::{Router, routing::get};
 /// use prometheus_client::registry::Registry;
@@ -80,6 +85,19 @@ impl InFlightLayer {
         Self { gauges }
     }
 
+    /// Takes one unit of the gauge for a request (unless its path is excluded); the unit is
+    /// released when the guard drops.
+    pub(crate) fn acquire(&self, path: &str, method: NormalizedMethod) -> Option<InFlightGuard> {
+        if self.gauges.exclude.contains(path) {
+            return None;
+        }
+        let method = method.index();
+        if let Some(g) = self.gauges.by_method.get(method) {
+            g.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(InFlightGuard { gauges: self.gauges.clone(), method })
+    }
+
     /// Requests in flight now, all methods.
     pub fn current(&self) -> i64 {
         self.gauges
@@ -95,7 +113,7 @@ impl<S> Layer<S> for InFlightLayer {
     fn layer(&self, inner: S) -> InFlight<S> {
         InFlight {
             inner,
-            gauges: self.gauges.clone(),
+            layer: self.clone(),
         }
     }
 }
@@ -104,7 +122,7 @@ impl<S> Layer<S> for InFlightLayer {
 #[derive(Debug, Clone)]
 pub struct InFlight<S> {
     inner: S,
-    gauges: Arc<Gauges>,
+    layer: InFlightLayer,
 }
 
 impl<S> InFlight<S> {
@@ -159,20 +177,10 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        if self.gauges.exclude.contains(req.uri().path()) {
-            return ObservedFuture::new(self.inner.call(req), None);
-        }
-        let method = NormalizedMethod::from(req.method()).index();
-        if let Some(g) = self.gauges.by_method.get(method) {
-            g.fetch_add(1, Ordering::Relaxed);
-        }
         // The guard exists before the inner call and releases on drop, so a panic in
         // `call` still decrements.
-        let guard = InFlightGuard {
-            gauges: self.gauges.clone(),
-            method,
-        };
-        ObservedFuture::new(self.inner.call(req), Some(guard))
+        let guard = self.layer.acquire(req.uri().path(), NormalizedMethod::from(req.method()));
+        ObservedFuture::new(self.inner.call(req), guard)
     }
 }
 

@@ -189,10 +189,15 @@ impl Demo {
             .route("/panic", get(panic_route))
             .with_state(state)
             // Innermost first: the panic layer is inside the metrics so a panic is a 500
-            // with error_type="panic".
+            // with error_type="panic". The metrics layer also maintains the in-flight
+            // gauge: one response wrapper instead of two.
             .layer(CatchPanicLayer::new())
-            .layer(InFlightLayer::new(&mut registry))
-            .layer(HttpMetricsLayer::new(&mut registry));
+            .layer(
+                HttpMetricsLayer::builder()
+                    .in_flight(InFlightLayer::new(&mut registry))
+                    .response_body_size(true)
+                    .build(&mut registry)?,
+            );
 
         let mut builder = MetricsService::builder();
         if let Some(token) = config.metrics_token {

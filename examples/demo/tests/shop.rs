@@ -72,6 +72,8 @@ async fn shop_routes_and_business_metrics() {
         "http_server_requests_total{http_request_method=\"GET\",http_route=\"/users/{id}\",http_response_status_code=\"404\"} 1\n",
         "http_server_errors_total{error_type=\"panic\",http_route=\"/panic\"} 1\n",
         "http_server_errors_total{error_type=\"5xx\",http_route=\"/error\"} 1\n",
+        "http_server_active_requests{http_request_method=\"GET\"} 0\n",
+        "http_server_response_body_size_bytes_count{http_request_method=\"GET\",http_route=\"/users/{id}\",http_response_status_code=\"200\"} 1\n",
         "process_resident_memory_bytes ",
         "system_memory_used_bytes ",
         "app_info{version=\"0.1.0\",environment=\"development\",build_date=\"",

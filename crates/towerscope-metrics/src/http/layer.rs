@@ -8,7 +8,7 @@ use towerscope_core::RouteClassifier;
 
 use super::{FamilyOptions, HttpCollector, HttpFamilies, HttpMetrics};
 use crate::excluded::ExcludedPaths;
-use crate::{Buckets, ConfigError, MetricNames};
+use crate::{Buckets, ConfigError, InFlightLayer, MetricNames};
 
 /// Default cap on label sets per metric family.
 pub const DEFAULT_MAX_SERIES: usize = 2000;
@@ -19,6 +19,7 @@ pub(crate) struct Shared {
     pub(crate) exclude: ExcludedPaths,
     pub(crate) classifier: Option<RouteClassifier>,
     pub(crate) request_size: bool,
+    pub(crate) in_flight: Option<InFlightLayer>,
 }
 
 /// Records request count, duration, errors (and optionally body sizes) for every request
@@ -124,6 +125,7 @@ pub struct HttpMetricsBuilder {
     opts: FamilyOptions,
     exclude: Vec<String>,
     classifier: Option<RouteClassifier>,
+    in_flight: Option<InFlightLayer>,
 }
 
 impl Default for HttpMetricsBuilder {
@@ -143,6 +145,7 @@ impl Default for HttpMetricsBuilder {
                 .map(|s| (*s).to_owned())
                 .collect(),
             classifier: None,
+            in_flight: None,
         }
     }
 }
@@ -210,6 +213,23 @@ impl HttpMetricsBuilder {
         self
     }
 
+    /// Maintain `gauge` from this layer, instead of stacking the [`InFlightLayer`] itself:
+    /// same gauge, same behaviour on cancel and panic, one response wrapper instead of two.
+    ///
+    /// ```
+    /// use prometheus_client::registry::Registry;
+    /// use towerscope_metrics::{HttpMetricsLayer, InFlightLayer};
+    /// let mut registry = Registry::default();
+    /// let in_flight = InFlightLayer::new(&mut registry);
+    /// let layer = HttpMetricsLayer::builder().in_flight(in_flight.clone()).build(&mut registry).unwrap();
+    /// let app: axum::Router = axum::Router::new().layer(layer);
+    /// assert_eq!(in_flight.current(), 0);
+    /// ```
+    pub fn in_flight(mut self, gauge: InFlightLayer) -> Self {
+        self.in_flight = Some(gauge);
+        self
+    }
+
     /// Validates the configuration and registers the families into `registry`.
     ///
     /// Register into the root registry: the families encode their own names, so a
@@ -233,6 +253,7 @@ impl HttpMetricsBuilder {
                 exclude: ExcludedPaths::new(self.exclude),
                 classifier: self.classifier,
                 request_size,
+                in_flight: self.in_flight,
             }),
         }
     }

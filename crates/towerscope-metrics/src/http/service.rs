@@ -14,6 +14,7 @@ use towerscope_core::{
 };
 
 use super::layer::Shared;
+use crate::InFlightGuard;
 use super::{Completion, ErrorType};
 
 /// Response future of [`HttpMetrics`].
@@ -66,9 +67,12 @@ where
         if shared.exclude.contains(req.uri().path()) {
             return ObservedFuture::new(self.inner.call(req), None);
         }
+        let method = NormalizedMethod::from(req.method());
         let observer = HttpMetricsObserver {
+            // Taken before the inner call: a panic in `call` drops it and releases the unit.
+            in_flight: shared.in_flight.as_ref().and_then(|g| g.acquire(req.uri().path(), method)),
             start: RequestStart::get_or_now(req.extensions()),
-            method: NormalizedMethod::from(req.method()),
+            method,
             route: resolve_route(&req, shared.classifier.as_ref()),
             grpc: is_grpc(req.headers()),
             trace: req.extensions().get::<TraceIds>().copied(),
@@ -99,6 +103,8 @@ fn content_length<B>(req: &Request<B>) -> Option<u64> {
 /// Per-request state of [`HttpMetrics`]; see [`Observer`].
 pub struct HttpMetricsObserver {
     shared: Arc<Shared>,
+    /// Released (dropped) with the observer, after the request is recorded.
+    in_flight: Option<InFlightGuard>,
     start: Instant,
     method: NormalizedMethod,
     route: Route,
@@ -201,5 +207,8 @@ impl Observer for HttpMetricsObserver {
             response_size: self.response_size,
             error,
         });
+        // Released after recording: a scrape never sees the gauge fall before the request
+        // is counted.
+        drop(self.in_flight);
     }
 }
