@@ -52,9 +52,9 @@
 mod context;
 mod grpc;
 mod method;
-mod observe;
-mod panic;
-mod route;
+pub mod observe;
+pub mod panic;
+pub mod route;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_body;
 

@@ -364,10 +364,22 @@ fn main() {
     ];
     let o = table("axum Router::layer", &rt, &mut stacks, rounds, n);
     println!();
-    println!("towerscope (two layers) / lean = {:.2} (target <= 0.60)", o[1] / o[5]);
-    println!("towerscope (one layer with gauge) / lean = {:.2} (target <= 0.60)", o[3] / o[5]);
-    println!("towerscope (two layers) / axum-prometheus = {:.3} (target <= 0.125)", o[1] / o[4]);
-    println!("towerscope (one layer with gauge) / axum-prometheus = {:.3} (target <= 0.125)", o[3] / o[4]);
+    println!(
+        "towerscope (two layers) / lean = {:.2} (target <= 0.60)",
+        o[1] / o[5]
+    );
+    println!(
+        "towerscope (one layer with gauge) / lean = {:.2} (target <= 0.60)",
+        o[3] / o[5]
+    );
+    println!(
+        "towerscope (two layers) / axum-prometheus = {:.3} (target <= 0.125)",
+        o[1] / o[4]
+    );
+    println!(
+        "towerscope (one layer with gauge) / axum-prometheus = {:.3} (target <= 0.125)",
+        o[3] / o[4]
+    );
     println!("floor (one pass-through layer) / lean = {:.2}", o[6] / o[5]);
 
     // 2. tower::ServiceBuilder around a plain service (hyper and tonic users): no type

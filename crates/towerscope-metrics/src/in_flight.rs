@@ -95,7 +95,10 @@ impl InFlightLayer {
         if let Some(g) = self.gauges.by_method.get(method) {
             g.fetch_add(1, Ordering::Relaxed);
         }
-        Some(InFlightGuard { gauges: self.gauges.clone(), method })
+        Some(InFlightGuard {
+            gauges: self.gauges.clone(),
+            method,
+        })
     }
 
     /// Requests in flight now, all methods.
@@ -179,7 +182,9 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         // The guard exists before the inner call and releases on drop, so a panic in
         // `call` still decrements.
-        let guard = self.layer.acquire(req.uri().path(), NormalizedMethod::from(req.method()));
+        let guard = self
+            .layer
+            .acquire(req.uri().path(), NormalizedMethod::from(req.method()));
         ObservedFuture::new(self.inner.call(req), guard)
     }
 }

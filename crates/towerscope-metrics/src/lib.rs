@@ -66,8 +66,8 @@ pub use error::ConfigError;
 pub use exposition::{MetricsService, MetricsServiceBuilder, negotiate_format};
 pub use histogram::Buckets;
 pub use http::{
-    ErrorType, HttpMetrics, HttpMetricsBuilder, HttpMetricsLayer, HttpMetricsObserver,
-    ResponseBody, ResponseFuture,
+    DEFAULT_MAX_SERIES, ErrorType, HttpMetrics, HttpMetricsBuilder, HttpMetricsLayer,
+    HttpMetricsObserver, ResponseBody, ResponseFuture,
 };
 pub use in_flight::{InFlight, InFlightGuard, InFlightLayer};
 pub use info::AppInfo;

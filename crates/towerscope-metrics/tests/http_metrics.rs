@@ -400,18 +400,27 @@ async fn probe_and_scrape_paths_are_excluded_by_default() {
 async fn in_flight_maintained_by_the_metrics_layer_balances() {
     let mut registry = Registry::default();
     let in_flight = InFlightLayer::new(&mut registry);
-    let layer = HttpMetricsLayer::builder().in_flight(in_flight.clone()).build(&mut registry).expect("valid");
+    let layer = HttpMetricsLayer::builder()
+        .in_flight(in_flight.clone())
+        .build(&mut registry)
+        .expect("valid");
     let app = Router::new()
-        .route("/slow", get(|| async {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            "late"
-        }))
-        .route("/panic", get(|| async {
-            if true {
-                panic!("bug");
-            }
-            ""
-        }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("bug");
+                }
+                ""
+            }),
+        )
         .layer(CatchPanicLayer::new())
         .layer(layer);
     let metrics = MetricsService::new(registry);
@@ -429,8 +438,21 @@ async fn in_flight_maintained_by_the_metrics_layer_balances() {
     assert_eq!(send(&app, "GET", "/panic").await.0, 500);
     assert_eq!(in_flight.current(), 0);
     let text = metrics.encode(Format::Prometheus);
-    assert_eq!(value(&text, "http_server_active_requests{http_request_method=\"GET\"}"), 0.0);
-    assert_eq!(value(&text, "http_server_errors_total{error_type=\"cancelled\",http_route=\"/slow\"}"), 1.0, "{text}");
+    assert_eq!(
+        value(
+            &text,
+            "http_server_active_requests{http_request_method=\"GET\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            "http_server_errors_total{error_type=\"cancelled\",http_route=\"/slow\"}"
+        ),
+        1.0,
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -6,5 +6,5 @@ mod service;
 
 pub use families::ErrorType;
 pub(crate) use families::{Completion, FamilyOptions, HttpCollector, HttpFamilies};
-pub use layer::{HttpMetricsBuilder, HttpMetricsLayer};
+pub use layer::{DEFAULT_MAX_SERIES, HttpMetricsBuilder, HttpMetricsLayer};
 pub use service::{HttpMetrics, HttpMetricsObserver, ResponseBody, ResponseFuture};

@@ -14,8 +14,8 @@ use towerscope_core::{
 };
 
 use super::layer::Shared;
-use crate::InFlightGuard;
 use super::{Completion, ErrorType};
+use crate::InFlightGuard;
 
 /// Response future of [`HttpMetrics`].
 pub type ResponseFuture<F> = ObservedFuture<F, Option<HttpMetricsObserver>>;
@@ -70,7 +70,10 @@ where
         let method = NormalizedMethod::from(req.method());
         let observer = HttpMetricsObserver {
             // Taken before the inner call: a panic in `call` drops it and releases the unit.
-            in_flight: shared.in_flight.as_ref().and_then(|g| g.acquire(req.uri().path(), method)),
+            in_flight: shared
+                .in_flight
+                .as_ref()
+                .and_then(|g| g.acquire(req.uri().path(), method)),
             start: RequestStart::get_or_now(req.extensions()),
             method,
             route: resolve_route(&req, shared.classifier.as_ref()),
