@@ -215,6 +215,40 @@ impl Observed {
         }
     }
 
+    /// Writes the samples (with exemplars in OpenMetrics); returns the count.
+    fn write_text(
+        &self,
+        out: &mut String,
+        format: Format,
+        name: &str,
+        labels: &str,
+        le: &[Box<str>],
+    ) -> u64 {
+        let snap = self.hist.snapshot();
+        let lines = text::HistogramLines {
+            labels,
+            le,
+            counts: snap.counts(),
+            sum: snap.sum,
+            exemplars: None,
+        };
+        match &self.exemplars {
+            Some(ex) if format == Format::OpenMetrics => ex.with(|ex| {
+                text::push_histogram_series(
+                    out,
+                    format,
+                    name,
+                    &text::HistogramLines {
+                        exemplars: Some(ex),
+                        ..lines
+                    },
+                );
+            }),
+            _ => text::push_histogram_series(out, format, name, &lines),
+        }
+        snap.count()
+    }
+
     #[inline]
     fn observe(&self, buckets: &Buckets, v: f64, trace: Option<&TraceIds>) {
         let i = buckets.index(v);
@@ -434,25 +468,10 @@ impl HttpFamilies {
         let mut counts: Vec<(&str, u64)> = Vec::with_capacity(series.len());
         if names.duration_has_status {
             for s in &series {
-                let snap = s.duration.hist.snapshot();
-                let lines = text::HistogramLines {
-                    labels: &s.labels,
-                    le,
-                    counts: snap.counts(),
-                    sum: snap.sum,
-                    exemplars: None,
-                };
-                match &s.duration.exemplars {
-                    Some(ex) if format == Format::OpenMetrics => ex.with(|ex| {
-                        let lines = text::HistogramLines {
-                            exemplars: Some(ex),
-                            ..lines
-                        };
-                        text::push_histogram_series(out, format, &names.request_duration, &lines);
-                    }),
-                    _ => text::push_histogram_series(out, format, &names.request_duration, &lines),
-                }
-                counts.push((&s.labels, snap.count()));
+                let count =
+                    s.duration
+                        .write_text(out, format, &names.request_duration, &s.labels, le);
+                counts.push((&s.labels, count));
             }
         } else {
             let mut merged: BTreeMap<&str, (HistogramSnapshot, Vec<Option<Exemplar>>)> =
@@ -575,24 +594,7 @@ impl HttpFamilies {
                     Some("seconds"),
                 );
                 for s in rows {
-                    let snap = s.duration.hist.snapshot();
-                    let lines = text::HistogramLines {
-                        labels: &s.labels,
-                        le,
-                        counts: snap.counts(),
-                        sum: snap.sum,
-                        exemplars: None,
-                    };
-                    match &s.duration.exemplars {
-                        Some(ex) if format == Format::OpenMetrics => ex.with(|ex| {
-                            let lines = text::HistogramLines {
-                                exemplars: Some(ex),
-                                ..lines
-                            };
-                            text::push_histogram_series(out, format, name, &lines);
-                        }),
-                        _ => text::push_histogram_series(out, format, name, &lines),
-                    }
+                    s.duration.write_text(out, format, name, &s.labels, le);
                 }
             }
         }
