@@ -106,3 +106,57 @@ impl RequestStart {
         }
     }
 }
+
+/// The authenticated user of a request, put into the request (or response) extensions by an
+/// authentication layer. The access log and the JSON logs report it as `user_id`.
+///
+/// ```
+/// use towerscope_core::UserId;
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(UserId::new("u-42"));
+/// assert_eq!(req.extensions().get::<UserId>().unwrap().as_str(), "u-42");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserId(std::sync::Arc<str>);
+
+impl UserId {
+    /// A user ID.
+    pub fn new(id: impl Into<std::sync::Arc<str>>) -> Self {
+        Self(id.into())
+    }
+    /// The ID as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The peer address of a connection, as connect info for axum with any listener whose
+/// address is a `SocketAddr` (including towerscope-metrics' tracked listener, for which
+/// axum's own `SocketAddr` connect info is not available). The access log reads it.
+///
+/// ```no_run
+/// # async fn run(app: axum::Router) -> std::io::Result<()> {
+/// use towerscope_core::PeerAddr;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// axum::serve(listener, app.into_make_service_with_connect_info::<PeerAddr>()).await
+/// # }
+/// ```
+/// Plain hyper servers insert it into each request's extensions themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+#[cfg(feature = "axum")]
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}

@@ -49,6 +49,7 @@
 //! [`End::Panicked`] while unwinding). Malformed `grpc-status` values and malformed gRPC
 //! paths are treated as absent, never as errors, and never panic.
 
+pub mod connection;
 mod context;
 mod grpc;
 mod method;
@@ -58,7 +59,8 @@ pub mod route;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_body;
 
-pub use context::{HexId, RequestStart, TraceIds};
+pub use connection::{ConnectionObserver, TrackedIo, TrackedListener};
+pub use context::{HexId, PeerAddr, RequestStart, TraceIds, UserId};
 pub use grpc::{GrpcCode, is_grpc};
 pub use method::NormalizedMethod;
 pub use observe::{End, ObservedBody, ObservedFuture, Observer};

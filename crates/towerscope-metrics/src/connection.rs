@@ -1,17 +1,13 @@
 //! [`ConnectionTracker`]: open connections, connections accepted, connection duration.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use pin_project_lite::pin_project;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use towerscope_core::ConnectionObserver;
 
 /// Connection duration buckets, seconds: 10 ms to 1 h.
 const CONNECTION_BUCKETS: [f64; 12] = [
@@ -88,23 +84,14 @@ impl ConnectionTracker {
 
     /// Counts `io` as an open connection until the returned wrapper is dropped.
     pub fn track<IO>(&self, io: IO) -> TrackedIo<IO> {
-        self.metrics.open.inc();
-        self.metrics.total.inc();
-        TrackedIo {
-            io,
-            guard: ConnectionGuard {
-                metrics: self.metrics.clone(),
-                start: Instant::now(),
-            },
-        }
+        towerscope_core::TrackedIo::new(io, self.on_open())
     }
 
-    /// Wraps a listener so that every accepted connection is tracked.
+    /// Wraps a listener so that every accepted connection is tracked. With axum, serve it
+    /// with `into_make_service_with_connect_info::<towerscope_core::PeerAddr>()` to have
+    /// client addresses in the access log.
     pub fn listener<L>(&self, listener: L) -> TrackedListener<L> {
-        TrackedListener {
-            listener,
-            tracker: self.clone(),
-        }
+        towerscope_core::TrackedListener::new(listener, self.clone())
     }
 
     /// Connections open now.
@@ -122,8 +109,9 @@ impl ConnectionTracker {
     }
 }
 
+/// Held by a tracked connection; closing it records the connection's end.
 #[derive(Debug)]
-struct ConnectionGuard {
+pub struct ConnectionGuard {
     metrics: Arc<Metrics>,
     start: Instant,
 }
@@ -137,91 +125,21 @@ impl Drop for ConnectionGuard {
     }
 }
 
-pin_project! {
-    /// A connection counted by a [`ConnectionTracker`] until dropped. Reads and writes pass
-    /// through unchanged.
-    #[derive(Debug)]
-    pub struct TrackedIo<IO> {
-        #[pin]
-        io: IO,
-        guard: ConnectionGuard,
+impl ConnectionObserver for ConnectionTracker {
+    type Guard = ConnectionGuard;
+
+    fn on_open(&self) -> ConnectionGuard {
+        self.metrics.open.inc();
+        self.metrics.total.inc();
+        ConnectionGuard {
+            metrics: self.metrics.clone(),
+            start: Instant::now(),
+        }
     }
 }
 
-impl<IO> TrackedIo<IO> {
-    /// The wrapped connection.
-    pub fn get_ref(&self) -> &IO {
-        &self.io
-    }
-}
+/// A connection counted by a [`ConnectionTracker`] until dropped.
+pub type TrackedIo<IO> = towerscope_core::TrackedIo<IO, ConnectionGuard>;
 
-impl<IO: AsyncRead> AsyncRead for TrackedIo<IO> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.project().io.poll_read(cx, buf)
-    }
-}
-
-impl<IO: AsyncWrite> AsyncWrite for TrackedIo<IO> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-}
-
-/// A listener whose accepted connections are tracked; see [`ConnectionTracker::listener`].
-#[derive(Debug)]
-pub struct TrackedListener<L> {
-    listener: L,
-    tracker: ConnectionTracker,
-}
-
-impl TrackedListener<tokio::net::TcpListener> {
-    /// Accepts one TCP connection, tracked (for hand-written hyper-util accept loops).
-    pub async fn try_accept(
-        &mut self,
-    ) -> io::Result<(TrackedIo<tokio::net::TcpStream>, std::net::SocketAddr)> {
-        let (stream, addr) = self.listener.accept().await?;
-        Ok((self.tracker.track(stream), addr))
-    }
-}
-
-#[cfg(feature = "axum")]
-impl<L> axum::serve::Listener for TrackedListener<L>
-where
-    L: axum::serve::Listener,
-{
-    type Io = TrackedIo<L::Io>;
-    type Addr = L::Addr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (io, addr) = self.listener.accept().await;
-        (self.tracker.track(io), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.listener.local_addr()
-    }
-}
+/// A listener whose connections a [`ConnectionTracker`] counts.
+pub type TrackedListener<L> = towerscope_core::TrackedListener<L, ConnectionTracker>;

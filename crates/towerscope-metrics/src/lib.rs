@@ -61,7 +61,7 @@ mod series;
 mod system;
 mod text;
 
-pub use connection::{ConnectionTracker, TrackedIo, TrackedListener};
+pub use connection::{ConnectionGuard, ConnectionTracker, TrackedIo, TrackedListener};
 pub use error::ConfigError;
 pub use exposition::{MetricsService, MetricsServiceBuilder, negotiate_format};
 pub use histogram::Buckets;

@@ -1,9 +1,13 @@
 //! # towerscope-demo
 //!
-//! An axum "shop" API with towerscope switched on: request metrics with route templates,
-//! an in-flight gauge, connection tracking, panic catching, process and system metrics,
-//! an `app_info` metric, and the guide's business metrics (user registrations, order
-//! values). Everything runs in-process; no external service is needed.
+//! An axum "shop" API with towerscope switched on: request IDs on every request, response
+//! and log line, an access log, request metrics with route templates, an in-flight gauge,
+//! connection tracking, panic catching, process and system metrics, an `app_info` metric,
+//! the guide's business metrics (user registrations, order values) and its typed log events.
+//! Everything runs in-process; no external service is needed.
+//!
+//! A request with `Authorization: Bearer demo-user-<n>` is treated as signed in as user
+//! `<n>` (a stand-in for a real authentication layer): the access log carries `user_id`.
 //!
 //! | route | what it does |
 //! |---|---|
@@ -13,6 +17,7 @@
 //! | `GET /slow` | answers after 200–800 ms |
 //! | `GET /error` | always 500 |
 //! | `GET /panic` | panics (caught: 500) |
+//! | `POST /login` | `{"user": ..., "password": ...}`; a wrong password is a security event |
 //! | `GET /metrics` | Prometheus / OpenMetrics exposition |
 //!
 //! ```no_run
@@ -37,11 +42,13 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
-use towerscope_core::CatchPanicLayer;
+use towerscope_core::{CatchPanicLayer, UserId};
+use towerscope_log::AccessLogLayer;
 use towerscope_metrics::{
     AppInfo, ConfigError, ConnectionTracker, HttpMetricsLayer, InFlightLayer, MetricsService,
     ProcessCollector, SystemCollector,
 };
+use towerscope_request_id::RequestIdLayer;
 
 /// The guide's order value buckets, in dollars.
 pub const ORDER_VALUE_BUCKETS: [f64; 8] = [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
@@ -129,9 +136,14 @@ pub struct Demo {
 }
 
 impl Demo {
-    /// Builds the application and registers every metric.
+    /// Builds the application and registers every metric into a new registry.
     pub fn new(config: Config) -> Result<Self, DemoError> {
-        let mut registry = Registry::default();
+        Self::with_registry(config, Registry::default())
+    }
+
+    /// Builds the application into `registry` (which may already hold metrics, such as the
+    /// log writer's dropped-lines counter).
+    pub fn with_registry(config: Config, mut registry: Registry) -> Result<Self, DemoError> {
         AppInfo::new(
             env!("CARGO_PKG_VERSION"),
             config.environment,
@@ -187,6 +199,7 @@ impl Demo {
             .route("/slow", get(slow))
             .route("/error", get(error))
             .route("/panic", get(panic_route))
+            .route("/login", axum::routing::post(login))
             .with_state(state)
             // Innermost first: the panic layer is inside the metrics so a panic is a 500
             // with error_type="panic". The metrics layer also maintains the in-flight
@@ -197,7 +210,12 @@ impl Demo {
                     .in_flight(InFlightLayer::new(&mut registry))
                     .response_body_size(true)
                     .build(&mut registry)?,
-            );
+            )
+            // The access log runs inside the request span, after the demo's auth.
+            .layer(AccessLogLayer::new())
+            .layer(axum::middleware::from_fn(demo_auth))
+            // Outermost: every layer, handler and log line runs inside the request span.
+            .layer(RequestIdLayer::new(&mut registry));
 
         let mut builder = MetricsService::builder();
         if let Some(token) = config.metrics_token {
@@ -228,7 +246,11 @@ impl Demo {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.connections.listener(listener), self.router)
+        // With the peer address, so the access log can write `client_addr`.
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<towerscope_core::PeerAddr>();
+        axum::serve(self.connections.listener(listener), app)
             .with_graceful_shutdown(shutdown)
             .await
     }
@@ -292,7 +314,7 @@ async fn register_user(
         user
     };
     state.registrations.inc();
-    tracing::info!(user_id = user.id, "user registered");
+    towerscope_log::business_event!("user_registration", user_id = user.id, method = "email");
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -360,8 +382,62 @@ async fn slow() -> &'static str {
     "finally"
 }
 
+/// The error the `/error` route simulates.
+#[derive(Debug, thiserror::Error)]
+#[error("payment provider unavailable")]
+struct PaymentError(#[source] std::io::Error);
+
 async fn error() -> ApiError {
+    let err = PaymentError(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "connect timed out",
+    ));
+    towerscope_log::app_error!(&err, route = "/error");
     api_error(StatusCode::INTERNAL_SERVER_ERROR, "simulated failure")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    user: String,
+    password: String,
+}
+
+async fn login(Json(login): Json<Login>) -> Result<&'static str, ApiError> {
+    // The demo's only account: ada / correct-horse. The password field is masked in logs.
+    if login.user == "ada" && login.password == "correct-horse" {
+        towerscope_log::security_event!("login_succeeded", user = login.user.as_str());
+        Ok("welcome")
+    } else {
+        let user: String = login.user.chars().take(64).collect();
+        towerscope_log::security_event!(
+            "login_failed",
+            user = user.as_str(),
+            password = login.password.as_str()
+        );
+        Err(api_error(
+            StatusCode::UNAUTHORIZED,
+            "wrong user or password",
+        ))
+    }
+}
+
+/// A stand-in for an authentication layer: `Authorization: Bearer demo-user-<n>` signs the
+/// request in as user `<n>` by putting a [`UserId`] into the extensions.
+async fn demo_auth(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let user = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer demo-user-"))
+        .and_then(|n| n.parse::<u64>().ok());
+    if let Some(n) = user {
+        req.extensions_mut().insert(UserId::new(n.to_string()));
+    }
+    next.run(req).await
 }
 
 async fn panic_route() -> &'static str {

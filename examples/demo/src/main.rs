@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use prometheus_client::registry::Registry;
 use towerscope_demo::{Config, Demo};
+use towerscope_log::{LogFormat, Logging};
 
 /// The towerscope demo: an axum shop API with metrics switched on.
 #[derive(Debug, Parser)]
@@ -18,21 +20,32 @@ struct Args {
     /// Require this bearer token on /metrics.
     #[arg(long, env = "TOWERSCOPE_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// Log format: `json` or `pretty` (default: json in production, pretty otherwise).
+    #[arg(long, env = "TOWERSCOPE_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,hyper=warn,h2=warn".into()),
-        )
-        .init();
-    let demo = Demo::new(Config {
+    let format = args
+        .log_format
+        .unwrap_or(if args.environment == "production" {
+            LogFormat::Json
+        } else {
+            LogFormat::Pretty
+        });
+    let mut registry = Registry::default();
+    let _logging = Logging::builder()
+        .format(format)
+        .metrics(&mut registry)
+        .init()?;
+    let config = Config {
         environment: args.environment,
         metrics_token: args.metrics_token,
-    })?;
+    };
+    let demo = Demo::with_registry(config, registry)?;
+
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "towerscope demo listening: try http://{addr}/users/1 and http://{addr}/metrics");

@@ -1,0 +1,163 @@
+//! Connection lifecycle: a listener wrapper that tells a [`ConnectionObserver`] when each
+//! connection opens and closes.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Told when a connection opens; the returned guard is dropped when it closes.
+///
+/// ```
+/// use std::sync::atomic::{AtomicI64, Ordering};
+/// use std::sync::Arc;
+/// use towerscope_core::ConnectionObserver;
+///
+/// #[derive(Clone, Default)]
+/// struct Open(Arc<AtomicI64>);
+/// struct Closing(Arc<AtomicI64>);
+/// impl Drop for Closing {
+///     fn drop(&mut self) { self.0.fetch_sub(1, Ordering::Relaxed); }
+/// }
+/// impl ConnectionObserver for Open {
+///     type Guard = Closing;
+///     fn on_open(&self) -> Closing { self.0.fetch_add(1, Ordering::Relaxed); Closing(self.0.clone()) }
+/// }
+/// let open = Open::default();
+/// let io = towerscope_core::TrackedIo::new(tokio::io::empty(), open.on_open());
+/// assert_eq!(open.0.load(Ordering::Relaxed), 1);
+/// drop(io);
+/// assert_eq!(open.0.load(Ordering::Relaxed), 0);
+/// ```
+pub trait ConnectionObserver: Clone + Send + Sync + 'static {
+    /// Held for the life of the connection.
+    type Guard: Send + 'static;
+    /// A connection was accepted.
+    fn on_open(&self) -> Self::Guard;
+}
+
+pin_project! {
+    /// A connection that holds its observer's guard until dropped. Reads and writes pass
+    /// through unchanged.
+    #[derive(Debug)]
+    pub struct TrackedIo<IO, G> {
+        #[pin]
+        io: IO,
+        guard: G,
+    }
+}
+
+impl<IO, G> TrackedIo<IO, G> {
+    /// Wraps `io`, holding `guard`.
+    pub fn new(io: IO, guard: G) -> Self {
+        Self { io, guard }
+    }
+
+    /// The wrapped connection.
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+}
+
+impl<IO: AsyncRead, G> AsyncRead for TrackedIo<IO, G> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.project().io.poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite, G> AsyncWrite for TrackedIo<IO, G> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// A listener whose accepted connections are observed. With axum 0.8 it is a
+/// `serve::Listener`, and [`PeerAddr`](crate::PeerAddr) works as connect info with it.
+#[derive(Debug)]
+pub struct TrackedListener<L, O> {
+    listener: L,
+    observer: O,
+}
+
+impl<L, O: ConnectionObserver> TrackedListener<L, O> {
+    /// Wraps `listener`.
+    pub fn new(listener: L, observer: O) -> Self {
+        Self { listener, observer }
+    }
+
+    /// The observer.
+    pub fn observer(&self) -> &O {
+        &self.observer
+    }
+}
+
+impl<O: ConnectionObserver> TrackedListener<tokio::net::TcpListener, O> {
+    /// Accepts one TCP connection, observed (for hand-written hyper-util accept loops).
+    pub async fn try_accept(
+        &mut self,
+    ) -> io::Result<(
+        TrackedIo<tokio::net::TcpStream, O::Guard>,
+        std::net::SocketAddr,
+    )> {
+        let (stream, addr) = self.listener.accept().await?;
+        Ok((TrackedIo::new(stream, self.observer.on_open()), addr))
+    }
+}
+
+#[cfg(feature = "axum")]
+impl<L, O> axum::serve::Listener for TrackedListener<L, O>
+where
+    L: axum::serve::Listener,
+    O: ConnectionObserver,
+{
+    type Io = TrackedIo<L::Io, O::Guard>;
+    type Addr = L::Addr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, addr) = self.listener.accept().await;
+        (TrackedIo::new(io, self.observer.on_open()), addr)
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+#[cfg(feature = "axum")]
+impl<L, O>
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TrackedListener<L, O>>>
+    for crate::PeerAddr
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+    O: ConnectionObserver,
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TrackedListener<L, O>>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}

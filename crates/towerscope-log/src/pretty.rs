@@ -1,0 +1,110 @@
+//! Human-readable output for development: tracing-subscriber's format with secrets masked
+//! and control characters escaped.
+
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::Writer;
+
+use crate::redact::{REDACTED, Redaction};
+
+/// Formats fields as `name=value`, the message first, masking secret names and escaping
+/// control characters (so a value with a newline or an ANSI escape cannot forge a line).
+///
+/// ```
+/// use tracing_subscriber::fmt;
+/// use towerscope_log::{RedactedFields, Redaction};
+/// let layer = fmt::layer::<tracing_subscriber::Registry>()
+///     .fmt_fields(RedactedFields::new(Redaction::default()));
+/// # let _ = layer;
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedactedFields {
+    redaction: Redaction,
+}
+
+impl RedactedFields {
+    /// Fields formatted with `redaction` applied.
+    pub fn new(redaction: Redaction) -> Self {
+        Self { redaction }
+    }
+}
+
+/// Writes `s` with control characters escaped.
+pub(crate) fn push_escaped(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    for c in s.chars() {
+        match c {
+            '\n' => out.write_str("\\n")?,
+            '\r' => out.write_str("\\r")?,
+            '\t' => out.write_str("\\t")?,
+            c if c.is_control() => write!(out, "\\u{{{:x}}}", c as u32)?,
+            c => out.write_char(c)?,
+        }
+    }
+    Ok(())
+}
+
+struct Visitor<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    redaction: &'a Redaction,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl Visitor<'_, '_> {
+    fn sep(&mut self) -> fmt::Result {
+        if self.first {
+            self.first = false;
+            Ok(())
+        } else {
+            self.writer.write_char(' ')
+        }
+    }
+}
+
+impl Visit for Visitor<'_, '_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() {
+            return;
+        }
+        let mut text = String::new();
+        self.result = (|| {
+            self.sep()?;
+            if field.name() == "message" {
+                write!(text, "{value:?}")?;
+                return push_escaped(self.writer, &text);
+            }
+            write!(self.writer, "{}=", field.name())?;
+            if self.redaction.is_secret(field.name()) {
+                return self.writer.write_str(REDACTED);
+            }
+            write!(text, "{value:?}")?;
+            push_escaped(self.writer, &text)
+        })();
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            if self.result.is_ok() {
+                self.result = self.sep().and_then(|()| push_escaped(self.writer, value));
+            }
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+}
+
+impl<'w> FormatFields<'w> for RedactedFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut v = Visitor {
+            writer: &mut writer,
+            redaction: &self.redaction,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut v);
+        v.result
+    }
+}

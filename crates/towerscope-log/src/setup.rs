@@ -1,0 +1,337 @@
+//! One call to set up logging.
+
+use std::io;
+use std::sync::{Arc, OnceLock};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::registry::Registry;
+use tracing::Subscriber;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::{JsonLayer, RedactedFields, Redaction};
+
+/// Filter used when neither the builder nor `RUST_LOG` gives one.
+///
+/// `EnvFilter` matches targets by string prefix, so tower is named `tower::` here: a bare
+/// `tower=warn` would also silence every `towerscope_*` target. Keep that in mind in your
+/// own `RUST_LOG`.
+pub const DEFAULT_FILTER: &str =
+    "info,hyper=warn,hyper_util=warn,h2=warn,tower::=warn,reqwest=warn,rustls=warn";
+
+/// Target of towerscope-request-id's `request` span.
+const REQUEST_SPAN_TARGET: &str = "towerscope_request_id";
+
+/// Output format.
+///
+/// ```
+/// use towerscope_log::LogFormat;
+/// assert_eq!("json".parse::<LogFormat>().unwrap(), LogFormat::Json);
+/// assert!("xml".parse::<LogFormat>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable lines (development).
+    Pretty,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = LogError;
+    fn from_str(s: &str) -> Result<Self, LogError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(Self::Json),
+            "pretty" | "text" | "human" => Ok(Self::Pretty),
+            _ => Err(LogError::Format(s.to_owned())),
+        }
+    }
+}
+
+/// A logging setup that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The format given (or `TOWERSCOPE_LOG_FORMAT`) is not `json` or `pretty`.
+    #[error("TOWERSCOPE_LOG_FORMAT: unknown log format {0:?} (expected json or pretty)")]
+    Format(String),
+    /// The filter does not parse.
+    #[error("log filter {filter:?}: {reason}")]
+    Filter {
+        /// The filter text.
+        filter: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A global subscriber is already set.
+    #[error("a global tracing subscriber is already set")]
+    AlreadySet,
+}
+
+/// Keeps the background writer running; dropping it flushes the lines still buffered.
+#[must_use = "dropping the guard stops the log writer"]
+#[derive(Debug)]
+pub struct LoggingGuard {
+    _worker: Option<WorkerGuard>,
+    dropped: Option<ErrorCounter>,
+}
+
+impl LoggingGuard {
+    /// Lines dropped because the buffer was full (0 without a non-blocking writer).
+    pub fn dropped_lines(&self) -> usize {
+        self.dropped.as_ref().map_or(0, ErrorCounter::dropped_lines)
+    }
+}
+
+/// `towerscope_log_dropped_lines_total`, read from the writer's counter at scrape time.
+#[derive(Debug)]
+struct DroppedLines(Arc<OnceLock<ErrorCounter>>);
+
+impl Collector for DroppedLines {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let n = self.0.get().map_or(0, ErrorCounter::dropped_lines);
+        let c = ConstCounter::new(n as u64);
+        c.encode(encoder.encode_descriptor(
+            "towerscope_log_dropped_lines",
+            "Log lines dropped because the log buffer was full.",
+            None,
+            c.metric_type(),
+        )?)
+    }
+}
+
+/// Sets up `tracing`: JSON or readable output, `RUST_LOG`-style filtering with quiet
+/// defaults for hyper, h2 and tower, secrets masked, and a non-blocking writer with a
+/// bounded buffer whose dropped lines are counted.
+///
+/// The format comes from [`LoggingBuilder::format`], else `TOWERSCOPE_LOG_FORMAT`
+/// (`json` or `pretty`), else JSON. The filter comes from [`LoggingBuilder::filter`], else
+/// `RUST_LOG`, else [`DEFAULT_FILTER`]; `towerscope_request_id=info` is added unless the
+/// filter names that target, so the request span (and its `request_id`) is on even when
+/// only warnings are logged elsewhere.
+///
+/// ```no_run
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let _guard = towerscope_log::Logging::builder()
+///     .redact(["card_number"])
+///     .metrics(&mut registry)
+///     .init()
+///     .expect("logging");
+/// tracing::info!(user_id = 42, password = "hunter2", "signed in"); // password: "[REDACTED]"
+/// ```
+#[derive(Debug)]
+pub struct Logging;
+
+impl Logging {
+    /// A builder writing to stdout.
+    pub fn builder() -> LoggingBuilder<fn() -> io::Stdout> {
+        LoggingBuilder {
+            writer: io::stdout,
+            format: None,
+            filter: None,
+            redaction: Redaction::default(),
+            buffered_lines: 128_000,
+            non_blocking: true,
+            dropped: Arc::new(OnceLock::new()),
+        }
+    }
+}
+
+/// Builder for the logging setup; see [`Logging`].
+#[must_use]
+pub struct LoggingBuilder<W> {
+    writer: W,
+    format: Option<LogFormat>,
+    filter: Option<String>,
+    redaction: Redaction,
+    buffered_lines: usize,
+    non_blocking: bool,
+    dropped: Arc<OnceLock<ErrorCounter>>,
+}
+
+impl<W> std::fmt::Debug for LoggingBuilder<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoggingBuilder")
+            .field("format", &self.format)
+            .field("filter", &self.filter)
+            .field("buffered_lines", &self.buffered_lines)
+            .field("non_blocking", &self.non_blocking)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W> LoggingBuilder<W>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    /// The output format (overrides `TOWERSCOPE_LOG_FORMAT`).
+    pub fn format(mut self, format: LogFormat) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// The filter, in `RUST_LOG` syntax (overrides `RUST_LOG`).
+    pub fn filter(mut self, filter: impl Into<String>) -> Self {
+        self.filter = Some(filter.into());
+        self
+    }
+
+    /// More secret field names (added to the defaults).
+    pub fn redact<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.redaction = self.redaction.with(names);
+        self
+    }
+
+    /// Replaces the redaction list.
+    pub fn redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
+        self
+    }
+
+    /// Lines buffered for the writer thread before new lines are dropped (default 128,000).
+    pub fn buffered_lines(mut self, lines: usize) -> Self {
+        self.buffered_lines = lines;
+        self
+    }
+
+    /// Write on the calling thread instead of a background thread (tests).
+    pub fn blocking(mut self) -> Self {
+        self.non_blocking = false;
+        self
+    }
+
+    /// Where lines go (default stdout).
+    pub fn writer<W2>(self, writer: W2) -> LoggingBuilder<W2>
+    where
+        W2: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+    {
+        LoggingBuilder {
+            writer,
+            format: self.format,
+            filter: self.filter,
+            redaction: self.redaction,
+            buffered_lines: self.buffered_lines,
+            non_blocking: self.non_blocking,
+            dropped: self.dropped,
+        }
+    }
+
+    /// Registers `towerscope_log_dropped_lines_total` into `registry`.
+    pub fn metrics(self, registry: &mut Registry) -> Self {
+        registry.register_collector(Box::new(DroppedLines(self.dropped.clone())));
+        self
+    }
+
+    /// Builds the subscriber without installing it (for `tracing::subscriber::with_default`
+    /// in tests, or to add layers of your own).
+    pub fn build(self) -> Result<(Box<dyn Subscriber + Send + Sync>, LoggingGuard), LogError> {
+        let format = match self.format {
+            Some(f) => f,
+            None => match std::env::var("TOWERSCOPE_LOG_FORMAT") {
+                Ok(v) => v.parse()?,
+                Err(_) => LogFormat::Json,
+            },
+        };
+        let filter_text = self
+            .filter
+            .clone()
+            .or_else(|| {
+                std::env::var("RUST_LOG")
+                    .ok()
+                    .filter(|s| !s.trim().is_empty())
+            })
+            .unwrap_or_else(|| DEFAULT_FILTER.to_owned());
+        let filter_text = if filter_text.contains(REQUEST_SPAN_TARGET) {
+            filter_text
+        } else {
+            format!("{filter_text},{REQUEST_SPAN_TARGET}=info")
+        };
+        let filter = EnvFilter::builder()
+            .with_regex(false)
+            .parse(&filter_text)
+            .map_err(|e| LogError::Filter {
+                filter: filter_text.clone(),
+                reason: e.to_string(),
+            })?;
+        let redaction = self.redaction;
+        if self.non_blocking {
+            let (writer, worker) = NonBlockingBuilder::default()
+                .lossy(true)
+                .buffered_lines_limit(self.buffered_lines)
+                .thread_name("towerscope-log")
+                .finish(MakeWriterIo(self.writer));
+            let dropped = writer.error_counter();
+            let _ = self.dropped.set(dropped.clone());
+            let subscriber = subscriber(format, filter, redaction, writer);
+            Ok((
+                subscriber,
+                LoggingGuard {
+                    _worker: Some(worker),
+                    dropped: Some(dropped),
+                },
+            ))
+        } else {
+            let subscriber = subscriber(format, filter, redaction, self.writer);
+            Ok((
+                subscriber,
+                LoggingGuard {
+                    _worker: None,
+                    dropped: None,
+                },
+            ))
+        }
+    }
+
+    /// Builds the subscriber and installs it as the global default.
+    pub fn init(self) -> Result<LoggingGuard, LogError> {
+        let (subscriber, guard) = self.build()?;
+        tracing::subscriber::set_global_default(subscriber).map_err(|_| LogError::AlreadySet)?;
+        Ok(guard)
+    }
+}
+
+fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    redaction: Redaction,
+    writer: W,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Json => Box::new(registry.with(JsonLayer::new(writer, redaction))),
+        LogFormat::Pretty => Box::new(
+            registry.with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .with_ansi(false)
+                    .fmt_fields(RedactedFields::new(redaction)),
+            ),
+        ),
+    }
+}
+
+/// Adapts a `MakeWriter` to the `io::Write` the background writer owns.
+struct MakeWriterIo<W>(W);
+
+impl<W> io::Write for MakeWriterIo<W>
+where
+    W: for<'a> MakeWriter<'a>,
+{
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.make_writer().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.make_writer().flush()
+    }
+}

@@ -1,0 +1,490 @@
+//! JSON logs with request IDs, redaction, injection safety, and propagation between services.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::{HeaderValue, Request};
+use http_body_util::BodyExt;
+use prometheus_client::registry::Registry;
+use serde_json::Value;
+use tower::ServiceExt;
+use towerscope_log::{AccessLogLayer, LogFormat, Logging};
+use towerscope_request_id::{RequestId, RequestIdClientLayer, RequestIdLayer};
+use tracing::Instrument;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Captures every line written.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    fn lines(&self) -> Vec<String> {
+        let bytes = self.0.lock().expect("lock").clone();
+        String::from_utf8(bytes)
+            .expect("utf8")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+    fn json(&self) -> Vec<Value> {
+        self.lines()
+            .iter()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("not one JSON object: {e}: {l:?}"))
+            })
+            .collect()
+    }
+}
+
+impl io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+fn json_subscriber(capture: &Capture) -> tracing::subscriber::DefaultGuard {
+    let (subscriber, _guard) = Logging::builder()
+        .writer(capture.clone())
+        .blocking()
+        .format(LogFormat::Json)
+        .filter("debug,hyper=off,h2=off,tower::=off,axum=off,hyper_util=off")
+        .build()
+        .expect("logging");
+    tracing::subscriber::set_default(subscriber)
+}
+
+async fn handler() -> Body {
+    tracing::info!("in handler");
+    let child = tokio::spawn(
+        async {
+            tokio::task::yield_now().await;
+            tracing::info!("in spawned task");
+        }
+        .instrument(tracing::Span::current()),
+    );
+    let _ = child.await;
+    let stream = futures_util::stream::iter([Ok::<_, io::Error>(bytes::Bytes::from_static(b"ok"))])
+        .map_log();
+    Body::from_stream(stream)
+}
+
+trait MapLog: Sized {
+    fn map_log(self) -> futures_util::stream::Inspect<Self, fn(&Result<bytes::Bytes, io::Error>)>;
+}
+
+impl<S: futures_util::Stream<Item = Result<bytes::Bytes, io::Error>>> MapLog for S {
+    fn map_log(self) -> futures_util::stream::Inspect<Self, fn(&Result<bytes::Bytes, io::Error>)> {
+        use futures_util::StreamExt;
+        self.inspect(|_| tracing::info!("streaming body"))
+    }
+}
+
+fn app(registry: &mut Registry) -> Router {
+    Router::new()
+        .route("/work", get(handler))
+        .layer(
+            AccessLogLayer::builder()
+                .log_headers(["accept", "authorization", "x-api-key", "cookie"])
+                .build(),
+        )
+        .layer(RequestIdLayer::new(registry))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn every_line_of_a_request_carries_its_id() {
+    let capture = Capture::default();
+    let _default = json_subscriber(&capture);
+    let mut registry = Registry::default();
+    let app = app(&mut registry);
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::get("/work?token=abc")
+                .header("user-agent", "test-agent")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await
+        .expect("ok");
+    let id = resp.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    resp.into_body().collect().await.expect("body");
+
+    let lines = capture.json();
+    let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
+    for expected in [
+        "request started",
+        "in handler",
+        "in spawned task",
+        "streaming body",
+        "GET /work 200",
+    ] {
+        assert!(
+            messages.contains(&expected),
+            "no {expected:?} in {messages:?}"
+        );
+    }
+    for line in &lines {
+        assert_eq!(
+            line["request_id"],
+            id.as_str(),
+            "line without the request ID: {line}"
+        );
+        for key in [
+            "timestamp",
+            "level",
+            "target",
+            "message",
+            "module",
+            "file",
+            "line",
+        ] {
+            assert!(line.get(key).is_some(), "{key} missing in {line}");
+        }
+        assert!(line["timestamp"].as_str().expect("string").ends_with('Z'));
+    }
+    let access = lines
+        .iter()
+        .find(|l| l["message"] == "GET /work 200")
+        .expect("access line");
+    assert_eq!(access["event_type"], "http_request");
+    assert_eq!(access["route"], "/work");
+    assert_eq!(access["path"], "/work");
+    assert_eq!(access["query"], "[REDACTED]");
+    assert_eq!(access["status"], 200);
+    assert_eq!(access["user_agent"], "test-agent");
+    assert!(access["duration_ms"].as_f64().expect("number") >= 0.0);
+    assert!(
+        !capture.lines().join("\n").contains("abc"),
+        "query value leaked"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn ids_are_unique_across_100k_concurrent_requests() {
+    let capture = Capture::default();
+    let _default = json_subscriber(&capture);
+    let mut registry = Registry::default();
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(AccessLogLayer::new())
+        .layer(RequestIdLayer::new(&mut registry));
+    let n = 100_000;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let app = app.clone();
+        tasks.spawn(async move {
+            let resp = app
+                .oneshot(Request::get("/").body(Body::empty()).expect("req"))
+                .await
+                .expect("ok");
+            resp.headers()["x-request-id"]
+                .to_str()
+                .expect("ascii")
+                .to_owned()
+        });
+    }
+    let mut ids = std::collections::HashSet::new();
+    while let Some(id) = tasks.join_next().await {
+        assert!(ids.insert(id.expect("task")), "duplicate ID");
+    }
+    assert_eq!(ids.len(), n);
+    let logged: std::collections::HashSet<String> = capture
+        .json()
+        .into_iter()
+        .filter(|l| l["message"] == "GET / 200")
+        .map(|l| l["request_id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(
+        logged.len(),
+        n,
+        "one access line per request, each with its own ID"
+    );
+    assert!(
+        logged == ids,
+        "the logged IDs are the IDs the clients received"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn secrets_are_masked_in_headers_and_fields() {
+    let capture = Capture::default();
+    let _default = json_subscriber(&capture);
+    let mut registry = Registry::default();
+    let app = app(&mut registry);
+    let req = Request::get("/work?password=p4ss")
+        .header("accept", "text/plain")
+        .header("authorization", "Bearer s3cr3t-t0ken")
+        .header("x-api-key", "k3y-value")
+        .header("cookie", "session=c00kie")
+        .body(Body::empty())
+        .expect("req");
+    let resp = app.oneshot(req).await.expect("ok");
+    resp.into_body().collect().await.expect("body");
+    tracing::info!(
+        password = "hunter2",
+        api_token = "tok-123",
+        user_id = 42,
+        "signed in"
+    );
+    let all = capture.lines().join("\n");
+    for secret in [
+        "p4ss",
+        "s3cr3t-t0ken",
+        "k3y-value",
+        "c00kie",
+        "hunter2",
+        "tok-123",
+    ] {
+        assert!(!all.contains(secret), "{secret} leaked:\n{all}");
+    }
+    let lines = capture.json();
+    let access = lines
+        .iter()
+        .find(|l| l["event_type"] == "http_request" && l["status"] == 200)
+        .expect("access");
+    assert_eq!(
+        access["headers"],
+        "accept=text/plain; authorization=[REDACTED]; x-api-key=[REDACTED]; cookie=[REDACTED]"
+    );
+    let signed = lines
+        .iter()
+        .find(|l| l["message"] == "signed in")
+        .expect("event");
+    assert_eq!(signed["password"], "[REDACTED]");
+    assert_eq!(signed["api_token"], "[REDACTED]");
+    assert_eq!(signed["user_id"], 42);
+}
+
+#[test]
+fn hostile_values_stay_one_line_in_both_formats() {
+    let hostile =
+        "quote\" newline\n{\"level\":\"ERROR\",\"message\":\"forged\"}\r\u{1b}[31mred\u{0}nul";
+    for format in [LogFormat::Json, LogFormat::Pretty] {
+        let capture = Capture::default();
+        let (subscriber, _guard) = Logging::builder()
+            .writer(capture.clone())
+            .blocking()
+            .format(format)
+            .filter("info")
+            .build()
+            .expect("logging");
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(field = hostile, "message {hostile}");
+            tracing::warn!("second");
+        });
+        let lines = capture.lines();
+        assert_eq!(lines.len(), 2, "{format:?} produced {lines:#?}");
+        assert!(
+            !lines.concat().contains('\u{1b}'),
+            "{format:?} wrote a raw escape"
+        );
+        if format == LogFormat::Json {
+            let first: Value = serde_json::from_str(&lines[0]).expect("json");
+            assert_eq!(first["field"], hostile);
+            assert_eq!(first["message"], format!("message {hostile}"));
+        }
+    }
+}
+
+#[test]
+fn errors_carry_type_message_and_chain() {
+    #[derive(Debug)]
+    struct Outer(io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("saving the order failed")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let capture = Capture::default();
+    let (subscriber, _guard) = Logging::builder()
+        .writer(capture.clone())
+        .blocking()
+        .format(LogFormat::Json)
+        .filter("info")
+        .build()
+        .expect("logging");
+    tracing::subscriber::with_default(subscriber, || {
+        let err = Outer(io::Error::other("disk full"));
+        towerscope_log::app_error!(&err, order_id = 7);
+        towerscope_log::business_event!("order_placed", user_id = 42, amount = 9.5);
+        towerscope_log::security_event!("login_failed", user_id = "u1");
+    });
+    let lines = capture.json();
+    assert_eq!(lines[0]["event_type"], "application_error");
+    assert_eq!(lines[0]["level"], "ERROR");
+    assert!(
+        lines[0]["error_type"]
+            .as_str()
+            .expect("type")
+            .ends_with("Outer")
+    );
+    assert_eq!(lines[0]["error"]["message"], "saving the order failed");
+    assert_eq!(lines[0]["error"]["chain"][0], "disk full");
+    assert_eq!(lines[0]["order_id"], 7);
+    assert_eq!(lines[1]["event_type"], "business_event");
+    assert_eq!(lines[1]["event"], "order_placed");
+    assert_eq!(lines[1]["amount"], 9.5);
+    assert_eq!(lines[2]["event_type"], "security_event");
+    assert_eq!(lines[2]["level"], "WARN");
+}
+
+/// A writer that takes its time, so the buffer fills.
+#[derive(Clone)]
+struct Slow;
+
+impl io::Write for Slow {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        std::thread::sleep(Duration::from_millis(5));
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Slow {
+    type Writer = Slow;
+    fn make_writer(&'a self) -> Slow {
+        Slow
+    }
+}
+
+#[test]
+fn dropped_lines_are_counted_not_blocking() {
+    let mut registry = Registry::default();
+    let (subscriber, guard) = Logging::builder()
+        .writer(Slow)
+        .format(LogFormat::Json)
+        .filter("info")
+        .buffered_lines(4)
+        .metrics(&mut registry)
+        .build()
+        .expect("logging");
+    let start = std::time::Instant::now();
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..200 {
+            tracing::info!(i, "line");
+        }
+    });
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "logging blocked on the writer"
+    );
+    assert!(guard.dropped_lines() > 0);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("towerscope_log_dropped_lines_total "))
+        .expect("metric");
+    let n: usize = line
+        .rsplit(' ')
+        .next()
+        .expect("value")
+        .parse()
+        .expect("number");
+    assert!(n > 0, "{line}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_id_crosses_from_service_a_to_service_b() {
+    let capture = Capture::default();
+    let _default = json_subscriber(&capture);
+    let mut registry = Registry::default();
+
+    // Service B.
+    let b = Router::new()
+        .route(
+            "/inventory",
+            get(|| async {
+                tracing::info!("b: checking inventory");
+                "in stock"
+            }),
+        )
+        .layer(AccessLogLayer::new())
+        .layer(RequestIdLayer::new(&mut registry));
+    let b_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let b_addr = b_listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(b_listener, b).await });
+
+    // Service A calls B through a hyper-util client with the client layer.
+    let client = tower::ServiceBuilder::new()
+        .layer(RequestIdClientLayer::new())
+        .service(
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<bytes::Bytes>>(),
+        );
+    let a = Router::new()
+        .route(
+            "/checkout",
+            get(move || {
+                let client = client.clone();
+                async move {
+                    tracing::info!("a: checking out");
+                    let req = Request::get(format!("http://{b_addr}/inventory"))
+                        .body(http_body_util::Empty::new())
+                        .expect("req");
+                    let resp = client.oneshot(req).await.expect("call b");
+                    let body = resp.into_body().collect().await.expect("body").to_bytes();
+                    String::from_utf8_lossy(&body).into_owned()
+                }
+            }),
+        )
+        .layer(AccessLogLayer::new())
+        .layer(RequestIdLayer::new(&mut registry));
+
+    let resp = a
+        .oneshot(
+            Request::get("/checkout")
+                .header("x-request-id", HeaderValue::from_static("order-flow-1"))
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await
+        .expect("ok");
+    assert_eq!(resp.headers()["x-request-id"], "order-flow-1");
+    assert_eq!(
+        resp.into_body().collect().await.expect("body").to_bytes(),
+        "in stock"
+    );
+
+    let lines = capture.json();
+    let find = |msg: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"] == msg)
+            .unwrap_or_else(|| panic!("no {msg:?}: {lines:#?}"))
+    };
+    assert_eq!(find("a: checking out")["request_id"], "order-flow-1");
+    assert_eq!(find("b: checking inventory")["request_id"], "order-flow-1");
+    assert_eq!(find("GET /inventory 200")["request_id"], "order-flow-1");
+    assert_eq!(find("GET /checkout 200")["request_id"], "order-flow-1");
+    // RequestId::current() sees it inside the request too.
+    let _ = RequestId::current();
+}

@@ -1,0 +1,284 @@
+//! The ID type, its validation and its generators.
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+
+/// A request's correlation ID: a valid header value, cheap to clone.
+///
+/// It is in the request extensions once [`RequestIdLayer`](crate::RequestIdLayer) has run,
+/// in the response header, and in the `request_id` field of the request's span.
+///
+/// ```
+/// use towerscope_request_id::RequestId;
+/// let id = RequestId::new_v7();
+/// assert_eq!(id.as_str().len(), 36);
+/// assert_eq!(RequestId::new_v7().as_str().len(), 36);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// A time-ordered UUID v7 (the default): sortable by creation time, random below.
+    pub fn new_v7() -> Self {
+        Self::from_uuid(uuid::Uuid::now_v7())
+    }
+
+    /// A random UUID v4.
+    ///
+    /// ```
+    /// assert_ne!(towerscope_request_id::RequestId::new_v4(), towerscope_request_id::RequestId::new_v4());
+    /// ```
+    pub fn new_v4() -> Self {
+        Self::from_uuid(uuid::Uuid::new_v4())
+    }
+
+    fn from_uuid(u: uuid::Uuid) -> Self {
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let s = u.hyphenated().encode_lower(&mut buf);
+        // A hyphenated UUID is ASCII hex and '-': always a valid header value.
+        Self(HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid")))
+    }
+
+    /// The ID as text (always visible ASCII).
+    pub fn as_str(&self) -> &str {
+        // Every constructor checks for visible ASCII.
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// The ID as a header value.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+
+    /// The ID of the request being served on this task: the nearest enclosing span that
+    /// [`RequestIdLayer`](crate::RequestIdLayer) made (including spans entered in tasks the
+    /// handler spawned with `.instrument(Span::current())`). `None` outside a request, or
+    /// when the subscriber is not built on `tracing_subscriber::Registry`.
+    ///
+    /// ```
+    /// assert!(towerscope_request_id::RequestId::current().is_none());
+    /// ```
+    pub fn current() -> Option<Self> {
+        crate::span::current_request_id()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RequestId({})", self.as_str())
+    }
+}
+
+/// Why an inbound ID was not accepted; the `reason` label of
+/// `towerscope_request_id_rejected_total`.
+///
+/// ```
+/// use towerscope_request_id::{IdRules, Rejection};
+/// let rules = IdRules::default();
+/// assert_eq!(rules.check(b""), Err(Rejection::Empty));
+/// assert_eq!(rules.check(b"ab\r\ncd"), Err(Rejection::InvalidCharacter));
+/// assert!(rules.check(b"0190a0c5-7f1e-7000-8000-000000000000").is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum Rejection {
+    /// The header was present but empty.
+    #[error("empty")]
+    Empty,
+    /// Longer than the configured limit.
+    #[error("too long")]
+    TooLong,
+    /// A byte outside the allowed set (control characters, spaces, quotes, non-ASCII, …).
+    #[error("invalid character")]
+    InvalidCharacter,
+    /// More than one ID header was sent.
+    #[error("several values")]
+    Multiple,
+}
+
+impl Rejection {
+    pub(crate) const ALL: [Rejection; 4] = [
+        Self::Empty,
+        Self::TooLong,
+        Self::InvalidCharacter,
+        Self::Multiple,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::TooLong => "too_long",
+            Self::InvalidCharacter => "invalid_character",
+            Self::Multiple => "multiple",
+        }
+    }
+}
+
+type CharFn = dyn Fn(u8) -> bool + Send + Sync;
+
+/// What an inbound ID must look like to be kept: at most `max_len` bytes (default 128), each
+/// an ASCII letter, digit, or one of `-_.:+/=@` (configurable).
+///
+/// ```
+/// use towerscope_request_id::IdRules;
+/// let rules = IdRules::default().max_len(8).allowed(|b| b.is_ascii_digit());
+/// assert!(rules.check(b"12345678").is_ok());
+/// assert!(rules.check(b"123456789").is_err());
+/// assert!(rules.check(b"12a").is_err());
+/// ```
+#[derive(Clone)]
+pub struct IdRules {
+    max_len: usize,
+    allowed: Arc<CharFn>,
+}
+
+impl Default for IdRules {
+    fn default() -> Self {
+        Self {
+            max_len: 128,
+            allowed: Arc::new(|b| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(&b)),
+        }
+    }
+}
+
+impl std::fmt::Debug for IdRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdRules")
+            .field("max_len", &self.max_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdRules {
+    /// Longest accepted ID, in bytes.
+    pub fn max_len(mut self, max_len: usize) -> Self {
+        self.max_len = max_len;
+        self
+    }
+
+    /// Which bytes an ID may contain. Control characters, space, `"`, `\` and non-ASCII are
+    /// always refused, whatever this says.
+    pub fn allowed(mut self, f: impl Fn(u8) -> bool + Send + Sync + 'static) -> Self {
+        self.allowed = Arc::new(f);
+        self
+    }
+
+    /// Checks one inbound value.
+    pub fn check(&self, value: &[u8]) -> Result<(), Rejection> {
+        if value.is_empty() {
+            return Err(Rejection::Empty);
+        }
+        if value.len() > self.max_len {
+            return Err(Rejection::TooLong);
+        }
+        let always_bad = |b: u8| !b.is_ascii_graphic() || b == b'"' || b == b'\\';
+        if value.iter().any(|&b| always_bad(b) || !(self.allowed)(b)) {
+            return Err(Rejection::InvalidCharacter);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn accept(&self, value: &HeaderValue) -> Result<RequestId, Rejection> {
+        self.check(value.as_bytes())
+            .map(|()| RequestId(value.clone()))
+    }
+}
+
+/// How new IDs are made.
+///
+/// ```
+/// use towerscope_request_id::{Generator, RequestId};
+/// let g = Generator::custom(|| RequestId::new_v4());
+/// assert_eq!(g.generate().as_str().len(), 36);
+/// ```
+#[derive(Clone, Default)]
+pub enum Generator {
+    /// UUID v7 (default).
+    #[default]
+    UuidV7,
+    /// UUID v4.
+    UuidV4,
+    /// Your own function.
+    Custom(Arc<dyn Fn() -> RequestId + Send + Sync>),
+}
+
+impl std::fmt::Debug for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UuidV7 => f.write_str("UuidV7"),
+            Self::UuidV4 => f.write_str("UuidV4"),
+            Self::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+impl Generator {
+    /// A generator from a function.
+    pub fn custom(f: impl Fn() -> RequestId + Send + Sync + 'static) -> Self {
+        Self::Custom(Arc::new(f))
+    }
+
+    /// Makes one ID.
+    pub fn generate(&self) -> RequestId {
+        match self {
+            Self::UuidV7 => RequestId::new_v7(),
+            Self::UuidV4 => RequestId::new_v4(),
+            Self::Custom(f) => f(),
+        }
+    }
+}
+
+/// Makes a [`RequestId`] from text of your own (for [`Generator::custom`]), if it is a valid
+/// header value of visible ASCII.
+///
+/// ```
+/// use towerscope_request_id::request_id_from;
+/// assert!(request_id_from("order-42").is_some());
+/// assert!(request_id_from("bad\nid").is_none());
+/// ```
+pub fn request_id_from(text: &str) -> Option<RequestId> {
+    let ok = !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| HeaderValue::from_str(text).ok().map(RequestId))
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v7_ids_are_unique_and_time_ordered() {
+        let ids: Vec<RequestId> = (0..10_000).map(|_| RequestId::new_v7()).collect();
+        let mut sorted: Vec<&str> = ids.iter().map(RequestId::as_str).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 10_000);
+    }
+
+    #[test]
+    fn hostile_values_are_rejected() {
+        let rules = IdRules::default();
+        let long = vec![b'a'; 10 * 1024];
+        for (value, why) in [
+            (&b"a\r\nX-Injected: 1"[..], Rejection::InvalidCharacter),
+            (&long[..], Rejection::TooLong),
+            ("é".as_bytes(), Rejection::InvalidCharacter),
+            (b"a b", Rejection::InvalidCharacter),
+            (b"a\"b", Rejection::InvalidCharacter),
+            (b"\x1b[31m", Rejection::InvalidCharacter),
+            (b"", Rejection::Empty),
+        ] {
+            assert_eq!(rules.check(value), Err(why), "{value:?}");
+        }
+        // A permissive rule still cannot let control characters through.
+        let lax = IdRules::default().allowed(|_| true);
+        assert_eq!(lax.check(b"a\tb"), Err(Rejection::InvalidCharacter));
+    }
+}

@@ -1,0 +1,365 @@
+//! [`RequestIdLayer`]: the server side.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::header::HeaderName;
+use http::{HeaderMap, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::{Level, Span};
+
+use crate::span::request_span;
+use crate::{Generator, IdRules, Rejection, RequestId};
+
+/// The header the ID is read from and written to by default.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Also accepted on the way in by default.
+pub const CORRELATION_ID_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum ReasonValue {
+    empty,
+    too_long,
+    invalid_character,
+    multiple,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: ReasonValue,
+}
+
+fn label(r: Rejection) -> ReasonLabel {
+    ReasonLabel {
+        reason: match r {
+            Rejection::Empty => ReasonValue::empty,
+            Rejection::TooLong => ReasonValue::too_long,
+            Rejection::InvalidCharacter => ReasonValue::invalid_character,
+            Rejection::Multiple => ReasonValue::multiple,
+        },
+    }
+}
+
+#[derive(Debug)]
+struct Config {
+    header: HeaderName,
+    accept: Vec<HeaderName>,
+    rules: IdRules,
+    generator: Generator,
+    span_level: Level,
+    rejected: Family<ReasonLabel, Counter>,
+}
+
+/// Gives every request a correlation ID.
+///
+/// On the way in it takes the ID from `x-request-id` (or `x-correlation-id`; configurable)
+/// when the request carries exactly one and it passes the [`IdRules`]; otherwise it makes a
+/// new one (UUID v7 by default). A refused inbound ID is replaced, never echoed, and counted
+/// in `towerscope_request_id_rejected_total{reason}`.
+///
+/// The ID then goes:
+/// - into the request extensions as [`RequestId`], and into the request's `x-request-id`
+///   header (replacing whatever was there), for handlers;
+/// - into a span named `request` with a `request_id` field, entered whenever the inner
+///   future or the response body is polled, so every event logged while serving the request
+///   carries it (a JSON subscriber from `towerscope-log` writes it as a top-level field);
+/// - into the response's `x-request-id` header, also on responses made by layers inside
+///   this one (a caught panic's 500, a timeout's 408), unless the response already has one.
+///
+/// Place it outermost, so that everything else runs inside its span.
+///
+/// ```
+/// use axum::{Router, routing::get, Extension};
+/// use prometheus_client::registry::Registry;
+/// use towerscope_request_id::{RequestId, RequestIdLayer};
+///
+/// async fn handler(Extension(id): Extension<RequestId>) -> String {
+///     tracing::info!("handling"); // carries request_id through the span
+///     id.to_string()
+/// }
+/// let mut registry = Registry::default();
+/// let app: Router = Router::new().route("/", get(handler)).layer(RequestIdLayer::new(&mut registry));
+/// ```
+///
+/// Cancel and panic: the span closes when the future or body is dropped. Bad input (CR/LF,
+/// control or non-ASCII bytes, empty, 10 KB values, repeated headers) never reaches a log
+/// line or a response: a fresh ID is used.
+#[derive(Debug, Clone)]
+pub struct RequestIdLayer {
+    config: Arc<Config>,
+}
+
+impl RequestIdLayer {
+    /// A layer with defaults, counting refused IDs into `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        RequestIdBuilder::default().build(registry)
+    }
+
+    /// A builder.
+    ///
+    /// ```
+    /// use towerscope_request_id::{Generator, IdRules, RequestIdLayer};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let layer = RequestIdLayer::builder()
+    ///     .header(http::HeaderName::from_static("x-trace-ref"))
+    ///     .rules(IdRules::default().max_len(64))
+    ///     .generator(Generator::UuidV4)
+    ///     .build(&mut registry);
+    /// # let _ = layer;
+    /// ```
+    pub fn builder() -> RequestIdBuilder {
+        RequestIdBuilder::default()
+    }
+}
+
+/// Builder for [`RequestIdLayer`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RequestIdBuilder {
+    header: HeaderName,
+    accept: Vec<HeaderName>,
+    rules: IdRules,
+    generator: Generator,
+    span_level: Level,
+}
+
+impl Default for RequestIdBuilder {
+    fn default() -> Self {
+        Self {
+            header: REQUEST_ID_HEADER,
+            accept: vec![REQUEST_ID_HEADER, CORRELATION_ID_HEADER],
+            rules: IdRules::default(),
+            generator: Generator::default(),
+            span_level: Level::INFO,
+        }
+    }
+}
+
+impl RequestIdBuilder {
+    /// The header written on requests and responses (default `x-request-id`); it is also
+    /// accepted on the way in.
+    pub fn header(mut self, header: HeaderName) -> Self {
+        if !self.accept.contains(&header) {
+            self.accept.insert(0, header.clone());
+        }
+        self.header = header;
+        self
+    }
+
+    /// The headers an inbound ID is read from (default `x-request-id`, `x-correlation-id`).
+    pub fn accept_headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.accept = headers.into_iter().collect();
+        self
+    }
+
+    /// What an inbound ID must look like.
+    pub fn rules(mut self, rules: IdRules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// How new IDs are made.
+    pub fn generator(mut self, generator: Generator) -> Self {
+        self.generator = generator;
+        self
+    }
+
+    /// Level of the `request` span (default INFO). A span is only recorded when its level is
+    /// enabled: keep `towerscope_request_id=info` in your filter (towerscope-log's setup
+    /// does) so that warnings and errors carry the ID even when INFO is off elsewhere.
+    pub fn span_level(mut self, level: Level) -> Self {
+        self.span_level = level;
+        self
+    }
+
+    /// Builds the layer, registering `towerscope_request_id_rejected_total` into `registry`.
+    pub fn build(self, registry: &mut Registry) -> RequestIdLayer {
+        let rejected = Family::<ReasonLabel, Counter>::default();
+        for r in Rejection::ALL {
+            // Pre-created so every reason shows, at 0, from the first scrape.
+            let _ = rejected.get_or_create(&label(r));
+        }
+        registry.register(
+            "towerscope_request_id_rejected",
+            "Inbound request IDs refused and replaced, by reason",
+            rejected.clone(),
+        );
+        RequestIdLayer {
+            config: Arc::new(Config {
+                header: self.header,
+                accept: self.accept,
+                rules: self.rules,
+                generator: self.generator,
+                span_level: self.span_level,
+                rejected,
+            }),
+        }
+    }
+}
+
+impl Config {
+    fn resolve(&self, headers: &HeaderMap) -> RequestId {
+        let mut values = self.accept.iter().flat_map(|h| headers.get_all(h).iter());
+        let verdict = match (values.next(), values.next()) {
+            (None, _) => return self.generator.generate(),
+            (Some(_), Some(_)) => Err(Rejection::Multiple),
+            (Some(v), None) => self.rules.accept(v),
+        };
+        verdict.unwrap_or_else(|reason| {
+            self.rejected.get_or_create(&label(reason)).inc();
+            let id = self.generator.generate();
+            tracing::debug!(reason = reason.as_str(), request_id = %id, "inbound request ID refused; replaced");
+            id
+        })
+    }
+}
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+    fn layer(&self, inner: S) -> RequestIdService<S> {
+        RequestIdService {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Service made by [`RequestIdLayer`].
+#[derive(Debug, Clone)]
+pub struct RequestIdService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> RequestIdService<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for RequestIdService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: Body,
+{
+    type Response = Response<RequestIdBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        let config = &self.config;
+        let id = config.resolve(req.headers());
+        for h in &config.accept {
+            if *h != config.header {
+                req.headers_mut().remove(h);
+            }
+        }
+        req.headers_mut()
+            .insert(config.header.clone(), id.header_value().clone());
+        let span = request_span(&id, config.span_level);
+        req.extensions_mut().insert(id.clone());
+        let inner = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        ResponseFuture {
+            inner,
+            span,
+            id: Some(id),
+            config: config.clone(),
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`RequestIdService`]: polls the inner future inside the request span.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        span: Span,
+        id: Option<RequestId>,
+        config: Arc<Config>,
+    }
+}
+
+impl<F, B, E> std::future::Future for ResponseFuture<F>
+where
+    F: std::future::Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    type Output = Result<Response<RequestIdBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(id) = this.id.take() {
+            let header = &this.config.header;
+            if !response.headers().contains_key(header) {
+                response
+                    .headers_mut()
+                    .insert(header.clone(), id.header_value().clone());
+            }
+            if response.extensions().get::<RequestId>().is_none() {
+                response.extensions_mut().insert(id);
+            }
+        }
+        let span = this.span.clone();
+        Poll::Ready(Ok(response.map(|inner| RequestIdBody { inner, span })))
+    }
+}
+
+pin_project! {
+    /// Response body of [`RequestIdService`]: polled inside the request span, so events
+    /// logged while streaming carry the ID.
+    pub struct RequestIdBody<B> {
+        #[pin]
+        inner: B,
+        span: Span,
+    }
+}
+
+impl<B: Body> Body for RequestIdBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        this.inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
