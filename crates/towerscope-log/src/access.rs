@@ -318,6 +318,18 @@ fn render_headers(config: &Config, headers: &http::HeaderMap) -> String {
     out
 }
 
+/// The status code, or the outcome when there was no response, for the message.
+struct StatusText(Option<u16>, &'static str);
+
+impl std::fmt::Display for StatusText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(s) => write!(f, "{s}"),
+            None => f.write_str(self.1),
+        }
+    }
+}
+
 macro_rules! at_level {
     ($level:expr, $($args:tt)*) => {
         match $level {
@@ -362,16 +374,15 @@ impl Observer for AccessLogObserver {
             _ => None,
         };
         let path = cut(self.uri.path(), MAX_PATH);
+        // Borrowed when the header is valid UTF-8 (nearly always).
         let user_agent = self
             .user_agent
             .as_ref()
-            .map(|ua| String::from_utf8_lossy(ua.as_bytes()).into_owned());
+            .map(|ua| String::from_utf8_lossy(ua.as_bytes()));
         let user_agent = user_agent.as_deref().map(|ua| cut(ua, MAX_USER_AGENT));
         let query = self.uri.query().map(|_| REDACTED);
         let method = self.method.as_str();
-        let status_text = self
-            .status
-            .map_or_else(|| outcome.to_owned(), |s| s.to_string());
+        let status_text = StatusText(self.status, outcome);
         let _entered = self.span.enter();
         at_level!(
             level,

@@ -1,21 +1,24 @@
 //! The JSON layer: one line per event, span fields flattened to the top level.
+//!
+//! The line is written straight into one reused buffer per thread: strings are escaped as
+//! they are copied, `Debug` values are escaped as they are formatted, and event fields are
+//! not collected first. An event therefore allocates nothing of its own once the buffer has
+//! grown to the size of a line.
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::io::Write as _;
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Record};
 use tracing::{Event, Id, Subscriber};
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::redact::{REDACTED, Redaction};
 
-/// A recorded field value.
+/// A span field value, owned (spans outlive the calls that record them).
 #[derive(Debug, Clone)]
 enum Value {
     Str(String),
@@ -33,43 +36,225 @@ enum Value {
 #[derive(Debug, Default)]
 struct SpanFields(Vec<(&'static str, Value)>);
 
-impl SpanFields {
-    fn set(&mut self, name: &'static str, value: Value) {
-        match self.0.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((name, value)),
+/// Keys the layer writes itself; fields with these names are written as `field_<name>` so
+/// that they cannot overwrite them.
+const RESERVED: [&str; 7] = [
+    "timestamp",
+    "level",
+    "target",
+    "message",
+    "module",
+    "file",
+    "line",
+];
+
+/// Most distinct field names tracked for de-duplication; past this, duplicates may appear.
+const MAX_NAMES: usize = 64;
+
+#[inline]
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
+}
+
+/// Appends `s` to `out` as the inside of a JSON string.
+fn escape_into(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    // Most values need no escaping: copy them in one go.
+    if !bytes.iter().any(|&b| needs_escape(b)) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f | 0x7f => {
+                out.extend_from_slice(&bytes[start..i]);
+                let _ = write!(out, "\\u{b:04x}");
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    escape_into(out, s);
+    out.push(b'"');
+}
+
+/// A `fmt::Write` that escapes what is written into a JSON string.
+struct Escaping<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape_into(self.0, s);
+        Ok(())
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for a Unix second.
+fn render_second(secs: i64) -> [u8; 19] {
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    let mut buf = [0u8; 19];
+    let mut w = &mut buf[..];
+    let _ = write!(
+        w,
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    buf
+}
+
+thread_local! {
+    /// The last second rendered, and its text.
+    static SECOND: std::cell::Cell<(i64, [u8; 19])> = const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+}
+
+/// Appends the current UTC time as RFC 3339 with microseconds (`2026-11-24T11:52:07.316702Z`).
+fn push_timestamp(out: &mut Vec<u8>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let text = SECOND.with(|cell| {
+        let (cached, text) = cell.get();
+        if cached == secs {
+            text
+        } else {
+            let text = render_second(secs);
+            cell.set((secs, text));
+            text
+        }
+    });
+    out.extend_from_slice(&text);
+    let micros = now.subsec_micros();
+    let mut digits = [b'0'; 6];
+    let mut v = micros;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.push(b'.');
+    out.extend_from_slice(&digits);
+    out.push(b'Z');
+}
+
+fn push_key(out: &mut Vec<u8>, name: &str) {
+    out.push(b',');
+    out.push(b'"');
+    if RESERVED.contains(&name) {
+        out.extend_from_slice(b"field_");
+    }
+    escape_into(out, name);
+    out.extend_from_slice(b"\":");
+}
+
+fn push_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        let _ = write!(out, "{v}");
+    } else {
+        let _ = write!(out, "\"{v}\"");
+    }
+}
+
+fn push_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Str(s) => push_str(out, s),
+        Value::I64(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::U64(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::I128(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::U128(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::F64(n) => push_f64(out, *n),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Redacted => push_str(out, REDACTED),
+        Value::Error { message, chain } => {
+            out.extend_from_slice(b"{\"message\":");
+            push_str(out, message);
+            out.extend_from_slice(b",\"chain\":[");
+            for (i, c) in chain.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_str(out, c);
+            }
+            out.extend_from_slice(b"]}");
         }
     }
 }
 
-struct Collect<'a> {
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut chain = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        if chain.len() == 16 {
+            break;
+        }
+        chain.push(s.to_string());
+        source = s.source();
+    }
+    chain
+}
+
+/// Records span fields into owned values.
+struct SpanCollect<'a> {
     fields: &'a mut SpanFields,
-    message: Option<&'a mut String>,
     redaction: &'a Redaction,
 }
 
-impl Collect<'_> {
+impl SpanCollect<'_> {
     fn put(&mut self, field: &Field, value: Value) {
         let name = field.name();
-        if name == "message" {
-            if let Some(m) = self.message.as_deref_mut() {
-                match value {
-                    Value::Str(s) => *m = s,
-                    other => *m = format!("{other:?}"),
-                }
-                return;
-            }
-        }
-        let value = if self.redaction.is_secret(name) {
+        let value = if self.redaction.is_secret_field(name) {
             Value::Redacted
         } else {
             value
         };
-        self.fields.set(name, value);
+        match self.fields.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.fields.0.push((name, value)),
+        }
     }
 }
 
-impl Visit for Collect<'_> {
+impl Visit for SpanCollect<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.put(field, Value::Str(value.to_owned()));
     }
@@ -92,50 +277,142 @@ impl Visit for Collect<'_> {
         self.put(field, Value::Bool(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let mut chain = Vec::new();
-        let mut source = value.source();
-        while let Some(e) = source {
-            if chain.len() == 16 {
-                break;
-            }
-            chain.push(e.to_string());
-            source = e.source();
-        }
         self.put(
             field,
             Value::Error {
                 message: value.to_string(),
-                chain,
+                chain: error_chain(value),
             },
         );
     }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let mut s = String::new();
-        let _ = write!(s, "{value:?}");
-        self.put(field, Value::Str(s));
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, Value::Str(format!("{value:?}")));
     }
 }
 
-/// Keys the layer writes itself; event or span fields with these names are written as
-/// `field_<name>` so that they cannot overwrite them.
-const RESERVED: [&str; 7] = [
-    "timestamp",
-    "level",
-    "target",
-    "message",
-    "module",
-    "file",
-    "line",
-];
+/// Writes an event's `message` field only.
+struct MessageWriter<'a>(&'a mut Vec<u8>);
+
+impl Visit for MessageWriter<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            escape_into(self.0, value);
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(Escaping(self.0), "{value:?}");
+        }
+    }
+}
+
+/// Writes an event's fields other than `message`, as `,"name":value`.
+struct FieldWriter<'a> {
+    out: &'a mut Vec<u8>,
+    redaction: &'a Redaction,
+}
+
+impl FieldWriter<'_> {
+    /// Writes the key; returns false (and writes `"[REDACTED]"`) for secret names.
+    fn key(&mut self, field: &Field) -> bool {
+        push_key(self.out, field.name());
+        if self.redaction.is_secret_field(field.name()) {
+            push_str(self.out, REDACTED);
+            return false;
+        }
+        true
+    }
+}
+
+impl Visit for FieldWriter<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() != "message" && self.key(field) {
+            push_str(self.out, value);
+        }
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.key(field) {
+            let _ = write!(self.out, "{value}");
+        }
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.key(field) {
+            let _ = write!(self.out, "{value}");
+        }
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        if self.key(field) {
+            let _ = write!(self.out, "{value}");
+        }
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        if self.key(field) {
+            let _ = write!(self.out, "{value}");
+        }
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.key(field) {
+            push_f64(self.out, value);
+        }
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.key(field) {
+            self.out
+                .extend_from_slice(if value { b"true" } else { b"false" });
+        }
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.key(field) {
+            push_value(
+                self.out,
+                &Value::Error {
+                    message: value.to_string(),
+                    chain: error_chain(value),
+                },
+            );
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() != "message" && self.key(field) {
+            self.out.push(b'"');
+            let _ = write!(Escaping(self.out), "{value:?}");
+            self.out.push(b'"');
+        }
+    }
+}
+
+/// Field names already written, on the stack.
+struct Names {
+    names: [&'static str; MAX_NAMES],
+    len: usize,
+}
+
+impl Names {
+    fn new() -> Self {
+        Self {
+            names: [""; MAX_NAMES],
+            len: 0,
+        }
+    }
+    fn contains(&self, name: &str) -> bool {
+        self.names[..self.len].contains(&name)
+    }
+    fn add(&mut self, name: &'static str) {
+        if self.len < MAX_NAMES {
+            self.names[self.len] = name;
+            self.len += 1;
+        }
+    }
+}
 
 /// Writes one JSON object per event: `timestamp` (RFC 3339, UTC), `level`, `target`,
-/// `message`, `module`, `file`, `line`, then every field of the enclosing spans (outermost
-/// first) and of the event, flattened, the innermost value winning. So `request_id`,
-/// `trace_id`, `span_id`, `user_id` and `duration_ms` are top-level fields whenever a span
-/// or the event carries them. An error recorded as `&dyn Error` is written as
-/// `{"message": ..., "chain": [...]}`. Fields whose names match the [`Redaction`] are written
-/// as `"[REDACTED]"`. Strings are JSON-escaped: a value with quotes, newlines or control
-/// characters stays inside one line.
+/// `message`, `module`, `file`, `line`, then the event's fields and every field of the
+/// enclosing spans, flattened (a name is written once: the event's value, else the
+/// innermost span's). So `request_id`, `trace_id`, `span_id`, `user_id` and `duration_ms`
+/// are top-level fields whenever a span or the event carries them. An error recorded as
+/// `&dyn Error` is written as `{"message": ..., "chain": [...]}`. Fields whose names match
+/// the [`Redaction`] are written as `"[REDACTED]"`. Strings are JSON-escaped: a value with
+/// quotes, newlines or control characters stays inside one line.
 ///
 /// ```
 /// use tracing_subscriber::layer::SubscriberExt;
@@ -160,64 +437,7 @@ impl<W> JsonLayer<W> {
 }
 
 thread_local! {
-    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
-}
-
-fn push_json_str(out: &mut String, s: &str) {
-    // serde_json escapes quotes, backslashes and every control character.
-    match serde_json::to_string(s) {
-        Ok(quoted) => out.push_str(&quoted),
-        Err(_) => out.push_str("\"\""),
-    }
-}
-
-fn push_value(out: &mut String, v: &Value) {
-    match v {
-        Value::Str(s) => push_json_str(out, s),
-        Value::I64(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::U64(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::I128(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::U128(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::F64(n) if n.is_finite() => {
-            let _ = write!(out, "{n}");
-        }
-        Value::F64(n) => push_json_str(out, &n.to_string()),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Redacted => push_json_str(out, REDACTED),
-        Value::Error { message, chain } => {
-            out.push_str("{\"message\":");
-            push_json_str(out, message);
-            out.push_str(",\"chain\":[");
-            for (i, c) in chain.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_json_str(out, c);
-            }
-            out.push_str("]}");
-        }
-    }
-}
-
-fn push_field(out: &mut String, name: &str, v: &Value) {
-    out.push(',');
-    if RESERVED.contains(&name) {
-        let mut prefixed = String::from("field_");
-        prefixed.push_str(name);
-        push_json_str(out, &prefixed);
-    } else {
-        push_json_str(out, name);
-    }
-    out.push(':');
-    push_value(out, v);
+    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<S, W> tracing_subscriber::Layer<S> for JsonLayer<W>
@@ -227,10 +447,9 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = SpanFields::default();
-        attrs.record(&mut Collect {
+        let mut fields = SpanFields(Vec::with_capacity(attrs.fields().len()));
+        attrs.record(&mut SpanCollect {
             fields: &mut fields,
-            message: None,
             redaction: &self.redaction,
         });
         span.extensions_mut().insert(fields);
@@ -240,9 +459,8 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
         if let Some(fields) = ext.get_mut::<SpanFields>() {
-            values.record(&mut Collect {
+            values.record(&mut SpanCollect {
                 fields,
-                message: None,
                 redaction: &self.redaction,
             });
         }
@@ -250,57 +468,103 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
-        let mut message = String::new();
-        let mut fields = SpanFields::default();
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(f) = span.extensions().get::<SpanFields>() {
-                    for (name, value) in &f.0 {
-                        fields.set(name, value.clone());
-                    }
-                }
-            }
-        }
-        event.record(&mut Collect {
-            fields: &mut fields,
-            message: Some(&mut message),
-            redaction: &self.redaction,
-        });
-
         LINE.with(|line| {
             let Ok(mut out) = line.try_borrow_mut() else {
                 return;
             };
+            let out = &mut *out;
             out.clear();
-            out.push_str("{\"timestamp\":\"");
-            let _ = SystemTime.format_time(&mut Writer::new(&mut *out));
-            out.push_str("\",\"level\":\"");
-            out.push_str(meta.level().as_str());
-            out.push_str("\",\"target\":");
-            push_json_str(&mut out, meta.target());
-            out.push_str(",\"message\":");
-            push_json_str(&mut out, &message);
+            out.extend_from_slice(b"{\"timestamp\":\"");
+            push_timestamp(out);
+            out.extend_from_slice(b"\",\"level\":\"");
+            out.extend_from_slice(meta.level().as_str().as_bytes());
+            out.extend_from_slice(b"\",\"target\":");
+            push_str(out, meta.target());
+            out.extend_from_slice(b",\"message\":\"");
+            event.record(&mut MessageWriter(out));
+            out.push(b'"');
             if let Some(module) = meta.module_path() {
-                out.push_str(",\"module\":");
-                push_json_str(&mut out, module);
+                out.extend_from_slice(b",\"module\":");
+                push_str(out, module);
             }
             if let Some(file) = meta.file() {
-                out.push_str(",\"file\":");
-                push_json_str(&mut out, file);
+                out.extend_from_slice(b",\"file\":");
+                push_str(out, file);
             }
             if let Some(line_no) = meta.line() {
                 let _ = write!(out, ",\"line\":{line_no}");
             }
-            for (name, value) in &fields.0 {
-                push_field(&mut out, name, value);
+            // The event's fields win over span fields of the same name; inner spans win
+            // over outer ones.
+            let mut written = Names::new();
+            for f in meta.fields().iter() {
+                written.add(f.name());
             }
-            out.push_str("}\n");
+            event.record(&mut FieldWriter {
+                out,
+                redaction: &self.redaction,
+            });
+            if let Some(scope) = ctx.event_scope(event) {
+                for span in scope {
+                    let ext = span.extensions();
+                    let Some(fields) = ext.get::<SpanFields>() else {
+                        continue;
+                    };
+                    for (name, value) in &fields.0 {
+                        if !written.contains(name) {
+                            written.add(name);
+                            push_key(out, name);
+                            push_value(out, value);
+                        }
+                    }
+                }
+            }
+            out.extend_from_slice(b"}\n");
             let mut writer = self.make_writer.make_writer_for(meta);
-            let _ = writer.write_all(out.as_bytes());
+            let _ = writer.write_all(out);
             // Do not let one huge line keep its buffer forever.
             if out.capacity() > 64 * 1024 {
-                *out = String::new();
+                *out = Vec::new();
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(&render_second(0), b"1970-01-01T00:00:00");
+        assert_eq!(&render_second(951_782_400), b"2000-02-29T00:00:00");
+        assert_eq!(&render_second(1_700_000_000), b"2023-11-14T22:13:20");
+        assert_eq!(&render_second(4_102_444_799), b"2099-12-31T23:59:59");
+        let mut out = Vec::new();
+        push_timestamp(&mut out);
+        let text = String::from_utf8(out).expect("ascii");
+        assert_eq!(text.len(), 27, "{text}");
+        assert!(text.ends_with('Z') && &text[19..20] == ".");
+    }
+
+    #[test]
+    fn escaping_matches_json() {
+        for s in [
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "nl\ncr\rtab\t",
+            "\u{0}\u{1b}\u{7f}",
+            "é ü 漢字",
+            "\u{2028}",
+        ] {
+            let mut out = Vec::new();
+            push_str(&mut out, s);
+            let text = String::from_utf8(out).expect("utf8");
+            let back: String =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(back, s);
+            assert!(!text.contains('\n') && !text.contains('\u{1b}'));
+        }
     }
 }

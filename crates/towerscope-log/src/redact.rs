@@ -22,6 +22,14 @@ pub const REDACTED: &str = "[REDACTED]";
 #[derive(Debug, Clone)]
 pub struct Redaction {
     patterns: Arc<[Box<str>]>,
+    /// Identifies this list for the per-thread cache (a freed list's address could be
+    /// reused by another list; an id cannot).
+    id: u64,
+}
+
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Default for Redaction {
@@ -55,6 +63,7 @@ impl Redaction {
                 .into_iter()
                 .map(|p| p.as_ref().to_ascii_lowercase().into_boxed_str())
                 .collect(),
+            id: next_id(),
         }
     }
 
@@ -71,6 +80,7 @@ impl Redaction {
         );
         Self {
             patterns: all.into(),
+            id: next_id(),
         }
     }
 
@@ -78,6 +88,23 @@ impl Redaction {
     pub fn is_secret(&self, name: &str) -> bool {
         // Names are short; compare without allocating.
         self.patterns.iter().any(|p| contains_ignore_case(name, p))
+    }
+
+    /// [`Redaction::is_secret`] for a field name, remembered per thread: field names are
+    /// `'static` strings of the program's callsites, a finite set, so the cache is bounded.
+    pub(crate) fn is_secret_field(&self, name: &'static str) -> bool {
+        thread_local! {
+            static SEEN: std::cell::RefCell<std::collections::HashMap<(usize, usize, u64), bool>> =
+                std::cell::RefCell::new(std::collections::HashMap::new());
+        }
+        // Keyed by this redaction list too: two subscribers may mask different names.
+        let key = (name.as_ptr() as usize, name.len(), self.id);
+        SEEN.with(|seen| {
+            let Ok(mut seen) = seen.try_borrow_mut() else {
+                return self.is_secret(name);
+            };
+            *seen.entry(key).or_insert_with(|| self.is_secret(name))
+        })
     }
 }
 

@@ -12,7 +12,6 @@
 //!
 //! Run: `cargo bench -p towerscope-metrics --bench encode`
 
-use std::alloc::System;
 use std::hint::black_box;
 
 use axum::body::Body;
@@ -22,13 +21,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{Layer, ServiceExt};
 use towerscope_core::{Route, RouteClassifier};
 use towerscope_metrics::{Buckets, Format, HttpMetricsLayer, MetricsService};
-
-#[global_allocator]
-static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const SERIES: usize = 10_000;
 
@@ -127,14 +122,11 @@ fn encode_prometheus_client(registry: &Registry) -> String {
 }
 
 fn report_memory(name: &str, f: impl FnOnce() -> String) {
-    let region = Region::new(GLOBAL);
-    let out = f();
-    let stats = region.change();
+    let (out, bytes, count) = towerscope_bench::allocations(f);
     println!(
-        "{name}: output {} KiB, allocated during encode {} KiB in {} allocations",
+        "{name}: output {} KiB, allocated during encode {} KiB in {count} allocations",
         out.len() / 1024,
-        (stats.bytes_allocated + stats.bytes_reallocated.max(0) as usize) / 1024,
-        stats.allocations + stats.reallocations,
+        bytes / 1024,
     );
 }
 

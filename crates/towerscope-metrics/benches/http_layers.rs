@@ -20,43 +20,39 @@
 //! `bare`, their ratios, and heap allocations per request (counted by `stats_alloc`).
 //!
 //! Run: `cargo bench -p towerscope-metrics --bench http_layers`
-//! (`BENCH_ROUNDS`, `BENCH_BATCH` override the defaults 31 and 20000).
+//! (`BENCH_ROUNDS`, `BENCH_BATCH` override the defaults 31 and 20000; the harness is
+//! `towerscope-bench`).
 
-use std::alloc::System;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::MatchedPath;
 use axum::routing::get;
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
+use towerscope_bench::{Runner, Settings, table};
 use towerscope_metrics::{Buckets, HttpMetricsLayer, InFlightLayer};
 
-#[global_allocator]
-static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
-
-const URIS: [&str; 8] = [
-    "/users/1",
-    "/users/22",
-    "/users/333",
-    "/users/4444",
-    "/users/5",
-    "/users/66",
-    "/users/777",
-    "/users/8888",
-];
+/// Every stack serves the same templated route.
+fn runner<S, B>(svc: S) -> Runner
+where
+    S: Service<Request<Body>, Response = Response<B>> + 'static,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    towerscope_bench::runner(svc, "/users/42")
+}
 
 fn bare() -> Router {
     Router::new().route("/users/{id}", get(|| async { "user" }))
@@ -201,119 +197,8 @@ where
     }
 }
 
-// ---------------------------------------------------------------- harness
-
-type Runner = Box<dyn FnMut(&tokio::runtime::Runtime, usize) -> Duration>;
-
-/// Times `n` requests through `svc`, each collected to the end of its body.
-fn runner<S, B>(mut svc: S) -> Runner
-where
-    S: Service<Request<Body>, Response = Response<B>> + 'static,
-    S::Error: std::fmt::Debug,
-    B: http_body::Body,
-    B::Error: std::fmt::Debug,
-{
-    Box::new(move |rt, n| {
-        rt.block_on(async {
-            let start = Instant::now();
-            for i in 0..n {
-                let req = Request::get(URIS[i % URIS.len()])
-                    .body(Body::empty())
-                    .expect("request");
-                let resp = svc
-                    .ready()
-                    .await
-                    .expect("ready")
-                    .call(req)
-                    .await
-                    .expect("response");
-                let body = resp.into_body().collect().await.expect("body");
-                std::hint::black_box(body);
-            }
-            start.elapsed()
-        })
-    })
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Interleaves the stacks, prints a table, returns the overheads (same order).
-fn table(
-    title: &str,
-    rt: &tokio::runtime::Runtime,
-    stacks: &mut [(&str, Runner)],
-    rounds: usize,
-    n: usize,
-) -> Vec<f64> {
-    let k = stacks.len();
-    for (_, r) in stacks.iter_mut() {
-        r(rt, n.min(5_000));
-    }
-    let mut per_req: Vec<Vec<f64>> = vec![Vec::new(); k];
-    for round in 0..rounds {
-        for j in 0..k {
-            let idx = (j + round) % k;
-            let d = (stacks[idx].1)(rt, n);
-            per_req[idx].push(d.as_nanos() as f64 / n as f64);
-        }
-    }
-    let medians: Vec<f64> = per_req.iter().map(|v| median(&mut v.clone())).collect();
-    let overheads: Vec<f64> = (0..k)
-        .map(|i| {
-            let mut d: Vec<f64> = per_req[i]
-                .iter()
-                .zip(&per_req[0])
-                .map(|(a, b)| a - b)
-                .collect();
-            median(&mut d)
-        })
-        .collect();
-    let allocs: Vec<f64> = stacks
-        .iter_mut()
-        .map(|(_, r)| {
-            let region = Region::new(GLOBAL);
-            r(rt, 1_000);
-            region.change().allocations as f64 / 1_000.0
-        })
-        .collect();
-    println!("\n### {title}\n");
-    println!(
-        "rounds={rounds} batch={n}; overhead = median of per-round differences to the first row\n"
-    );
-    println!("| stack | median ns/req | overhead ns/req | allocations/req |");
-    println!("|---|---|---|---|");
-    for i in 0..k {
-        println!(
-            "| {} | {:.0} | {:+.0} | {:.2} |",
-            stacks[i].0, medians[i], overheads[i], allocs[i]
-        );
-    }
-    overheads
-}
-
 fn main() {
-    // `cargo test --benches` runs bench targets with `--test`; do a short smoke run then.
-    let quick = std::env::args().any(|a| a == "--test");
-    let rounds = if quick {
-        2
-    } else {
-        env_usize("BENCH_ROUNDS", 31)
-    };
-    let n = if quick {
-        200
-    } else {
-        env_usize("BENCH_BATCH", 20_000)
-    };
+    let settings = Settings::from_env();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -362,7 +247,7 @@ fn main() {
             runner(bare().layer(PassLayer)),
         ),
     ];
-    let o = table("axum Router::layer", &rt, &mut stacks, rounds, n);
+    let o = table("axum Router::layer", &rt, &mut stacks, settings);
     println!();
     println!(
         "towerscope (two layers) / lean = {:.2} (target <= 0.60)",
@@ -411,8 +296,7 @@ fn main() {
         "tower::ServiceBuilder around a plain service",
         &rt,
         &mut stacks,
-        rounds,
-        n,
+        settings,
     );
     println!();
     println!("towerscope / lean = {:.2} (target <= 0.60)", o[1] / o[2]);

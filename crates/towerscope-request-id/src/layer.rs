@@ -277,8 +277,11 @@ where
                 req.headers_mut().remove(h);
             }
         }
-        req.headers_mut()
-            .insert(config.header.clone(), id.header_value().clone());
+        // Handlers see exactly the ID in use: rewrite the header unless it already holds it.
+        if req.headers().get(&config.header) != Some(id.header_value()) {
+            req.headers_mut()
+                .insert(config.header.clone(), id.header_value().clone());
+        }
         let span = request_span(&id, config.span_level);
         req.extensions_mut().insert(id.clone());
         let inner = {
@@ -322,9 +325,6 @@ where
                 response
                     .headers_mut()
                     .insert(header.clone(), id.header_value().clone());
-            }
-            if response.extensions().get::<RequestId>().is_none() {
-                response.extensions_mut().insert(id);
             }
         }
         let span = this.span.clone();

@@ -14,6 +14,14 @@ async fn call(demo: &Demo, method: &str, uri: &str, body: &str) -> (u16, String)
         .body(Body::from(body.to_owned()))
         .expect("request");
     let resp = demo.router().oneshot(req).await.expect("infallible");
+    if uri != "/metrics" {
+        // /metrics is mounted beside the application's layers, not inside them.
+        let id = resp
+            .headers()
+            .get("x-request-id")
+            .expect("every response carries its request ID");
+        assert_eq!(id.len(), 36, "{id:?}");
+    }
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
     (status, String::from_utf8_lossy(&bytes).into_owned())

@@ -1,0 +1,163 @@
+//! # towerscope-bench
+//!
+//! The harness behind towerscope's per-request benchmarks. Stacks of layers are timed in
+//! batches that alternate round by round (the order rotated each round), so that the noise
+//! of a shared machine hits every stack alike; the report gives each stack's median time per
+//! request, the median of its per-round difference to the first (baseline) stack, and its
+//! heap allocations per request, counted by the `stats_alloc` global allocator this crate
+//! installs in every benchmark binary that links it.
+//!
+//! ```no_run
+//! use towerscope_bench::{Settings, runner, table};
+//! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! let svc = tower::service_fn(|_r: http::Request<axum::body::Body>| async {
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+//! });
+//! let mut stacks = vec![("bare", runner(svc, "/"))];
+//! let settings = Settings::from_env();
+//! table("example", &rt, &mut stacks, settings);
+//! ```
+
+use std::alloc::System;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::{Service, ServiceExt};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Times `n` requests through a stack.
+pub type Runner = Box<dyn FnMut(&tokio::runtime::Runtime, usize) -> Duration>;
+
+/// Run length.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Rounds (each times one batch of every stack).
+    pub rounds: usize,
+    /// Requests per batch.
+    pub batch: usize,
+}
+
+impl Settings {
+    /// `BENCH_ROUNDS` (default 31) and `BENCH_BATCH` (default 20000); a short smoke run when
+    /// the binary is run by `cargo test --benches` (`--test` argument).
+    pub fn from_env() -> Self {
+        if std::env::args().any(|a| a == "--test") {
+            return Self {
+                rounds: 2,
+                batch: 200,
+            };
+        }
+        let get = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        Self {
+            rounds: get("BENCH_ROUNDS", 31),
+            batch: get("BENCH_BATCH", 20_000),
+        }
+    }
+}
+
+/// A runner sending `GET uri` through `svc`, collecting each response body to its end.
+pub fn runner<S, B>(mut svc: S, uri: &'static str) -> Runner
+where
+    S: Service<Request<Body>, Response = Response<B>> + 'static,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    Box::new(move |rt, n| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                let req = Request::get(uri).body(Body::empty()).expect("request");
+                let resp = svc
+                    .ready()
+                    .await
+                    .expect("ready")
+                    .call(req)
+                    .await
+                    .expect("response");
+                let body = resp.into_body().collect().await.expect("body");
+                std::hint::black_box(body);
+            }
+            start.elapsed()
+        })
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Interleaves the stacks, prints a markdown table, returns the overheads over the first
+/// stack (same order).
+pub fn table(
+    title: &str,
+    rt: &tokio::runtime::Runtime,
+    stacks: &mut [(&str, Runner)],
+    settings: Settings,
+) -> Vec<f64> {
+    let Settings { rounds, batch } = settings;
+    let k = stacks.len();
+    for (_, r) in stacks.iter_mut() {
+        r(rt, batch.min(5_000));
+    }
+    let mut per_req: Vec<Vec<f64>> = vec![Vec::new(); k];
+    for round in 0..rounds {
+        for j in 0..k {
+            let idx = (j + round) % k;
+            let d = (stacks[idx].1)(rt, batch);
+            per_req[idx].push(d.as_nanos() as f64 / batch as f64);
+        }
+    }
+    let medians: Vec<f64> = per_req.iter().map(|v| median(&mut v.clone())).collect();
+    let overheads: Vec<f64> = (0..k)
+        .map(|i| {
+            let mut d: Vec<f64> = per_req[i]
+                .iter()
+                .zip(&per_req[0])
+                .map(|(a, b)| a - b)
+                .collect();
+            median(&mut d)
+        })
+        .collect();
+    let allocs: Vec<f64> = stacks
+        .iter_mut()
+        .map(|(_, r)| {
+            let region = Region::new(GLOBAL);
+            r(rt, 1_000);
+            region.change().allocations as f64 / 1_000.0
+        })
+        .collect();
+    println!("\n### {title}\n");
+    println!(
+        "rounds={rounds} batch={batch}; overhead = median of per-round differences to the first row\n"
+    );
+    println!("| stack | median ns/req | overhead ns/req | allocations/req |");
+    println!("|---|---|---|---|");
+    for i in 0..k {
+        println!(
+            "| {} | {:.0} | {:+.0} | {:.2} |",
+            stacks[i].0, medians[i], overheads[i], allocs[i]
+        );
+    }
+    overheads
+}
+
+/// Bytes and allocations one call of `f` makes.
+pub fn allocations<R>(f: impl FnOnce() -> R) -> (R, usize, usize) {
+    let region = Region::new(GLOBAL);
+    let r = f();
+    let stats = region.change();
+    let bytes = stats.bytes_allocated + stats.bytes_reallocated.max(0) as usize;
+    (r, bytes, stats.allocations + stats.reallocations)
+}
