@@ -63,7 +63,7 @@ pub use connection::{ConnectionObserver, TrackedIo, TrackedListener};
 pub use context::{HexId, PeerAddr, RequestStart, TraceIds, UserId};
 pub use grpc::{GrpcCode, is_grpc};
 pub use method::NormalizedMethod;
-pub use observe::{End, ObservedBody, ObservedFuture, Observer};
+pub use observe::{End, MakeObserver, ObserveService, ObservedBody, ObservedFuture, Observer};
 pub use panic::{
     BoxError, CatchPanic, CatchPanicBody, CatchPanicFuture, CatchPanicLayer, PanicCaught,
     PanicError, is_panic_error,

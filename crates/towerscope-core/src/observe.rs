@@ -22,7 +22,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderMap, Response};
+use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -323,6 +323,86 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Makes the [`Observer`] of each request: the one piece a layer built on
+/// [`ObserveService`] writes. Returning `None` lets the request through unobserved (an
+/// excluded path).
+///
+/// The observer is made before the inner service is called, so state it holds (a gauge
+/// unit, say) is released by its `Drop` even when `call` panics.
+///
+/// ```
+/// use towerscope_core::{End, MakeObserver, ObserveService, Observer};
+/// #[derive(Clone)]
+/// struct LogEnds;
+/// struct Ends;
+/// impl Observer for Ends {
+///     fn on_end(self, end: End<'_>) { println!("{end:?}"); }
+/// }
+/// impl MakeObserver for LogEnds {
+///     type Observer = Ends;
+///     fn make_observer<B>(&self, _req: &http::Request<B>) -> Option<Ends> { Some(Ends) }
+/// }
+/// let svc = ObserveService::new(tower::service_fn(|_r: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+/// }), LogEnds);
+/// # let _ = svc;
+/// ```
+pub trait MakeObserver: Clone {
+    /// The per-request observer.
+    type Observer: Observer;
+    /// The observer for `req`, or `None` to leave it unobserved.
+    fn make_observer<B>(&self, req: &Request<B>) -> Option<Self::Observer>;
+}
+
+/// A service that observes every request with the observer its [`MakeObserver`] makes:
+/// the `Service` impl behind towerscope's metrics, in-flight and access-log layers.
+#[derive(Debug, Clone)]
+pub struct ObserveService<S, M> {
+    inner: S,
+    make: M,
+}
+
+impl<S, M> ObserveService<S, M> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, make: M) -> Self {
+        Self { inner, make }
+    }
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, M, ReqB, ResB> tower_service::Service<Request<ReqB>> for ObserveService<S, M>
+where
+    S: tower_service::Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: fmt::Display,
+    M: MakeObserver,
+    ResB: Body,
+    ResB::Error: fmt::Display + 'static,
+{
+    type Response = Response<ObservedBody<ResB, Option<M::Observer>>>;
+    type Error = S::Error;
+    type Future = ObservedFuture<S::Future, Option<M::Observer>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let observer = self.make.make_observer(&req);
+        ObservedFuture::new(self.inner.call(req), observer)
     }
 }
 

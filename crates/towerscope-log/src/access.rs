@@ -2,15 +2,12 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{HeaderName, HeaderValue, Request, Response, Uri};
-use http_body::Body;
 use tower_layer::Layer;
-use tower_service::Service;
 use towerscope_core::{
-    End, NormalizedMethod, ObservedBody, ObservedFuture, Observer, PanicCaught, PeerAddr,
+    End, MakeObserver, NormalizedMethod, ObserveService, Observer, PanicCaught, PeerAddr,
     RequestStart, Route, RouteClassifier, UserId, resolve_route,
 };
 use tracing::{Level, Span};
@@ -173,34 +170,12 @@ impl AccessLogBuilder {
 impl<S> Layer<S> for AccessLogLayer {
     type Service = AccessLog<S>;
     fn layer(&self, inner: S) -> AccessLog<S> {
-        AccessLog {
-            inner,
-            config: self.config.clone(),
-        }
+        ObserveService::new(inner, self.clone())
     }
 }
 
 /// Service made by [`AccessLogLayer`].
-#[derive(Debug, Clone)]
-pub struct AccessLog<S> {
-    inner: S,
-    config: Arc<Config>,
-}
-
-impl<S> AccessLog<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+pub type AccessLog<S> = ObserveService<S, AccessLogLayer>;
 
 fn peer<B>(req: &Request<B>) -> Option<IpAddr> {
     let ext = req.extensions();
@@ -254,34 +229,22 @@ impl std::fmt::Debug for AccessLogObserver {
     }
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for AccessLog<S>
-where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
-    S::Error: std::fmt::Display,
-    ResB: Body,
-    ResB::Error: std::fmt::Display + 'static,
-{
-    type Response = Response<ObservedBody<ResB, Option<AccessLogObserver>>>;
-    type Error = S::Error;
-    type Future = ObservedFuture<S::Future, Option<AccessLogObserver>>;
+impl MakeObserver for AccessLogLayer {
+    type Observer = AccessLogObserver;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+    fn make_observer<B>(&self, req: &Request<B>) -> Option<AccessLogObserver> {
         let config = &self.config;
         if config.exclude.iter().any(|p| **p == *req.uri().path()) {
-            return ObservedFuture::new(self.inner.call(req), None);
+            return None;
         }
         let observer = AccessLogObserver {
             span: Span::current(),
             start: RequestStart::get_or_now(req.extensions()),
             method: NormalizedMethod::from(req.method()),
-            route: resolve_route(&req, config.classifier.as_ref()),
+            route: resolve_route(req, config.classifier.as_ref()),
             uri: req.uri().clone(),
             user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
-            client: client_addr(peer(&req), req.headers(), &config.trusted),
+            client: client_addr(peer(req), req.headers(), &config.trusted),
             user_id: req.extensions().get::<UserId>().cloned(),
             headers: (!config.headers.is_empty()).then(|| render_headers(config, req.headers())),
             status: None,
@@ -295,7 +258,7 @@ where
             path = cut(observer.uri.path(), MAX_PATH),
             "request started"
         );
-        ObservedFuture::new(self.inner.call(req), Some(observer))
+        Some(observer)
     }
 }
 

@@ -2,17 +2,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::task::{Context, Poll};
 
-use http::{Request, Response};
-use http_body::Body;
+use http::Request;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use tower_layer::Layer;
-use tower_service::Service;
-use towerscope_core::{End, NormalizedMethod, ObservedBody, ObservedFuture, Observer};
+use towerscope_core::{End, MakeObserver, NormalizedMethod, ObserveService, Observer};
 
 use crate::excluded::ExcludedPaths;
 use crate::{ConfigError, MetricNames};
@@ -114,34 +111,20 @@ impl InFlightLayer {
 impl<S> Layer<S> for InFlightLayer {
     type Service = InFlight<S>;
     fn layer(&self, inner: S) -> InFlight<S> {
-        InFlight {
-            inner,
-            layer: self.clone(),
-        }
+        ObserveService::new(inner, self.clone())
+    }
+}
+
+impl MakeObserver for InFlightLayer {
+    type Observer = InFlightGuard;
+
+    fn make_observer<B>(&self, req: &Request<B>) -> Option<InFlightGuard> {
+        self.acquire(req.uri().path(), NormalizedMethod::from(req.method()))
     }
 }
 
 /// Service made by [`InFlightLayer`].
-#[derive(Debug, Clone)]
-pub struct InFlight<S> {
-    inner: S,
-    layer: InFlightLayer,
-}
-
-impl<S> InFlight<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+pub type InFlight<S> = ObserveService<S, InFlightLayer>;
 
 /// Per-request state of [`InFlight`]: holds one unit of the gauge until the exchange ends.
 #[derive(Debug)]
@@ -161,31 +144,6 @@ impl Drop for InFlightGuard {
         if let Some(g) = self.gauges.by_method.get(self.method) {
             g.fetch_sub(1, Ordering::Relaxed);
         }
-    }
-}
-
-impl<S, ReqB, ResB> Service<Request<ReqB>> for InFlight<S>
-where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
-    S::Error: std::fmt::Display,
-    ResB: Body,
-    ResB::Error: std::fmt::Display + 'static,
-{
-    type Response = Response<ObservedBody<ResB, Option<InFlightGuard>>>;
-    type Error = S::Error;
-    type Future = ObservedFuture<S::Future, Option<InFlightGuard>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        // The guard exists before the inner call and releases on drop, so a panic in
-        // `call` still decrements.
-        let guard = self
-            .layer
-            .acquire(req.uri().path(), NormalizedMethod::from(req.method()));
-        ObservedFuture::new(self.inner.call(req), guard)
     }
 }
 

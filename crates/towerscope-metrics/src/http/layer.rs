@@ -102,7 +102,13 @@ impl<S> Layer<S> for HttpMetricsLayer {
     type Service = HttpMetrics<S>;
 
     fn layer(&self, inner: S) -> HttpMetrics<S> {
-        HttpMetrics::new(inner, self.shared.clone())
+        towerscope_core::ObserveService::new(inner, self.clone())
+    }
+}
+
+impl HttpMetricsLayer {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }
 

@@ -2,17 +2,15 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{Request, Response};
-use http_body::Body;
-use tower_service::Service;
 use towerscope_core::{
-    End, GrpcCode, NormalizedMethod, ObservedBody, ObservedFuture, Observer, PanicCaught,
-    RequestStart, Route, TraceIds, UNMATCHED_ROUTE, is_grpc, resolve_route,
+    End, GrpcCode, MakeObserver, NormalizedMethod, ObserveService, ObservedBody, ObservedFuture,
+    Observer, PanicCaught, RequestStart, Route, TraceIds, UNMATCHED_ROUTE, is_grpc, resolve_route,
 };
 
+use super::HttpMetricsLayer;
 use super::layer::Shared;
 use super::{Completion, ErrorType};
 use crate::InFlightGuard;
@@ -22,53 +20,19 @@ pub type ResponseFuture<F> = ObservedFuture<F, Option<HttpMetricsObserver>>;
 /// Response body of [`HttpMetrics`].
 pub type ResponseBody<B> = ObservedBody<B, Option<HttpMetricsObserver>>;
 
-/// Service made by [`HttpMetricsLayer`](crate::HttpMetricsLayer).
-#[derive(Debug, Clone)]
-pub struct HttpMetrics<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
+/// Service made by [`HttpMetricsLayer`].
+pub type HttpMetrics<S> = ObserveService<S, HttpMetricsLayer>;
 
-impl<S> HttpMetrics<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
-    }
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+impl MakeObserver for HttpMetricsLayer {
+    type Observer = HttpMetricsObserver;
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for HttpMetrics<S>
-where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
-    S::Error: fmt::Display,
-    ResB: Body,
-    ResB::Error: fmt::Display + 'static,
-{
-    type Response = Response<ResponseBody<ResB>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let shared = &self.shared;
+    fn make_observer<B>(&self, req: &Request<B>) -> Option<HttpMetricsObserver> {
+        let shared = self.shared();
         if shared.exclude.contains(req.uri().path()) {
-            return ObservedFuture::new(self.inner.call(req), None);
+            return None;
         }
         let method = NormalizedMethod::from(req.method());
-        let observer = HttpMetricsObserver {
+        Some(HttpMetricsObserver {
             // Taken before the inner call: a panic in `call` drops it and releases the unit.
             in_flight: shared
                 .in_flight
@@ -76,11 +40,11 @@ where
                 .and_then(|g| g.acquire(req.uri().path(), method)),
             start: RequestStart::get_or_now(req.extensions()),
             method,
-            route: resolve_route(&req, shared.classifier.as_ref()),
+            route: resolve_route(req, shared.classifier.as_ref()),
             grpc: is_grpc(req.headers()),
             trace: req.extensions().get::<TraceIds>().copied(),
             request_size: if shared.request_size {
-                content_length(&req)
+                content_length(req)
             } else {
                 None
             },
@@ -89,8 +53,7 @@ where
             grpc_code: None,
             panic: false,
             shared: shared.clone(),
-        };
-        ObservedFuture::new(self.inner.call(req), Some(observer))
+        })
     }
 }
 
