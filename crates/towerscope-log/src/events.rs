@@ -1,6 +1,28 @@
 //! One-line helpers for the guide's event kinds. Each is a `tracing` event with an
 //! `event_type` field, so logs can be filtered by kind.
 
+/// A request event (`event_type="http_request"`, INFO), the guide's `log_request`, for code
+/// that serves requests outside [`AccessLogLayer`](crate::AccessLogLayer) (a job runner, a
+/// WebSocket message): `request_event!(method, path, status_code, duration_ms, user_id = 7)`.
+///
+/// ```
+/// towerscope_log::request_event!("GET", "/users/1", 200u16, 12.5, user_id = "u1");
+/// ```
+#[macro_export]
+macro_rules! request_event {
+    ($method:expr, $path:expr, $status:expr, $duration_ms:expr $(, $($fields:tt)*)?) => {
+        ::tracing::info!(
+            event_type = "http_request",
+            method = $method,
+            path = $path,
+            status = $status,
+            duration_ms = $duration_ms,
+            $($($fields)*,)?
+            "{} {} {}", $method, $path, $status
+        )
+    };
+}
+
 /// A business event (`event_type="business_event"`, INFO): `business_event!("order_placed",
 /// user_id = 42, amount = 9.5)`.
 ///

@@ -11,7 +11,8 @@
 //!   `request_id` of towerscope-request-id's span, and `trace_id`, `span_id`, `user_id` when
 //!   present, are plain fields of every line.
 //! - [`AccessLogLayer`]: one line per request, at the end of its body.
-//! - [`business_event!`], [`security_event!`], [`app_error!`]: the guide's event kinds.
+//! - [`request_event!`], [`business_event!`], [`security_event!`], [`app_error!`]: the
+//!   guide's event kinds.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};

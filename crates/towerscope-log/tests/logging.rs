@@ -332,6 +332,7 @@ fn errors_carry_type_message_and_chain() {
         towerscope_log::app_error!(&err, order_id = 7);
         towerscope_log::business_event!("order_placed", user_id = 42, amount = 9.5);
         towerscope_log::security_event!("login_failed", user_id = "u1");
+        towerscope_log::request_event!("GET", "/jobs/7", 200u16, 3.5, user_id = "u2");
     });
     let lines = capture.json();
     assert_eq!(lines[0]["event_type"], "application_error");
@@ -350,6 +351,11 @@ fn errors_carry_type_message_and_chain() {
     assert_eq!(lines[1]["amount"], 9.5);
     assert_eq!(lines[2]["event_type"], "security_event");
     assert_eq!(lines[2]["level"], "WARN");
+    assert_eq!(lines[3]["event_type"], "http_request");
+    assert_eq!(lines[3]["message"], "GET /jobs/7 200");
+    assert_eq!(lines[3]["status"], 200);
+    assert_eq!(lines[3]["duration_ms"], 3.5);
+    assert_eq!(lines[3]["user_id"], "u2");
 }
 
 /// A writer that takes its time, so the buffer fills.
