@@ -19,6 +19,7 @@
 //! | `GET /panic` | panics (caught: 500) |
 //! | `POST /login` | `{"user": ..., "password": ...}`; a wrong password is a security event |
 //! | `GET /metrics` | Prometheus / OpenMetrics exposition |
+//! | `GET /health`, `GET /ready` | liveness; readiness of the shop store, disk and memory |
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -43,6 +44,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use towerscope_core::{CatchPanicLayer, UserId};
+use towerscope_health::{CheckOptions, Criticality, DiskSpaceCheck, Health, MemoryCheck, check_fn};
 use towerscope_log::AccessLogLayer;
 use towerscope_metrics::{
     AppInfo, ConfigError, ConnectionTracker, HttpMetricsLayer, InFlightLayer, MetricsService,
@@ -200,7 +202,7 @@ impl Demo {
             .route("/error", get(error))
             .route("/panic", get(panic_route))
             .route("/login", axum::routing::post(login))
-            .with_state(state)
+            .with_state(state.clone())
             // Innermost first: the panic layer is inside the metrics so a panic is a 500
             // with error_type="panic". The metrics layer also maintains the in-flight
             // gauge: one response wrapper instead of two.
@@ -217,12 +219,46 @@ impl Demo {
             // Outermost: every layer, handler and log line runs inside the request span.
             .layer(RequestIdLayer::new(&mut registry));
 
+        let store = state.store.clone();
+        let health = Health::builder(env!("CARGO_PKG_VERSION"))
+            .check(
+                "store",
+                check_fn(move || {
+                    // A poisoned lock means a handler panicked while writing the store.
+                    let poisoned =
+                        matches!(store.try_lock(), Err(std::sync::TryLockError::Poisoned(_)));
+                    async move {
+                        if poisoned {
+                            Err("store lock poisoned")
+                        } else {
+                            Ok(())
+                        }
+                    }
+                }),
+                CheckOptions::default().cache_for(Duration::from_secs(1)),
+            )
+            .check(
+                "disk",
+                DiskSpaceCheck::new("/", 5.0),
+                CheckOptions::default().criticality(Criticality::NonCritical),
+            )
+            .check(
+                "memory",
+                MemoryCheck::new(95.0),
+                CheckOptions::default().criticality(Criticality::NonCritical),
+            )
+            .metrics(&mut registry)
+            .build();
+
         let mut builder = MetricsService::builder();
         if let Some(token) = config.metrics_token {
             builder = builder.bearer_token(token);
         }
         let metrics = builder.build(registry);
-        let router = api.route_service("/metrics", metrics.clone());
+        let router = api
+            .route_service("/metrics", metrics.clone())
+            .route_service("/health", health.liveness_service())
+            .route_service("/ready", health.readiness_service());
         Ok(Self {
             router,
             metrics,

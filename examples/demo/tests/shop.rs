@@ -14,7 +14,7 @@ async fn call(demo: &Demo, method: &str, uri: &str, body: &str) -> (u16, String)
         .body(Body::from(body.to_owned()))
         .expect("request");
     let resp = demo.router().oneshot(req).await.expect("infallible");
-    if uri != "/metrics" {
+    if !["/metrics", "/health", "/ready"].contains(&uri) {
         // /metrics is mounted beside the application's layers, not inside them.
         let id = resp
             .headers()
@@ -88,6 +88,22 @@ async fn shop_routes_and_business_metrics() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let demo = Demo::new(Config::default()).expect("demo");
+    let (status, body) = call(&demo, "GET", "/health", "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"version\":\"0.1.0\""), "{body}");
+    let (status, body) = call(&demo, "GET", "/ready", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"store\":{\"status\":\"healthy\""), "{body}");
+    let text = demo.metrics().encode(Format::Prometheus);
+    assert!(
+        text.contains("health_check_up{check=\"store\"} 1\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,195 @@
+//! Built-in checks: TCP connect, HTTP GET, disk space, memory.
+
+use bytes::Bytes;
+use http::{StatusCode, Uri};
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::check::{CheckFuture, HealthCheck};
+
+/// Passes when a TCP connection to the address opens.
+///
+/// ```
+/// let check = towerscope_health::TcpCheck::new("127.0.0.1:6379");
+/// # let _ = check;
+/// ```
+#[derive(Debug, Clone)]
+pub struct TcpCheck {
+    addr: String,
+}
+
+impl TcpCheck {
+    /// A check of `addr` (`host:port`).
+    pub fn new(addr: impl Into<String>) -> Self {
+        Self { addr: addr.into() }
+    }
+}
+
+impl HealthCheck for TcpCheck {
+    fn check(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            tokio::net::TcpStream::connect(&self.addr)
+                .await
+                .map(drop)
+                .map_err(|e| format!("connect {}: {e}", self.addr))
+        })
+    }
+}
+
+/// Passes when `GET uri` answers with the expected status (default 200). Plain HTTP only.
+///
+/// ```
+/// use towerscope_health::HttpCheck;
+/// let check = HttpCheck::new("http://127.0.0.1:9000/health".parse().unwrap())
+///     .expect_status(http::StatusCode::NO_CONTENT);
+/// # let _ = check;
+/// ```
+#[derive(Debug, Clone)]
+pub struct HttpCheck {
+    uri: Uri,
+    expected: StatusCode,
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl HttpCheck {
+    /// A check of `uri`.
+    pub fn new(uri: Uri) -> Self {
+        Self {
+            uri,
+            expected: StatusCode::OK,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// The status that counts as up.
+    pub fn expect_status(mut self, status: StatusCode) -> Self {
+        self.expected = status;
+        self
+    }
+}
+
+impl HealthCheck for HttpCheck {
+    fn check(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            let resp = self
+                .client
+                .get(self.uri.clone())
+                .await
+                .map_err(|e| format!("GET {}: {e}", self.uri))?;
+            if resp.status() == self.expected {
+                Ok(())
+            } else {
+                Err(format!(
+                    "GET {}: status {}, expected {}",
+                    self.uri,
+                    resp.status().as_u16(),
+                    self.expected.as_u16()
+                ))
+            }
+        })
+    }
+}
+
+/// Passes while the filesystem holding `path` has at least `min_free_percent` free.
+///
+/// ```
+/// let check = towerscope_health::DiskSpaceCheck::new("/", 10.0);
+/// # let _ = check;
+/// ```
+#[cfg(feature = "system")]
+#[derive(Debug, Clone)]
+pub struct DiskSpaceCheck {
+    path: std::path::PathBuf,
+    min_free_percent: f64,
+}
+
+#[cfg(feature = "system")]
+impl DiskSpaceCheck {
+    /// A check of the filesystem holding `path`.
+    pub fn new(path: impl Into<std::path::PathBuf>, min_free_percent: f64) -> Self {
+        Self {
+            path: path.into(),
+            min_free_percent,
+        }
+    }
+}
+
+#[cfg(feature = "system")]
+impl HealthCheck for DiskSpaceCheck {
+    fn check(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            let path = self.path.clone();
+            let min = self.min_free_percent;
+            tokio::task::spawn_blocking(move || {
+                let disks = sysinfo::Disks::new_with_refreshed_list().map_err(|e| e.to_string())?;
+                let disk = disks
+                    .iter()
+                    .filter(|d| path.starts_with(d.mount_point()))
+                    .max_by_key(|d| d.mount_point().as_os_str().len())
+                    .ok_or_else(|| format!("no filesystem holds {}", path.display()))?;
+                if disk.total_space() == 0 {
+                    return Err(format!("{} reports no size", disk.mount_point().display()));
+                }
+                let free = disk.available_space() as f64 * 100.0 / disk.total_space() as f64;
+                if free >= min {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{:.1}% free on {}, below {min}%",
+                        free,
+                        disk.mount_point().display()
+                    ))
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        })
+    }
+}
+
+/// Passes while used memory stays at or below `max_used_percent` of the machine's total.
+///
+/// ```
+/// let check = towerscope_health::MemoryCheck::new(90.0);
+/// # let _ = check;
+/// ```
+#[cfg(feature = "system")]
+#[derive(Debug, Clone)]
+pub struct MemoryCheck {
+    max_used_percent: f64,
+}
+
+#[cfg(feature = "system")]
+impl MemoryCheck {
+    /// A check with the given ceiling.
+    pub fn new(max_used_percent: f64) -> Self {
+        Self { max_used_percent }
+    }
+}
+
+#[cfg(feature = "system")]
+impl HealthCheck for MemoryCheck {
+    fn check(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            let max = self.max_used_percent;
+            tokio::task::spawn_blocking(move || {
+                let mut sys = sysinfo::System::new().map_err(|e| e.to_string())?;
+                sys.refresh_memory();
+                let total = sys.total_memory();
+                if total == 0 {
+                    return Err("total memory unknown".to_owned());
+                }
+                let used = sys.used_memory() as f64 * 100.0 / total as f64;
+                if used <= max {
+                    Ok(())
+                } else {
+                    Err(format!("{used:.1}% memory used, above {max}%"))
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        })
+    }
+}

@@ -1,0 +1,224 @@
+//! What a check is, and how a registered check runs: in its own task, under a timeout,
+//! with its result cached.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// The future a check returns.
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// A dependency check: `Ok(())` when the dependency is usable, `Err(reason)` otherwise.
+///
+/// Implement it for your own checks, or use [`check_fn`] with a closure.
+///
+/// ```
+/// use towerscope_health::{CheckFuture, HealthCheck};
+/// struct AlwaysUp;
+/// impl HealthCheck for AlwaysUp {
+///     fn check(&self) -> CheckFuture<'_> { Box::pin(async { Ok(()) }) }
+/// }
+/// ```
+pub trait HealthCheck: Send + Sync + 'static {
+    /// Runs the check once.
+    fn check(&self) -> CheckFuture<'_>;
+}
+
+/// A check from an async closure whose error is anything displayable.
+///
+/// ```
+/// let check = towerscope_health::check_fn(|| async { Ok::<_, std::io::Error>(()) });
+/// # let _ = check;
+/// ```
+pub fn check_fn<F, Fut, E>(f: F) -> impl HealthCheck
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    CheckFn(f)
+}
+
+struct CheckFn<F>(F);
+
+impl<F, Fut, E> HealthCheck for CheckFn<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    fn check(&self) -> CheckFuture<'_> {
+        let fut = (self.0)();
+        Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+    }
+}
+
+/// Whether a failing check makes the service unready.
+///
+/// ```
+/// assert_eq!(towerscope_health::Criticality::default(), towerscope_health::Criticality::Critical);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Criticality {
+    /// A failure makes readiness `unhealthy` (HTTP 503).
+    #[default]
+    Critical,
+    /// A failure makes readiness `degraded` (still HTTP 200).
+    NonCritical,
+}
+
+/// How a check is run.
+///
+/// ```
+/// use std::time::Duration;
+/// use towerscope_health::{CheckOptions, Criticality};
+/// let opts = CheckOptions::default()
+///     .timeout(Duration::from_millis(500))
+///     .criticality(Criticality::NonCritical)
+///     .cache_for(Duration::from_secs(10));
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    pub(crate) timeout: Duration,
+    pub(crate) criticality: Criticality,
+    pub(crate) cache: Duration,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(2),
+            criticality: Criticality::Critical,
+            cache: Duration::from_secs(5),
+        }
+    }
+}
+
+impl CheckOptions {
+    /// Longest a run may take before it counts as failed (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+    /// Whether a failure makes the service unready (default critical).
+    pub fn criticality(mut self, criticality: Criticality) -> Self {
+        self.criticality = criticality;
+        self
+    }
+    /// How long a result is reused, so that a burst of probes runs the check once
+    /// (default 5 s; zero runs it for every probe, one run at a time).
+    pub fn cache_for(mut self, cache: Duration) -> Self {
+        self.cache = cache;
+        self
+    }
+}
+
+/// Health of one check or of the whole service.
+///
+/// ```
+/// use towerscope_health::Status;
+/// assert_eq!(serde_json::to_string(&Status::Degraded).unwrap(), "\"degraded\"");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Everything works.
+    Healthy,
+    /// A non-critical check fails.
+    Degraded,
+    /// A critical check fails.
+    Unhealthy,
+}
+
+impl Status {
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// The outcome of one check, as reported by `/ready`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    /// `healthy`, or `degraded`/`unhealthy` by the check's criticality when it failed.
+    pub status: Status,
+    /// How long the run took, in milliseconds.
+    pub duration_ms: f64,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub(crate) struct Registered {
+    pub(crate) name: Arc<str>,
+    pub(crate) check: Arc<dyn HealthCheck>,
+    pub(crate) opts: CheckOptions,
+    /// The last result and when it was made; the lock makes concurrent probes wait for one
+    /// run instead of starting their own.
+    pub(crate) last: tokio::sync::Mutex<Option<(Instant, CheckReport)>>,
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+impl Registered {
+    /// The check's report: cached if fresh, otherwise from a new run in its own task, so a
+    /// panic is caught and a hang is cut off by the timeout without blocking other checks.
+    /// The second value tells whether a run happened.
+    pub(crate) async fn report(&self) -> (CheckReport, bool) {
+        let mut last = self.last.lock().await;
+        if let Some((at, report)) = last.as_ref() {
+            if at.elapsed() < self.opts.cache {
+                return (report.clone(), false);
+            }
+        }
+        let start = Instant::now();
+        let check = self.check.clone();
+        let mut task = tokio::spawn(async move { check.check().await });
+        let outcome = match tokio::time::timeout(self.opts.timeout, &mut task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) if join.is_panic() => Err(format!(
+                "check panicked: {}",
+                panic_text(&*join.into_panic())
+            )),
+            Ok(Err(_)) => Err("check was cancelled".to_owned()),
+            Err(_) => {
+                task.abort();
+                Err(format!(
+                    "timed out after {} ms",
+                    self.opts.timeout.as_millis()
+                ))
+            }
+        };
+        let failed = match self.opts.criticality {
+            Criticality::Critical => Status::Unhealthy,
+            Criticality::NonCritical => Status::Degraded,
+        };
+        let report = CheckReport {
+            status: if outcome.is_ok() {
+                Status::Healthy
+            } else {
+                failed
+            },
+            duration_ms: (start.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            error: outcome.err(),
+        };
+        *last = Some((Instant::now(), report.clone()));
+        (report, true)
+    }
+}

@@ -1,0 +1,45 @@
+//! # towerscope-health
+//!
+//! Liveness and readiness for tower services.
+//!
+//! - `/health` ([`Health::liveness_service`]): status, version, uptime, start time. It
+//!   never touches a dependency, so an orchestrator does not restart a healthy process
+//!   because its database is down.
+//! - `/ready` ([`Health::readiness_service`]): the registered checks, each with a name, a
+//!   timeout, a [`Criticality`] and a cache interval;
+//!   `{"status": ..., "checks": {name: {"status", "duration_ms", "error"}}}`, HTTP 200 when
+//!   healthy or degraded, 503 when unhealthy.
+//!
+//! Checks: [`TcpCheck`], [`HttpCheck`], [`DiskSpaceCheck`], [`MemoryCheck`], and any
+//! closure through [`check_fn`].
+//!
+//! ```
+//! use towerscope_health::{CheckOptions, Health, TcpCheck};
+//! let health = Health::builder("1.0.0")
+//!     .check("cache", TcpCheck::new("127.0.0.1:6379"), CheckOptions::default())
+//!     .build();
+//! let app: axum::Router = axum::Router::new()
+//!     .route_service("/health", health.liveness_service())
+//!     .route_service("/ready", health.readiness_service());
+//! ```
+//!
+//! ## Panics, hangs and bursts
+//! Each run happens in its own task: a panicking check is reported `unhealthy` with its
+//! message, a hanging one is aborted at its timeout, and neither delays the others. Results
+//! are cached per check, and concurrent probes wait for the one run in progress.
+//!
+//! The metrics layer and the access log leave `/health` and `/ready` out by default.
+
+mod builtin;
+mod check;
+mod health;
+mod service;
+
+#[cfg(feature = "system")]
+pub use builtin::{DiskSpaceCheck, MemoryCheck};
+pub use builtin::{HttpCheck, TcpCheck};
+pub use check::{
+    CheckFuture, CheckOptions, CheckReport, Criticality, HealthCheck, Status, check_fn,
+};
+pub use health::{Health, HealthBuilder, Liveness, Readiness};
+pub use service::{LivenessService, ReadinessService};

@@ -1,0 +1,87 @@
+//! The `/health` and `/ready` tower services.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use tower_service::Service;
+
+use crate::{Health, Status};
+
+fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// `/health`: liveness as JSON (`status`, `version`, `uptime_seconds`, `start_time`).
+#[derive(Debug, Clone)]
+pub struct LivenessService {
+    health: Health,
+}
+
+impl LivenessService {
+    pub(crate) fn new(health: Health) -> Self {
+        Self { health }
+    }
+}
+
+impl<B> Service<Request<B>> for LivenessService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Request<B>) -> Self::Future {
+        std::future::ready(Ok(json(StatusCode::OK, &self.health.liveness())))
+    }
+}
+
+/// `/ready`: readiness as JSON (`status`, `checks`); 200 when healthy or degraded, 503 when
+/// unhealthy.
+#[derive(Debug, Clone)]
+pub struct ReadinessService {
+    health: Health,
+}
+
+impl ReadinessService {
+    pub(crate) fn new(health: Health) -> Self {
+        Self { health }
+    }
+}
+
+impl<B> Service<Request<B>> for ReadinessService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Request<B>) -> Self::Future {
+        let health = self.health.clone();
+        Box::pin(async move {
+            let readiness = health.readiness().await;
+            let code = match readiness.status {
+                Status::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
+                Status::Healthy | Status::Degraded => StatusCode::OK,
+            };
+            Ok(json(code, &readiness))
+        })
+    }
+}
