@@ -67,7 +67,7 @@ pub use exposition::{MetricsService, MetricsServiceBuilder, negotiate_format};
 pub use histogram::Buckets;
 pub use http::{
     DEFAULT_MAX_SERIES, ErrorType, HttpMetrics, HttpMetricsBuilder, HttpMetricsLayer,
-    HttpMetricsObserver, ResponseBody, ResponseFuture,
+    HttpMetricsObserver, PERF_SERIES, ResponseBody, ResponseFuture,
 };
 pub use in_flight::{InFlight, InFlightGuard, InFlightLayer};
 pub use info::AppInfo;

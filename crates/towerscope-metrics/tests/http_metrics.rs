@@ -537,3 +537,35 @@ async fn exposition_shape_snapshot() {
     ];
     assert_eq!(shape, expected, "{text}");
 }
+
+#[tokio::test]
+async fn the_layer_feeds_the_performance_monitor_per_route() {
+    let mut registry = Registry::default();
+    let perf = towerscope_perf::PerfMonitor::new();
+    let layer = HttpMetricsLayer::builder()
+        .perf(perf.clone())
+        .build(&mut registry)
+        .expect("valid");
+    let in_flight = InFlightLayer::new(&mut registry);
+    let s = stack(registry, layer, in_flight);
+    for i in 0..5 {
+        send(&s.app, "GET", &format!("/users/{i}")).await;
+    }
+    send(&s.app, "GET", "/fail").await;
+    send(&s.app, "GET", "/stream").await;
+    let w = Duration::from_secs(60);
+    let users = perf
+        .stats_tagged(
+            towerscope_metrics::PERF_SERIES,
+            &[("route", "/users/{id}")],
+            w,
+        )
+        .expect("per-route stats");
+    assert_eq!(users.count, 5);
+    let all = perf
+        .stats_merged(towerscope_metrics::PERF_SERIES, w)
+        .expect("merged");
+    assert_eq!(all.count, 7);
+    // The streaming route is timed to the end of its body here too.
+    assert!(all.max >= 0.15, "{all:?}");
+}

@@ -50,6 +50,7 @@ use towerscope_metrics::{
     AppInfo, ConfigError, ConnectionTracker, HttpMetricsLayer, InFlightLayer, MetricsService,
     ProcessCollector, SystemCollector,
 };
+use towerscope_perf::PerfMonitor;
 use towerscope_request_id::RequestIdLayer;
 
 /// The guide's order value buckets, in dollars.
@@ -135,6 +136,7 @@ pub struct Demo {
     router: Router,
     metrics: MetricsService,
     connections: ConnectionTracker,
+    perf: PerfMonitor,
 }
 
 impl Demo {
@@ -156,6 +158,7 @@ impl Demo {
         ProcessCollector::register(&mut registry)?;
         SystemCollector::builder().register(&mut registry)?;
         let connections = ConnectionTracker::new(&mut registry);
+        let perf = PerfMonitor::new();
 
         let registrations = Counter::default();
         registry.register(
@@ -211,6 +214,7 @@ impl Demo {
                 HttpMetricsLayer::builder()
                     .in_flight(InFlightLayer::new(&mut registry))
                     .response_body_size(true)
+                    .perf(perf.clone())
                     .build(&mut registry)?,
             )
             // The access log runs inside the request span, after the demo's auth.
@@ -263,12 +267,18 @@ impl Demo {
             router,
             metrics,
             connections,
+            perf,
         })
     }
 
     /// The router (for in-process tests).
     pub fn router(&self) -> Router {
         self.router.clone()
+    }
+
+    /// The performance monitor the request layer feeds (per-route latency windows).
+    pub fn perf(&self) -> &PerfMonitor {
+        &self.perf
     }
 
     /// The metrics service (to encode the registry directly).

@@ -70,6 +70,15 @@ async fn shop_routes_and_business_metrics() {
     assert_eq!(call(&demo, "GET", "/error", "").await.0, 500);
     assert_eq!(call(&demo, "GET", "/panic", "").await.0, 500);
 
+    let users = demo
+        .perf()
+        .stats_tagged(
+            towerscope_metrics::PERF_SERIES,
+            &[("route", "/users/{id}")],
+            std::time::Duration::from_secs(60),
+        )
+        .expect("the request layer feeds the performance monitor");
+    assert_eq!(users.count, 2);
     let text = demo.metrics().encode(Format::Prometheus);
     for expected in [
         "app_user_registrations_total 1\n",

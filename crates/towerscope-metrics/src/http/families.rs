@@ -15,6 +15,9 @@ use crate::names::MetricNames;
 use crate::series::CappedMap;
 use crate::text::{self, Exemplar, Format};
 
+/// Name of the performance-monitor series the layer feeds (seconds, tagged `route`).
+pub const PERF_SERIES: &str = "http_server_request_duration_seconds";
+
 /// Label value of the overflow series, for every label.
 pub(crate) const OVERFLOW: &str = "_overflow";
 
@@ -271,6 +274,8 @@ struct HttpSeries {
     duration: Observed,
     request_size: Option<AtomicHistogram>,
     response_size: Option<AtomicHistogram>,
+    /// The performance monitor's series for this route, when one is attached.
+    perf: Option<towerscope_perf::Series>,
 }
 
 #[derive(Debug)]
@@ -300,6 +305,7 @@ pub(crate) struct FamilyOptions {
     pub(crate) response_size: bool,
     pub(crate) exemplars: bool,
     pub(crate) max_series: usize,
+    pub(crate) perf: Option<towerscope_perf::PerfMonitor>,
 }
 
 /// Every request metric family of one [`HttpMetricsLayer`](crate::HttpMetricsLayer).
@@ -361,6 +367,9 @@ impl HttpFamilies {
             |s| {
                 s.duration
                     .observe(&opts.duration_buckets, c.seconds, c.trace.as_ref());
+                if let Some(p) = &s.perf {
+                    p.record(c.seconds);
+                }
                 if let (Some(h), Some(size)) = (&s.request_size, c.request_size) {
                     let v = size as f64;
                     h.observe_at(opts.size_buckets.index(v), v);
@@ -802,6 +811,10 @@ fn new_http_series(opts: &FamilyOptions, method: &str, route: &str, status: &str
         response_size: opts
             .response_size
             .then(|| AtomicHistogram::new(&opts.size_buckets)),
+        perf: opts
+            .perf
+            .as_ref()
+            .and_then(|p| p.series(PERF_SERIES, &[("route", route)])),
     }
 }
 

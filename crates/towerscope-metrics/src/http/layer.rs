@@ -145,6 +145,7 @@ impl Default for HttpMetricsBuilder {
                 response_size: false,
                 exemplars: true,
                 max_series: DEFAULT_MAX_SERIES,
+                perf: None,
             },
             exclude: ExcludedPaths::DEFAULT
                 .iter()
@@ -216,6 +217,26 @@ impl HttpMetricsBuilder {
     /// A classifier consulted before the built-in route rules.
     pub fn route_classifier(mut self, classifier: RouteClassifier) -> Self {
         self.classifier = Some(classifier);
+        self
+    }
+
+    /// Feed request durations (seconds, tagged `route`) into a performance monitor under
+    /// [`PERF_SERIES`](crate::PERF_SERIES), so the dashboard and alert rules can ask for
+    /// p95 latency over the last N minutes, overall (`stats_merged`) or per route
+    /// (`stats_tagged`). Each (method, route, status) series keeps its route's handle, so a
+    /// request adds one record and no lookup.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_perf::PerfMonitor;
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let perf = PerfMonitor::new();
+    /// let layer = towerscope_metrics::HttpMetricsLayer::builder().perf(perf.clone()).build(&mut registry).unwrap();
+    /// let p95 = perf.stats_merged(towerscope_metrics::PERF_SERIES, Duration::from_secs(300)).map(|s| s.p95);
+    /// # let _ = (layer, p95);
+    /// ```
+    pub fn perf(mut self, perf: towerscope_perf::PerfMonitor) -> Self {
+        self.opts.perf = Some(perf);
         self
     }
 

@@ -4,7 +4,7 @@ mod families;
 mod layer;
 mod service;
 
-pub use families::ErrorType;
 pub(crate) use families::{Completion, FamilyOptions, HttpCollector, HttpFamilies};
+pub use families::{ErrorType, PERF_SERIES};
 pub use layer::{DEFAULT_MAX_SERIES, HttpMetricsBuilder, HttpMetricsLayer};
 pub use service::{HttpMetrics, HttpMetricsObserver, ResponseBody, ResponseFuture};
