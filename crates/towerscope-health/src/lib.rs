@@ -23,6 +23,9 @@
 //!     .route_service("/ready", health.readiness_service());
 //! ```
 //!
+//! With the `grpc` feature, [`Health::sync_grpc`] serves `grpc.health.v1` (through
+//! tonic-health) from the same checks.
+//!
 //! ## Panics, hangs and bursts
 //! Each run happens in its own task: a panicking check is reported `unhealthy` with its
 //! message, a hanging one is aborted at its timeout, and neither delays the others. Results
@@ -32,6 +35,8 @@
 
 mod builtin;
 mod check;
+#[cfg(feature = "grpc")]
+mod grpc;
 mod health;
 mod service;
 
@@ -41,5 +46,7 @@ pub use builtin::{HttpCheck, TcpCheck};
 pub use check::{
     CheckFuture, CheckOptions, CheckReport, Criticality, HealthCheck, Status, check_fn,
 };
+#[cfg(feature = "grpc")]
+pub use grpc::GrpcHealthSync;
 pub use health::{Health, HealthBuilder, Liveness, Readiness};
 pub use service::{LivenessService, ReadinessService};

@@ -1,3 +1,4 @@
+#![cfg(feature = "system")]
 //! Readiness transitions, containment of bad checks, caching, services and metrics.
 
 use std::sync::Arc;

@@ -1,0 +1,75 @@
+//! grpc.health.v1 follows the same checks as /ready.
+#![cfg(feature = "grpc")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use towerscope_health::{CheckOptions, Health, check_fn};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_health_reports_the_same_truth() {
+    let up = Arc::new(AtomicBool::new(true));
+    let flag = up.clone();
+    let health = Health::builder("1")
+        .check(
+            "db",
+            check_fn(move || {
+                let ok = flag.load(Ordering::SeqCst);
+                async move { if ok { Ok(()) } else { Err("down") } }
+            }),
+            CheckOptions::default().cache_for(Duration::ZERO),
+        )
+        .build();
+    let (reporter, service) = tonic_health::server::health_reporter();
+    let _sync = health.sync_grpc(reporter, ["shop.Orders"], Duration::from_millis(50));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = HealthClient::new(channel);
+
+    let status_of = |service: &'static str| {
+        let mut client = client.clone();
+        async move {
+            client
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .map(|r| r.into_inner().status)
+                .ok()
+        }
+    };
+    let wait_for = |service: &'static str, want: ServingStatus| async move {
+        for _ in 0..100 {
+            if status_of(service).await == Some(want as i32) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{service} never became {want:?}");
+    };
+    wait_for("", ServingStatus::Serving).await;
+    wait_for("shop.Orders", ServingStatus::Serving).await;
+    up.store(false, Ordering::SeqCst);
+    wait_for("", ServingStatus::NotServing).await;
+    wait_for("shop.Orders", ServingStatus::NotServing).await;
+    up.store(true, Ordering::SeqCst);
+    wait_for("shop.Orders", ServingStatus::Serving).await;
+    let _ = &mut client;
+}
