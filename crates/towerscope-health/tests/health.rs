@@ -1,5 +1,6 @@
-#![cfg(feature = "system")]
 //! Readiness transitions, containment of bad checks, caching, services and metrics.
+//! (The disk and memory checks need the default `system` feature.)
+#![cfg(feature = "system")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
