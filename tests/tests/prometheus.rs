@@ -7,7 +7,7 @@ use towerscope_metrics::Format;
 use towerscope_tests::{Component, eventually, free_port, require_program};
 
 async fn start_demo() -> (std::net::SocketAddr, Demo) {
-    let demo = Demo::new(Config::default()).expect("demo");
+    let demo = Demo::new(Config::default()).await.expect("demo");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

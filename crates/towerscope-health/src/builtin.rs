@@ -193,3 +193,42 @@ impl HealthCheck for MemoryCheck {
         })
     }
 }
+
+/// Passes when a connection from the sqlx pool answers a ping. The pool's own acquire
+/// timeout applies; the check's timeout bounds the whole run.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), sqlx::Error> {
+/// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+/// let check = towerscope_health::SqlxCheck::new(pool);
+/// # let _ = check;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "sqlx")]
+#[derive(Debug, Clone)]
+pub struct SqlxCheck<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+}
+
+#[cfg(feature = "sqlx")]
+impl<DB: sqlx::Database> SqlxCheck<DB> {
+    /// A check of `pool`.
+    pub fn new(pool: sqlx::Pool<DB>) -> Self {
+        Self { pool }
+    }
+}
+
+#[cfg(feature = "sqlx")]
+impl<DB: sqlx::Database> HealthCheck for SqlxCheck<DB> {
+    fn check(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            use sqlx::Connection;
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| format!("acquire: {e}"))?;
+            conn.ping().await.map_err(|e| format!("ping: {e}"))
+        })
+    }
+}

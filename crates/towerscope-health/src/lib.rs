@@ -10,8 +10,8 @@
 //!   `{"status": ..., "checks": {name: {"status", "duration_ms", "error"}}}`, HTTP 200 when
 //!   healthy or degraded, 503 when unhealthy.
 //!
-//! Checks: [`TcpCheck`], [`HttpCheck`], [`DiskSpaceCheck`], [`MemoryCheck`], and any
-//! closure through [`check_fn`].
+//! Checks: [`TcpCheck`], [`HttpCheck`], [`DiskSpaceCheck`], [`MemoryCheck`], `SqlxCheck`
+//! (feature `sqlx`), and any closure through [`check_fn`].
 //!
 //! ```
 //! use towerscope_health::{CheckOptions, Health, TcpCheck};
@@ -40,6 +40,8 @@ mod grpc;
 mod health;
 mod service;
 
+#[cfg(feature = "sqlx")]
+pub use builtin::SqlxCheck;
 #[cfg(feature = "system")]
 pub use builtin::{DiskSpaceCheck, MemoryCheck};
 pub use builtin::{HttpCheck, TcpCheck};

@@ -19,20 +19,22 @@
 //! | `GET /panic` | panics (caught: 500) |
 //! | `POST /login` | `{"user": ..., "password": ...}`; a wrong password is a security event |
 //! | `GET /metrics` | Prometheus / OpenMetrics exposition |
-//! | `GET /health`, `GET /ready` | liveness; readiness of the shop store, disk and memory |
+//! | `GET /health`, `GET /ready` | liveness; readiness of the database, disk and memory |
+//!
+//! The shop's data lives in SQLite through sqlx (`--database`, in memory by default); every
+//! query's duration goes to the performance monitor by statement kind.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! let demo = towerscope_demo::Demo::new(towerscope_demo::Config::default())
+//!     .await
 //!     .map_err(std::io::Error::other)?;
 //! demo.serve(listener, std::future::pending()).await
 //! # }
 //! ```
 
-use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -42,9 +44,11 @@ use axum::{Json, Router};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use towerscope_core::{CatchPanicLayer, UserId};
-use towerscope_health::{CheckOptions, Criticality, DiskSpaceCheck, Health, MemoryCheck, check_fn};
+use towerscope_health::{
+    CheckOptions, Criticality, DiskSpaceCheck, Health, MemoryCheck, SqlxCheck,
+};
 use towerscope_log::AccessLogLayer;
 use towerscope_metrics::{
     AppInfo, ConfigError, ConnectionTracker, HttpMetricsLayer, InFlightLayer, MetricsService,
@@ -52,6 +56,9 @@ use towerscope_metrics::{
 };
 use towerscope_perf::PerfMonitor;
 use towerscope_request_id::RequestIdLayer;
+
+mod store;
+use store::{Order, Store, User};
 
 /// The guide's order value buckets, in dollars.
 pub const ORDER_VALUE_BUCKETS: [f64; 8] = [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
@@ -61,9 +68,6 @@ const MAX_ORDER_AMOUNT: f64 = 1_000_000.0;
 
 /// Longest user name accepted, in characters.
 const MAX_NAME_CHARS: usize = 100;
-
-/// At most this many users and orders are kept (oldest dropped first).
-const MAX_RECORDS: usize = 10_000;
 
 /// Demo settings.
 ///
@@ -77,6 +81,8 @@ pub struct Config {
     pub environment: String,
     /// Bearer token required on `/metrics`, if any.
     pub metrics_token: Option<String>,
+    /// The shop's SQLite database (`sqlite::memory:`, or `sqlite://shop.db` for a file).
+    pub database: String,
 }
 
 impl Default for Config {
@@ -84,6 +90,7 @@ impl Default for Config {
         Self {
             environment: "development".into(),
             metrics_token: None,
+            database: "sqlite::memory:".into(),
         }
     }
 }
@@ -94,40 +101,16 @@ pub enum DemoError {
     /// A metrics component refused its configuration.
     #[error("metrics setup failed: {0}")]
     Metrics(#[from] ConfigError),
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct User {
-    id: u64,
-    name: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct Order {
-    id: u64,
-    user_id: u64,
-    amount: f64,
-}
-
-#[derive(Debug, Default)]
-struct Store {
-    users: BTreeMap<u64, User>,
-    orders: BTreeMap<u64, Order>,
-    next_user: u64,
-    next_order: u64,
+    /// The database could not be opened or set up.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 #[derive(Debug, Clone)]
 struct AppState {
-    store: Arc<Mutex<Store>>,
+    store: Store,
     registrations: Counter,
     order_value: Histogram,
-}
-
-impl AppState {
-    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// The demo application: its router, its metrics service and its connection tracker.
@@ -141,13 +124,13 @@ pub struct Demo {
 
 impl Demo {
     /// Builds the application and registers every metric into a new registry.
-    pub fn new(config: Config) -> Result<Self, DemoError> {
-        Self::with_registry(config, Registry::default())
+    pub async fn new(config: Config) -> Result<Self, DemoError> {
+        Self::with_registry(config, Registry::default()).await
     }
 
     /// Builds the application into `registry` (which may already hold metrics, such as the
     /// log writer's dropped-lines counter).
-    pub fn with_registry(config: Config, mut registry: Registry) -> Result<Self, DemoError> {
+    pub async fn with_registry(config: Config, mut registry: Registry) -> Result<Self, DemoError> {
         AppInfo::new(
             env!("CARGO_PKG_VERSION"),
             config.environment,
@@ -173,29 +156,12 @@ impl Demo {
             order_value.clone(),
         );
 
+        let store = Store::open(&config.database, &perf).await?;
         let state = AppState {
-            store: Arc::new(Mutex::new(Store {
-                next_user: 1,
-                next_order: 1,
-                ..Store::default()
-            })),
+            store,
             registrations,
             order_value,
         };
-        {
-            let mut store = state.store();
-            for name in ["ada", "grace", "linus"] {
-                let id = store.next_user;
-                store.next_user += 1;
-                store.users.insert(
-                    id,
-                    User {
-                        id,
-                        name: name.into(),
-                    },
-                );
-            }
-        }
 
         let api = Router::new()
             .route("/users", axum::routing::post(register_user))
@@ -223,22 +189,10 @@ impl Demo {
             // Outermost: every layer, handler and log line runs inside the request span.
             .layer(RequestIdLayer::new(&mut registry));
 
-        let store = state.store.clone();
         let health = Health::builder(env!("CARGO_PKG_VERSION"))
             .check(
-                "store",
-                check_fn(move || {
-                    // A poisoned lock means a handler panicked while writing the store.
-                    let poisoned =
-                        matches!(store.try_lock(), Err(std::sync::TryLockError::Poisoned(_)));
-                    async move {
-                        if poisoned {
-                            Err("store lock poisoned")
-                        } else {
-                            Ok(())
-                        }
-                    }
-                }),
+                "database",
+                SqlxCheck::new(state.store.pool().clone()),
                 CheckOptions::default().cache_for(Duration::from_secs(1)),
             )
             .check(
@@ -321,15 +275,22 @@ fn api_error(status: StatusCode, message: &str) -> ApiError {
     (status, Json(serde_json::json!({ "error": message })))
 }
 
+/// A database failure: logged with its cause, answered with a 500 that does not show it.
+fn db_error(err: &sqlx::Error) -> ApiError {
+    towerscope_log::app_error!(err);
+    api_error(StatusCode::INTERNAL_SERVER_ERROR, "database unavailable")
+}
+
 async fn get_user(
     State(state): State<AppState>,
     Path(id): Path<u64>,
 ) -> Result<Json<User>, ApiError> {
+    let id = i64::try_from(id).map_err(|_| api_error(StatusCode::NOT_FOUND, "no such user"))?;
     state
-        .store()
-        .users
-        .get(&id)
-        .cloned()
+        .store
+        .user(id)
+        .await
+        .map_err(|e| db_error(&e))?
         .map(Json)
         .ok_or_else(|| api_error(StatusCode::NOT_FOUND, "no such user"))
 }
@@ -345,36 +306,19 @@ async fn register_user(
             "name must be 1 to 100 characters",
         ));
     }
-    let user = {
-        let mut store = state.store();
-        let id = store.next_user;
-        store.next_user += 1;
-        let user = User {
-            id,
-            name: name.to_owned(),
-        };
-        store.users.insert(id, user.clone());
-        while store.users.len() > MAX_RECORDS {
-            store.users.pop_first();
-        }
-        user
-    };
+    let user = state.store.add_user(name).await.map_err(|e| db_error(&e))?;
     state.registrations.inc();
     towerscope_log::business_event!("user_registration", user_id = user.id, method = "email");
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-async fn list_orders(State(state): State<AppState>) -> Json<Vec<Order>> {
-    Json(
-        state
-            .store()
-            .orders
-            .values()
-            .rev()
-            .take(50)
-            .cloned()
-            .collect(),
-    )
+async fn list_orders(State(state): State<AppState>) -> Result<Json<Vec<Order>>, ApiError> {
+    state
+        .store
+        .recent_orders(50)
+        .await
+        .map(Json)
+        .map_err(|e| db_error(&e))
 }
 
 async fn place_order(
@@ -387,30 +331,20 @@ async fn place_order(
             "amount must be in (0, 1000000]",
         ));
     }
-    let order = {
-        let mut store = state.store();
-        if !store.users.contains_key(&new.user_id) {
-            return Err(api_error(StatusCode::UNPROCESSABLE_ENTITY, "no such user"));
-        }
-        let id = store.next_order;
-        store.next_order += 1;
-        let order = Order {
-            id,
-            user_id: new.user_id,
-            amount: new.amount,
-        };
-        store.orders.insert(id, order.clone());
-        while store.orders.len() > MAX_RECORDS {
-            store.orders.pop_first();
-        }
-        order
-    };
+    let user_id = i64::try_from(new.user_id)
+        .map_err(|_| api_error(StatusCode::UNPROCESSABLE_ENTITY, "no such user"))?;
+    let order = state
+        .store
+        .add_order(user_id, new.amount)
+        .await
+        .map_err(|e| db_error(&e))?
+        .ok_or_else(|| api_error(StatusCode::UNPROCESSABLE_ENTITY, "no such user"))?;
     state.order_value.observe(order.amount);
-    tracing::info!(
+    towerscope_log::business_event!(
+        "order_placed",
         order_id = order.id,
         user_id = order.user_id,
-        amount = order.amount,
-        "order placed"
+        amount = order.amount
     );
     Ok((StatusCode::CREATED, Json(order)))
 }

@@ -20,6 +20,9 @@ struct Args {
     /// Require this bearer token on /metrics.
     #[arg(long, env = "TOWERSCOPE_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// The shop's SQLite database.
+    #[arg(long, default_value = "sqlite::memory:", env = "TOWERSCOPE_DATABASE")]
+    database: String,
     /// Log format: `json` or `pretty` (default: json in production, pretty otherwise).
     #[arg(long, env = "TOWERSCOPE_LOG_FORMAT")]
     log_format: Option<LogFormat>,
@@ -43,8 +46,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config {
         environment: args.environment,
         metrics_token: args.metrics_token,
+        database: args.database,
     };
-    let demo = Demo::with_registry(config, registry)?;
+    let demo = Demo::with_registry(config, registry).await?;
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;

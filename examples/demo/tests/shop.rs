@@ -29,7 +29,7 @@ async fn call(demo: &Demo, method: &str, uri: &str, body: &str) -> (u16, String)
 
 #[tokio::test]
 async fn shop_routes_and_business_metrics() {
-    let demo = Demo::new(Config::default()).expect("demo");
+    let demo = Demo::new(Config::default()).await.expect("demo");
     assert_eq!(
         call(&demo, "GET", "/users/1", "").await,
         (200, r#"{"id":1,"name":"ada"}"#.into())
@@ -79,6 +79,18 @@ async fn shop_routes_and_business_metrics() {
         )
         .expect("the request layer feeds the performance monitor");
     assert_eq!(users.count, 2);
+    // Every shop query is timed by statement kind.
+    let w = std::time::Duration::from_secs(60);
+    let selects = demo
+        .perf()
+        .stats_tagged("db_query_duration", &[("query_type", "SELECT")], w)
+        .expect("selects");
+    assert!(selects.count >= 2, "{selects:?}");
+    let inserts = demo
+        .perf()
+        .stats_tagged("db_rows_affected", &[("query_type", "INSERT")], w)
+        .expect("rows");
+    assert!(inserts.count >= 3, "{inserts:?}");
     let text = demo.metrics().encode(Format::Prometheus);
     for expected in [
         "app_user_registrations_total 1\n",
@@ -101,16 +113,19 @@ async fn shop_routes_and_business_metrics() {
 
 #[tokio::test]
 async fn health_and_readiness_answer() {
-    let demo = Demo::new(Config::default()).expect("demo");
+    let demo = Demo::new(Config::default()).await.expect("demo");
     let (status, body) = call(&demo, "GET", "/health", "").await;
     assert_eq!(status, 200);
     assert!(body.contains("\"version\":\"0.1.0\""), "{body}");
     let (status, body) = call(&demo, "GET", "/ready", "").await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"store\":{\"status\":\"healthy\""), "{body}");
+    assert!(
+        body.contains("\"database\":{\"status\":\"healthy\""),
+        "{body}"
+    );
     let text = demo.metrics().encode(Format::Prometheus);
     assert!(
-        text.contains("health_check_up{check=\"store\"} 1\n"),
+        text.contains("health_check_up{check=\"database\"} 1\n"),
         "{text}"
     );
 }
@@ -121,6 +136,7 @@ async fn metrics_token_is_enforced() {
         metrics_token: Some("t0k".into()),
         ..Config::default()
     })
+    .await
     .expect("demo");
     assert_eq!(call(&demo, "GET", "/metrics", "").await.0, 401);
     let req = axum::http::Request::get("/metrics")
