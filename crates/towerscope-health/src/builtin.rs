@@ -232,3 +232,47 @@ impl<DB: sqlx::Database> HealthCheck for SqlxCheck<DB> {
         })
     }
 }
+
+/// Passes when Redis answers `PING` with `PONG`. Each run opens a connection (a probe
+/// should see what a new client would), bounded by the check's timeout.
+///
+/// ```no_run
+/// let client = redis::Client::open("redis://127.0.0.1:6379/").unwrap();
+/// let check = towerscope_health::RedisCheck::new(client);
+/// # let _ = check;
+/// ```
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone)]
+pub struct RedisCheck {
+    client: redis::Client,
+}
+
+#[cfg(feature = "redis")]
+impl RedisCheck {
+    /// A check of the server `client` points at.
+    pub fn new(client: redis::Client) -> Self {
+        Self { client }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl HealthCheck for RedisCheck {
+    fn check(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            let mut conn = self
+                .client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let reply: String = redis::cmd("PING")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| format!("PING: {e}"))?;
+            if reply == "PONG" {
+                Ok(())
+            } else {
+                Err(format!("PING answered {reply:?}"))
+            }
+        })
+    }
+}

@@ -11,7 +11,7 @@
 //!   healthy or degraded, 503 when unhealthy.
 //!
 //! Checks: [`TcpCheck`], [`HttpCheck`], [`DiskSpaceCheck`], [`MemoryCheck`], `SqlxCheck`
-//! (feature `sqlx`), and any closure through [`check_fn`].
+//! (feature `sqlx`), `RedisCheck` (feature `redis`), and any closure through [`check_fn`].
 //!
 //! ```
 //! use towerscope_health::{CheckOptions, Health, TcpCheck};
@@ -40,6 +40,8 @@ mod grpc;
 mod health;
 mod service;
 
+#[cfg(feature = "redis")]
+pub use builtin::RedisCheck;
 #[cfg(feature = "sqlx")]
 pub use builtin::SqlxCheck;
 #[cfg(feature = "system")]
