@@ -23,7 +23,7 @@
 //!     .route_service("/ready", health.readiness_service());
 //! ```
 //!
-//! With the `grpc` feature, [`Health::sync_grpc`] serves `grpc.health.v1` (through
+//! With the `grpc` feature, `Health::sync_grpc` serves `grpc.health.v1` (through
 //! tonic-health) from the same checks.
 //!
 //! ## Panics, hangs and bursts
