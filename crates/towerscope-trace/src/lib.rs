@@ -1,0 +1,33 @@
+//! # towerscope-trace
+//!
+//! Distributed tracing for tower services. This first part is W3C Trace Context (Level 2)
+//! done strictly, because the stock OpenTelemetry propagator reads only the first header of
+//! each name and keeps only the sampled flag:
+//!
+//! - [`TraceParent`]: exactly one `traceparent` header; version `ff`, all-zero IDs,
+//!   upper-case hex, wrong lengths and extra fields on version `00` are refused (a new trace
+//!   starts); future versions are read leniently; the `sampled` and `random` flags are kept.
+//! - [`TraceState`]: every `tracestate` header joined; invalid members dropped; more than
+//!   32 members or a repeated key discards the list; written back in at most 512 characters.
+//!
+//! ```
+//! use towerscope_trace::{TraceParent, TraceState};
+//! let mut headers = http::HeaderMap::new();
+//! headers.insert("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".parse().unwrap());
+//! headers.insert("tracestate", "rojo=00f067aa0ba902b7".parse().unwrap());
+//! let parent = TraceParent::from_headers(&headers).unwrap();
+//! let state = TraceState::from_headers(&headers);
+//! assert!(parent.sampled());
+//! assert_eq!(state.to_string(), "rojo=00f067aa0ba902b7");
+//! ```
+//!
+//! ## Bad input
+//! Nothing here panics or allocates in proportion to hostile input beyond a fixed bound:
+//! `tracestate` headers past 8 KiB in total, or with more members than the limit allows,
+//! are discarded without reading further.
+
+mod traceparent;
+mod tracestate;
+
+pub use traceparent::{FLAG_RANDOM, FLAG_SAMPLED, TRACEPARENT, TraceParent, TraceParentError};
+pub use tracestate::{MAX_LEN, MAX_MEMBERS, TRACESTATE, TraceState};
