@@ -328,7 +328,8 @@ where
 
 /// Makes the [`Observer`] of each request: the one piece a layer built on
 /// [`ObserveService`] writes. Returning `None` lets the request through unobserved (an
-/// excluded path).
+/// excluded path). It may add to the request (a trace layer puts its IDs into the
+/// extensions).
 ///
 /// The observer is made before the inner service is called, so state it holds (a gauge
 /// unit, say) is released by its `Drop` even when `call` panics.
@@ -343,7 +344,7 @@ where
 /// }
 /// impl MakeObserver for LogEnds {
 ///     type Observer = Ends;
-///     fn make_observer<B>(&self, _req: &http::Request<B>) -> Option<Ends> { Some(Ends) }
+///     fn make_observer<B>(&self, _req: &mut http::Request<B>) -> Option<Ends> { Some(Ends) }
 /// }
 /// let svc = ObserveService::new(tower::service_fn(|_r: http::Request<()>| async {
 ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
@@ -354,7 +355,7 @@ pub trait MakeObserver: Clone {
     /// The per-request observer.
     type Observer: Observer;
     /// The observer for `req`, or `None` to leave it unobserved.
-    fn make_observer<B>(&self, req: &Request<B>) -> Option<Self::Observer>;
+    fn make_observer<B>(&self, req: &mut Request<B>) -> Option<Self::Observer>;
 }
 
 /// A service that observes every request with the observer its [`MakeObserver`] makes:
@@ -400,8 +401,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let observer = self.make.make_observer(&req);
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        let observer = self.make.make_observer(&mut req);
         ObservedFuture::new(self.inner.call(req), observer)
     }
 }

@@ -232,7 +232,7 @@ impl std::fmt::Debug for AccessLogObserver {
 impl MakeObserver for AccessLogLayer {
     type Observer = AccessLogObserver;
 
-    fn make_observer<B>(&self, req: &Request<B>) -> Option<AccessLogObserver> {
+    fn make_observer<B>(&self, req: &mut Request<B>) -> Option<AccessLogObserver> {
         let config = &self.config;
         if config.exclude.iter().any(|p| **p == *req.uri().path()) {
             return None;

@@ -118,7 +118,7 @@ impl<S> Layer<S> for InFlightLayer {
 impl MakeObserver for InFlightLayer {
     type Observer = InFlightGuard;
 
-    fn make_observer<B>(&self, req: &Request<B>) -> Option<InFlightGuard> {
+    fn make_observer<B>(&self, req: &mut Request<B>) -> Option<InFlightGuard> {
         self.acquire(req.uri().path(), NormalizedMethod::from(req.method()))
     }
 }

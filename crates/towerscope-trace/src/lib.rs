@@ -1,8 +1,9 @@
 //! # towerscope-trace
 //!
-//! Distributed tracing for tower services. This first part is W3C Trace Context (Level 2)
-//! done strictly, because the stock OpenTelemetry propagator reads only the first header of
-//! each name and keeps only the sampled flag:
+//! Distributed tracing for tower services: [`TraceLayer`] opens an OpenTelemetry server
+//! span per request, its parent read by W3C Trace Context (Level 2) done strictly, because
+//! the stock OpenTelemetry propagator reads only the first header of each name and keeps
+//! only the sampled flag:
 //!
 //! - [`TraceParent`]: exactly one `traceparent` header; version `ff`, all-zero IDs,
 //!   upper-case hex, wrong lengths and extra fields on version `00` are refused (a new trace
@@ -26,8 +27,10 @@
 //! `tracestate` headers past 8 KiB in total, or with more members than the limit allows,
 //! are discarded without reading further.
 
+mod server;
 mod traceparent;
 mod tracestate;
 
+pub use server::{SpanObserver, TraceLayer, parent_context};
 pub use traceparent::{FLAG_RANDOM, FLAG_SAMPLED, TRACEPARENT, TraceParent, TraceParentError};
 pub use tracestate::{MAX_LEN, MAX_MEMBERS, TRACESTATE, TraceState};

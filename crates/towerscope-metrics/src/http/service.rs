@@ -26,7 +26,7 @@ pub type HttpMetrics<S> = ObserveService<S, HttpMetricsLayer>;
 impl MakeObserver for HttpMetricsLayer {
     type Observer = HttpMetricsObserver;
 
-    fn make_observer<B>(&self, req: &Request<B>) -> Option<HttpMetricsObserver> {
+    fn make_observer<B>(&self, req: &mut Request<B>) -> Option<HttpMetricsObserver> {
         let shared = self.shared();
         if shared.exclude.contains(req.uri().path()) {
             return None;

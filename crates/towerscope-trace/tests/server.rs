@@ -1,0 +1,243 @@
+//! The server span: parent, name, attributes, status, and its IDs in the request.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::Request;
+use http_body_util::BodyExt;
+use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tower::ServiceExt;
+use towerscope_core::{CatchPanicLayer, TraceIds};
+use towerscope_trace::TraceLayer;
+
+fn app() -> (Router, InMemorySpanExporter, SdkTracerProvider) {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let app = Router::new()
+        .route(
+            "/users/{id}",
+            get(
+                |axum::Extension(ids): axum::Extension<TraceIds>| async move {
+                    ids.trace_id_hex().to_string()
+                },
+            ),
+        )
+        .route("/fail", get(|| async { http::StatusCode::BAD_GATEWAY }))
+        .route(
+            "/stream",
+            get(|| async {
+                let (tx, rx) =
+                    tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let _ = tx.send(Ok(bytes::Bytes::from_static(b"late"))).await;
+                });
+                Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            }),
+        )
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("bug");
+                }
+                ""
+            }),
+        )
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new(provider.tracer("test")));
+    (app, exporter, provider)
+}
+
+async fn send(app: &Router, uri: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut req = Request::get(uri)
+        .header("host", "shop.example:8080")
+        .header("user-agent", "probe/1");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::empty()).expect("req"))
+        .await
+        .expect("ok");
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn attr(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.to_string())
+}
+
+#[tokio::test]
+async fn child_of_the_callers_span_with_semantic_attributes() {
+    let (app, exporter, _provider) = app();
+    let (status, body) = send(
+        &app,
+        "/users/7?q=1",
+        &[
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+            ("tracestate", "rojo=00f067aa0ba902b7"),
+            ("x-request-id", "req-42"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body, "0af7651916cd43dd8448eb211c80319c",
+        "the handler sees the trace in its extensions"
+    );
+    let spans = exporter.get_finished_spans().expect("spans");
+    assert_eq!(spans.len(), 1);
+    let span = &spans[0];
+    assert_eq!(span.name, "GET /users/{id}");
+    assert_eq!(span.span_kind, SpanKind::Server);
+    assert_eq!(
+        span.span_context.trace_id().to_string(),
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+    assert_eq!(span.parent_span_id.to_string(), "b7ad6b7169203331");
+    assert_eq!(
+        span.span_context.trace_state().header(),
+        "rojo=00f067aa0ba902b7"
+    );
+    for (k, v) in [
+        ("http.request.method", "GET"),
+        ("http.route", "/users/{id}"),
+        ("url.path", "/users/7"),
+        ("url.scheme", "http"),
+        ("server.address", "shop.example"),
+        ("network.protocol.version", "1.1"),
+        ("user_agent.original", "probe/1"),
+        ("request.id", "req-42"),
+        ("http.response.status_code", "200"),
+    ] {
+        assert_eq!(attr(span, k).as_deref(), Some(v), "{k}");
+    }
+    assert_eq!(span.status, Status::Unset);
+}
+
+#[tokio::test]
+async fn bad_or_repeated_parents_start_a_new_trace() {
+    let (app, exporter, _provider) = app();
+    send(
+        &app,
+        "/users/1",
+        &[(
+            "traceparent",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )],
+    )
+    .await;
+    send(
+        &app,
+        "/users/1",
+        &[
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+            (
+                "traceparent",
+                "00-1af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+        ],
+    )
+    .await;
+    for span in exporter.get_finished_spans().expect("spans") {
+        assert_ne!(
+            span.span_context.trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert_eq!(span.parent_span_id, opentelemetry::trace::SpanId::INVALID);
+    }
+}
+
+#[tokio::test]
+async fn errors_set_status_and_the_span_ends_with_the_body() {
+    let (app, exporter, _provider) = app();
+    send(&app, "/fail", &[]).await;
+    send(&app, "/panic", &[]).await;
+    send(&app, "/nowhere", &[]).await;
+    let (_, body) = send(&app, "/stream", &[]).await;
+    assert_eq!(body, "late");
+    let spans = exporter.get_finished_spans().expect("spans");
+    let by_name = |n: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == n)
+            .unwrap_or_else(|| panic!("no span {n}"))
+    };
+    let fail = by_name("GET /fail");
+    assert!(matches!(fail.status, Status::Error { .. }));
+    assert_eq!(attr(fail, "error.type").as_deref(), Some("502"));
+    let panic = by_name("GET /panic");
+    assert_eq!(attr(panic, "error.type").as_deref(), Some("panic"));
+    let unmatched = by_name("GET");
+    assert_eq!(attr(unmatched, "http.route"), None);
+    assert_eq!(unmatched.status, Status::Unset, "404 is not a server error");
+    let stream = by_name("GET /stream");
+    let took = stream
+        .end_time
+        .duration_since(stream.start_time)
+        .expect("ordered");
+    assert!(
+        took >= Duration::from_millis(100),
+        "span ended before the body: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn probe_paths_get_no_span() {
+    let (app, exporter, _provider) = app();
+    let app = app.route("/health", get(|| async { "ok" }));
+    send(&app, "/health", &[]).await;
+    assert!(exporter.get_finished_spans().expect("spans").is_empty());
+}
+
+#[tokio::test]
+async fn metrics_exemplars_name_the_server_span() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let app = Router::new()
+        .route("/users/{id}", get(|| async { "u" }))
+        .layer(towerscope_metrics::HttpMetricsLayer::new(&mut registry))
+        .layer(TraceLayer::new(provider.tracer("test")));
+    let metrics = towerscope_metrics::MetricsService::new(registry);
+    send(
+        &app,
+        "/users/1",
+        &[(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )],
+    )
+    .await;
+    let span = exporter
+        .get_finished_spans()
+        .expect("spans")
+        .pop()
+        .expect("span");
+    let om = metrics.encode(towerscope_metrics::Format::OpenMetrics);
+    let exemplar = format!(
+        "# {{trace_id=\"{}\",span_id=\"{}\"}}",
+        span.span_context.trace_id(),
+        span.span_context.span_id()
+    );
+    assert!(om.contains(&exemplar), "no {exemplar} in\n{om}");
+}
