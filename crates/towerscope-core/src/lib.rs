@@ -51,6 +51,7 @@
 
 pub mod connection;
 mod context;
+mod exclude;
 mod grpc;
 mod method;
 pub mod observe;
@@ -61,9 +62,12 @@ pub mod test_body;
 
 pub use connection::{ConnectionObserver, TrackedIo, TrackedListener};
 pub use context::{HexId, PeerAddr, RequestStart, TraceIds, UserId};
+pub use exclude::ExcludedPaths;
 pub use grpc::{GrpcCode, is_grpc};
 pub use method::NormalizedMethod;
-pub use observe::{End, MakeObserver, ObserveService, ObservedBody, ObservedFuture, Observer};
+pub use observe::{
+    End, MakeObserver, ObserveService, ObservedBody, ObservedFuture, Observer, Outcome,
+};
 pub use panic::{
     BoxError, CatchPanic, CatchPanicBody, CatchPanicFuture, CatchPanicLayer, PanicCaught,
     PanicError, is_panic_error,

@@ -77,6 +77,75 @@ impl fmt::Debug for End<'_> {
     }
 }
 
+/// What an exchange came to, as every observing layer reports it: metrics, access log and
+/// trace layer classify the same way.
+///
+/// ```
+/// use towerscope_core::{End, NormalizedMethod, Outcome};
+/// assert_eq!(Outcome::of(&End::Complete, NormalizedMethod::Get, Some(503), false), Outcome::ServerError);
+/// // hyper never sends the body of a response to HEAD: dropping it is not a cancel.
+/// let dropped = End::Cancelled { response_started: true };
+/// assert_eq!(Outcome::of(&dropped, NormalizedMethod::Head, Some(200), false), Outcome::Ok);
+/// assert_eq!(Outcome::of(&dropped, NormalizedMethod::Get, Some(200), false), Outcome::Cancelled);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The response went out whole with a status below 500.
+    Ok,
+    /// The response went out whole with a 5xx status.
+    ServerError,
+    /// The caller went away (or a timeout dropped the request) before the end.
+    Cancelled,
+    /// The inner service returned an error: there is no response.
+    ServiceError,
+    /// The response body failed.
+    BodyError,
+    /// The handler or the body panicked ([`CatchPanicLayer`](crate::CatchPanicLayer) made a
+    /// response, or the panic unwound through the layer).
+    Panic,
+}
+
+impl Outcome {
+    /// Classifies `end`, given the request method, the response status (if a response was
+    /// made) and whether the response is one [`CatchPanicLayer`](crate::CatchPanicLayer)
+    /// made for a panic ([`PanicCaught`](crate::PanicCaught)).
+    pub fn of(
+        end: &End<'_>,
+        method: crate::NormalizedMethod,
+        status: Option<u16>,
+        panic_caught: bool,
+    ) -> Self {
+        let complete = |status: Option<u16>| match status {
+            Some(s) if s >= 500 => Self::ServerError,
+            _ => Self::Ok,
+        };
+        match end {
+            _ if panic_caught => Self::Panic,
+            End::Complete => complete(status),
+            // hyper never sends (so drops) the body of a response to HEAD.
+            End::Cancelled {
+                response_started: true,
+            } if method == crate::NormalizedMethod::Head => complete(status),
+            End::Cancelled { .. } => Self::Cancelled,
+            End::ServiceError(_) => Self::ServiceError,
+            End::BodyError { panic: true, .. } | End::Panicked => Self::Panic,
+            End::BodyError { .. } => Self::BodyError,
+        }
+    }
+
+    /// `ok`, `server_error`, `cancelled`, `service_error`, `body_error` or `panic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::ServerError => "server_error",
+            Self::Cancelled => "cancelled",
+            Self::ServiceError => "service_error",
+            Self::BodyError => "body_error",
+            Self::Panic => "panic",
+        }
+    }
+}
+
 /// The per-request state of a layer that wants to know how the exchange went.
 ///
 /// ```

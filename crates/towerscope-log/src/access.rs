@@ -7,8 +7,8 @@ use std::time::Instant;
 use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use tower_layer::Layer;
 use towerscope_core::{
-    End, MakeObserver, NormalizedMethod, ObserveService, Observer, PanicCaught, PeerAddr,
-    RequestStart, Route, RouteClassifier, UserId, resolve_route,
+    End, ExcludedPaths, MakeObserver, NormalizedMethod, ObserveService, Observer, Outcome,
+    PanicCaught, PeerAddr, RequestStart, Route, RouteClassifier, UserId, resolve_route,
 };
 use tracing::{Level, Span};
 
@@ -26,7 +26,7 @@ const MAX_USER_AGENT: usize = 256;
 #[derive(Debug)]
 struct Config {
     trusted: Vec<IpRange>,
-    exclude: Vec<Box<str>>,
+    exclude: ExcludedPaths,
     classifier: Option<RouteClassifier>,
     redaction: Redaction,
     headers: Vec<HeaderName>,
@@ -79,29 +79,14 @@ impl AccessLogLayer {
 }
 
 /// Builder for [`AccessLogLayer`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct AccessLogBuilder {
     trusted: Vec<IpRange>,
-    exclude: Vec<Box<str>>,
+    exclude: ExcludedPaths,
     classifier: Option<RouteClassifier>,
     redaction: Redaction,
     headers: Vec<HeaderName>,
-}
-
-impl Default for AccessLogBuilder {
-    fn default() -> Self {
-        Self {
-            trusted: Vec::new(),
-            exclude: ["/metrics", "/health", "/ready"]
-                .iter()
-                .map(|p| Box::from(*p))
-                .collect(),
-            classifier: None,
-            redaction: Redaction::default(),
-            headers: Vec::new(),
-        }
-    }
 }
 
 impl AccessLogBuilder {
@@ -123,7 +108,7 @@ impl AccessLogBuilder {
         I: IntoIterator<Item = P>,
         P: AsRef<str>,
     {
-        self.exclude = paths.into_iter().map(|p| Box::from(p.as_ref())).collect();
+        self.exclude = ExcludedPaths::new(paths);
         self
     }
 
@@ -234,7 +219,7 @@ impl MakeObserver for AccessLogLayer {
 
     fn make_observer<B>(&self, req: &mut Request<B>) -> Option<AccessLogObserver> {
         let config = &self.config;
-        if config.exclude.iter().any(|p| **p == *req.uri().path()) {
+        if config.exclude.contains(req.uri().path()) {
             return None;
         }
         let observer = AccessLogObserver {
@@ -315,23 +300,13 @@ impl Observer for AccessLogObserver {
     fn on_end(self, end: End<'_>) {
         // Milliseconds with microsecond resolution, without float noise in the text.
         let duration_ms = (self.start.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-        let (level, outcome) = match end {
-            _ if self.panic => (Level::ERROR, "panic"),
-            End::Complete
-            | End::Cancelled {
-                response_started: true,
-            } if self.method == NormalizedMethod::Head || matches!(end, End::Complete) => {
-                match self.status {
-                    Some(s) if s >= 500 => (Level::ERROR, "server_error"),
-                    _ => (Level::INFO, "ok"),
-                }
-            }
-            End::Complete => (Level::INFO, "ok"),
-            End::Cancelled { .. } => (Level::WARN, "cancelled"),
-            End::ServiceError(_) => (Level::ERROR, "service_error"),
-            End::BodyError { panic: true, .. } | End::Panicked => (Level::ERROR, "panic"),
-            End::BodyError { .. } => (Level::ERROR, "body_error"),
+        let outcome = Outcome::of(&end, self.method, self.status, self.panic);
+        let level = match outcome {
+            Outcome::Ok => Level::INFO,
+            Outcome::Cancelled => Level::WARN,
+            _ => Level::ERROR,
         };
+        let outcome = outcome.as_str();
         let error = match end {
             End::ServiceError(e) | End::BodyError { error: e, .. } => Some(e.to_string()),
             _ => None,

@@ -11,8 +11,8 @@ use prometheus_client::registry::Registry;
 use tower_layer::Layer;
 use towerscope_core::{End, MakeObserver, NormalizedMethod, ObserveService, Observer};
 
-use crate::excluded::ExcludedPaths;
 use crate::{ConfigError, MetricNames};
+use towerscope_core::ExcludedPaths;
 
 #[derive(Debug)]
 struct Gauges {
@@ -76,7 +76,7 @@ impl InFlightLayer {
             label: names
                 .in_flight_has_method
                 .then(|| names.method_label.to_string()),
-            exclude: ExcludedPaths::default_paths(),
+            exclude: ExcludedPaths::default(),
         });
         registry.register_collector(Box::new(InFlightCollector(gauges.clone())));
         Self { gauges }

@@ -49,7 +49,6 @@
 
 mod connection;
 mod error;
-mod excluded;
 mod exposition;
 mod histogram;
 mod http;

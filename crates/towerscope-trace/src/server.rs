@@ -10,15 +10,15 @@ use opentelemetry::trace::{
 use opentelemetry::{Context, KeyValue};
 use tower_layer::Layer;
 use towerscope_core::{
-    End, MakeObserver, NormalizedMethod, ObserveService, Observer, PanicCaught, RouteClassifier,
-    TraceIds, resolve_route,
+    End, ExcludedPaths, MakeObserver, NormalizedMethod, ObserveService, Observer, Outcome,
+    PanicCaught, RouteClassifier, TraceIds, resolve_route,
 };
 
 use crate::{TraceParent, TraceState};
 
 struct Config<T> {
     tracer: T,
-    exclude: Vec<Box<str>>,
+    exclude: ExcludedPaths,
     classifier: Option<RouteClassifier>,
 }
 
@@ -69,10 +69,7 @@ impl<T> TraceLayer<T> {
         Self {
             config: Arc::new(Config {
                 tracer,
-                exclude: ["/metrics", "/health", "/ready"]
-                    .iter()
-                    .map(|p| Box::from(*p))
-                    .collect(),
+                exclude: ExcludedPaths::default(),
                 classifier: None,
             }),
         }
@@ -88,7 +85,7 @@ impl<T> TraceLayer<T> {
         Self {
             config: Arc::new(Config {
                 tracer: self.config.tracer.clone(),
-                exclude: paths.into_iter().map(|p| Box::from(p.as_ref())).collect(),
+                exclude: ExcludedPaths::new(paths),
                 classifier: self.config.classifier.clone(),
             }),
         }
@@ -141,7 +138,7 @@ where
 
     fn make_observer<B>(&self, req: &mut Request<B>) -> Option<SpanObserver<T::Span>> {
         let config = &self.config;
-        if config.exclude.iter().any(|p| **p == *req.uri().path()) {
+        if config.exclude.contains(req.uri().path()) {
             return None;
         }
         let parent = parent_context(req.headers());
@@ -206,6 +203,7 @@ where
         });
         Some(SpanObserver {
             span,
+            method,
             status: None,
             panic: false,
         })
@@ -215,6 +213,7 @@ where
 /// Per-request state of [`TraceLayer`]: the span, ended once with the outcome.
 pub struct SpanObserver<S> {
     span: S,
+    method: NormalizedMethod,
     status: Option<u16>,
     panic: bool,
 }
@@ -238,17 +237,13 @@ impl<S: Span> Observer for SpanObserver<S> {
             self.span
                 .set_attribute(KeyValue::new("http.response.status_code", i64::from(code)));
         }
-        let error: Option<Cow<'static, str>> = match end {
-            _ if self.panic => Some("panic".into()),
-            End::Complete => self
-                .status
-                .filter(|s| *s >= 500)
-                .map(|s| Cow::Owned(s.to_string())),
-            End::Cancelled { .. } => Some("cancelled".into()),
-            End::ServiceError(_) => Some("service_error".into()),
-            End::BodyError { panic: true, .. } | End::Panicked => Some("panic".into()),
-            End::BodyError { .. } => Some("body_error".into()),
-        };
+        let error: Option<Cow<'static, str>> =
+            match Outcome::of(&end, self.method, self.status, self.panic) {
+                Outcome::Ok => None,
+                // The status code is the error type of a 5xx (semantic conventions).
+                Outcome::ServerError => self.status.map(|s| Cow::Owned(s.to_string())),
+                other => Some(other.as_str().into()),
+            };
         if let Some(error) = error {
             let description = match end {
                 End::ServiceError(e) | End::BodyError { error: e, .. } => e.to_string(),

@@ -241,3 +241,20 @@ async fn metrics_exemplars_name_the_server_span() {
     );
     assert!(om.contains(&exemplar), "no {exemplar} in\n{om}");
 }
+
+#[tokio::test]
+async fn a_head_response_whose_body_is_never_sent_is_not_an_error() {
+    let (app, exporter, _provider) = app();
+    let req = Request::head("/users/3").body(Body::empty()).expect("req");
+    let resp = app.oneshot(req).await.expect("ok");
+    assert_eq!(resp.status(), 200);
+    drop(resp); // as hyper does with the body of a response to HEAD
+    let span = exporter
+        .get_finished_spans()
+        .expect("spans")
+        .pop()
+        .expect("span");
+    assert_eq!(span.name, "HEAD /users/{id}");
+    assert_eq!(span.status, Status::Unset);
+    assert_eq!(attr(&span, "error.type"), None);
+}

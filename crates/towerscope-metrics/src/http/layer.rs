@@ -7,8 +7,8 @@ use tower_layer::Layer;
 use towerscope_core::RouteClassifier;
 
 use super::{FamilyOptions, HttpCollector, HttpFamilies, HttpMetrics};
-use crate::excluded::ExcludedPaths;
 use crate::{Buckets, ConfigError, InFlightLayer, MetricNames};
+use towerscope_core::ExcludedPaths;
 
 /// Default cap on label sets per metric family.
 pub const DEFAULT_MAX_SERIES: usize = 2000;

@@ -7,7 +7,8 @@ use std::time::Instant;
 use http::{Request, Response};
 use towerscope_core::{
     End, GrpcCode, MakeObserver, NormalizedMethod, ObserveService, ObservedBody, ObservedFuture,
-    Observer, PanicCaught, RequestStart, Route, TraceIds, UNMATCHED_ROUTE, is_grpc, resolve_route,
+    Observer, Outcome, PanicCaught, RequestStart, Route, TraceIds, UNMATCHED_ROUTE, is_grpc,
+    resolve_route,
 };
 
 use super::HttpMetricsLayer;
@@ -93,25 +94,6 @@ impl fmt::Debug for HttpMetricsObserver {
     }
 }
 
-impl HttpMetricsObserver {
-    /// The error of an exchange whose body ended normally.
-    fn completed_error(&self) -> Option<ErrorType> {
-        if self.panic {
-            Some(ErrorType::Panic)
-        } else if self.status >= 500 {
-            Some(ErrorType::ServerError)
-        } else if self.grpc {
-            match self.grpc_code {
-                None => Some(ErrorType::GrpcMissingStatus),
-                Some(code) if code.is_server_error() => Some(ErrorType::GrpcServerError),
-                Some(_) => None,
-            }
-        } else {
-            None
-        }
-    }
-}
-
 impl Observer for HttpMetricsObserver {
     fn on_response<B>(&mut self, response: &Response<B>) {
         self.status = response.status().as_u16();
@@ -134,19 +116,23 @@ impl Observer for HttpMetricsObserver {
 
     fn on_end(self, end: End<'_>) {
         let seconds = self.start.elapsed().as_secs_f64();
-        let error = match end {
-            End::Complete => self.completed_error(),
-            // hyper never sends (so drops) the body of a response to HEAD.
-            End::Cancelled {
-                response_started: true,
-            } if self.method == NormalizedMethod::Head => self.completed_error(),
-            End::Cancelled { .. } => Some(ErrorType::Cancelled),
-            End::ServiceError(_) => Some(ErrorType::ServiceError),
-            End::BodyError { panic: true, .. } | End::Panicked => Some(ErrorType::Panic),
-            End::BodyError { .. } if self.grpc && self.grpc_code.is_none() => {
+        let status = (self.status != 0).then_some(self.status);
+        let error = match Outcome::of(&end, self.method, status, self.panic) {
+            // A gRPC call can fail with HTTP 200: its status is in grpc-status.
+            Outcome::Ok if self.grpc => match self.grpc_code {
+                None => Some(ErrorType::GrpcMissingStatus),
+                Some(code) if code.is_server_error() => Some(ErrorType::GrpcServerError),
+                Some(_) => None,
+            },
+            Outcome::Ok => None,
+            Outcome::ServerError => Some(ErrorType::ServerError),
+            Outcome::Cancelled => Some(ErrorType::Cancelled),
+            Outcome::ServiceError => Some(ErrorType::ServiceError),
+            Outcome::Panic => Some(ErrorType::Panic),
+            Outcome::BodyError if self.grpc && self.grpc_code.is_none() => {
                 Some(ErrorType::GrpcMissingStatus)
             }
-            End::BodyError { .. } => Some(ErrorType::BodyError),
+            Outcome::BodyError => Some(ErrorType::BodyError),
         };
         // A gRPC path the server does not implement is a client's invention: do not let it
         // become a label.

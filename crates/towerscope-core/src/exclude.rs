@@ -1,0 +1,41 @@
+//! Paths the observing layers leave alone (probe and scrape endpoints).
+
+/// A short list of exact request paths a layer does not observe. The default is
+/// `/metrics`, `/health` and `/ready`, shared by the metrics, access-log and trace layers
+/// so that probes and scrapes do not show up as traffic.
+///
+/// ```
+/// use towerscope_core::ExcludedPaths;
+/// let paths = ExcludedPaths::default();
+/// assert!(paths.contains("/ready"));
+/// assert!(!paths.contains("/ready/extra"));
+/// assert!(!ExcludedPaths::new(Vec::<String>::new()).contains("/metrics"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ExcludedPaths(Box<[Box<str>]>);
+
+impl ExcludedPaths {
+    /// The default paths.
+    pub const DEFAULT: [&'static str; 3] = ["/metrics", "/health", "/ready"];
+
+    /// Exactly these paths.
+    pub fn new<I, P>(paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<str>,
+    {
+        Self(paths.into_iter().map(|p| Box::from(p.as_ref())).collect())
+    }
+
+    /// Whether `path` is one of them (compared byte for byte).
+    #[inline]
+    pub fn contains(&self, path: &str) -> bool {
+        self.0.iter().any(|p| **p == *path)
+    }
+}
+
+impl Default for ExcludedPaths {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT)
+    }
+}
