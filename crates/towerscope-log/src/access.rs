@@ -8,7 +8,7 @@ use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use tower_layer::Layer;
 use towerscope_core::{
     End, ExcludedPaths, MakeObserver, NormalizedMethod, ObserveService, Observer, Outcome,
-    PanicCaught, PeerAddr, RequestStart, Route, RouteClassifier, UserId, resolve_route,
+    PanicCaught, PeerAddr, RequestStart, Route, RouteClassifier, TraceIds, UserId, resolve_route,
 };
 use tracing::{Level, Span};
 
@@ -201,6 +201,7 @@ pub struct AccessLogObserver {
     user_agent: Option<HeaderValue>,
     client: Option<IpAddr>,
     user_id: Option<UserId>,
+    trace: Option<TraceIds>,
     headers: Option<String>,
     status: Option<u16>,
     panic: bool,
@@ -231,6 +232,7 @@ impl MakeObserver for AccessLogLayer {
             user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
             client: client_addr(peer(req), req.headers(), &config.trusted),
             user_id: req.extensions().get::<UserId>().cloned(),
+            trace: req.extensions().get::<TraceIds>().copied(),
             headers: (!config.headers.is_empty()).then(|| render_headers(config, req.headers())),
             status: None,
             panic: false,
@@ -321,6 +323,10 @@ impl Observer for AccessLogObserver {
         let query = self.uri.query().map(|_| REDACTED);
         let method = self.method.as_str();
         let status_text = StatusText(self.status, outcome);
+        // The line is written when the body ends, where the server span is no longer the
+        // current context: name it from the IDs the trace layer left in the extensions.
+        let trace_id = self.trace.map(|t| t.trace_id_hex());
+        let span_id = self.trace.map(|t| t.span_id_hex());
         let _entered = self.span.enter();
         at_level!(
             level,
@@ -335,6 +341,8 @@ impl Observer for AccessLogObserver {
             user_agent,
             client_addr = self.client.map(tracing::field::display),
             user_id = self.user_id.as_ref().map(UserId::as_str),
+            trace_id = trace_id.as_ref().map(|h| h.as_str()),
+            span_id = span_id.as_ref().map(|h| h.as_str()),
             outcome,
             error = error.as_deref(),
             headers = self.headers.as_deref(),

@@ -381,6 +381,28 @@ impl Visit for FieldWriter<'_> {
     }
 }
 
+/// `trace_id` and `span_id` of the current OpenTelemetry span (the server span of the
+/// request being served, or the handler span entered inside it), if there is one.
+#[cfg(feature = "opentelemetry")]
+fn push_otel_ids(out: &mut Vec<u8>) {
+    use opentelemetry::trace::TraceContextExt as _;
+    opentelemetry::Context::map_current(|cx| {
+        if !cx.has_active_span() {
+            return;
+        }
+        let span = cx.span();
+        let sc = span.span_context();
+        if sc.is_valid() {
+            let _ = write!(
+                out,
+                ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
+                sc.trace_id(),
+                sc.span_id()
+            );
+        }
+    });
+}
+
 /// Field names already written, on the stack.
 struct Names {
     names: [&'static str; MAX_NAMES],
@@ -518,6 +540,10 @@ where
                         }
                     }
                 }
+            }
+            #[cfg(feature = "opentelemetry")]
+            if !written.contains("trace_id") {
+                push_otel_ids(out);
             }
             out.extend_from_slice(b"}\n");
             let mut writer = self.make_writer.make_writer_for(meta);

@@ -27,10 +27,16 @@
 //! `tracestate` headers past 8 KiB in total, or with more members than the limit allows,
 //! are discarded without reading further.
 
+mod baggage;
+mod bridge;
+mod client;
 mod server;
 mod traceparent;
 mod tracestate;
 
-pub use server::{SpanObserver, TraceLayer, parent_context};
+pub use baggage::{BAGGAGE, MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS, parse_baggage};
+pub use bridge::tracing_layer;
+pub use client::{ClientSpanObserver, TraceClientLayer, inject};
+pub use server::{SpanObserver, TraceLayer, TraceService, parent_context};
 pub use traceparent::{FLAG_RANDOM, FLAG_SAMPLED, TRACEPARENT, TraceParent, TraceParentError};
 pub use tracestate::{MAX_LEN, MAX_MEMBERS, TRACESTATE, TraceState};

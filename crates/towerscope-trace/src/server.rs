@@ -4,14 +4,19 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::{Request, Response, Version};
+use opentelemetry::baggage::BaggageExt as _;
+use opentelemetry::context::{FutureExt as _, WithContext};
+use opentelemetry::trace::SpanRef;
 use opentelemetry::trace::{
     Span, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, Tracer,
 };
 use opentelemetry::{Context, KeyValue};
+use std::task::Poll;
 use tower_layer::Layer;
+use tower_service::Service;
 use towerscope_core::{
-    End, ExcludedPaths, MakeObserver, NormalizedMethod, ObserveService, Observer, Outcome,
-    PanicCaught, RouteClassifier, TraceIds, resolve_route,
+    End, ExcludedPaths, GrpcCode, NormalizedMethod, ObservedBody, ObservedFuture, Observer,
+    Outcome, PanicCaught, RouteClassifier, TraceIds, is_grpc, resolve_route,
 };
 
 use crate::{TraceParent, TraceState};
@@ -93,16 +98,106 @@ impl<T> TraceLayer<T> {
 }
 
 impl<S, T> Layer<S> for TraceLayer<T> {
-    type Service = ObserveService<S, TraceLayer<T>>;
+    type Service = TraceService<S, T>;
     fn layer(&self, inner: S) -> Self::Service {
-        ObserveService::new(inner, self.clone())
+        TraceService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`TraceLayer`] makes: the server span is the current OpenTelemetry context
+/// while the inner service is called and its future polled, so the handler's own spans
+/// (directly, or through `tracing` with [`tracing_layer`](crate::tracing_layer)) and its
+/// outgoing calls ([`TraceClientLayer`](crate::TraceClientLayer)) are its children.
+pub struct TraceService<S, T> {
+    inner: S,
+    layer: TraceLayer<T>,
+}
+
+impl<S: Clone, T> Clone for TraceService<S, T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, T> std::fmt::Debug for TraceService<S, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, T> TraceService<S, T> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, T, ReqB, ResB> Service<Request<ReqB>> for TraceService<S, T>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: std::fmt::Display,
+    T: Tracer,
+    T::Span: Send + Sync + 'static,
+    ResB: http_body::Body,
+    ResB::Error: std::fmt::Display + 'static,
+{
+    type Response = Response<ObservedBody<ResB, Option<SpanObserver>>>;
+    type Error = S::Error;
+    type Future = ObservedFuture<WithContext<S::Future>, Option<SpanObserver>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        let observer = self.layer.make_observer(&mut req);
+        let cx = match &observer {
+            Some(o) => o.cx.clone(),
+            None => Context::current(),
+        };
+        let future = {
+            let _guard = cx.clone().attach();
+            self.inner.call(req)
+        };
+        ObservedFuture::new(future.with_context(cx), observer)
     }
 }
 
 /// The parent context of a request, from its `traceparent` and `tracestate`.
+///
+/// The W3C `baggage` header, if any, is read too ([`parse_baggage`](crate::parse_baggage)).
+///
+/// ```
+/// use opentelemetry::trace::TraceContextExt as _;
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".parse().unwrap());
+/// let cx = towerscope_trace::parent_context(&headers);
+/// assert!(cx.span().span_context().is_remote());
+/// ```
 pub fn parent_context(headers: &http::HeaderMap) -> Context {
+    let cx = if headers.contains_key(crate::BAGGAGE) {
+        Context::new().with_baggage(crate::parse_baggage(headers))
+    } else {
+        Context::new()
+    };
     let Ok(parent) = TraceParent::from_headers(headers) else {
-        return Context::new();
+        return cx;
     };
     let state = TraceState::from_headers(headers);
     let otel_state =
@@ -114,14 +209,14 @@ pub fn parent_context(headers: &http::HeaderMap) -> Context {
         true,
         otel_state,
     );
-    Context::new().with_remote_span_context(sc)
+    cx.with_remote_span_context(sc)
 }
 
 fn header_str<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn cut(s: &str, max: usize) -> String {
+pub(crate) fn cut(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -129,53 +224,69 @@ fn cut(s: &str, max: usize) -> String {
     s[..end].to_owned()
 }
 
-impl<T> MakeObserver for TraceLayer<T>
+pub(crate) fn protocol_version(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+impl<T> TraceLayer<T>
 where
     T: Tracer,
     T::Span: Send + Sync + 'static,
 {
-    type Observer = SpanObserver<T::Span>;
-
-    fn make_observer<B>(&self, req: &mut Request<B>) -> Option<SpanObserver<T::Span>> {
-        let config = &self.config;
+    fn make_observer<B>(&self, req: &mut Request<B>) -> Option<SpanObserver> {
+        let config = &*self.config;
         if config.exclude.contains(req.uri().path()) {
             return None;
         }
         let parent = parent_context(req.headers());
         let method = NormalizedMethod::from(req.method());
         let route = resolve_route(req, config.classifier.as_ref());
-        let name: Cow<'static, str> = if route.is_unmatched() {
-            method.as_str().into()
+        let grpc = is_grpc(req.headers());
+        let mut attributes = Vec::with_capacity(10);
+        let name: Cow<'static, str> = if grpc {
+            let rpc_method = match route.grpc_parts() {
+                Some(_) => route.as_str().trim_start_matches('/').to_owned(),
+                None => {
+                    attributes.push(KeyValue::new(
+                        "rpc.method_original",
+                        cut(req.uri().path(), 256),
+                    ));
+                    OTHER.to_owned()
+                }
+            };
+            attributes.push(KeyValue::new("rpc.system.name", "grpc"));
+            attributes.push(KeyValue::new("rpc.method", rpc_method.clone()));
+            rpc_method.into()
         } else {
-            format!("{} {}", method.as_str(), route.as_str()).into()
-        };
-        let mut attributes = vec![
-            KeyValue::new("http.request.method", method.as_str()),
-            KeyValue::new("url.path", cut(req.uri().path(), 1024)),
-            KeyValue::new(
+            attributes.push(KeyValue::new("http.request.method", method.as_str()));
+            attributes.push(KeyValue::new("url.path", cut(req.uri().path(), 1024)));
+            attributes.push(KeyValue::new(
                 "url.scheme",
                 req.uri().scheme_str().unwrap_or("http").to_owned(),
-            ),
-            KeyValue::new(
-                "network.protocol.version",
-                match req.version() {
-                    Version::HTTP_09 => "0.9",
-                    Version::HTTP_10 => "1.0",
-                    Version::HTTP_2 => "2",
-                    Version::HTTP_3 => "3",
-                    _ => "1.1",
-                },
-            ),
-        ];
-        if !route.is_unmatched() {
-            attributes.push(KeyValue::new("http.route", route.as_str().to_owned()));
-        }
-        if method == NormalizedMethod::Other {
-            attributes.push(KeyValue::new(
-                "http.request.method_original",
-                cut(req.method().as_str(), 64),
             ));
-        }
+            if method == NormalizedMethod::Other {
+                attributes.push(KeyValue::new(
+                    "http.request.method_original",
+                    cut(req.method().as_str(), 64),
+                ));
+            }
+            if route.is_unmatched() {
+                method.as_str().into()
+            } else {
+                attributes.push(KeyValue::new("http.route", route.as_str().to_owned()));
+                format!("{} {}", method.as_str(), route.as_str()).into()
+            }
+        };
+        attributes.push(KeyValue::new(
+            "network.protocol.version",
+            protocol_version(req.version()),
+        ));
         let host = req
             .uri()
             .host()
@@ -201,57 +312,108 @@ where
             span_id: sc.span_id().to_bytes(),
             sampled: sc.is_sampled(),
         });
+        let cx = parent.with_span(span);
+        req.extensions_mut().insert(cx.clone());
         Some(SpanObserver {
-            span,
+            cx,
             method,
+            grpc,
+            grpc_code: None,
             status: None,
             panic: false,
         })
     }
 }
 
-/// Per-request state of [`TraceLayer`]: the span, ended once with the outcome.
-pub struct SpanObserver<S> {
-    span: S,
+/// The method value the semantic conventions give a method the server does not know.
+const OTHER: &str = "_OTHER";
+
+/// Per-request state of [`TraceLayer`]: the span (inside its context), ended once with the
+/// outcome.
+pub struct SpanObserver {
+    cx: Context,
     method: NormalizedMethod,
+    grpc: bool,
+    grpc_code: Option<GrpcCode>,
     status: Option<u16>,
     panic: bool,
 }
 
-impl<S> std::fmt::Debug for SpanObserver<S> {
+impl std::fmt::Debug for SpanObserver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpanObserver")
             .field("status", &self.status)
+            .field("grpc_code", &self.grpc_code)
             .finish_non_exhaustive()
     }
 }
 
-impl<S: Span> Observer for SpanObserver<S> {
+impl Observer for SpanObserver {
     fn on_response<B>(&mut self, response: &Response<B>) {
         self.status = Some(response.status().as_u16());
         self.panic = response.extensions().get::<PanicCaught>().is_some();
+        if self.grpc {
+            self.grpc_code = GrpcCode::from_headers(response.headers());
+        }
     }
 
-    fn on_end(mut self, end: End<'_>) {
-        if let Some(code) = self.status {
-            self.span
-                .set_attribute(KeyValue::new("http.response.status_code", i64::from(code)));
+    fn on_trailers(&mut self, trailers: &http::HeaderMap) {
+        if self.grpc && self.grpc_code.is_none() {
+            self.grpc_code = GrpcCode::from_headers(trailers);
         }
-        let error: Option<Cow<'static, str>> =
-            match Outcome::of(&end, self.method, self.status, self.panic) {
+    }
+
+    fn on_end(self, end: End<'_>) {
+        let span = self.cx.span();
+        let outcome = Outcome::of(&end, self.method, self.status, self.panic);
+        let error: Option<Cow<'static, str>> = if self.grpc {
+            end_rpc(&span, outcome, self.grpc_code, GrpcCode::is_server_error)
+        } else {
+            if let Some(code) = self.status {
+                span.set_attribute(KeyValue::new("http.response.status_code", i64::from(code)));
+            }
+            match outcome {
                 Outcome::Ok => None,
                 // The status code is the error type of a 5xx (semantic conventions).
                 Outcome::ServerError => self.status.map(|s| Cow::Owned(s.to_string())),
                 other => Some(other.as_str().into()),
-            };
+            }
+        };
         if let Some(error) = error {
             let description = match end {
                 End::ServiceError(e) | End::BodyError { error: e, .. } => e.to_string(),
                 _ => error.to_string(),
             };
-            self.span.set_attribute(KeyValue::new("error.type", error));
-            self.span.set_status(Status::error(description));
+            span.set_attribute(KeyValue::new("error.type", error));
+            span.set_status(Status::error(description));
         }
-        self.span.end();
+        span.end();
+    }
+}
+
+/// Records the gRPC outcome on an RPC span and returns its `error.type`, if it failed.
+/// `is_error` says which status codes count as errors for this side (server or client).
+pub(crate) fn end_rpc(
+    span: &SpanRef<'_>,
+    outcome: Outcome,
+    code: Option<GrpcCode>,
+    is_error: fn(GrpcCode) -> bool,
+) -> Option<Cow<'static, str>> {
+    if let Some(code) = code {
+        span.set_attribute(KeyValue::new("rpc.response.status_code", code.as_str()));
+        if code == GrpcCode::Unimplemented {
+            // The method is unknown to the server: the conventions name it `_OTHER`.
+            span.update_name(OTHER);
+            span.set_attribute(KeyValue::new("rpc.method", OTHER));
+        }
+    }
+    match (outcome, code) {
+        (Outcome::Ok | Outcome::ServerError, Some(code)) if is_error(code) => {
+            Some(code.as_str().into())
+        }
+        (Outcome::Ok | Outcome::ServerError, Some(_)) => None,
+        (Outcome::Ok, None) => Some("grpc_missing_status".into()),
+        (Outcome::ServerError, None) => Some("http_5xx".into()),
+        (other, _) => Some(other.as_str().into()),
     }
 }

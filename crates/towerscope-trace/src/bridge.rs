@@ -1,0 +1,128 @@
+//! `tracing` spans and events inside a handler, recorded under the server span.
+
+use std::fmt;
+
+use opentelemetry::trace::{TraceContextExt as _, Tracer};
+use opentelemetry::{Context, KeyValue};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::FilterFn;
+use tracing_subscriber::layer::Context as LayerContext;
+use tracing_subscriber::registry::LookupSpan;
+
+/// Whether a `tracing` span becomes an OpenTelemetry span. towerscope's own spans (the
+/// request-ID span that carries `request_id` into log lines) do not: the server span of
+/// [`TraceLayer`](crate::TraceLayer) stands for the request.
+fn bridged(meta: &Metadata<'_>) -> bool {
+    !(meta.is_span() && meta.target().starts_with("towerscope"))
+}
+
+/// The `tracing` layer that makes a handler's `tracing` spans (`info_span!`,
+/// `#[instrument]`) children of the request's server span, and records its events on the
+/// innermost span as span events.
+///
+/// It is [tracing-opentelemetry]'s layer, with context activation on (an entered span is
+/// the current OpenTelemetry context, so [`TraceClientLayer`](crate::TraceClientLayer) and
+/// the JSON log lines see it), towerscope's own spans left out, and one addition: an event
+/// logged directly in the handler, outside any span of its own, is recorded on the server
+/// span instead of being lost.
+///
+/// ```
+/// use opentelemetry::trace::TracerProvider as _;
+/// use tracing_subscriber::layer::SubscriberExt as _;
+/// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+/// let subscriber = tracing_subscriber::registry()
+///     .with(towerscope_trace::tracing_layer(provider.tracer("shop")));
+/// # let _ = subscriber;
+/// ```
+///
+/// [tracing-opentelemetry]: https://docs.rs/tracing-opentelemetry
+pub fn tracing_layer<S, T>(tracer: T) -> impl Layer<S>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+    T: Tracer + Send + Sync + 'static,
+    T::Span: Send + Sync,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(FilterFn::new(bridged))
+        .and_then(LooseEvents)
+}
+
+/// Records events that no bridged span owns on the current OpenTelemetry span (the server
+/// span, while a request is served).
+struct LooseEvents;
+
+impl<S> Layer<S> for LooseEvents
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+{
+    fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        if let Some(scope) = ctx.event_scope(event) {
+            if scope.into_iter().any(|span| bridged(span.metadata())) {
+                // tracing-opentelemetry records it on that span.
+                return;
+            }
+        }
+        let cx = Context::current();
+        let span = cx.span();
+        if !span.is_recording() {
+            return;
+        }
+        let meta = event.metadata();
+        let mut visitor = EventFields {
+            message: None,
+            attributes: vec![
+                KeyValue::new("level", meta.level().as_str()),
+                KeyValue::new("target", meta.target().to_owned()),
+            ],
+        };
+        event.record(&mut visitor);
+        let name = visitor.message.unwrap_or_else(|| meta.name().to_owned());
+        span.add_event(name, visitor.attributes);
+    }
+}
+
+struct EventFields {
+    message: Option<String>,
+    attributes: Vec<KeyValue>,
+}
+
+impl Visit for EventFields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let text = format!("{value:?}");
+        if field.name() == "message" {
+            self.message = Some(text);
+        } else {
+            self.attributes.push(KeyValue::new(field.name(), text));
+        }
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = Some(value.to_owned());
+        } else {
+            self.attributes
+                .push(KeyValue::new(field.name(), value.to_owned()));
+        }
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.attributes.push(KeyValue::new(field.name(), value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.attributes.push(KeyValue::new(
+            field.name(),
+            i64::try_from(value).unwrap_or(i64::MAX),
+        ));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.attributes.push(KeyValue::new(field.name(), value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.attributes.push(KeyValue::new(field.name(), value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.attributes
+            .push(KeyValue::new(field.name(), value.to_string()));
+    }
+}
