@@ -48,12 +48,14 @@ use crate::{TRACEPARENT, TRACESTATE, TraceParent};
 /// ```
 pub struct TraceClientLayer<T> {
     tracer: Arc<T>,
+    server: Option<(Arc<str>, Option<u16>)>,
 }
 
 impl<T> Clone for TraceClientLayer<T> {
     fn clone(&self) -> Self {
         Self {
             tracer: self.tracer.clone(),
+            server: self.server.clone(),
         }
     }
 }
@@ -69,7 +71,24 @@ impl<T> TraceClientLayer<T> {
     pub fn new(tracer: T) -> Self {
         Self {
             tracer: Arc::new(tracer),
+            server: None,
         }
+    }
+
+    /// The `server.address` and `server.port` for requests whose URI names no host. A tonic
+    /// `Channel` adds its origin below this layer, so requests reach the layer as bare
+    /// paths: name the server here.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let layer = towerscope_trace::TraceClientLayer::new(provider.tracer("shop"))
+    ///     .server_address("orders.internal", Some(50051));
+    /// # let _ = layer;
+    /// ```
+    pub fn server_address(mut self, host: impl Into<String>, port: Option<u16>) -> Self {
+        self.server = Some((Arc::from(host.into()), port));
+        self
     }
 }
 
@@ -187,14 +206,19 @@ where
             "network.protocol.version",
             protocol_version(req.version()),
         ));
-        if let Some(host) = req.uri().host() {
+        let port = if let Some(host) = req.uri().host() {
             attributes.push(KeyValue::new("server.address", cut(host, 256)));
-        }
-        let port = req.uri().port_u16().or(match req.uri().scheme_str() {
-            Some("https") => Some(443),
-            Some("http") => Some(80),
-            _ => None,
-        });
+            req.uri().port_u16().or(match req.uri().scheme_str() {
+                Some("https") => Some(443),
+                Some("http") => Some(80),
+                _ => None,
+            })
+        } else if let Some((host, port)) = &self.server {
+            attributes.push(KeyValue::new("server.address", host.to_string()));
+            *port
+        } else {
+            None
+        };
         if let Some(port) = port {
             attributes.push(KeyValue::new("server.port", i64::from(port)));
         }

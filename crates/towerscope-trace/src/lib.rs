@@ -31,6 +31,7 @@ mod baggage;
 mod bridge;
 mod client;
 mod server;
+mod setup;
 mod traceparent;
 mod tracestate;
 
@@ -38,5 +39,6 @@ pub use baggage::{BAGGAGE, MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS, parse_baggage};
 pub use bridge::tracing_layer;
 pub use client::{ClientSpanObserver, TraceClientLayer, inject};
 pub use server::{SpanObserver, TraceLayer, TraceService, parent_context};
+pub use setup::{ConfigError, OtlpProtocol, SamplerConfig, SetupError, Tracing, TracingConfig};
 pub use traceparent::{FLAG_RANDOM, FLAG_SAMPLED, TRACEPARENT, TraceParent, TraceParentError};
 pub use tracestate::{MAX_LEN, MAX_MEMBERS, TRACESTATE, TraceState};

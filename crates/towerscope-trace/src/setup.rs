@@ -1,0 +1,698 @@
+//! Tracing set up in one call: resource, sampler and OTLP exporter from code defaults and
+//! the standard `OTEL_*` environment variables.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use percent_encoding::percent_decode_str;
+
+/// How spans leave the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// OTLP over gRPC (port 4317 by convention).
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies (`POST {endpoint}/v1/traces`, port 4318).
+    HttpProtobuf,
+}
+
+/// Which spans are recorded (the `OTEL_TRACES_SAMPLER` values).
+///
+/// ```
+/// use towerscope_trace::SamplerConfig;
+/// assert_eq!(SamplerConfig::default(), SamplerConfig::ParentBasedAlwaysOn);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum SamplerConfig {
+    /// `always_on`.
+    AlwaysOn,
+    /// `always_off`.
+    AlwaysOff,
+    /// `traceidratio`: this fraction of traces, whatever the caller decided.
+    Ratio(f64),
+    /// `parentbased_always_on` (the default): the caller's decision, else record.
+    #[default]
+    ParentBasedAlwaysOn,
+    /// `parentbased_always_off`: the caller's decision, else drop.
+    ParentBasedAlwaysOff,
+    /// `parentbased_traceidratio`: the caller's decision, else this fraction of new traces.
+    ParentBasedRatio(f64),
+}
+
+impl SamplerConfig {
+    fn sampler(self) -> Sampler {
+        match self {
+            Self::AlwaysOn => Sampler::AlwaysOn,
+            Self::AlwaysOff => Sampler::AlwaysOff,
+            Self::Ratio(r) => Sampler::TraceIdRatioBased(r),
+            Self::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+            Self::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+            Self::ParentBasedRatio(r) => {
+                Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
+            }
+        }
+    }
+}
+
+/// A configuration value that could not be used. It names the key; it repeats the value
+/// only where the value is no secret (never for headers).
+///
+/// ```
+/// let err = towerscope_trace::TracingConfig::new("shop")
+///     .with_vars(|k| (k == "OTEL_TRACES_SAMPLER_ARG").then(|| "2".to_owned()))
+///     .unwrap_err();
+/// assert_eq!(err.key(), "OTEL_TRACES_SAMPLER_ARG");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    key: &'static str,
+    reason: String,
+}
+
+impl ConfigError {
+    fn new(key: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            key,
+            reason: reason.into(),
+        }
+    }
+    /// The configuration key (environment variable name) that was wrong.
+    pub fn key(&self) -> &'static str {
+        self.key
+    }
+}
+
+/// Why tracing could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// A configuration value was wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The OTLP exporter could not be built.
+    #[error("OTLP exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// OTLP over gRPC needs a tokio runtime to run its channel on.
+    #[error("OTLP over gRPC must be set up inside a tokio runtime")]
+    NoRuntime,
+    /// Flushing or shutting down the provider failed.
+    #[error("shutdown: {0}")]
+    Shutdown(#[from] opentelemetry_sdk::error::OTelSdkError),
+}
+
+/// Where spans are exported to.
+#[derive(Clone, PartialEq, Eq)]
+struct Otlp {
+    endpoint: String,
+    protocol: OtlpProtocol,
+    timeout: Duration,
+    headers: Vec<(String, String)>,
+}
+
+impl fmt::Debug for Otlp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values are credentials: names only.
+        let names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Otlp")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("timeout", &self.timeout)
+            .field("headers", &names)
+            .finish()
+    }
+}
+
+/// The tracing configuration: what the code says, overridden by the environment.
+///
+/// | variable | meaning |
+/// |---|---|
+/// | `OTEL_SDK_DISABLED` | `true`: record and export nothing (IDs still propagate) |
+/// | `OTEL_SERVICE_NAME` | `service.name` |
+/// | `OTEL_RESOURCE_ATTRIBUTES` | more resource attributes, `key=value,…`, percent-encoded |
+/// | `OTEL_TRACES_EXPORTER` | `otlp` or `none` |
+/// | `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | collector address; the generic one gets `/v1/traces` appended for HTTP |
+/// | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_TRACES_PROTOCOL` | `grpc` or `http/protobuf` (default) |
+/// | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_TRACES_TIMEOUT` | export timeout in milliseconds (default 10000) |
+/// | `OTEL_EXPORTER_OTLP_HEADERS`, `…_TRACES_HEADERS` | `key=value,…` sent with every export |
+/// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | [`SamplerConfig`]; the ratio in `[0, 1]` |
+/// | `OTEL_BSP_*` | batch processor sizes and delays, read by the OpenTelemetry SDK |
+///
+/// With no endpoint configured anywhere, nothing is exported: spans still get IDs, so
+/// log lines and exemplars still name them, and propagation to other services works.
+/// (The specification's default of `localhost:4318` would make every service without a
+/// collector log export errors; set the endpoint to export.)
+///
+/// ```no_run
+/// # async fn run() -> Result<(), towerscope_trace::SetupError> {
+/// let tracing = towerscope_trace::TracingConfig::new("shop")
+///     .version(env!("CARGO_PKG_VERSION"))
+///     .environment("production")
+///     .with_env()?
+///     .init()?;
+/// let layer = towerscope_trace::TraceLayer::new(tracing.tracer());
+/// // … serve …
+/// tracing.shutdown()?; // flushes the batch
+/// # let _ = layer; Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TracingConfig {
+    service_name: String,
+    version: Option<String>,
+    environment: Option<String>,
+    resource: Vec<(String, String)>,
+    sampler: SamplerConfig,
+    otlp: Option<Otlp>,
+    disabled: bool,
+}
+
+impl TracingConfig {
+    /// Defaults for the service `service_name`: parent-based always-on sampling, no
+    /// exporter.
+    pub fn new(service_name: impl Into<String>) -> Self {
+        Self {
+            service_name: service_name.into(),
+            version: None,
+            environment: None,
+            resource: Vec::new(),
+            sampler: SamplerConfig::default(),
+            otlp: None,
+            disabled: false,
+        }
+    }
+
+    /// `service.version`.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// `deployment.environment.name`.
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// One more resource attribute.
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.resource.push((key.into(), value.into()));
+        self
+    }
+
+    /// The sampler.
+    pub fn sampler(mut self, sampler: SamplerConfig) -> Self {
+        self.sampler = sampler;
+        self
+    }
+
+    /// Export over OTLP to `endpoint` (for HTTP the full URL of the traces resource, e.g.
+    /// `http://collector:4318/v1/traces`; for gRPC the collector's address).
+    pub fn otlp(mut self, endpoint: impl Into<String>, protocol: OtlpProtocol) -> Self {
+        self.otlp = Some(Otlp {
+            endpoint: endpoint.into(),
+            protocol,
+            timeout: Duration::from_secs(10),
+            headers: Vec::new(),
+        });
+        self
+    }
+
+    /// Whether spans will be exported.
+    pub fn exports(&self) -> bool {
+        self.otlp.is_some() && !self.disabled
+    }
+
+    /// Applies the `OTEL_*` environment variables over this configuration.
+    pub fn with_env(self) -> Result<Self, ConfigError> {
+        self.with_vars(|key| std::env::var(key).ok())
+    }
+
+    /// Applies `OTEL_*` variables read through `var` (for tests and for configuration
+    /// that is not the process environment).
+    pub fn with_vars(mut self, var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |key: &'static str| var(key).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get("OTEL_SDK_DISABLED") {
+            self.disabled = parse_bool("OTEL_SDK_DISABLED", &v)?;
+        }
+        if let Some(v) = get("OTEL_SERVICE_NAME") {
+            self.service_name = v;
+        }
+        if let Some(v) = get("OTEL_RESOURCE_ATTRIBUTES") {
+            self.resource
+                .extend(parse_pairs("OTEL_RESOURCE_ATTRIBUTES", &v, true)?);
+        }
+        if let Some(v) = get("OTEL_TRACES_SAMPLER") {
+            let arg = get("OTEL_TRACES_SAMPLER_ARG");
+            self.sampler = parse_sampler(&v, arg.as_deref())?;
+        } else if let Some(arg) = get("OTEL_TRACES_SAMPLER_ARG") {
+            // An argument alone tunes a ratio sampler set in code.
+            let ratio = parse_ratio(&arg)?;
+            match &mut self.sampler {
+                SamplerConfig::Ratio(r) | SamplerConfig::ParentBasedRatio(r) => *r = ratio,
+                _ => {}
+            }
+        }
+        let exporter = get("OTEL_TRACES_EXPORTER");
+        match exporter.as_deref().map(str::trim) {
+            None | Some("otlp") => {}
+            Some("none") => {
+                self.otlp = None;
+                return Ok(self);
+            }
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "OTEL_TRACES_EXPORTER",
+                    format!("`{other}` is not supported (use `otlp` or `none`)"),
+                ));
+            }
+        }
+        let protocol = match get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") {
+            Some(v) => Some(parse_protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", &v)?),
+            None => match get("OTEL_EXPORTER_OTLP_PROTOCOL") {
+                Some(v) => Some(parse_protocol("OTEL_EXPORTER_OTLP_PROTOCOL", &v)?),
+                None => None,
+            },
+        };
+        let protocol = protocol
+            .or(self.otlp.as_ref().map(|o| o.protocol))
+            .unwrap_or(OtlpProtocol::HttpProtobuf);
+        let endpoint = if let Some(v) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            Some(check_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v)?)
+        } else if let Some(v) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            let base = check_url("OTEL_EXPORTER_OTLP_ENDPOINT", v)?;
+            Some(match protocol {
+                OtlpProtocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
+                OtlpProtocol::Grpc => base,
+            })
+        } else {
+            self.otlp.as_ref().map(|o| o.endpoint.clone())
+        };
+        let Some(endpoint) = endpoint else {
+            if exporter.is_some() {
+                return Err(ConfigError::new(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "OTEL_TRACES_EXPORTER=otlp needs an endpoint",
+                ));
+            }
+            return Ok(self);
+        };
+        let mut otlp = self.otlp.take().unwrap_or(Otlp {
+            endpoint: String::new(),
+            protocol,
+            timeout: Duration::from_secs(10),
+            headers: Vec::new(),
+        });
+        otlp.endpoint = endpoint;
+        otlp.protocol = protocol;
+        for key in [
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        ] {
+            if let Some(v) = get(key) {
+                let ms: u64 = v.trim().parse().map_err(|_| {
+                    ConfigError::new(key, format!("`{v}` is not a number of milliseconds"))
+                })?;
+                otlp.timeout = Duration::from_millis(ms);
+            }
+        }
+        for key in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        ] {
+            if let Some(v) = get(key) {
+                for (k, value) in parse_pairs(key, &v, false)? {
+                    otlp.headers
+                        .retain(|(name, _)| !name.eq_ignore_ascii_case(&k));
+                    otlp.headers.push((k, value));
+                }
+            }
+        }
+        self.otlp = Some(otlp);
+        Ok(self)
+    }
+
+    fn resource(&self) -> Resource {
+        let mut attributes = Vec::new();
+        if let Some(v) = &self.version {
+            attributes.push(KeyValue::new("service.version", v.clone()));
+        }
+        if let Some(e) = &self.environment {
+            attributes.push(KeyValue::new("deployment.environment.name", e.clone()));
+        }
+        for (k, v) in &self.resource {
+            attributes.push(KeyValue::new(k.clone(), v.clone()));
+        }
+        Resource::builder()
+            .with_attributes(attributes)
+            .with_service_name(self.service_name.clone())
+            .build()
+    }
+
+    /// Builds the tracer provider: batch export over OTLP when an endpoint is configured,
+    /// no export otherwise. OTLP over gRPC must be set up inside a tokio runtime.
+    pub fn init(self) -> Result<Tracing, SetupError> {
+        let mut builder = SdkTracerProvider::builder().with_resource(self.resource());
+        builder = if self.disabled {
+            builder.with_sampler(Sampler::AlwaysOff)
+        } else {
+            builder.with_sampler(self.sampler.sampler())
+        };
+        let exporting = self.exports();
+        if let (Some(otlp), false) = (&self.otlp, self.disabled) {
+            let exporter = match otlp.protocol {
+                OtlpProtocol::Grpc => {
+                    if tokio::runtime::Handle::try_current().is_err() {
+                        return Err(SetupError::NoRuntime);
+                    }
+                    let mut metadata = tonic::metadata::MetadataMap::new();
+                    for (k, v) in &otlp.headers {
+                        let key = tonic::metadata::MetadataKey::from_bytes(k.as_bytes())
+                            .map_err(|_| header_error(k))?;
+                        let value = v.parse().map_err(|_| header_error(k))?;
+                        metadata.insert(key, value);
+                    }
+                    opentelemetry_otlp::SpanExporter::builder()
+                        .with_tonic()
+                        .with_endpoint(otlp.endpoint.clone())
+                        .with_timeout(otlp.timeout)
+                        .with_metadata(metadata)
+                        .build()?
+                }
+                OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_endpoint(otlp.endpoint.clone())
+                    .with_timeout(otlp.timeout)
+                    .with_headers(otlp.headers.iter().cloned().collect::<HashMap<_, _>>())
+                    .build()?,
+            };
+            builder = builder.with_batch_exporter(exporter);
+        }
+        let provider = builder.build();
+        let tracer = provider.tracer("towerscope");
+        Ok(Tracing {
+            provider,
+            tracer,
+            exporting,
+        })
+    }
+}
+
+fn header_error(name: &str) -> ConfigError {
+    ConfigError::new(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        format!("header `{name}` is not a valid gRPC metadata entry"),
+    )
+}
+
+fn parse_bool(key: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::new(
+            key,
+            format!("`{v}` is not `true` or `false`"),
+        )),
+    }
+}
+
+fn parse_ratio(v: &str) -> Result<f64, ConfigError> {
+    match v.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(ConfigError::new(
+            "OTEL_TRACES_SAMPLER_ARG",
+            format!("`{v}` is not a ratio between 0 and 1"),
+        )),
+    }
+}
+
+fn parse_sampler(v: &str, arg: Option<&str>) -> Result<SamplerConfig, ConfigError> {
+    let ratio = || arg.map_or(Ok(1.0), parse_ratio);
+    Ok(match v.trim() {
+        "always_on" => SamplerConfig::AlwaysOn,
+        "always_off" => SamplerConfig::AlwaysOff,
+        "traceidratio" => SamplerConfig::Ratio(ratio()?),
+        "parentbased_always_on" => SamplerConfig::ParentBasedAlwaysOn,
+        "parentbased_always_off" => SamplerConfig::ParentBasedAlwaysOff,
+        "parentbased_traceidratio" => SamplerConfig::ParentBasedRatio(ratio()?),
+        other => {
+            return Err(ConfigError::new(
+                "OTEL_TRACES_SAMPLER",
+                format!(
+                    "`{other}` is not one of always_on, always_off, traceidratio, \
+                     parentbased_always_on, parentbased_always_off, parentbased_traceidratio"
+                ),
+            ));
+        }
+    })
+}
+
+fn parse_protocol(key: &'static str, v: &str) -> Result<OtlpProtocol, ConfigError> {
+    match v.trim() {
+        "grpc" => Ok(OtlpProtocol::Grpc),
+        "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+        other => Err(ConfigError::new(
+            key,
+            format!("`{other}` is not supported (use `grpc` or `http/protobuf`)"),
+        )),
+    }
+}
+
+fn check_url(key: &'static str, v: String) -> Result<String, ConfigError> {
+    match v.parse::<http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+            Ok(v)
+        }
+        _ => Err(ConfigError::new(
+            key,
+            format!("`{v}` is not an http:// or https:// URL"),
+        )),
+    }
+}
+
+/// `key=value,key=value`, values percent-decoded. `echo` says whether a bad entry may be
+/// quoted in the error (not for headers, which carry credentials).
+fn parse_pairs(
+    key: &'static str,
+    v: &str,
+    echo: bool,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, entry) in v.split(',').enumerate() {
+        if entry.trim().is_empty() {
+            continue;
+        }
+        let bad = || {
+            ConfigError::new(
+                key,
+                if echo {
+                    format!("entry `{entry}` is not key=value")
+                } else {
+                    format!("entry {} is not key=value", i + 1)
+                },
+            )
+        };
+        let (k, value) = entry.split_once('=').ok_or_else(bad)?;
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(bad());
+        }
+        let value = percent_decode_str(value.trim())
+            .decode_utf8()
+            .map_err(|_| bad())?;
+        out.push((k.to_owned(), value.into_owned()));
+    }
+    Ok(out)
+}
+
+/// Running tracing: the provider, its tracer, and the shutdown that flushes.
+#[derive(Debug, Clone)]
+pub struct Tracing {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    exporting: bool,
+}
+
+impl Tracing {
+    /// The tracer for [`TraceLayer`](crate::TraceLayer), [`TraceClientLayer`](crate::TraceClientLayer)
+    /// and [`tracing_layer`](crate::tracing_layer).
+    pub fn tracer(&self) -> SdkTracer {
+        self.tracer.clone()
+    }
+    /// The provider (for more tracers, or to install it as the global one).
+    pub fn provider(&self) -> &SdkTracerProvider {
+        &self.provider
+    }
+    /// Whether spans are exported.
+    pub fn exporting(&self) -> bool {
+        self.exporting
+    }
+    /// Exports every finished span now.
+    pub fn flush(&self) -> Result<(), SetupError> {
+        Ok(self.provider.force_flush()?)
+    }
+    /// Flushes and stops the exporter. This blocks until the batch is sent (or the export
+    /// timeout passes): from async code, call it in `spawn_blocking`.
+    pub fn shutdown(&self) -> Result<(), SetupError> {
+        Ok(self.provider.shutdown()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn no_endpoint_means_no_export() {
+        let c = TracingConfig::new("shop").with_vars(vars(&[])).expect("ok");
+        assert!(!c.exports());
+        assert_eq!(c.sampler, SamplerConfig::ParentBasedAlwaysOn);
+    }
+
+    #[test]
+    fn environment_wins_over_code() {
+        let c = TracingConfig::new("shop")
+            .sampler(SamplerConfig::AlwaysOn)
+            .with_vars(vars(&[
+                ("OTEL_SERVICE_NAME", "checkout"),
+                ("OTEL_RESOURCE_ATTRIBUTES", "team=payments,region=eu%20west"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "authorization=Bearer%20s3cret",
+                ),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            ]))
+            .expect("ok");
+        assert_eq!(c.service_name, "checkout");
+        assert_eq!(c.sampler, SamplerConfig::ParentBasedRatio(0.25));
+        let otlp = c.otlp.as_ref().expect("exports");
+        assert_eq!(otlp.endpoint, "http://collector:4318/v1/traces");
+        assert_eq!(otlp.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(otlp.timeout, Duration::from_millis(2500));
+        assert_eq!(
+            otlp.headers,
+            [("authorization".into(), "Bearer s3cret".into())]
+        );
+        assert!(c.resource.contains(&("region".into(), "eu west".into())));
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "header values never reach a log line"
+        );
+    }
+
+    #[test]
+    fn signal_endpoint_is_used_as_is_and_grpc_keeps_the_address() {
+        let c = TracingConfig::new("shop")
+            .with_vars(vars(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4317"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ]))
+            .expect("ok");
+        assert_eq!(
+            c.otlp.as_ref().map(|o| o.endpoint.as_str()),
+            Some("http://a:4317")
+        );
+        let c = TracingConfig::new("shop")
+            .with_vars(vars(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:9999/custom"),
+            ]))
+            .expect("ok");
+        assert_eq!(
+            c.otlp.as_ref().map(|o| o.endpoint.as_str()),
+            Some("http://b:9999/custom")
+        );
+        let c = TracingConfig::new("shop")
+            .otlp("http://c:4318/v1/traces", OtlpProtocol::HttpProtobuf)
+            .with_vars(vars(&[("OTEL_TRACES_EXPORTER", "none")]))
+            .expect("ok");
+        assert!(!c.exports());
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (pairs, key) in [
+            (
+                &[("OTEL_TRACES_SAMPLER", "sometimes")][..],
+                "OTEL_TRACES_SAMPLER",
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+                ][..],
+                "OTEL_TRACES_SAMPLER_ARG",
+            ),
+            (
+                &[("OTEL_TRACES_SAMPLER_ARG", "NaN")][..],
+                "OTEL_TRACES_SAMPLER_ARG",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")][..],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a"),
+                ][..],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a"),
+                    ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+                ][..],
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a"),
+                    ("OTEL_EXPORTER_OTLP_HEADERS", "tokenonly"),
+                ][..],
+                "OTEL_EXPORTER_OTLP_HEADERS",
+            ),
+            (
+                &[("OTEL_TRACES_EXPORTER", "zipkin")][..],
+                "OTEL_TRACES_EXPORTER",
+            ),
+            (
+                &[("OTEL_TRACES_EXPORTER", "otlp")][..],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (&[("OTEL_SDK_DISABLED", "yes")][..], "OTEL_SDK_DISABLED"),
+        ] {
+            let owned: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let err = TracingConfig::new("shop")
+                .with_vars(|k| owned.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+                .expect_err("refused");
+            assert_eq!(err.key(), key, "{pairs:?}: {err}");
+        }
+        let err = TracingConfig::new("shop")
+            .with_vars(vars(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a"),
+                ("OTEL_EXPORTER_OTLP_HEADERS", "a=b,secretvalue"),
+            ]))
+            .expect_err("refused");
+        assert!(!err.to_string().contains("secretvalue"), "{err}");
+    }
+}

@@ -1,0 +1,268 @@
+//! Spans leave the process as real OTLP: an in-test collector (HTTP/protobuf and gRPC)
+//! decodes them with the `opentelemetry-proto` types.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::routing::{get, post};
+use http::Request;
+use http_body_util::BodyExt;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use prost::Message as _;
+use tower::{ServiceBuilder, ServiceExt};
+use towerscope_trace::{TraceClientLayer, TraceLayer, TracingConfig};
+
+/// What the collector received: (service.name, span) pairs.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(String, Span)>>>);
+
+impl Received {
+    fn add(&self, request: ExportTraceServiceRequest) {
+        let mut all = self.0.lock().expect("lock");
+        for rs in request.resource_spans {
+            let service = rs
+                .resource
+                .as_ref()
+                .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+                .and_then(|kv| kv.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(Value::StringValue(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for ss in rs.scope_spans {
+                for span in ss.spans {
+                    all.push((service.clone(), span));
+                }
+            }
+        }
+    }
+    fn spans(&self) -> Vec<(String, Span)> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Received {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.add(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+async fn listener() -> (tokio::net::TcpListener, SocketAddr) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    (l, addr)
+}
+
+/// An OTLP/HTTP collector: `POST /v1/traces` with a protobuf body.
+async fn http_collector() -> (Received, SocketAddr) {
+    let received = Received::default();
+    let sink = received.clone();
+    let app = Router::new().route(
+        "/v1/traces",
+        post(move |headers: http::HeaderMap, body: Bytes| async move {
+            assert_eq!(headers["content-type"], "application/x-protobuf");
+            let request = ExportTraceServiceRequest::decode(body).expect("valid OTLP protobuf");
+            sink.add(request);
+            ExportTraceServiceResponse::default().encode_to_vec()
+        }),
+    );
+    let (l, addr) = listener().await;
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (received, addr)
+}
+
+/// An OTLP/gRPC collector.
+async fn grpc_collector() -> (Received, SocketAddr) {
+    let received = Received::default();
+    let (l, addr) = listener().await;
+    let svc = TraceServiceServer::new(received.clone());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)),
+    );
+    (received, addr)
+}
+
+fn attr(span: &Span, key: &str) -> Option<String> {
+    let kv = span.attributes.iter().find(|kv| kv.key == key)?;
+    Some(match kv.value.as_ref()?.value.as_ref()? {
+        Value::StringValue(s) => s.clone(),
+        Value::IntValue(i) => i.to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+fn vars(pairs: Vec<(&'static str, String)>) -> impl Fn(&str) -> Option<String> {
+    move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_server_spans_reach_an_otlp_http_collector() {
+    let (received, collector) = http_collector().await;
+    let tracing = TracingConfig::new("shop")
+        .version("1.2.3")
+        .with_vars(vars(vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
+            ("OTEL_RESOURCE_ATTRIBUTES", "team=payments".to_owned()),
+        ]))
+        .expect("config")
+        .init()
+        .expect("init");
+    assert!(tracing.exporting());
+    let app = Router::new()
+        .route("/users/{id}", get(|| async { "ok" }))
+        .layer(TraceLayer::new(tracing.tracer()));
+    let resp = app
+        .oneshot(
+            Request::get("/users/7")
+                .header("host", "shop.example")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    resp.into_body().collect().await.expect("body");
+    let t = tracing.clone();
+    tokio::task::spawn_blocking(move || t.shutdown())
+        .await
+        .expect("join")
+        .expect("flushed");
+
+    let spans = received.spans();
+    assert_eq!(spans.len(), 1, "one span exported on shutdown");
+    let (service, span) = &spans[0];
+    assert_eq!(service, "shop");
+    assert_eq!(span.name, "GET /users/{id}");
+    assert_eq!(span.kind, SpanKind::Server as i32);
+    assert_eq!(span.trace_id.len(), 16);
+    for (k, v) in [
+        ("http.request.method", "GET"),
+        ("http.route", "/users/{id}"),
+        ("url.path", "/users/7"),
+        ("server.address", "shop.example"),
+        ("http.response.status_code", "200"),
+    ] {
+        assert_eq!(attr(span, k).as_deref(), Some(v), "{k}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_client_and_server_spans_reach_an_otlp_grpc_collector() {
+    let (received, collector) = grpc_collector().await;
+    let tracing = TracingConfig::new("orders")
+        .with_vars(vars(vec![
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                format!("http://{collector}"),
+            ),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+        ]))
+        .expect("config")
+        .init()
+        .expect("init");
+
+    // A real tonic service (grpc.health.v1) behind the server layer.
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("shop.Orders", tonic_health::ServingStatus::Serving)
+        .await;
+    let (l, addr) = listener().await;
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(TraceLayer::new(tracing.tracer()))
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)),
+    );
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let channel = ServiceBuilder::new()
+        .layer(
+            TraceClientLayer::new(tracing.tracer()).server_address("127.0.0.1", Some(addr.port())),
+        )
+        .service(channel);
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let ok = client
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "shop.Orders".into(),
+        })
+        .await
+        .expect("serving");
+    assert_eq!(ok.into_inner().status, 1);
+    let missing = client
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "shop.Nothing".into(),
+        })
+        .await
+        .expect_err("unknown service");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    let t = tracing.clone();
+    tokio::task::spawn_blocking(move || t.shutdown())
+        .await
+        .expect("join")
+        .expect("flushed");
+    let spans: Vec<Span> = received.spans().into_iter().map(|(_, s)| s).collect();
+    let of_kind =
+        |kind: SpanKind| -> Vec<&Span> { spans.iter().filter(|s| s.kind == kind as i32).collect() };
+    let (servers, clients) = (of_kind(SpanKind::Server), of_kind(SpanKind::Client));
+    assert_eq!((servers.len(), clients.len()), (2, 2), "{spans:#?}");
+    for s in servers.iter().chain(&clients) {
+        assert_eq!(s.name, "grpc.health.v1.Health/Check");
+        assert_eq!(attr(s, "rpc.system.name").as_deref(), Some("grpc"));
+        assert_eq!(
+            attr(s, "rpc.method").as_deref(),
+            Some("grpc.health.v1.Health/Check")
+        );
+        assert_eq!(attr(s, "server.address").as_deref(), Some("127.0.0.1"));
+        // Each server span is the child of a client span, across real gRPC metadata.
+        if s.kind == SpanKind::Server as i32 {
+            let parent = clients
+                .iter()
+                .find(|c| c.span_id == s.parent_span_id)
+                .expect("parent client span");
+            assert_eq!(parent.trace_id, s.trace_id);
+            assert_eq!(
+                attr(s, "rpc.response.status_code"),
+                attr(parent, "rpc.response.status_code")
+            );
+        }
+    }
+    let by_status = |list: &[&Span], code: &str| -> Span {
+        (*list
+            .iter()
+            .find(|s| attr(s, "rpc.response.status_code").as_deref() == Some(code))
+            .unwrap_or_else(|| panic!("no span with {code}")))
+        .clone()
+    };
+    // NOT_FOUND is the caller's problem: an error on the client span only.
+    let client_nf = by_status(&clients, "NOT_FOUND");
+    assert_eq!(attr(&client_nf, "error.type").as_deref(), Some("NOT_FOUND"));
+    assert_eq!(client_nf.status.as_ref().map(|s| s.code), Some(2));
+    let server_nf = by_status(&servers, "NOT_FOUND");
+    assert_eq!(attr(&server_nf, "error.type"), None);
+    assert_ne!(server_nf.status.as_ref().map(|s| s.code), Some(2));
+    let server_ok = by_status(&servers, "OK");
+    assert_eq!(attr(&server_ok, "error.type"), None);
+}
