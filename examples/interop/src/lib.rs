@@ -1,0 +1,115 @@
+//! # towerscope-interop
+//!
+//! The service the [W3C Trace Context test suite](https://github.com/w3c/trace-context/tree/main/test)
+//! drives. It accepts `POST /test` with a JSON array of `{"url": ..., "arguments": [...]}`
+//! and, for each entry in order, POSTs `arguments` as JSON to `url`. The call goes through
+//! [`TraceClientLayer`] inside the server span that [`TraceLayer`] opened for `/test`, so
+//! the suite sees how towerscope extracts, continues and injects `traceparent` and
+//! `tracestate`.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use opentelemetry_sdk::trace::SdkTracerProvider;
+//! let app = towerscope_interop::app(&SdkTracerProvider::builder().build());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8081").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! Only `http://` URLs are called, at most [`MAX_CASES`] per request: it is a test fixture
+//! that makes requests to addresses its caller names, so bind it to loopback.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use serde::Deserialize;
+use tower::ServiceExt as _;
+use towerscope_core::ObserveService;
+use towerscope_trace::{TraceClientLayer, TraceLayer};
+
+/// The most entries one `POST /test` may list.
+pub const MAX_CASES: usize = 256;
+
+/// One entry of the suite's request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// Where to POST.
+    pub url: String,
+    /// What to POST, as JSON.
+    #[serde(default)]
+    pub arguments: serde_json::Value,
+}
+
+type TracedClient = ObserveService<Client<HttpConnector, Full<Bytes>>, TraceClientLayer<SdkTracer>>;
+
+/// The interop service: `POST /test` behind [`TraceLayer`], its calls through
+/// [`TraceClientLayer`], both with tracers from `provider`.
+///
+/// ```
+/// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+/// let app: axum::Router = towerscope_interop::app(&provider);
+/// # let _ = app;
+/// ```
+pub fn app(provider: &SdkTracerProvider) -> Router {
+    use opentelemetry::trace::TracerProvider as _;
+    let tracer = provider.tracer("towerscope-interop");
+    let client = tower::ServiceBuilder::new()
+        .layer(TraceClientLayer::new(tracer.clone()))
+        .service(Client::builder(TokioExecutor::new()).build_http());
+    Router::new()
+        .route("/test", post(test))
+        .with_state(client)
+        .layer(TraceLayer::new(tracer))
+}
+
+async fn test(State(client): State<TracedClient>, body: Bytes) -> (StatusCode, String) {
+    let cases: Vec<Case> = match serde_json::from_slice(&body) {
+        Ok(cases) => cases,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("invalid test request: {e}"),
+            );
+        }
+    };
+    if cases.len() > MAX_CASES {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("at most {MAX_CASES} entries per request"),
+        );
+    }
+    for (i, case) in cases.iter().enumerate() {
+        let uri: http::Uri = match case.url.parse::<http::Uri>() {
+            Ok(uri) if matches!(uri.scheme_str(), Some("http")) => uri,
+            _ => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("entry {i}: url is not an http:// URL"),
+                );
+            }
+        };
+        let body = serde_json::to_vec(&case.arguments).unwrap_or_default();
+        let request = http::Request::post(uri)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)));
+        let Ok(request) = request else {
+            return (StatusCode::BAD_REQUEST, format!("entry {i}: bad request"));
+        };
+        match client.clone().oneshot(request).await {
+            // Read the answer to its end so the client span ends with it.
+            Ok(response) => {
+                let _ = response.into_body().collect().await;
+            }
+            Err(e) => return (StatusCode::BAD_GATEWAY, format!("entry {i}: {e}")),
+        }
+    }
+    (StatusCode::OK, String::new())
+}
