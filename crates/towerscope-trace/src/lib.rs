@@ -30,6 +30,7 @@
 mod baggage;
 mod bridge;
 mod client;
+mod record;
 mod server;
 mod setup;
 mod traceparent;
@@ -38,6 +39,7 @@ mod tracestate;
 pub use baggage::{BAGGAGE, MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS, parse_baggage};
 pub use bridge::tracing_layer;
 pub use client::{ClientSpanObserver, TraceClientLayer, inject};
+pub use record::record_error;
 pub use server::{SpanObserver, TraceLayer, TraceService, parent_context};
 pub use setup::{ConfigError, OtlpProtocol, SamplerConfig, SetupError, Tracing, TracingConfig};
 pub use traceparent::{FLAG_RANDOM, FLAG_SAMPLED, TRACEPARENT, TraceParent, TraceParentError};
