@@ -137,6 +137,7 @@ impl Logging {
             buffered_lines: 128_000,
             non_blocking: true,
             dropped: Arc::new(OnceLock::new()),
+            extra: None,
         }
     }
 }
@@ -151,7 +152,11 @@ pub struct LoggingBuilder<W> {
     buffered_lines: usize,
     non_blocking: bool,
     dropped: Arc<OnceLock<ErrorCounter>>,
+    extra: Option<ExtraLayer>,
 }
+
+/// A layer of the user's, beside the log output (see [`LoggingBuilder::with_layer`]).
+type ExtraLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
 
 impl<W> std::fmt::Debug for LoggingBuilder<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -221,7 +226,25 @@ where
             buffered_lines: self.buffered_lines,
             non_blocking: self.non_blocking,
             dropped: self.dropped,
+            extra: self.extra,
         }
+    }
+
+    /// Adds a layer of your own beside the log output, under the same filter: typically
+    /// `towerscope_trace::tracing_layer(tracer)`, so handler spans become OpenTelemetry
+    /// spans and JSON lines name the span they were written in.
+    ///
+    /// ```
+    /// let builder = towerscope_log::Logging::builder()
+    ///     .with_layer(tracing_subscriber::fmt::layer().with_writer(std::io::sink));
+    /// # let _ = builder;
+    /// ```
+    pub fn with_layer<L>(mut self, layer: L) -> Self
+    where
+        L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+    {
+        self.extra = Some(Box::new(layer));
+        self
     }
 
     /// Registers `towerscope_log_dropped_lines_total` into `registry`.
@@ -270,7 +293,7 @@ where
                 .finish(MakeWriterIo(self.writer));
             let dropped = writer.error_counter();
             let _ = self.dropped.set(dropped.clone());
-            let subscriber = subscriber(format, filter, redaction, writer);
+            let subscriber = subscriber(format, filter, redaction, self.extra, writer);
             Ok((
                 subscriber,
                 LoggingGuard {
@@ -279,7 +302,7 @@ where
                 },
             ))
         } else {
-            let subscriber = subscriber(format, filter, redaction, self.writer);
+            let subscriber = subscriber(format, filter, redaction, self.extra, self.writer);
             Ok((
                 subscriber,
                 LoggingGuard {
@@ -302,12 +325,13 @@ fn subscriber<W>(
     format: LogFormat,
     filter: EnvFilter,
     redaction: Redaction,
+    extra: Option<ExtraLayer>,
     writer: W,
 ) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(extra).with(filter);
     match format {
         LogFormat::Json => Box::new(registry.with(JsonLayer::new(writer, redaction))),
         LogFormat::Pretty => Box::new(

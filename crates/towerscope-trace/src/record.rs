@@ -22,7 +22,7 @@ use opentelemetry::{Context, KeyValue};
 /// struct Declined;
 ///
 /// fn charge() -> Result<(), Declined> { Err(Declined) }
-/// let result = charge().inspect_err(|e| towerscope_trace::record_error(e));
+/// let result = charge().inspect_err(towerscope_trace::record_error);
 /// assert!(result.is_err());
 /// ```
 pub fn record_error<E: Error + 'static>(err: &E) {

@@ -10,8 +10,8 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{Status, TracerProvider as _, get_active_span};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tower::ServiceExt as _;
-use tracing_subscriber::layer::SubscriberExt as _;
 use towerscope_trace::{TraceLayer, record_error, tracing_layer};
+use tracing_subscriber::layer::SubscriberExt as _;
 
 #[derive(Debug, thiserror::Error)]
 #[error("card declined")]
@@ -33,7 +33,7 @@ async fn place_order() -> &'static str {
         span.add_event("order.validated", vec![KeyValue::new("order.id", "o-17")]);
     });
     // An error handled here is recorded, not returned.
-    let _ = Err::<(), _>(Unavailable).inspect_err(|e| record_error(e));
+    let _ = Err::<(), _>(Unavailable).inspect_err(record_error);
     let _ = charge(4200).await;
     "accepted"
 }
@@ -65,11 +65,21 @@ async fn handler_functions_and_errors_are_recorded_on_the_right_spans() {
     resp.into_body().collect().await.expect("body");
 
     let spans = exporter.get_finished_spans().expect("spans");
-    let server = spans.iter().find(|s| s.name == "POST /orders").expect("server");
-    let charge = spans.iter().find(|s| s.name == "charge").expect("charge span");
+    let server = spans
+        .iter()
+        .find(|s| s.name == "POST /orders")
+        .expect("server");
+    let charge = spans
+        .iter()
+        .find(|s| s.name == "charge")
+        .expect("charge span");
     assert_eq!(charge.parent_span_id, server.span_context.span_id());
     assert_eq!(attr(charge, "order.amount").as_deref(), Some("4200"));
-    assert!(matches!(charge.status, Status::Error { .. }), "{:?}", charge.status);
+    assert!(
+        matches!(charge.status, Status::Error { .. }),
+        "{:?}",
+        charge.status
+    );
 
     assert_eq!(attr(server, "order.items").as_deref(), Some("3"));
     assert!(server.events.iter().any(|e| e.name == "order.validated"));
@@ -85,7 +95,10 @@ async fn handler_functions_and_errors_are_recorded_on_the_right_spans() {
             .find(|kv| kv.key.as_str() == k)
             .map(|kv| kv.value.to_string())
     };
-    assert_eq!(ev("exception.message").as_deref(), Some("inventory unavailable"));
+    assert_eq!(
+        ev("exception.message").as_deref(),
+        Some("inventory unavailable")
+    );
     assert!(ev("exception.type").is_some_and(|t| t.ends_with("Unavailable")));
     assert_eq!(attr(server, "error.type").as_deref(), Some("Unavailable"));
     assert_eq!(server.status, Status::error("inventory unavailable"));
@@ -107,7 +120,10 @@ fn the_source_chain_is_part_of_the_message() {
     }
     cx.span().end();
     let spans = exporter.get_finished_spans().expect("spans");
-    assert_eq!(spans[0].status, Status::error("card declined: issuer timeout"));
+    assert_eq!(
+        spans[0].status,
+        Status::error("card declined: issuer timeout")
+    );
     // Outside any span nothing happens (and nothing panics).
     record_error(&Unavailable);
 }

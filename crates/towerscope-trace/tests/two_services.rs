@@ -19,6 +19,7 @@ use opentelemetry::trace::{SpanKind, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracer, SdkTracerProvider, SpanData};
 use tower::{ServiceBuilder, ServiceExt};
 use towerscope_log::{AccessLogLayer, JsonLayer, Redaction};
+use towerscope_request_id::RequestIdLayer;
 use towerscope_trace::{TraceClientLayer, TraceLayer, tracing_layer};
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -60,9 +61,15 @@ async fn serve(app: Router) -> std::net::SocketAddr {
     addr
 }
 
+/// The architecture's order: request ID outermost, then the server span, then the
+/// access log. The request-ID span is a `tracing` span the bridge must leave out, or it
+/// would take the handler's events and children away from the server span.
 fn stack(app: Router, tracer: &SdkTracer) -> Router {
     app.layer(AccessLogLayer::new())
         .layer(TraceLayer::new(tracer.clone()))
+        .layer(RequestIdLayer::new(
+            &mut prometheus_client::registry::Registry::default(),
+        ))
 }
 
 async fn inventory(axum::extract::Path(id): axum::extract::Path<u32>) -> String {
@@ -205,6 +212,7 @@ async fn a_calls_b_in_one_trace_with_ids_in_every_log_line() {
             .unwrap_or_else(|| panic!("no line {message:?} in {logs:#?}"))
     };
     assert_eq!(line("calling inventory")["trace_id"], trace);
+    assert!(line("calling inventory")["request_id"].is_string());
     assert_eq!(
         line("calling inventory")["span_id"],
         a_server.span_context.span_id().to_string()

@@ -41,6 +41,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use opentelemetry_sdk::trace::SdkTracer;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -56,8 +57,11 @@ use towerscope_metrics::{
 };
 use towerscope_perf::PerfMonitor;
 use towerscope_request_id::RequestIdLayer;
+use towerscope_trace::TraceLayer;
 
+mod inventory;
 mod store;
+use inventory::{InventoryClient, Reservation};
 use store::{Order, Store, User};
 
 /// The guide's order value buckets, in dollars.
@@ -83,6 +87,20 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// The shop's SQLite database (`sqlite::memory:`, or `sqlite://shop.db` for a file).
     pub database: String,
+    /// The shop's tracer (from `towerscope_trace::TracingConfig`); `None`: spans with IDs,
+    /// exported nowhere.
+    pub tracer: Option<SdkTracer>,
+    /// The inventory service's tracer (its resource names the inventory service).
+    pub inventory_tracer: Option<SdkTracer>,
+}
+
+/// A tracer that records spans (so IDs, log lines and exemplars name them) and exports
+/// nothing.
+fn local_tracer(service: &'static str) -> SdkTracer {
+    use opentelemetry::trace::TracerProvider as _;
+    opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .build()
+        .tracer(service)
 }
 
 impl Default for Config {
@@ -91,6 +109,8 @@ impl Default for Config {
             environment: "development".into(),
             metrics_token: None,
             database: "sqlite::memory:".into(),
+            tracer: None,
+            inventory_tracer: None,
         }
     }
 }
@@ -104,6 +124,9 @@ pub enum DemoError {
     /// The database could not be opened or set up.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The inventory service could not start.
+    #[error("inventory service: {0}")]
+    Inventory(#[from] std::io::Error),
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +134,7 @@ struct AppState {
     store: Store,
     registrations: Counter,
     order_value: Histogram,
+    inventory: InventoryClient,
 }
 
 /// The demo application: its router, its metrics service and its connection tracker.
@@ -157,10 +181,18 @@ impl Demo {
         );
 
         let store = Store::open(&config.database, &perf).await?;
+        let tracer = config
+            .tracer
+            .unwrap_or_else(|| local_tracer("towerscope-demo"));
+        let inventory_tracer = config
+            .inventory_tracer
+            .unwrap_or_else(|| local_tracer("towerscope-inventory"));
+        let inventory_addr = inventory::start(inventory_tracer).await?;
         let state = AppState {
             store,
             registrations,
             order_value,
+            inventory: InventoryClient::new(inventory_addr, tracer.clone()),
         };
 
         let api = Router::new()
@@ -186,6 +218,8 @@ impl Demo {
             // The access log runs inside the request span, after the demo's auth.
             .layer(AccessLogLayer::new())
             .layer(axum::middleware::from_fn(demo_auth))
+            // The server span: parent of the handler's spans and of the inventory call.
+            .layer(TraceLayer::new(tracer))
             // Outermost: every layer, handler and log line runs inside the request span.
             .layer(RequestIdLayer::new(&mut registry));
 
@@ -333,6 +367,22 @@ async fn place_order(
     }
     let user_id = i64::try_from(new.user_id)
         .map_err(|_| api_error(StatusCode::UNPROCESSABLE_ENTITY, "no such user"))?;
+    // The second hop: reserve stock in the inventory service.
+    state
+        .inventory
+        .reserve(&Reservation {
+            user_id: new.user_id,
+            amount: new.amount,
+        })
+        .await
+        .map_err(|e| {
+            towerscope_trace::record_error(&e);
+            tracing::error!(
+                error = &e as &dyn std::error::Error,
+                "inventory reservation failed"
+            );
+            api_error(StatusCode::SERVICE_UNAVAILABLE, "inventory unavailable")
+        })?;
     let order = state
         .store
         .add_order(user_id, new.amount)

@@ -6,6 +6,7 @@ use clap::Parser;
 use prometheus_client::registry::Registry;
 use towerscope_demo::{Config, Demo};
 use towerscope_log::{LogFormat, Logging};
+use towerscope_trace::TracingConfig;
 
 /// The towerscope demo: an axum shop API with metrics switched on.
 #[derive(Debug, Parser)]
@@ -38,15 +39,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             LogFormat::Pretty
         });
+    // Tracing from the standard OTEL_* variables: with OTEL_EXPORTER_OTLP_ENDPOINT set,
+    // spans go to that collector; without, they get IDs for logs and exemplars only.
+    let shop_tracing = TracingConfig::new("towerscope-demo")
+        .version(env!("CARGO_PKG_VERSION"))
+        .environment(args.environment.clone())
+        .with_env()?
+        .init()?;
+    let inventory_tracing = TracingConfig::new("towerscope-inventory")
+        .version(env!("CARGO_PKG_VERSION"))
+        .environment(args.environment.clone())
+        .with_env()?
+        .init()?;
     let mut registry = Registry::default();
     let _logging = Logging::builder()
         .format(format)
         .metrics(&mut registry)
+        .with_layer(towerscope_trace::tracing_layer(shop_tracing.tracer()))
         .init()?;
     let config = Config {
         environment: args.environment,
         metrics_token: args.metrics_token,
         database: args.database,
+        tracer: Some(shop_tracing.tracer()),
+        inventory_tracer: Some(inventory_tracing.tracer()),
     };
     let demo = Demo::with_registry(config, registry).await?;
 
@@ -54,6 +70,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "towerscope demo listening: try http://{addr}/users/1 and http://{addr}/metrics");
     demo.serve(listener, shutdown_signal()).await?;
+    // Export what is still batched before the process ends.
+    tokio::task::spawn_blocking(move || {
+        for tracing in [shop_tracing, inventory_tracing] {
+            if let Err(e) = tracing.shutdown() {
+                eprintln!("trace export on shutdown failed: {e}");
+            }
+        }
+    })
+    .await?;
     tracing::info!("shut down");
     Ok(())
 }
