@@ -1,0 +1,189 @@
+//! # towerscope-grpc-example
+//!
+//! A tonic service (`shop.orders.v1.Orders`) with every towerscope layer, in the order the
+//! architecture gives:
+//!
+//! ```text
+//! RequestIdLayer ─► TraceLayer ─► HttpMetricsLayer (+ in-flight) ─► AccessLogLayer ─► CatchPanicLayer ─► Orders
+//! ```
+//!
+//! - request IDs from `x-request-id` metadata (or new), echoed in the response metadata;
+//! - a server span per call with the RPC semantic conventions, its parent read from
+//!   `traceparent` metadata;
+//! - `rpc_server_*` and `http_server_*` metrics with gRPC status labels, and the in-flight
+//!   gauge;
+//! - one access-log line per call;
+//! - a panic in a handler answered as `INTERNAL`, trailers-only;
+//! - `grpc.health.v1` from the same checks as the HTTP probes.
+//!
+//! `/metrics`, `/health` and `/ready` are served over HTTP on a second port.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use opentelemetry::trace::TracerProvider as _;
+//! let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+//! let example = towerscope_grpc_example::Example::new(provider.tracer("orders"));
+//! let grpc = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;
+//! let http = tokio::net::TcpListener::bind("127.0.0.1:9464").await?;
+//! example.serve(grpc, http, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry_sdk::trace::SdkTracer;
+use prometheus_client::registry::Registry;
+use tonic::{Request, Response, Status};
+use towerscope_core::CatchPanicLayer;
+use towerscope_health::{CheckOptions, Health, MemoryCheck};
+use towerscope_log::AccessLogLayer;
+use towerscope_metrics::{HttpMetricsLayer, InFlightLayer, MetricsService};
+use towerscope_request_id::RequestIdLayer;
+use towerscope_trace::TraceLayer;
+
+/// The generated protobuf and tonic code for `proto/orders.proto`.
+#[allow(missing_docs, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("shop.orders.v1");
+}
+
+use pb::orders_server::{Orders, OrdersServer};
+use pb::{GetOrderRequest, Order, PlaceOrderRequest};
+
+/// The order ID whose lookup panics, to show the panic layer at work.
+pub const PANIC_ORDER_ID: u64 = 666;
+
+/// The orders service: an in-memory order book.
+#[derive(Debug, Default, Clone)]
+pub struct OrderBook {
+    orders: Arc<Mutex<Vec<Order>>>,
+}
+
+#[tonic::async_trait]
+impl Orders for OrderBook {
+    #[tracing::instrument(skip_all, fields(order.id = request.get_ref().id), err)]
+    async fn get_order(
+        &self,
+        request: Request<GetOrderRequest>,
+    ) -> Result<Response<Order>, Status> {
+        let id = request.get_ref().id;
+        if id == PANIC_ORDER_ID {
+            panic!("order {id} trips a bug");
+        }
+        let orders = self
+            .orders
+            .lock()
+            .map_err(|_| Status::internal("order book poisoned"))?;
+        orders
+            .iter()
+            .find(|o| o.id == id)
+            .cloned()
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found(format!("no order {id}")))
+    }
+
+    #[tracing::instrument(skip_all, fields(user.id = request.get_ref().user_id), err)]
+    async fn place_order(
+        &self,
+        request: Request<PlaceOrderRequest>,
+    ) -> Result<Response<Order>, Status> {
+        let PlaceOrderRequest { user_id, amount } = *request.get_ref();
+        if !amount.is_finite() || amount <= 0.0 {
+            return Err(Status::invalid_argument("amount must be a positive number"));
+        }
+        let mut orders = self
+            .orders
+            .lock()
+            .map_err(|_| Status::internal("order book poisoned"))?;
+        let order = Order {
+            id: orders.len() as u64 + 1,
+            user_id,
+            amount,
+        };
+        orders.push(order);
+        towerscope_log::business_event!("order_placed", order_id = order.id, amount);
+        Ok(Response::new(order))
+    }
+}
+
+/// The example: the gRPC server with its layers, and the HTTP operational endpoints.
+#[derive(Debug)]
+pub struct Example {
+    tracer: SdkTracer,
+    registry: Registry,
+    orders: OrderBook,
+}
+
+impl Example {
+    /// The example with server spans from `tracer`.
+    pub fn new(tracer: SdkTracer) -> Self {
+        Self {
+            tracer,
+            registry: Registry::default(),
+            orders: OrderBook::default(),
+        }
+    }
+
+    /// Serves gRPC on `grpc` and `/metrics`, `/health`, `/ready` on `http` until
+    /// `shutdown` completes.
+    pub async fn serve(
+        mut self,
+        grpc: tokio::net::TcpListener,
+        http: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let registry = &mut self.registry;
+        let health = Health::builder(env!("CARGO_PKG_VERSION"))
+            .check("memory", MemoryCheck::new(95.0), CheckOptions::default())
+            .metrics(registry)
+            .build();
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let _sync = health.sync_grpc(reporter, ["shop.orders.v1.Orders"], Duration::from_secs(5));
+        let layers = tower::ServiceBuilder::new()
+            .layer(RequestIdLayer::new(registry))
+            .layer(TraceLayer::new(self.tracer))
+            .layer(
+                HttpMetricsLayer::builder()
+                    .in_flight(InFlightLayer::new(registry))
+                    .build(registry)?,
+            )
+            .layer(AccessLogLayer::new())
+            .layer(CatchPanicLayer::new())
+            .into_inner();
+        let metrics = MetricsService::new(std::mem::take(registry));
+        let ops = axum::Router::new()
+            .route_service("/metrics", metrics)
+            .route_service("/health", health.liveness_service())
+            .route_service("/ready", health.readiness_service());
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut http_stop = stop_rx.clone();
+        let http_server = tokio::spawn(async move {
+            axum::serve(http, ops)
+                .with_graceful_shutdown(async move {
+                    let _ = http_stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        let mut grpc_stop = stop_rx;
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        tonic::transport::Server::builder()
+            .layer(layers)
+            .add_service(health_service)
+            .add_service(OrdersServer::new(self.orders))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(grpc),
+                async move {
+                    let _ = grpc_stop.wait_for(|s| *s).await;
+                },
+            )
+            .await?;
+        http_server.await??;
+        Ok(())
+    }
+}
