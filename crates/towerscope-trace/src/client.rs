@@ -12,7 +12,7 @@ use towerscope_core::{
 };
 
 use crate::server::{cut, end_rpc, protocol_version};
-use crate::{TRACEPARENT, TRACESTATE, TraceParent};
+use crate::{B3Format, TRACEPARENT, TRACESTATE, TraceParent};
 
 /// Records a client span for every outgoing request and injects its context
 /// (`traceparent`, `tracestate`, `baggage`) into the request headers, so the service called
@@ -49,6 +49,7 @@ use crate::{TRACEPARENT, TRACESTATE, TraceParent};
 pub struct TraceClientLayer<T> {
     tracer: Arc<T>,
     server: Option<(Arc<str>, Option<u16>)>,
+    b3: Option<B3Format>,
 }
 
 impl<T> Clone for TraceClientLayer<T> {
@@ -56,6 +57,7 @@ impl<T> Clone for TraceClientLayer<T> {
         Self {
             tracer: self.tracer.clone(),
             server: self.server.clone(),
+            b3: self.b3,
         }
     }
 }
@@ -72,7 +74,23 @@ impl<T> TraceClientLayer<T> {
         Self {
             tracer: Arc::new(tracer),
             server: None,
+            b3: None,
         }
+    }
+
+    /// Also write the context as B3 headers in `format`, for Zipkin-instrumented services
+    /// that do not read `traceparent`.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let layer = towerscope_trace::TraceClientLayer::new(provider.tracer("shop"))
+    ///     .inject_b3(towerscope_trace::B3Format::Multi);
+    /// # let _ = layer;
+    /// ```
+    pub fn inject_b3(mut self, format: B3Format) -> Self {
+        self.b3 = Some(format);
+        self
     }
 
     /// The `server.address` and `server.port` for requests whose URI names no host. A tonic
@@ -230,6 +248,12 @@ where
             .start_with_context(&*self.tracer, &parent);
         let cx = parent.with_span(span);
         inject(&cx, req.headers_mut());
+        if let Some(format) = self.b3 {
+            let span = cx.span();
+            if span.span_context().is_valid() {
+                crate::b3::inject_b3(span.span_context(), format, req.headers_mut());
+            }
+        }
         Some(ClientSpanObserver {
             cx,
             method,

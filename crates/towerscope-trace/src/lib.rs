@@ -27,6 +27,7 @@
 //! `tracestate` headers past 8 KiB in total, or with more members than the limit allows,
 //! are discarded without reading further.
 
+mod b3;
 mod baggage;
 mod bridge;
 mod client;
@@ -36,6 +37,7 @@ mod setup;
 mod traceparent;
 mod tracestate;
 
+pub use b3::{B3Format, extract_b3};
 pub use baggage::{BAGGAGE, MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS, parse_baggage};
 pub use bridge::tracing_layer;
 pub use client::{ClientSpanObserver, TraceClientLayer, inject};

@@ -25,6 +25,7 @@ struct Config<T> {
     tracer: T,
     exclude: ExcludedPaths,
     classifier: Option<RouteClassifier>,
+    b3: bool,
 }
 
 /// Starts an OpenTelemetry server span for every request and ends it when the response
@@ -76,6 +77,7 @@ impl<T> TraceLayer<T> {
                 tracer,
                 exclude: ExcludedPaths::default(),
                 classifier: None,
+                b3: false,
             }),
         }
     }
@@ -92,6 +94,30 @@ impl<T> TraceLayer<T> {
                 tracer: self.config.tracer.clone(),
                 exclude: ExcludedPaths::new(paths),
                 classifier: self.config.classifier.clone(),
+                b3: self.config.b3,
+            }),
+        }
+    }
+
+    /// Also accept a B3 parent ([`extract_b3`](crate::extract_b3)) from callers that send
+    /// no valid `traceparent` (Zipkin-instrumented services). W3C wins when both are sent.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let layer = towerscope_trace::TraceLayer::new(provider.tracer("shop")).accept_b3();
+    /// # let _ = layer;
+    /// ```
+    pub fn accept_b3(self) -> Self
+    where
+        T: Clone,
+    {
+        Self {
+            config: Arc::new(Config {
+                tracer: self.config.tracer.clone(),
+                exclude: self.config.exclude.clone(),
+                classifier: self.config.classifier.clone(),
+                b3: true,
             }),
         }
     }
@@ -244,7 +270,12 @@ where
         if config.exclude.contains(req.uri().path()) {
             return None;
         }
-        let parent = parent_context(req.headers());
+        let mut parent = parent_context(req.headers());
+        if config.b3 && !parent.has_active_span() {
+            if let Some(sc) = crate::extract_b3(req.headers()) {
+                parent = parent.with_remote_span_context(sc);
+            }
+        }
         let method = NormalizedMethod::from(req.method());
         let route = resolve_route(req, config.classifier.as_ref());
         let grpc = is_grpc(req.headers());

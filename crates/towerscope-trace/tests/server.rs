@@ -258,3 +258,72 @@ async fn a_head_response_whose_body_is_never_sent_is_not_an_error() {
     assert_eq!(span.status, Status::Unset);
     assert_eq!(attr(&span, "error.type"), None);
 }
+
+#[tokio::test]
+async fn b3_parents_are_accepted_when_asked_and_w3c_wins() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let plain = Router::new()
+        .route("/x", get(|| async { "" }))
+        .layer(TraceLayer::new(provider.tracer("t")));
+    let b3 = Router::new()
+        .route("/x", get(|| async { "" }))
+        .layer(TraceLayer::new(provider.tracer("t")).accept_b3());
+    let b3_header = ("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1");
+    let w3c = (
+        "traceparent",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    );
+    send(&plain, "/x", &[b3_header]).await;
+    send(&b3, "/x", &[b3_header]).await;
+    send(&b3, "/x", &[b3_header, w3c]).await;
+    let spans = exporter.get_finished_spans().expect("spans");
+    let traces: Vec<String> = spans
+        .iter()
+        .map(|s| s.span_context.trace_id().to_string())
+        .collect();
+    assert_ne!(
+        traces[0], "80f198ee56343ba864fe8b2a57d3eff7",
+        "off by default"
+    );
+    assert_eq!(traces[1], "80f198ee56343ba864fe8b2a57d3eff7");
+    assert_eq!(spans[1].parent_span_id.to_string(), "e457b5a2e4d86bd1");
+    assert_eq!(traces[2], "0af7651916cd43dd8448eb211c80319c");
+}
+
+#[tokio::test]
+async fn the_client_layer_writes_b3_when_asked() {
+    use opentelemetry::trace::{TraceContextExt as _, Tracer as _};
+    let provider = SdkTracerProvider::builder().build();
+    let tracer = provider.tracer("t");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(http::HeaderMap::new()));
+    let sink = seen.clone();
+    let svc = tower::ServiceBuilder::new()
+        .layer(
+            towerscope_trace::TraceClientLayer::new(tracer.clone())
+                .inject_b3(towerscope_trace::B3Format::Single),
+        )
+        .service(tower::service_fn(move |req: Request<Body>| {
+            *sink.lock().expect("lock") = req.headers().clone();
+            async { Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty())) }
+        }));
+    let parent = opentelemetry::Context::current_with_span(tracer.start("parent"));
+    let trace = parent.span().span_context().trace_id().to_string();
+    // A context in the request's extensions is the parent (for tasks without one).
+    let mut req = Request::get("http://inventory/x")
+        .body(Body::empty())
+        .expect("req");
+    req.extensions_mut().insert(parent.clone());
+    svc.oneshot(req).await.expect("ok");
+    let headers = seen.lock().expect("lock").clone();
+    let b3 = headers["b3"].to_str().expect("ascii");
+    assert!(b3.starts_with(&trace), "{b3}");
+    assert!(
+        headers["traceparent"]
+            .to_str()
+            .expect("ascii")
+            .contains(&trace)
+    );
+}
