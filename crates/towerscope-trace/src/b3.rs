@@ -60,7 +60,7 @@ fn sampled(s: &str) -> Option<bool> {
     }
 }
 
-fn one<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn one(headers: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> {
     let mut values = headers.get_all(name).iter();
     let value = values.next()?;
     if values.next().is_some() {
@@ -81,7 +81,7 @@ fn one<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// assert_eq!(parent.span_id().to_string(), "e457b5a2e4d86bd1");
 /// ```
 pub fn extract_b3(headers: &HeaderMap) -> Option<SpanContext> {
-    let (trace, span, sampled) = if let Some(single) = one(headers, "b3") {
+    let (trace, span, sampled) = if let Some(single) = one(headers, crate::names::B3) {
         let mut parts = single.split('-');
         let trace = trace_id(parts.next()?)?;
         let span = span_id(parts.next()?)?;

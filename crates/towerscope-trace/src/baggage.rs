@@ -45,7 +45,7 @@ pub fn parse_baggage(headers: &HeaderMap) -> Baggage {
     let mut baggage = Baggage::new();
     let mut budget = MAX_BAGGAGE_LEN;
     let mut members = 0;
-    for value in headers.get_all(BAGGAGE) {
+    for value in headers.get_all(crate::names::BAGGAGE) {
         let Some(rest) = budget.checked_sub(value.len()) else {
             break;
         };

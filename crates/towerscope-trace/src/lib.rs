@@ -28,6 +28,16 @@
 //! are discarded without reading further.
 
 mod b3;
+
+/// Header names as constants: a lookup by `&str` parses the name every time.
+pub(crate) mod names {
+    use http::HeaderName;
+    pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+    pub(crate) const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+    pub(crate) const B3: HeaderName = HeaderName::from_static("b3");
+    pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+}
 mod baggage;
 mod bridge;
 mod client;

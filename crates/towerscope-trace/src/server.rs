@@ -217,7 +217,7 @@ where
 /// assert!(cx.span().span_context().is_remote());
 /// ```
 pub fn parent_context(headers: &http::HeaderMap) -> Context {
-    let cx = if headers.contains_key(crate::BAGGAGE) {
+    let cx = if headers.contains_key(crate::names::BAGGAGE) {
         Context::new().with_baggage(crate::parse_baggage(headers))
     } else {
         Context::new()
@@ -238,7 +238,7 @@ pub fn parent_context(headers: &http::HeaderMap) -> Context {
     cx.with_remote_span_context(sc)
 }
 
-fn header_str<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
+fn header_str<B>(req: &Request<B>, name: impl http::header::AsHeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -279,7 +279,7 @@ where
         let method = NormalizedMethod::from(req.method());
         let route = resolve_route(req, config.classifier.as_ref());
         let grpc = is_grpc(req.headers());
-        let mut attributes = Vec::with_capacity(10);
+        let mut attributes = Vec::with_capacity(12);
         let name: Cow<'static, str> = if grpc {
             let rpc_method = match route.grpc_parts() {
                 Some(_) => route.as_str().trim_start_matches('/').to_owned(),
@@ -296,47 +296,33 @@ where
             rpc_method.into()
         } else {
             attributes.push(KeyValue::new("http.request.method", method.as_str()));
-            attributes.push(KeyValue::new("url.path", cut(req.uri().path(), 1024)));
-            attributes.push(KeyValue::new(
-                "url.scheme",
-                req.uri().scheme_str().unwrap_or("http").to_owned(),
-            ));
-            if method == NormalizedMethod::Other {
-                attributes.push(KeyValue::new(
-                    "http.request.method_original",
-                    cut(req.method().as_str(), 64),
-                ));
-            }
             if route.is_unmatched() {
                 method.as_str().into()
             } else {
-                attributes.push(KeyValue::new("http.route", route.as_str().to_owned()));
-                format!("{} {}", method.as_str(), route.as_str()).into()
+                // Concatenated by hand: the formatting machinery costs more than the copy.
+                let (m, r) = (method.as_str(), route.as_str());
+                let mut name = String::with_capacity(m.len() + 1 + r.len());
+                name.push_str(m);
+                name.push(' ');
+                name.push_str(r);
+                name.into()
             }
         };
-        attributes.push(KeyValue::new(
-            "network.protocol.version",
-            protocol_version(req.version()),
-        ));
-        let host = req
-            .uri()
-            .host()
-            .or_else(|| header_str(req, "host").map(|h| h.split(':').next().unwrap_or(h)));
-        if let Some(host) = host {
-            attributes.push(KeyValue::new("server.address", cut(host, 256)));
-        }
-        if let Some(ua) = header_str(req, "user-agent") {
-            attributes.push(KeyValue::new("user_agent.original", cut(ua, 256)));
-        }
-        if let Some(id) = header_str(req, "x-request-id") {
-            attributes.push(KeyValue::new("request.id", cut(id, 128)));
-        }
-        let span = config
+        // A sampler sees the name (`{METHOD} {route}`, or the RPC method) and the method;
+        // the rest is only built for a span that records.
+        let mut span = config
             .tracer
             .span_builder(name)
             .with_kind(SpanKind::Server)
             .with_attributes(attributes)
             .start_with_context(&config.tracer, &parent);
+        let recording = span.is_recording();
+        if recording {
+            if !grpc && !route.is_unmatched() {
+                span.set_attribute(KeyValue::new("http.route", route.as_str().to_owned()));
+            }
+            record_attributes(&mut span, req, method, grpc);
+        }
         let sc = span.span_context();
         req.extensions_mut().insert(TraceIds {
             trace_id: sc.trace_id().to_bytes(),
@@ -344,15 +330,57 @@ where
             sampled: sc.is_sampled(),
         });
         let cx = parent.with_span(span);
-        req.extensions_mut().insert(cx.clone());
         Some(SpanObserver {
             cx,
+            recording,
             method,
             grpc,
             grpc_code: None,
             status: None,
             panic: false,
         })
+    }
+}
+
+/// The attributes of a recording server span beyond those its sampler saw.
+fn record_attributes<B>(
+    span: &mut impl Span,
+    req: &Request<B>,
+    method: NormalizedMethod,
+    grpc: bool,
+) {
+    if !grpc {
+        span.set_attribute(KeyValue::new("url.path", cut(req.uri().path(), 1024)));
+        span.set_attribute(KeyValue::new(
+            "url.scheme",
+            match req.uri().scheme_str() {
+                Some("https") => "https",
+                _ => "http",
+            },
+        ));
+        if method == NormalizedMethod::Other {
+            span.set_attribute(KeyValue::new(
+                "http.request.method_original",
+                cut(req.method().as_str(), 64),
+            ));
+        }
+    }
+    span.set_attribute(KeyValue::new(
+        "network.protocol.version",
+        protocol_version(req.version()),
+    ));
+    let host = req
+        .uri()
+        .host()
+        .or_else(|| header_str(req, http::header::HOST).map(|h| h.split(':').next().unwrap_or(h)));
+    if let Some(host) = host {
+        span.set_attribute(KeyValue::new("server.address", cut(host, 256)));
+    }
+    if let Some(ua) = header_str(req, http::header::USER_AGENT) {
+        span.set_attribute(KeyValue::new("user_agent.original", cut(ua, 256)));
+    }
+    if let Some(id) = header_str(req, crate::names::REQUEST_ID) {
+        span.set_attribute(KeyValue::new("request.id", cut(id, 128)));
     }
 }
 
@@ -363,6 +391,7 @@ const OTHER: &str = "_OTHER";
 /// outcome.
 pub struct SpanObserver {
     cx: Context,
+    recording: bool,
     method: NormalizedMethod,
     grpc: bool,
     grpc_code: Option<GrpcCode>,
@@ -395,6 +424,10 @@ impl Observer for SpanObserver {
     }
 
     fn on_end(self, end: End<'_>) {
+        if !self.recording {
+            // Sampled out: nothing to record, and ending is a no-op.
+            return;
+        }
         let span = self.cx.span();
         let outcome = Outcome::of(&end, self.method, self.status, self.panic);
         let error: Option<Cow<'static, str>> = if self.grpc {

@@ -140,7 +140,7 @@ impl TraceParent {
     /// assert!(towerscope_trace::TraceParent::from_headers(&h).is_err());
     /// ```
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, TraceParentError> {
-        let mut all = headers.get_all(TRACEPARENT).iter();
+        let mut all = headers.get_all(crate::names::TRACEPARENT).iter();
         let first = all.next().ok_or(TraceParentError::Format)?;
         if all.next().is_some() {
             return Err(TraceParentError::Duplicate);

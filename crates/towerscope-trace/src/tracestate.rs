@@ -100,7 +100,7 @@ impl TraceState {
     /// The `tracestate` of `headers` (all of them, joined).
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let mut joined = String::new();
-        for v in headers.get_all(TRACESTATE) {
+        for v in headers.get_all(crate::names::TRACESTATE) {
             let Ok(v) = v.to_str() else {
                 return Self::default();
             };

@@ -1,0 +1,179 @@
+//! Per-request cost of a server span, interleaved in one run on a bare axum router:
+//!
+//! - towerscope `TraceLayer`, sampled (always on, batch processor to a no-op exporter) and
+//!   sampled out (always off);
+//! - a minimal layer that uses the OpenTelemetry SDK directly (start a span with the route
+//!   name and method attribute, end it when the response future completes): the floor;
+//! - tower-http `TraceLayer` (span at INFO) bridged to OpenTelemetry by
+//!   tracing-opentelemetry, what users stack today;
+//! - towerscope `TraceLayer` plus one `info_span!` in the handler through the bridge
+//!   (`tracing_layer`), to price handler spans separately.
+//!
+//! The global subscriber is `tracing_layer` over the same sampled provider for every row.
+//!
+//! Run: `cargo bench -p towerscope-trace --bench server_span`
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::{Request, Response};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
+use tower::{Layer, Service};
+use towerscope_bench::{Runner, Settings, runner, table};
+use towerscope_trace::{TraceLayer, tracing_layer};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+#[derive(Debug)]
+struct NoopExporter;
+
+impl SpanExporter for NoopExporter {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        drop(batch);
+        std::future::ready(Ok(()))
+    }
+}
+
+fn provider(sampler: Sampler) -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_sampler(sampler)
+        .with_batch_exporter(NoopExporter)
+        .build()
+}
+
+/// The direct-SDK floor: a span per request, ended when the response future completes.
+#[derive(Clone)]
+struct DirectLayer(SdkTracer);
+
+impl<S> Layer<S> for DirectLayer {
+    type Service = Direct<S>;
+    fn layer(&self, inner: S) -> Direct<S> {
+        Direct(inner, self.0.clone())
+    }
+}
+
+#[derive(Clone)]
+struct Direct<S>(S, SdkTracer);
+
+impl<S, B> Service<Request<B>> for Direct<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let mut span = self
+            .1
+            .span_builder(format!("{} {}", req.method(), req.uri().path()))
+            .with_kind(SpanKind::Server)
+            .with_attributes([KeyValue::new(
+                "http.request.method",
+                req.method().as_str().to_owned(),
+            )])
+            .start(&self.1);
+        let fut = self.0.call(req);
+        Box::pin(async move {
+            let res = fut.await;
+            if let Ok(r) = &res {
+                span.set_attribute(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(r.status().as_u16()),
+                ));
+            }
+            span.end();
+            res
+        })
+    }
+}
+
+fn main() {
+    let settings = Settings::from_env();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let sampled = provider(Sampler::AlwaysOn);
+    let unsampled = provider(Sampler::AlwaysOff);
+    let on = sampled.tracer("bench");
+    let off = unsampled.tracer("bench");
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(tracing_layer(on.clone())),
+    )
+    .expect("subscriber");
+
+    let app = || Router::new().route("/users/{id}", get(|| async { "ok" }));
+    let with_handler_span = || {
+        Router::new().route(
+            "/users/{id}",
+            get(|| async {
+                let _span = tracing::info_span!("load_user").entered();
+                "ok"
+            }),
+        )
+    };
+    let mut stacks: Vec<(&str, Runner)> = vec![
+        ("bare axum router", runner(app(), "/users/7")),
+        (
+            "towerscope TraceLayer, sampled",
+            runner(app().layer(TraceLayer::new(on.clone())), "/users/7"),
+        ),
+        (
+            "towerscope TraceLayer, sampled out",
+            runner(app().layer(TraceLayer::new(off.clone())), "/users/7"),
+        ),
+        (
+            "direct-SDK minimal layer, sampled",
+            runner(app().layer(DirectLayer(on.clone())), "/users/7"),
+        ),
+        (
+            "tower-http TraceLayer (INFO) + tracing-opentelemetry",
+            runner(
+                app().layer(
+                    tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                        tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO),
+                    ),
+                ),
+                "/users/7",
+            ),
+        ),
+        (
+            "towerscope TraceLayer + one bridged handler span",
+            runner(
+                with_handler_span().layer(TraceLayer::new(on.clone())),
+                "/users/7",
+            ),
+        ),
+    ];
+    let o = table(
+        "server span per request, bare axum router",
+        &rt,
+        &mut stacks,
+        settings,
+    );
+    println!();
+    println!(
+        "sampled: towerscope / direct SDK = {:.2} (target <= 1.0); tower-http+tracing-otel / towerscope = {:.1}x (target >= 5)",
+        o[1] / o[3],
+        o[4] / o[1]
+    );
+    println!("sampled out: {:.0} ns (target <= 300 ns)", o[2]);
+    println!(
+        "bridged handler span: +{:.0} ns over the server span alone",
+        o[5] - o[1]
+    );
+    drop(stacks);
+    let _ = sampled.shutdown();
+    let _ = unsampled.shutdown();
+}
