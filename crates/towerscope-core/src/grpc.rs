@@ -90,7 +90,7 @@ impl GrpcCode {
         }
     }
 
-    /// The canonical upper-case name, as OpenTelemetry's `rpc.response.status_code` uses it.
+    /// The canonical upper-case name, as OpenTelemetry's `rpc.status_code` uses it.
     ///
     /// ```
     /// assert_eq!(towerscope_core::GrpcCode::DeadlineExceeded.as_str(), "DEADLINE_EXCEEDED");

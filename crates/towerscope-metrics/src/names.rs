@@ -20,7 +20,7 @@ type Name = Cow<'static, str>;
 /// | error counter | `http_server_errors_total{error_type,http_route}` | `app_errors_total{error_type,endpoint}` |
 /// | in-flight gauge | `http_server_active_requests{http_request_method}` | `app_active_connections` |
 /// | body sizes | `http_server_request_body_size_bytes`, `http_server_response_body_size_bytes` | `app_request_size_bytes`, `app_response_size_bytes` |
-/// | gRPC calls | `rpc_server_call_duration_seconds{rpc_system_name,rpc_service,rpc_method,rpc_response_status_code}` | same |
+/// | gRPC calls | `rpc_server_call_duration_seconds{rpc_system_name,rpc_service,rpc_method,rpc_status_code}` | same |
 ///
 /// ```
 /// use towerscope_metrics::MetricNames;

@@ -112,17 +112,14 @@ async fn grpc_status_from_trailers_and_trailers_only() {
     let text = metrics.encode(Format::Prometheus);
     let check = "rpc_system_name=\"grpc\",rpc_service=\"grpc.health.v1.Health\",rpc_method=\"grpc.health.v1.Health/Check\"";
     assert_eq!(
-        value(
-            &text,
-            &format!("{RPC}{{{check},rpc_response_status_code=\"OK\"}}")
-        ),
+        value(&text, &format!("{RPC}{{{check},rpc_status_code=\"OK\"}}")),
         3.0,
         "{text}"
     );
     assert_eq!(
         value(
             &text,
-            &format!("{RPC}{{{check},rpc_response_status_code=\"NOT_FOUND\"}}")
+            &format!("{RPC}{{{check},rpc_status_code=\"NOT_FOUND\"}}")
         ),
         1.0,
         "{text}"
@@ -184,7 +181,7 @@ async fn grpc_stream_without_status_is_an_error() {
         value(
             &text,
             &format!(
-                "{RPC}{{rpc_system_name=\"grpc\",rpc_service=\"shop.Orders\",rpc_method=\"shop.Orders/Get\",rpc_response_status_code=\"\"}}"
+                "{RPC}{{rpc_system_name=\"grpc\",rpc_service=\"shop.Orders\",rpc_method=\"shop.Orders/Get\",rpc_status_code=\"\"}}"
             )
         ),
         1.0,

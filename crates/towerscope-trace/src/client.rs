@@ -28,7 +28,7 @@ use crate::{B3Format, TRACEPARENT, TRACESTATE, TraceParent};
 ///   `Error` status for 4xx, 5xx and failures, as the conventions ask of client spans.
 /// - **gRPC** (`content-type: application/grpc…`, so a tonic `Channel` wrapped in this layer):
 ///   name `pkg.Service/Method`; `rpc.system.name = grpc`, `rpc.method`,
-///   `rpc.response.status_code` from trailers or a trailers-only response; every non-`OK`
+///   `rpc.status_code` from trailers or a trailers-only response; every non-`OK`
 ///   status is an error on the client side.
 /// - **End:** when the response body ends, or is dropped.
 ///

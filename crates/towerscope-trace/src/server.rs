@@ -464,7 +464,7 @@ pub(crate) fn end_rpc(
     is_error: fn(GrpcCode) -> bool,
 ) -> Option<Cow<'static, str>> {
     if let Some(code) = code {
-        span.set_attribute(KeyValue::new("rpc.response.status_code", code.as_str()));
+        span.set_attribute(KeyValue::new("rpc.status_code", code.as_str()));
         if code == GrpcCode::Unimplemented {
             // The method is unknown to the server: the conventions name it `_OTHER`.
             span.update_name(OTHER);

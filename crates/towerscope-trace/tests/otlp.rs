@@ -243,16 +243,13 @@ async fn grpc_client_and_server_spans_reach_an_otlp_grpc_collector() {
                 .find(|c| c.span_id == s.parent_span_id)
                 .expect("parent client span");
             assert_eq!(parent.trace_id, s.trace_id);
-            assert_eq!(
-                attr(s, "rpc.response.status_code"),
-                attr(parent, "rpc.response.status_code")
-            );
+            assert_eq!(attr(s, "rpc.status_code"), attr(parent, "rpc.status_code"));
         }
     }
     let by_status = |list: &[&Span], code: &str| -> Span {
         (*list
             .iter()
-            .find(|s| attr(s, "rpc.response.status_code").as_deref() == Some(code))
+            .find(|s| attr(s, "rpc.status_code").as_deref() == Some(code))
             .unwrap_or_else(|| panic!("no span with {code}")))
         .clone()
     };

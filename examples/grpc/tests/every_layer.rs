@@ -160,8 +160,8 @@ async fn a_tonic_service_with_every_layer() {
     .expect("utf8");
     for needle in [
         r#"rpc_method="shop.orders.v1.Orders/GetOrder""#,
-        r#"rpc_response_status_code="NOT_FOUND""#,
-        r#"rpc_response_status_code="INTERNAL""#,
+        r#"rpc_status_code="NOT_FOUND""#,
+        r#"rpc_status_code="INTERNAL""#,
         "http_server_active_requests",
         r#"health_check_up{check="memory"} 1"#,
         r#"http_server_errors_total{error_type="panic""#,
@@ -177,7 +177,7 @@ async fn a_tonic_service_with_every_layer() {
             .find(|s| {
                 s.span_kind == opentelemetry::trace::SpanKind::Server
                     && s.name == "shop.orders.v1.Orders/GetOrder"
-                    && attr(s, "rpc.response.status_code").as_deref() == Some(code)
+                    && attr(s, "rpc.status_code").as_deref() == Some(code)
             })
             .unwrap_or_else(|| panic!("no GetOrder server span with {code}"))
     };

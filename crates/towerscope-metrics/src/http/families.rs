@@ -753,7 +753,7 @@ impl HttpFamilies {
                         ("rpc_system_name", "grpc"),
                         ("rpc_service", &*s.service),
                         ("rpc_method", &*s.method),
-                        ("rpc_response_status_code", s.code),
+                        ("rpc_status_code", s.code),
                     ];
                     encode_hist(&mut fam, &labels, bounds, &s.duration.hist.snapshot())?;
                 }
@@ -823,7 +823,7 @@ fn render_rpc_labels(service: &str, method: &str, code: &str) -> Box<str> {
     text::push_label(&mut s, true, "rpc_system_name", "grpc");
     text::push_label(&mut s, false, "rpc_service", service);
     text::push_label(&mut s, false, "rpc_method", method);
-    text::push_label(&mut s, false, "rpc_response_status_code", code);
+    text::push_label(&mut s, false, "rpc_status_code", code);
     s.into()
 }
 
