@@ -46,6 +46,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
+use towerscope_alert::{
+    Alerting, Condition, RouteScope, Rule, Severity, Signal, Sources, default_rules,
+    slo_burn_rate_rules,
+};
 use towerscope_core::{CatchPanicLayer, UserId};
 use towerscope_health::{
     CheckOptions, Criticality, DiskSpaceCheck, Health, MemoryCheck, SqlxCheck,
@@ -144,6 +148,48 @@ pub struct Demo {
     metrics: MetricsService,
     connections: ConnectionTracker,
     perf: PerfMonitor,
+    alerting: Alerting,
+}
+
+/// The demo's alert rules: the guide's four defaults, the SRE workbook's burn-rate rules
+/// for a 99.9 % availability objective, and two of the shop's own (slow orders per route,
+/// a registration drought).
+///
+/// ```
+/// let rules = towerscope_demo::alert_rules();
+/// assert!(rules.iter().any(|r| r.name == "HighErrorRate"));
+/// ```
+pub fn alert_rules() -> Vec<Rule> {
+    let mut rules = default_rules();
+    rules.extend(slo_burn_rate_rules("Availability", 0.999));
+    rules.push(
+        Rule::new(
+            "SlowRoute",
+            Signal::P95ResponseTime(RouteScope::EachRoute),
+            Condition::Gt,
+            1000.0,
+        )
+        .severity(Severity::Medium)
+        .for_duration(Duration::from_secs(300))
+        .message("p95 of {route} is {value} ms (threshold {threshold} ms)")
+        .annotation("summary", "{route} is slow"),
+    );
+    rules.push(
+        Rule::new(
+            "NoRegistrations",
+            Signal::CounterRate {
+                metric: "app_user_registrations".into(),
+                matchers: Vec::new(),
+            },
+            Condition::Eq,
+            0.0,
+        )
+        .window(Duration::from_secs(3600))
+        .for_duration(Duration::from_secs(3600))
+        .severity(Severity::Low)
+        .message("No user registered in the last hour"),
+    );
+    rules
 }
 
 impl Demo {
@@ -247,6 +293,9 @@ impl Demo {
             builder = builder.bearer_token(token);
         }
         let metrics = builder.build(registry);
+        let alerting = Alerting::builder(Sources::new(metrics.clone()).perf(perf.clone()))
+            .rules(alert_rules())
+            .spawn();
         let router = api
             .route_service("/metrics", metrics.clone())
             .route_service("/health", health.liveness_service())
@@ -256,6 +305,7 @@ impl Demo {
             metrics,
             connections,
             perf,
+            alerting,
         })
     }
 
@@ -267,6 +317,11 @@ impl Demo {
     /// The performance monitor the request layer feeds (per-route latency windows).
     pub fn perf(&self) -> &PerfMonitor {
         &self.perf
+    }
+
+    /// The alert evaluation running over the demo's metrics (active alerts, silences).
+    pub fn alerting(&self) -> &Alerting {
+        &self.alerting
     }
 
     /// The metrics service (to encode the registry directly).

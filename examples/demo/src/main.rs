@@ -27,11 +27,33 @@ struct Args {
     /// Log format: `json` or `pretty` (default: json in production, pretty otherwise).
     #[arg(long, env = "TOWERSCOPE_LOG_FORMAT")]
     log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print the demo's alert rules as a Prometheus alerting-rule file (for
+    /// `promtool check rules` and a Prometheus server's `rule_files`).
+    ExportRules,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if let Some(Command::ExportRules) = args.command {
+        let (yaml, skipped) = towerscope_alert::to_prometheus_rules(
+            "towerscope-demo",
+            &towerscope_demo::alert_rules(),
+            &towerscope_metrics::MetricNames::otel(),
+            &towerscope_metrics::SystemNames::system(),
+        );
+        print!("{yaml}");
+        for name in skipped {
+            eprintln!("rule {name} has no PromQL equivalent with these metric names");
+        }
+        return Ok(());
+    }
     let format = args
         .log_format
         .unwrap_or(if args.environment == "production" {

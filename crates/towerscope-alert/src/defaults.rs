@@ -1,0 +1,99 @@
+//! The guide's default rules and SLO burn-rate rules.
+
+use std::time::Duration;
+
+use crate::rule::{Condition, RouteScope, Rule, Severity, Signal};
+
+/// The observability guide's four rules: memory above 85 % (high), CPU above 80 % (high),
+/// error rate above 5 % (critical), average response time above 2000 ms (medium). Each
+/// must hold for 5 minutes (2 for the error rate) before it fires, so a spike does not page.
+///
+/// ```
+/// let rules = towerscope_alert::default_rules();
+/// assert_eq!(rules.len(), 4);
+/// assert_eq!(rules[2].name, "HighErrorRate");
+/// ```
+pub fn default_rules() -> Vec<Rule> {
+    vec![
+        Rule::new(
+            "HighMemoryUsage",
+            Signal::MemoryPercent,
+            Condition::Gt,
+            85.0,
+        )
+        .severity(Severity::High)
+        .for_duration(Duration::from_secs(300))
+        .message("Memory usage is {value}% (threshold {threshold}%)")
+        .annotation("summary", "Memory usage above {threshold}%"),
+        Rule::new("HighCpuUsage", Signal::CpuPercent, Condition::Gt, 80.0)
+            .severity(Severity::High)
+            .for_duration(Duration::from_secs(300))
+            .message("CPU usage is {value}% (threshold {threshold}%)")
+            .annotation("summary", "CPU usage above {threshold}%"),
+        Rule::new(
+            "HighErrorRate",
+            Signal::ErrorRate(RouteScope::Overall),
+            Condition::Gt,
+            5.0,
+        )
+        .severity(Severity::Critical)
+        .for_duration(Duration::from_secs(120))
+        .message("Error rate is {value}% (threshold {threshold}%)")
+        .annotation("summary", "More than {threshold}% of requests fail"),
+        Rule::new(
+            "SlowResponseTime",
+            Signal::AvgResponseTime(RouteScope::Overall),
+            Condition::Gt,
+            2000.0,
+        )
+        .severity(Severity::Medium)
+        .for_duration(Duration::from_secs(300))
+        .message("Average response time is {value} ms (threshold {threshold} ms)")
+        .annotation("summary", "Responses slower than {threshold} ms on average"),
+    ]
+}
+
+/// Multiwindow, multi-burn-rate rules for an availability `objective` (0.999 for 99.9 %),
+/// as in the SRE workbook (chapter 5, "Alerting on SLOs"), over a 30-day budget:
+///
+/// | rule | burn rate | long / short window | budget spent when it fires | severity |
+/// |---|---|---|---|---|
+/// | `{prefix}FastBurn` | 14.4 | 1 h / 5 min | 2 % | critical (page) |
+/// | `{prefix}SlowBurn` | 6 | 6 h / 30 min | 5 % | critical (page) |
+/// | `{prefix}BudgetBurn` | 1 | 3 d / 6 h | 10 % | medium (ticket) |
+///
+/// Each fires only while both its windows burn faster than its rate, so it resolves soon
+/// after the errors stop (the short window) and does not fire on a brief spike.
+///
+/// ```
+/// let rules = towerscope_alert::slo_burn_rate_rules("Availability", 0.999);
+/// assert_eq!(rules.len(), 3);
+/// assert_eq!(rules[0].threshold, 14.4);
+/// ```
+pub fn slo_burn_rate_rules(prefix: &str, objective: f64) -> Vec<Rule> {
+    let rule = |suffix: &str, rate: f64, long: u64, short: u64, severity: Severity| {
+        let name = format!("{prefix}{suffix}");
+        Rule::new(
+            name,
+            Signal::BurnRate {
+                objective,
+                long: Duration::from_secs(long),
+                short: Duration::from_secs(short),
+            },
+            Condition::Gt,
+            rate,
+        )
+        .severity(severity)
+        .window(Duration::from_secs(long))
+        .message(format!(
+            "Error budget of the {:.3}% objective burning {{value}}x (threshold {{threshold}}x)",
+            objective * 100.0
+        ))
+        .label("slo", prefix.to_owned())
+    };
+    vec![
+        rule("FastBurn", 14.4, 3600, 300, Severity::Critical),
+        rule("SlowBurn", 6.0, 6 * 3600, 1800, Severity::Critical),
+        rule("BudgetBurn", 1.0, 3 * 86_400, 6 * 3600, Severity::Medium),
+    ]
+}

@@ -1,0 +1,283 @@
+//! The same rules as a Prometheus alerting-rule file, so evaluation can move to the
+//! Prometheus server.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+use towerscope_metrics::{MetricNames, SystemNames};
+
+use crate::rule::{RouteScope, Rule, Signal};
+
+#[derive(Serialize)]
+struct File {
+    groups: Vec<Group>,
+}
+
+#[derive(Serialize)]
+struct Group {
+    name: String,
+    rules: Vec<PromRule>,
+}
+
+#[derive(Serialize)]
+struct PromRule {
+    alert: String,
+    expr: String,
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    for_: Option<String>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+/// A duration as PromQL writes it: `90s` → `90s`, `300s` → `5m`, `3600s` → `1h`.
+pub(crate) fn promql_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    for (unit, size) in [
+        ("w", 604_800_000u128),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn selector(matchers: &[(String, String)]) -> String {
+    if matchers.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("{");
+    for (i, (k, v)) in matchers.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{k}=\"{}\"", escape(v));
+    }
+    s.push('}');
+    s
+}
+
+/// Translates a message template to a Prometheus annotation template: `{value}` becomes
+/// `$value`, `{route}` the route label, any other `{label}` that label; literal `{{` and
+/// `}}` are escaped so Go's template parser reads them as text.
+fn go_template(template: &str, rule: &Rule, route_label: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(c) = rest.chars().next() {
+        if let Some(r) = rest.strip_prefix("{{") {
+            out.push_str("{{ \"{{\" }}");
+            rest = r;
+            continue;
+        }
+        if let Some(r) = rest.strip_prefix("}}") {
+            out.push_str("{{ \"}}\" }}");
+            rest = r;
+            continue;
+        }
+        if c == '{' {
+            let after = &rest[1..];
+            if let Some(end) = after.find('}') {
+                let key = &after[..end];
+                if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    match key {
+                        "value" => out.push_str("{{ $value | printf \"%.2f\" }}"),
+                        "threshold" => out.push_str(&crate::rule::format_value(rule.threshold)),
+                        "name" => out.push_str(&rule.name),
+                        "severity" => out.push_str(rule.severity.as_str()),
+                        "route" => {
+                            let _ = write!(out, "{{{{ $labels.{route_label} }}}}");
+                        }
+                        label => {
+                            let _ = write!(out, "{{{{ $labels.{label} }}}}");
+                        }
+                    }
+                    rest = &after[end + 1..];
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+struct Exprs<'a> {
+    names: &'a MetricNames,
+    system: &'a SystemNames,
+}
+
+impl Exprs<'_> {
+    fn requests(&self) -> String {
+        match &self.names.requests {
+            Some(n) => format!("{n}_total"),
+            None => format!("{}_count", self.names.request_duration),
+        }
+    }
+
+    fn scoped(&self, scope: &RouteScope, extra: &[(String, String)]) -> (String, String) {
+        let route = &*self.names.route_label;
+        let mut matchers = extra.to_vec();
+        let by = match scope {
+            RouteScope::Overall => String::new(),
+            RouteScope::Route(r) => {
+                matchers.push((route.to_owned(), r.clone()));
+                String::new()
+            }
+            RouteScope::EachRoute => format!(" by ({route})"),
+        };
+        (selector(&matchers), by)
+    }
+
+    fn ratio(&self, errors: &str, window: &str, scope: &RouteScope) -> String {
+        let (sel, by) = self.scoped(scope, &[]);
+        let err_sel = {
+            let inner = sel.trim_start_matches('{').trim_end_matches('}');
+            let cancel = format!("{}!=\"cancelled\"", self.names.error_type_label);
+            if inner.is_empty() {
+                format!("{{{cancel}}}")
+            } else {
+                format!("{{{inner},{cancel}}}")
+            }
+        };
+        format!(
+            "sum{by}(rate({errors}{err_sel}[{window}])) / sum{by}(rate({req}{sel}[{window}]))",
+            req = self.requests()
+        )
+    }
+
+    fn expr(&self, rule: &Rule) -> Option<String> {
+        let w = promql_duration(rule.window);
+        let dur = &self.names.request_duration;
+        let errors = self.names.errors.as_ref().map(|n| format!("{n}_total"));
+        Some(match &rule.signal {
+            Signal::RequestRate(scope) => {
+                let (sel, by) = self.scoped(scope, &[]);
+                format!("sum{by}(rate({}{sel}[{w}]))", self.requests())
+            }
+            Signal::ErrorRate(scope) => format!("100 * ({})", self.ratio(errors.as_deref()?, &w, scope)),
+            Signal::AvgResponseTime(scope) => {
+                let (sel, by) = self.scoped(scope, &[]);
+                format!(
+                    "1000 * sum{by}(rate({dur}_sum{sel}[{w}])) / sum{by}(rate({dur}_count{sel}[{w}]))"
+                )
+            }
+            Signal::P95ResponseTime(scope) | Signal::P99ResponseTime(scope) => {
+                let q = if matches!(rule.signal, Signal::P95ResponseTime(_)) { "0.95" } else { "0.99" };
+                let (sel, _) = self.scoped(scope, &[]);
+                let by = match scope {
+                    RouteScope::EachRoute => format!("le, {}", self.names.route_label),
+                    _ => "le".to_owned(),
+                };
+                format!("1000 * histogram_quantile({q}, sum by ({by}) (rate({dur}_bucket{sel}[{w}])))")
+            }
+            Signal::InFlight => format!("sum({})", self.names.in_flight),
+            Signal::MemoryPercent => format!("max({})", self.system.memory_percent),
+            Signal::CpuPercent => format!("max({})", self.system.cpu),
+            Signal::DiskPercent => format!("max({})", self.system.disk_percent),
+            Signal::CounterRate { metric, matchers } => {
+                let name = if metric.ends_with("_total") { metric.clone() } else { format!("{metric}_total") };
+                format!("sum(rate({name}{}[{w}]))", selector(matchers))
+            }
+            Signal::Gauge { metric, matchers } => format!("sum({metric}{})", selector(matchers)),
+            Signal::BurnRate { objective, long, short } => {
+                // Rounded so 1 - 0.999 prints as 0.001, not 0.0010000000000000009.
+                let budget = ((1.0 - objective) * 1e12).round() / 1e12;
+                let errors = errors?;
+                let burn = |window: Duration| {
+                    format!(
+                        "({}) / {budget}",
+                        self.ratio(&errors, &promql_duration(window), &RouteScope::Overall)
+                    )
+                };
+                let op = rule.condition.promql();
+                let t = rule.threshold;
+                return Some(format!("{} {op} {t} and {} {op} {t}", burn(*long), burn(*short)));
+            }
+        })
+        .map(|e| format!("{e} {} {}", rule.condition.promql(), rule.threshold))
+    }
+}
+
+/// Writes `rules` as a Prometheus alerting-rule file (one group named `group`), with PromQL
+/// over the metric names the metrics layer and the system collector use. The result passes
+/// `promtool check rules`. Rules whose signal has no PromQL equivalent with these names
+/// (an error rate when the error counter is switched off) are left out and returned by
+/// name.
+///
+/// ```
+/// use towerscope_metrics::{MetricNames, SystemNames};
+/// let (yaml, skipped) = towerscope_alert::to_prometheus_rules(
+///     "towerscope", &towerscope_alert::default_rules(), &MetricNames::otel(), &SystemNames::system());
+/// assert!(yaml.contains("alert: HighErrorRate"));
+/// assert!(skipped.is_empty());
+/// ```
+pub fn to_prometheus_rules(
+    group: &str,
+    rules: &[Rule],
+    names: &MetricNames,
+    system: &SystemNames,
+) -> (String, Vec<String>) {
+    let exprs = Exprs { names, system };
+    let mut skipped = Vec::new();
+    let mut out = Vec::new();
+    for rule in rules {
+        let Some(expr) = exprs.expr(rule) else {
+            skipped.push(rule.name.clone());
+            continue;
+        };
+        let mut labels = rule.labels.clone();
+        labels.insert("severity".into(), rule.severity.as_str().into());
+        let mut annotations: BTreeMap<String, String> = rule
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), go_template(v, rule, &names.route_label)))
+            .collect();
+        annotations
+            .entry("description".into())
+            .or_insert_with(|| go_template(&rule.message, rule, &names.route_label));
+        out.push(PromRule {
+            alert: rule.name.clone(),
+            expr,
+            for_: (!rule.for_duration.is_zero()).then(|| promql_duration(rule.for_duration)),
+            labels,
+            annotations,
+        });
+    }
+    let file = File {
+        groups: vec![Group {
+            name: group.to_owned(),
+            rules: out,
+        }],
+    };
+    let yaml = serde_saphyr::to_string(&file).unwrap_or_default();
+    (yaml, skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_promql() {
+        assert_eq!(promql_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(promql_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(promql_duration(Duration::from_secs(259_200)), "3d");
+        assert_eq!(promql_duration(Duration::from_millis(1500)), "1500ms");
+    }
+}

@@ -1,0 +1,412 @@
+//! Alert rules: what to watch, when it is bad, and what to say.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// How a signal's value is compared with the threshold.
+///
+/// ```
+/// use towerscope_alert::Condition;
+/// assert!(Condition::Gt.holds(5.1, 5.0));
+/// assert!(!Condition::Gt.holds(f64::NAN, 5.0));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Condition {
+    /// value > threshold
+    Gt,
+    /// value >= threshold
+    Ge,
+    /// value < threshold
+    Lt,
+    /// value <= threshold
+    Le,
+    /// value == threshold
+    Eq,
+    /// value != threshold
+    Ne,
+}
+
+impl Condition {
+    /// Whether `value` meets the condition; a NaN value never does.
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        if value.is_nan() {
+            return false;
+        }
+        match self {
+            Self::Gt => value > threshold,
+            Self::Ge => value >= threshold,
+            Self::Lt => value < threshold,
+            Self::Le => value <= threshold,
+            Self::Eq => value == threshold,
+            Self::Ne => value != threshold,
+        }
+    }
+
+    /// `gt`, `ge`, `lt`, `le`, `eq`, `ne`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gt => "gt",
+            Self::Ge => "ge",
+            Self::Lt => "lt",
+            Self::Le => "le",
+            Self::Eq => "eq",
+            Self::Ne => "ne",
+        }
+    }
+
+    /// The PromQL comparison operator.
+    pub fn promql(self) -> &'static str {
+        match self {
+            Self::Gt => ">",
+            Self::Ge => ">=",
+            Self::Lt => "<",
+            Self::Le => "<=",
+            Self::Eq => "==",
+            Self::Ne => "!=",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "gt" | ">" => Self::Gt,
+            "ge" | ">=" => Self::Ge,
+            "lt" | "<" => Self::Lt,
+            "le" | "<=" => Self::Le,
+            "eq" | "==" => Self::Eq,
+            "ne" | "!=" => Self::Ne,
+            _ => return None,
+        })
+    }
+}
+
+/// How bad it is.
+///
+/// ```
+/// use towerscope_alert::Severity;
+/// assert!(Severity::Critical > Severity::High);
+/// assert_eq!(Severity::Medium.as_str(), "medium");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Worth a look.
+    Low,
+    /// Worth a ticket.
+    Medium,
+    /// Worth a page in working hours.
+    High,
+    /// Worth waking someone.
+    Critical,
+}
+
+impl Severity {
+    /// `low`, `medium`, `high` or `critical`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "low" => Self::Low,
+            "medium" => Self::Medium,
+            "high" => Self::High,
+            "critical" => Self::Critical,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which routes a latency or traffic signal looks at.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum RouteScope {
+    /// All requests together.
+    #[default]
+    Overall,
+    /// One route template (`/orders/{id}`).
+    Route(String),
+    /// Every route separately: one alert per route, labelled `route`.
+    EachRoute,
+}
+
+/// What a rule watches. Rates and percentages are computed over the rule's window.
+///
+/// ```
+/// use std::time::Duration;
+/// use towerscope_alert::Signal;
+/// let s = Signal::CounterRate { metric: "app_user_registrations_total".into(), matchers: vec![] };
+/// assert_eq!(s.kind(), "counter_rate");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// Requests per second.
+    RequestRate(RouteScope),
+    /// Failed requests (5xx, service errors, panics, body errors) as a percentage of all
+    /// requests.
+    ErrorRate(RouteScope),
+    /// Mean response time, milliseconds.
+    AvgResponseTime(RouteScope),
+    /// 95th percentile response time, milliseconds.
+    P95ResponseTime(RouteScope),
+    /// 99th percentile response time, milliseconds.
+    P99ResponseTime(RouteScope),
+    /// Requests being served now.
+    InFlight,
+    /// System memory in use, percent.
+    MemoryPercent,
+    /// System CPU in use, percent.
+    CpuPercent,
+    /// Disk space in use, percent (the fullest disk).
+    DiskPercent,
+    /// Any registered counter, per second, summed over the series the matchers select.
+    CounterRate {
+        /// The family name (with or without `_total`).
+        metric: String,
+        /// Label equality matchers.
+        matchers: Vec<(String, String)>,
+    },
+    /// Any registered gauge, summed over the series the matchers select.
+    Gauge {
+        /// The family name.
+        metric: String,
+        /// Label equality matchers.
+        matchers: Vec<(String, String)>,
+    },
+    /// The error budget burn rate against an availability `objective` (for example 0.999):
+    /// the lower of the burn rates over `long` and `short` windows, so the alert fires only
+    /// while both are burning (the SRE workbook's multiwindow rule).
+    BurnRate {
+        /// Availability objective, in (0, 1).
+        objective: f64,
+        /// The long window.
+        long: Duration,
+        /// The short window (typically long / 12).
+        short: Duration,
+    },
+}
+
+impl Signal {
+    /// The signal's name in rule files.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RequestRate(_) => "request_rate",
+            Self::ErrorRate(_) => "error_rate",
+            Self::AvgResponseTime(_) => "avg_response_time",
+            Self::P95ResponseTime(_) => "p95_response_time",
+            Self::P99ResponseTime(_) => "p99_response_time",
+            Self::InFlight => "in_flight",
+            Self::MemoryPercent => "memory",
+            Self::CpuPercent => "cpu",
+            Self::DiskPercent => "disk",
+            Self::CounterRate { .. } => "counter_rate",
+            Self::Gauge { .. } => "gauge",
+            Self::BurnRate { .. } => "burn_rate",
+        }
+    }
+
+    /// The route scope, for signals that have one.
+    pub fn scope(&self) -> Option<&RouteScope> {
+        match self {
+            Self::RequestRate(s)
+            | Self::ErrorRate(s)
+            | Self::AvgResponseTime(s)
+            | Self::P95ResponseTime(s)
+            | Self::P99ResponseTime(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// An alert rule.
+///
+/// ```
+/// use std::time::Duration;
+/// use towerscope_alert::{Condition, Rule, Severity, Signal, RouteScope};
+/// let rule = Rule::new("HighErrorRate", Signal::ErrorRate(RouteScope::Overall), Condition::Gt, 5.0)
+///     .for_duration(Duration::from_secs(120))
+///     .severity(Severity::Critical)
+///     .message("Error rate {value}% is above {threshold}%")
+///     .label("team", "shop")
+///     .annotation("runbook_url", "https://runbooks.example/errors");
+/// assert_eq!(rule.render_message(7.25, &[]), "Error rate 7.25% is above 5%");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Unique name (`HighErrorRate`): the alert's name.
+    pub name: String,
+    /// What is watched.
+    pub signal: Signal,
+    /// How the value is compared.
+    pub condition: Condition,
+    /// The threshold.
+    pub threshold: f64,
+    /// How long the condition must hold before the alert fires (0: at once).
+    pub for_duration: Duration,
+    /// The window rates and statistics are computed over.
+    pub window: Duration,
+    /// How bad it is.
+    pub severity: Severity,
+    /// Message template: `{value}`, `{threshold}`, `{name}`, `{severity}` and `{label}` for
+    /// any label of the alert.
+    pub message: String,
+    /// Labels added to the alert (routing keys for Alertmanager).
+    pub labels: BTreeMap<String, String>,
+    /// Annotations (`summary`, `description`, `runbook_url`).
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Rule {
+    /// A rule with no `for` delay, a 5-minute window, severity medium and a default message.
+    pub fn new(
+        name: impl Into<String>,
+        signal: Signal,
+        condition: Condition,
+        threshold: f64,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            signal,
+            condition,
+            threshold,
+            for_duration: Duration::ZERO,
+            window: Duration::from_secs(300),
+            severity: Severity::Medium,
+            message: "{name}: {value} (threshold {threshold})".into(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    /// How long the condition must hold before firing.
+    pub fn for_duration(mut self, d: Duration) -> Self {
+        self.for_duration = d;
+        self
+    }
+
+    /// The window for rates and statistics.
+    pub fn window(mut self, d: Duration) -> Self {
+        self.window = d;
+        self
+    }
+
+    /// The severity.
+    pub fn severity(mut self, s: Severity) -> Self {
+        self.severity = s;
+        self
+    }
+
+    /// The message template.
+    pub fn message(mut self, m: impl Into<String>) -> Self {
+        self.message = m.into();
+        self
+    }
+
+    /// Adds a label.
+    pub fn label(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.labels.insert(k.into(), v.into());
+        self
+    }
+
+    /// Adds an annotation.
+    pub fn annotation(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.annotations.insert(k.into(), v.into());
+        self
+    }
+
+    /// The message for `value`, with `extra` labels (those of the alert's series) available
+    /// as placeholders. Unknown placeholders are left as written.
+    pub fn render_message(&self, value: f64, extra: &[(String, String)]) -> String {
+        self.render(&self.message, value, extra)
+    }
+
+    /// Fills `template` the way [`render_message`](Self::render_message) fills the message.
+    pub(crate) fn render(&self, template: &str, value: f64, extra: &[(String, String)]) -> String {
+        render(template, |key| match key {
+            "value" => Some(format_value(value)),
+            "threshold" => Some(format_value(self.threshold)),
+            "name" => Some(self.name.clone()),
+            "severity" => Some(self.severity.as_str().to_owned()),
+            other => extra
+                .iter()
+                .find(|(k, _)| k == other)
+                .map(|(_, v)| v.clone())
+                .or_else(|| self.labels.get(other).cloned()),
+        })
+    }
+}
+
+/// A number for people: at most two decimals, no trailing zeros.
+pub(crate) fn format_value(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    let s = format!("{:.2}", v);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+fn render(template: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('}') {
+            Some(end)
+                if after[..end]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                let key = &after[..end];
+                match lookup(key) {
+                    Some(v) => out.push_str(&v),
+                    None => {
+                        out.push('{');
+                        out.push_str(key);
+                        out.push('}');
+                    }
+                }
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_fill_known_placeholders_and_keep_the_rest() {
+        let rule = Rule::new("R", Signal::InFlight, Condition::Ge, 10.0)
+            .label("team", "shop")
+            .message("{name} {value}/{threshold} on {route} for {team}, {unknown} {not closed");
+        assert_eq!(
+            rule.render_message(12.0, &[("route".into(), "/orders".into())]),
+            "R 12/10 on /orders for shop, {unknown} {not closed"
+        );
+        assert_eq!(format_value(0.333333), "0.33");
+        assert_eq!(format_value(-0.001), "0");
+        assert_eq!(format_value(2000.0), "2000");
+    }
+}

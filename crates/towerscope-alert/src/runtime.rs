@@ -1,0 +1,272 @@
+//! The evaluator on a tokio task, and the handle the application keeps.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::eval::{Alert, Evaluator, Notification};
+use crate::rule::Rule;
+use crate::source::Sources;
+
+/// Where notifications go. `notify` must not block: a delivery worker (one per notifier,
+/// with its own bounded queue) takes it from there, so a slow receiver never holds up the
+/// evaluator.
+pub trait Notify: Send + Sync + 'static {
+    /// Accepts one notification.
+    fn notify(&self, notification: &Notification);
+}
+
+/// Notifications into a bounded tokio channel; when it is full the notification is dropped
+/// and counted, never waited for.
+///
+/// ```
+/// let (sink, mut rx) = towerscope_alert::ChannelSink::new(64);
+/// # let _ = (sink, rx.try_recv());
+/// ```
+#[derive(Debug, Clone)]
+pub struct ChannelSink {
+    tx: mpsc::Sender<Notification>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ChannelSink {
+    /// A sink and its receiver, holding at most `capacity` notifications.
+    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<Notification>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (
+            Self {
+                tx,
+                dropped: Arc::default(),
+            },
+            rx,
+        )
+    }
+
+    /// Notifications dropped because the channel was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Notify for ChannelSink {
+    fn notify(&self, n: &Notification) {
+        if self.tx.try_send(n.clone()).is_err() {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Builds [`Alerting`].
+#[must_use]
+pub struct AlertingBuilder {
+    sources: Sources,
+    rules: Vec<Rule>,
+    interval: Duration,
+    renotify: Duration,
+    sinks: Vec<Arc<dyn Notify>>,
+}
+
+impl std::fmt::Debug for AlertingBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertingBuilder")
+            .field("rules", &self.rules.len())
+            .field("interval", &self.interval)
+            .field("renotify", &self.renotify)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AlertingBuilder {
+    /// Adds rules.
+    pub fn rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// How often rules are evaluated (default 15 s).
+    pub fn interval(mut self, every: Duration) -> Self {
+        self.interval = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How often a still-firing alert is sent again (default 4 h).
+    pub fn renotify_every(mut self, every: Duration) -> Self {
+        self.renotify = every;
+        self
+    }
+
+    /// Sends notifications to `sink`.
+    pub fn notify(mut self, sink: impl Notify) -> Self {
+        self.sinks.push(Arc::new(sink));
+        self
+    }
+
+    /// Evaluates once now (the baseline for rates), then every interval on a tokio task
+    /// (call inside a runtime).
+    pub fn spawn(self) -> Alerting {
+        let shared = Arc::new(Shared {
+            evaluator: Mutex::new(Evaluator::new(self.rules, self.renotify)),
+            sources: Mutex::new(self.sources),
+            sinks: self.sinks,
+        });
+        // The first evaluation records where the counters start; rates need two.
+        shared.evaluate();
+        let (stop, mut stopped) = watch::channel(false);
+        let task_shared = shared.clone();
+        let interval = self.interval;
+        let task = tokio::spawn(async move {
+            let mut ticker =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {
+                        task_shared.evaluate();
+                    }
+                    _ = stopped.changed() => break,
+                }
+            }
+        });
+        Alerting {
+            shared,
+            stop,
+            task: Arc::new(Mutex::new(Some(task))),
+        }
+    }
+}
+
+struct Shared {
+    evaluator: Mutex<Evaluator>,
+    sources: Mutex<Sources>,
+    sinks: Vec<Arc<dyn Notify>>,
+}
+
+impl Shared {
+    fn evaluate(&self) -> Vec<Notification> {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let mut evaluator = self
+            .evaluator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        let snapshot = sources.snapshot(now, evaluator.rules());
+        let sent = evaluator.evaluate(now, wall, |rule| sources.values(&snapshot, rule));
+        drop(sources);
+        drop(evaluator);
+        for n in &sent {
+            match n {
+                Notification::Firing(a) => {
+                    tracing::warn!(alert = %a.name, severity = a.severity.as_str(), value = a.value, "alert firing: {}", a.message)
+                }
+                Notification::Resolved { alert, .. } => {
+                    tracing::info!(alert = %alert.name, "alert resolved")
+                }
+            }
+            for sink in &self.sinks {
+                sink.notify(n);
+            }
+        }
+        sent
+    }
+}
+
+/// Running alert evaluation: lists active alerts, silences rules, stops.
+///
+/// ```no_run
+/// # async fn run(metrics: towerscope_metrics::MetricsService) {
+/// use towerscope_alert::{Alerting, Sources, default_rules};
+/// let (sink, mut notifications) = towerscope_alert::ChannelSink::new(256);
+/// let alerting = Alerting::builder(Sources::new(metrics))
+///     .rules(default_rules())
+///     .notify(sink)
+///     .spawn();
+/// for alert in alerting.active() {
+///     println!("{} {:?}", alert.name, alert.state);
+/// }
+/// alerting.shutdown().await;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Alerting {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Alerting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerting").finish_non_exhaustive()
+    }
+}
+
+impl Alerting {
+    /// Evaluation over `sources`, no rules yet.
+    pub fn builder(sources: Sources) -> AlertingBuilder {
+        AlertingBuilder {
+            sources,
+            rules: Vec::new(),
+            interval: Duration::from_secs(15),
+            renotify: Duration::from_secs(4 * 3600),
+            sinks: Vec::new(),
+        }
+    }
+
+    /// Pending and firing alerts, most severe first (the dashboard's list).
+    pub fn active(&self) -> Vec<Alert> {
+        self.shared
+            .evaluator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .active()
+    }
+
+    /// The rules being evaluated.
+    pub fn rules(&self) -> Vec<Rule> {
+        self.shared
+            .evaluator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rules()
+            .to_vec()
+    }
+
+    /// Holds back notifications of `rule` for `duration`. `false` if there is no such rule.
+    pub fn silence(&self, rule: &str, duration: Duration) -> bool {
+        let until = Instant::now() + duration;
+        self.shared
+            .evaluator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .silence(rule, until)
+    }
+
+    /// Lifts a silence.
+    pub fn unsilence(&self, rule: &str) -> bool {
+        self.shared
+            .evaluator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unsilence(rule)
+    }
+
+    /// Evaluates now, outside the schedule, and returns what was sent.
+    pub fn evaluate_now(&self) -> Vec<Notification> {
+        self.shared.evaluate()
+    }
+
+    /// Stops the evaluation task and waits for it.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}

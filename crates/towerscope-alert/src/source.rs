@@ -1,0 +1,550 @@
+//! Signal values from the live registry and the performance monitor.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use towerscope_metrics::{Format, MetricNames, MetricsService, SystemNames};
+use towerscope_perf::PerfMonitor;
+
+use crate::eval::Sample;
+use crate::rule::{RouteScope, Rule, Signal};
+
+/// One sample line of the text exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Line {
+    pub(crate) name: String,
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) value: f64,
+}
+
+/// Parses the sample lines of a Prometheus text exposition (comments skipped; lines that
+/// do not parse skipped).
+pub(crate) fn parse_exposition(text: &str) -> Vec<Line> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(parse_line)
+        .collect()
+}
+
+fn parse_line(line: &str) -> Option<Line> {
+    let name_end = line.find(['{', ' '])?;
+    let name = &line[..name_end];
+    let mut labels = Vec::new();
+    let mut rest = &line[name_end..];
+    if let Some(after) = rest.strip_prefix('{') {
+        let mut i = 0;
+        loop {
+            let c = after[i..].chars().next()?;
+            if c == '}' {
+                i += 1;
+                break;
+            }
+            if c == ',' || c == ' ' {
+                i += 1;
+                continue;
+            }
+            let key_len = after[i..].find('=')?;
+            let key = &after[i..i + key_len];
+            i += key_len + 1;
+            if !after[i..].starts_with('"') {
+                return None;
+            }
+            i += 1;
+            let mut value = String::new();
+            loop {
+                let c = after[i..].chars().next()?;
+                i += c.len_utf8();
+                match c {
+                    '"' => break,
+                    '\\' => {
+                        let e = after[i..].chars().next()?;
+                        i += e.len_utf8();
+                        value.push(if e == 'n' { '\n' } else { e });
+                    }
+                    other => value.push(other),
+                }
+            }
+            labels.push((key.to_owned(), value));
+        }
+        rest = &after[i..];
+    }
+    let value_text = rest.split_whitespace().next()?;
+    let value = match value_text {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    Some(Line {
+        name: name.to_owned(),
+        labels,
+        value,
+    })
+}
+
+fn label<'a>(line: &'a Line, name: &str) -> Option<&'a str> {
+    line.labels
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn matches(line: &Line, matchers: &[(String, String)]) -> bool {
+    matchers
+        .iter()
+        .all(|(k, v)| label(line, k) == Some(v.as_str()))
+}
+
+/// A counter's samples over time, enough to compute its increase over a window.
+#[derive(Debug, Default)]
+struct Ring {
+    samples: VecDeque<(Instant, f64)>,
+    touched: Option<Instant>,
+}
+
+/// At most this many samples per counter series: long windows are sampled more sparsely.
+const RING_CAPACITY: usize = 1024;
+
+impl Ring {
+    fn push(&mut self, now: Instant, value: f64, horizon: Duration) {
+        self.touched = Some(now);
+        let spacing = horizon / RING_CAPACITY as u32;
+        match self.samples.back() {
+            Some((last, _))
+                if now.saturating_duration_since(*last) < spacing && self.samples.len() > 1 =>
+            {
+                // Too soon for a new slot: the newest sample moves forward.
+                if let Some(back) = self.samples.back_mut() {
+                    *back = (now, value);
+                }
+            }
+            _ => self.samples.push_back((now, value)),
+        }
+        while let Some((t, _)) = self.samples.front() {
+            if now.saturating_duration_since(*t) > horizon + spacing && self.samples.len() > 2 {
+                self.samples.pop_front();
+            } else {
+                break;
+            }
+        }
+        while self.samples.len() > RING_CAPACITY {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Increase over `window` ending now, counter resets handled (a drop starts again from
+    /// zero), with the span it covers; `None` with fewer than two samples.
+    fn increase(&self, now: Instant, window: Duration) -> Option<(f64, Duration)> {
+        let from = now.checked_sub(window);
+        // The latest sample at or before the window's start, else the oldest one.
+        let start = match from {
+            Some(from) => self
+                .samples
+                .iter()
+                .rposition(|(t, _)| *t <= from)
+                .unwrap_or(0),
+            None => 0,
+        };
+        let slice: Vec<&(Instant, f64)> = self.samples.iter().skip(start).collect();
+        if slice.len() < 2 {
+            return None;
+        }
+        let mut total = 0.0;
+        for pair in slice.windows(2) {
+            let (a, b) = (pair[0].1, pair[1].1);
+            total += if b >= a { b - a } else { b };
+        }
+        let span = slice[slice.len() - 1]
+            .0
+            .saturating_duration_since(slice[0].0);
+        Some((total, span))
+    }
+}
+
+/// Where signal values come from: the application's registry (read through its
+/// `MetricsService`), the performance monitor, and the metric names in use.
+///
+/// ```
+/// use prometheus_client::registry::Registry;
+/// use towerscope_metrics::MetricsService;
+/// let sources = towerscope_alert::Sources::new(MetricsService::new(Registry::default()));
+/// # let _ = sources;
+/// ```
+#[derive(Debug)]
+pub struct Sources {
+    metrics: MetricsService,
+    perf: Option<PerfMonitor>,
+    names: MetricNames,
+    system: SystemNames,
+    history: HashMap<String, Ring>,
+    horizon: Duration,
+    last_snapshot: Option<Instant>,
+}
+
+/// What one evaluation reads: the registry once, parsed.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    lines: Vec<Line>,
+    now: Instant,
+}
+
+impl Sources {
+    /// Values from `metrics` (with the default metric names).
+    pub fn new(metrics: MetricsService) -> Self {
+        Self {
+            metrics,
+            perf: None,
+            names: MetricNames::default(),
+            system: SystemNames::default(),
+            history: HashMap::new(),
+            horizon: Duration::from_secs(3600),
+            last_snapshot: None,
+        }
+    }
+
+    /// Latency signals from `perf` (fed by `HttpMetricsLayer::builder().perf(..)`).
+    pub fn perf(mut self, perf: PerfMonitor) -> Self {
+        self.perf = Some(perf);
+        self
+    }
+
+    /// The request metric names the metrics layer uses.
+    pub fn metric_names(mut self, names: MetricNames) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// The system metric names the system collector uses.
+    pub fn system_names(mut self, names: SystemNames) -> Self {
+        self.system = names;
+        self
+    }
+
+    /// Reads the registry once, and records counter values the rules need.
+    pub(crate) fn snapshot(&mut self, now: Instant, rules: &[Rule]) -> Snapshot {
+        let horizon = rules
+            .iter()
+            .map(|r| match &r.signal {
+                Signal::BurnRate { long, .. } => *long,
+                _ => r.window,
+            })
+            .max()
+            .unwrap_or(self.horizon);
+        self.horizon = horizon;
+        let snapshot = Snapshot {
+            lines: parse_exposition(&self.metrics.encode(Format::Prometheus)),
+            now,
+        };
+        let previous = self.last_snapshot.replace(now);
+        for rule in rules {
+            for (key, value) in self.counters(&snapshot, &rule.signal) {
+                let ring = self.history.entry(key).or_insert_with(|| {
+                    // A series that appeared since the last look was at zero then: the
+                    // metrics layer creates a series at its first increment.
+                    let mut ring = Ring::default();
+                    if let Some(prev) = previous {
+                        ring.push(prev, 0.0, horizon);
+                    }
+                    ring
+                });
+                ring.push(now, value, horizon);
+            }
+        }
+        // Series not seen for a whole horizon are forgotten.
+        self.history.retain(|_, ring| {
+            ring.touched
+                .is_some_and(|t| now.saturating_duration_since(t) <= horizon)
+        });
+        snapshot
+    }
+
+    fn requests_name(&self) -> String {
+        match &self.names.requests {
+            Some(n) => format!("{n}_total"),
+            None => format!("{}_count", self.names.request_duration),
+        }
+    }
+
+    fn errors_name(&self) -> Option<String> {
+        self.names.errors.as_ref().map(|n| format!("{n}_total"))
+    }
+
+    /// The counter totals a signal needs, keyed for the history.
+    fn counters(&self, snap: &Snapshot, signal: &Signal) -> Vec<(String, f64)> {
+        let route_label = &*self.names.route_label;
+        let sum_by_route = |metric: &str, filter: &dyn Fn(&Line) -> bool, scope: &RouteScope| {
+            let mut sums: HashMap<String, f64> = HashMap::new();
+            for line in snap.lines.iter().filter(|l| l.name == metric && filter(l)) {
+                let key = match scope {
+                    RouteScope::Overall => String::new(),
+                    RouteScope::Route(r) => {
+                        if label(line, route_label) != Some(r.as_str()) {
+                            continue;
+                        }
+                        r.clone()
+                    }
+                    RouteScope::EachRoute => label(line, route_label).unwrap_or("").to_owned(),
+                };
+                *sums.entry(key).or_insert(0.0) += line.value;
+            }
+            if matches!(scope, RouteScope::Overall) && sums.is_empty() {
+                sums.insert(String::new(), 0.0);
+            }
+            sums
+        };
+        let not_cancelled = |l: &Line| label(l, &self.names.error_type_label) != Some("cancelled");
+        let all = |_: &Line| true;
+        match signal {
+            Signal::RequestRate(scope) => sum_by_route(&self.requests_name(), &all, scope)
+                .into_iter()
+                .map(|(route, v)| (format!("req|{route}"), v))
+                .collect(),
+            Signal::ErrorRate(scope) => {
+                let mut out: Vec<(String, f64)> = sum_by_route(&self.requests_name(), &all, scope)
+                    .into_iter()
+                    .map(|(route, v)| (format!("req|{route}"), v))
+                    .collect();
+                if let Some(errors) = self.errors_name() {
+                    let mut errs = sum_by_route(&errors, &not_cancelled, scope);
+                    // A route with requests but no errors yet has zero errors.
+                    for (key, _) in &out {
+                        if let Some(route) = key.strip_prefix("req|") {
+                            errs.entry(route.to_owned()).or_insert(0.0);
+                        }
+                    }
+                    out.extend(
+                        errs.into_iter()
+                            .map(|(route, v)| (format!("err|{route}"), v)),
+                    );
+                }
+                out
+            }
+            Signal::BurnRate { .. } => self.counters(snap, &Signal::ErrorRate(RouteScope::Overall)),
+            Signal::CounterRate { metric, matchers } => {
+                let name = if metric.ends_with("_total") {
+                    metric.clone()
+                } else {
+                    format!("{metric}_total")
+                };
+                let total: f64 = snap
+                    .lines
+                    .iter()
+                    .filter(|l| l.name == name && self::matches(l, matchers))
+                    .map(|l| l.value)
+                    .sum();
+                vec![(counter_key(&name, matchers), total)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn rate(&self, key: &str, now: Instant, window: Duration) -> Option<f64> {
+        let (increase, span) = self.history.get(key)?.increase(now, window)?;
+        (!span.is_zero()).then(|| increase / span.as_secs_f64())
+    }
+
+    fn increase(&self, key: &str, now: Instant, window: Duration) -> Option<f64> {
+        self.history
+            .get(key)?
+            .increase(now, window)
+            .map(|(inc, _)| inc)
+    }
+
+    /// The samples of `rule`'s signal in `snap`. An empty list means no data (an alert of
+    /// the rule resolves).
+    pub(crate) fn values(&self, snap: &Snapshot, rule: &Rule) -> Vec<Sample> {
+        let now = snap.now;
+        let window = rule.window;
+        let gauge = |name: &str, matchers: &[(String, String)]| -> Vec<Sample> {
+            let mut found = false;
+            let mut total = 0.0;
+            for l in snap
+                .lines
+                .iter()
+                .filter(|l| l.name == name && matches(l, matchers))
+            {
+                found = true;
+                total += l.value;
+            }
+            if found {
+                vec![Sample::single(total)]
+            } else {
+                Vec::new()
+            }
+        };
+        let route_keys = |prefix: &str, scope: &RouteScope| -> Vec<String> {
+            self.history
+                .keys()
+                .filter_map(|k| k.strip_prefix(prefix))
+                .filter(|route| match scope {
+                    RouteScope::Overall => route.is_empty(),
+                    RouteScope::Route(r) => route == r,
+                    RouteScope::EachRoute => !route.is_empty(),
+                })
+                .map(str::to_owned)
+                .collect()
+        };
+        let series = |scope: &RouteScope, route: &str| -> Vec<(String, String)> {
+            match scope {
+                RouteScope::EachRoute => vec![("route".to_owned(), route.to_owned())],
+                _ => Vec::new(),
+            }
+        };
+        match &rule.signal {
+            Signal::RequestRate(scope) => route_keys("req|", scope)
+                .into_iter()
+                .filter_map(|route| {
+                    let r = self.rate(&format!("req|{route}"), now, window)?;
+                    Some(Sample {
+                        labels: series(scope, &route),
+                        value: r,
+                    })
+                })
+                .collect(),
+            Signal::ErrorRate(scope) => route_keys("req|", scope)
+                .into_iter()
+                .filter_map(|route| {
+                    let requests = self.increase(&format!("req|{route}"), now, window)?;
+                    let errors = self.increase(&format!("err|{route}"), now, window)?;
+                    // No traffic in the window: no error rate (not 0 %, not NaN).
+                    (requests > 0.0).then(|| Sample {
+                        labels: series(scope, &route),
+                        value: (errors / requests * 100.0).min(100.0),
+                    })
+                })
+                .collect(),
+            Signal::BurnRate {
+                objective,
+                long,
+                short,
+            } => {
+                let budget = 1.0 - objective;
+                let burn = |w: Duration| -> Option<f64> {
+                    let requests = self.increase("req|", now, w)?;
+                    let errors = self.increase("err|", now, w)?;
+                    (requests > 0.0).then(|| (errors / requests) / budget)
+                };
+                match (burn(*long), burn(*short)) {
+                    (Some(l), Some(s)) => vec![Sample::single(l.min(s))],
+                    _ => Vec::new(),
+                }
+            }
+            Signal::AvgResponseTime(scope)
+            | Signal::P95ResponseTime(scope)
+            | Signal::P99ResponseTime(scope) => {
+                let Some(perf) = &self.perf else {
+                    return Vec::new();
+                };
+                let pick = |s: &towerscope_perf::Stats| -> f64 {
+                    1000.0
+                        * match &rule.signal {
+                            Signal::AvgResponseTime(_) => s.mean,
+                            Signal::P95ResponseTime(_) => s.p95,
+                            _ => s.p99,
+                        }
+                };
+                let series_name = towerscope_metrics::PERF_SERIES;
+                match scope {
+                    RouteScope::Overall => perf
+                        .stats_merged(series_name, window)
+                        .filter(|s| s.count > 0)
+                        .map(|s| vec![Sample::single(pick(&s))])
+                        .unwrap_or_default(),
+                    RouteScope::Route(r) => perf
+                        .stats_tagged(series_name, &[("route", r)], window)
+                        .filter(|s| s.count > 0)
+                        .map(|s| vec![Sample::single(pick(&s))])
+                        .unwrap_or_default(),
+                    RouteScope::EachRoute => {
+                        let prefix = format!("{series_name}{{route=");
+                        perf.all_stats(window)
+                            .into_iter()
+                            .filter_map(|(key, s)| {
+                                let route = key.strip_prefix(&prefix)?.strip_suffix('}')?;
+                                (s.count > 0).then(|| Sample {
+                                    labels: vec![("route".into(), route.to_owned())],
+                                    value: pick(&s),
+                                })
+                            })
+                            .collect()
+                    }
+                }
+            }
+            Signal::InFlight => gauge(&self.names.in_flight, &[]),
+            Signal::MemoryPercent => gauge(&self.system.memory_percent, &[]),
+            Signal::CpuPercent => gauge(&self.system.cpu, &[]),
+            Signal::DiskPercent => {
+                let max = snap
+                    .lines
+                    .iter()
+                    .filter(|l| l.name == self.system.disk_percent)
+                    .map(|l| l.value)
+                    .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+                max.map(|v| vec![Sample::single(v)]).unwrap_or_default()
+            }
+            Signal::CounterRate { metric, matchers } => {
+                let name = if metric.ends_with("_total") {
+                    metric.clone()
+                } else {
+                    format!("{metric}_total")
+                };
+                self.rate(&counter_key(&name, matchers), now, window)
+                    .map(|r| vec![Sample::single(r)])
+                    .unwrap_or_default()
+            }
+            Signal::Gauge { metric, matchers } => gauge(metric, matchers),
+        }
+    }
+}
+
+fn counter_key(name: &str, matchers: &[(String, String)]) -> String {
+    let mut key = format!("ctr|{name}");
+    for (k, v) in matchers {
+        key.push('|');
+        key.push_str(k);
+        key.push('=');
+        key.push_str(v);
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_lines_parse_with_escapes() {
+        let lines = parse_exposition(
+            "# HELP x y\nhttp_server_requests_total{http_route=\"/a\\\"b\",m=\"x\\\\y\\nz\"} 12\nup 1\nbad line\nweird{a=\"1\"} +Inf\n",
+        );
+        assert_eq!(lines.len(), 3);
+        assert_eq!(
+            lines[0].labels[0],
+            ("http_route".to_owned(), "/a\"b".to_owned())
+        );
+        assert_eq!(lines[0].labels[1], ("m".to_owned(), "x\\y\nz".to_owned()));
+        assert_eq!(lines[0].value, 12.0);
+        assert_eq!(lines[1].name, "up");
+        assert!(lines[2].value.is_infinite());
+    }
+
+    #[test]
+    fn increases_handle_resets_and_windows() {
+        let mut ring = Ring::default();
+        let t0 = Instant::now();
+        let h = Duration::from_secs(600);
+        for (s, v) in [(0, 10.0), (60, 20.0), (120, 5.0), (180, 15.0)] {
+            ring.push(t0 + Duration::from_secs(s), v, h);
+        }
+        let now = t0 + Duration::from_secs(180);
+        // 10→20 (+10), reset to 5 (+5), 5→15 (+10)
+        assert_eq!(
+            ring.increase(now, Duration::from_secs(600)),
+            Some((25.0, Duration::from_secs(180)))
+        );
+        // window of 60 s: from the sample at 120 s
+        assert_eq!(
+            ring.increase(now, Duration::from_secs(60)),
+            Some((10.0, Duration::from_secs(60)))
+        );
+    }
+}
