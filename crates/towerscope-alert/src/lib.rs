@@ -34,17 +34,24 @@
 //! ```
 
 mod defaults;
+mod delivery;
 mod eval;
 mod export;
 mod file;
+mod notifiers;
 mod rule;
 mod runtime;
 mod source;
 
 pub use defaults::{default_rules, slo_burn_rate_rules};
+pub use delivery::{Delivery, DeliveryBuilder, DeliveryError, Notifier, SendFuture};
 pub use eval::{Alert, AlertState, Evaluator, Notification, Sample};
 pub use export::to_prometheus_rules;
 pub use file::{MAX_RULES, RuleFileError, load_rules, parse_rules};
+pub use notifiers::{
+    AddressError, AlertmanagerNotifier, EmailNotifier, PagerDutyNotifier, SIGNATURE_HEADER,
+    SlackNotifier, WebhookNotifier,
+};
 pub use rule::{Condition, RouteScope, Rule, Severity, Signal};
 pub use runtime::{Alerting, AlertingBuilder, ChannelSink, Notify};
 pub use source::Sources;

@@ -1,0 +1,279 @@
+//! Delivery that loses nothing: a bounded queue and a worker per notifier, retries with
+//! exponential backoff and jitter within a horizon, a timeout per attempt, outcomes counted.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tokio::sync::mpsc;
+
+use crate::eval::Notification;
+use crate::runtime::Notify;
+
+/// Why one delivery attempt failed, and whether another attempt can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Try again later (connection refused, timeout, 429, 5xx); `after` is the receiver's
+    /// `Retry-After`, if it gave one.
+    #[error("retryable: {reason}")]
+    Retry {
+        /// What happened.
+        reason: String,
+        /// The receiver's requested delay.
+        after: Option<Duration>,
+    },
+    /// Trying again cannot help (a 4xx such as Slack's 410 for an archived channel, or a
+    /// payload the receiver refuses).
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl DeliveryError {
+    /// A retryable failure without a requested delay.
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Self::Retry {
+            reason: reason.into(),
+            after: None,
+        }
+    }
+}
+
+/// A boxed delivery future.
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
+
+/// One receiver of notifications (Slack, PagerDuty, a webhook, Alertmanager, email).
+/// [`Delivery`] wraps it with a queue, retries and metrics.
+pub trait Notifier: Send + Sync + 'static {
+    /// A short name for metrics and logs (`slack`, `pagerduty`, …).
+    fn name(&self) -> &str;
+    /// One attempt to deliver `notification`.
+    fn send<'a>(&'a self, notification: &'a Notification) -> SendFuture<'a>;
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    notifier: String,
+    outcome: &'static str,
+}
+
+/// Outcome counters, shared by every delivery registered with the same registry.
+#[derive(Clone, Debug, Default)]
+struct Counters {
+    family: Option<Family<OutcomeLabels, Counter>>,
+    delivered: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    retries: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Counters {
+    fn count(&self, notifier: &str, outcome: &'static str) {
+        if let Some(f) = &self.family {
+            f.get_or_create(&OutcomeLabels {
+                notifier: notifier.to_owned(),
+                outcome,
+            })
+            .inc();
+        }
+        let c = match outcome {
+            "delivered" => &self.delivered,
+            "retried" => &self.retries,
+            "queue_full" | "expired" => &self.dropped,
+            _ => &self.failed,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Builds a [`Delivery`].
+#[must_use]
+pub struct DeliveryBuilder<N> {
+    notifier: N,
+    queue: usize,
+    timeout: Duration,
+    horizon: Duration,
+    backoff: (Duration, Duration),
+    counters: Counters,
+}
+
+impl<N: Notifier> DeliveryBuilder<N> {
+    /// At most `n` notifications wait (default 1024); beyond, new ones are dropped and
+    /// counted (`queue_full`), never waited for.
+    pub fn queue(mut self, n: usize) -> Self {
+        self.queue = n.max(1);
+        self
+    }
+
+    /// Each attempt is cut off after `t` (default 10 s).
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// A notification is retried for at most `h` after it was queued (default 1 h), then
+    /// dropped and counted (`expired`).
+    pub fn retry_horizon(mut self, h: Duration) -> Self {
+        self.horizon = h;
+        self
+    }
+
+    /// Backoff between attempts: doubling from `first`, capped at `max`, each with up to
+    /// 50 % random jitter (defaults 1 s and 60 s).
+    pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.backoff = (first, max.max(first));
+        self
+    }
+
+    /// Counts outcomes in `towerscope_alert_notifications_total{notifier,outcome}` in
+    /// `registry` (outcomes: `delivered`, `retried`, `failed`, `expired`, `queue_full`).
+    pub fn metrics(mut self, registry: &mut Registry) -> Self {
+        let family = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "towerscope_alert_notifications",
+            "Alert notification delivery outcomes",
+            family.clone(),
+        );
+        self.counters.family = Some(family);
+        self
+    }
+
+    /// Starts the worker (inside a tokio runtime).
+    pub fn spawn(self) -> Delivery {
+        let (tx, mut rx) = mpsc::channel::<(Notification, Instant)>(self.queue);
+        let notifier = Arc::new(self.notifier);
+        let name: Arc<str> = Arc::from(notifier.name());
+        let counters = self.counters.clone();
+        let (timeout, horizon, (first, max)) = (self.timeout, self.horizon, self.backoff);
+        let worker_name = name.clone();
+        let worker = tokio::spawn(async move {
+            while let Some((n, queued)) = rx.recv().await {
+                let mut delay = first;
+                loop {
+                    let result = match tokio::time::timeout(timeout, notifier.send(&n)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(DeliveryError::retry(format!("timed out after {timeout:?}"))),
+                    };
+                    match result {
+                        Ok(()) => {
+                            counters.count(&worker_name, "delivered");
+                            break;
+                        }
+                        Err(DeliveryError::Permanent(reason)) => {
+                            tracing::error!(notifier = %worker_name, alert = %n.alert().name, %reason, "notification refused");
+                            counters.count(&worker_name, "failed");
+                            break;
+                        }
+                        Err(DeliveryError::Retry { reason, after }) => {
+                            // A receiver's Retry-After is honoured as given; the horizon
+                            // bounds it.
+                            let wait = after.unwrap_or_else(|| jitter(delay));
+                            if queued.elapsed() + wait > horizon {
+                                tracing::error!(notifier = %worker_name, alert = %n.alert().name, %reason, "notification expired: receiver down past the retry horizon");
+                                counters.count(&worker_name, "expired");
+                                break;
+                            }
+                            tracing::warn!(notifier = %worker_name, alert = %n.alert().name, %reason, retry_in = ?wait, "notification not delivered yet");
+                            counters.count(&worker_name, "retried");
+                            tokio::time::sleep(wait).await;
+                            delay = (delay * 2).min(max);
+                        }
+                    }
+                }
+            }
+        });
+        Delivery {
+            tx,
+            name,
+            counters: self.counters,
+            worker: Arc::new(worker),
+        }
+    }
+}
+
+/// Up to 50 % random jitter added to `d`, so receivers coming back are not hit in step.
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(1.0 + fastrand::f64() / 2.0)
+}
+
+/// A notifier behind its own bounded queue and worker: hand it to
+/// [`AlertingBuilder::notify`](crate::AlertingBuilder::notify). The evaluator never waits
+/// for it, and one failing receiver never delays another.
+///
+/// ```no_run
+/// # async fn run(sources: towerscope_alert::Sources) {
+/// use towerscope_alert::{Alerting, Delivery, WebhookNotifier};
+/// let webhook = Delivery::builder(WebhookNotifier::new("https://ops.example/hooks/alerts"))
+///     .retry_horizon(std::time::Duration::from_secs(3600))
+///     .spawn();
+/// let alerting = Alerting::builder(sources).notify(webhook).spawn();
+/// # let _ = alerting; }
+/// ```
+#[derive(Clone)]
+pub struct Delivery {
+    tx: mpsc::Sender<(Notification, Instant)>,
+    name: Arc<str>,
+    counters: Counters,
+    worker: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("notifier", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Delivery {
+    /// Delivery through `notifier`, with the defaults.
+    pub fn builder<N: Notifier>(notifier: N) -> DeliveryBuilder<N> {
+        DeliveryBuilder {
+            notifier,
+            queue: 1024,
+            timeout: Duration::from_secs(10),
+            horizon: Duration::from_secs(3600),
+            backoff: (Duration::from_secs(1), Duration::from_secs(60)),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Notifications delivered so far.
+    pub fn delivered(&self) -> u64 {
+        self.counters.delivered.load(Ordering::Relaxed)
+    }
+    /// Notifications refused for good.
+    pub fn failed(&self) -> u64 {
+        self.counters.failed.load(Ordering::Relaxed)
+    }
+    /// Failed attempts that were retried.
+    pub fn retries(&self) -> u64 {
+        self.counters.retries.load(Ordering::Relaxed)
+    }
+    /// Notifications dropped (queue full, or expired past the retry horizon).
+    pub fn dropped(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+    /// Notifications waiting.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+    /// Whether the worker has stopped (it stops only if the runtime shuts down).
+    pub fn is_finished(&self) -> bool {
+        self.worker.is_finished()
+    }
+}
+
+impl Notify for Delivery {
+    fn notify(&self, n: &Notification) {
+        if self.tx.try_send((n.clone(), Instant::now())).is_err() {
+            tracing::error!(notifier = %self.name, alert = %n.alert().name, "notification queue full: dropped");
+            self.counters.count(&self.name, "queue_full");
+        }
+    }
+}
