@@ -49,7 +49,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Classifies an HTTP answer. `ok` says which statuses mean delivered.
-fn classify(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap, ok: fn(u16) -> bool) -> Result<(), DeliveryError> {
+fn classify(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    ok: fn(u16) -> bool,
+) -> Result<(), DeliveryError> {
     let code = status.as_u16();
     if ok(code) {
         return Ok(());
@@ -59,11 +63,15 @@ fn classify(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap, o
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
-                v.trim().parse::<u64>().ok().map(Duration::from_secs).or_else(|| {
-                    httpdate::parse_http_date(v)
-                        .ok()
-                        .and_then(|t| t.duration_since(SystemTime::now()).ok())
-                })
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .map(Duration::from_secs)
+                    .or_else(|| {
+                        httpdate::parse_http_date(v)
+                            .ok()
+                            .and_then(|t| t.duration_since(SystemTime::now()).ok())
+                    })
             });
         return Err(DeliveryError::Retry {
             reason: format!("HTTP {code}"),
@@ -73,12 +81,24 @@ fn classify(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap, o
     Err(DeliveryError::Permanent(format!("HTTP {code}")))
 }
 
-async fn post_json(client: &reqwest::Client, url: &str, body: &Value, extra: &[(String, String)], ok: fn(u16) -> bool) -> Result<(), DeliveryError> {
+async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    extra: &[(String, String)],
+    ok: fn(u16) -> bool,
+) -> Result<(), DeliveryError> {
     let bytes = serde_json::to_vec(body).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
     post_bytes(client, url, bytes, extra, ok).await
 }
 
-async fn post_bytes(client: &reqwest::Client, url: &str, bytes: Vec<u8>, extra: &[(String, String)], ok: fn(u16) -> bool) -> Result<(), DeliveryError> {
+async fn post_bytes(
+    client: &reqwest::Client,
+    url: &str,
+    bytes: Vec<u8>,
+    extra: &[(String, String)],
+    ok: fn(u16) -> bool,
+) -> Result<(), DeliveryError> {
     let mut req = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -112,7 +132,11 @@ fn is_2xx(c: u16) -> bool {
 }
 
 fn status_word(n: &Notification) -> &'static str {
-    if n.is_resolved() { "resolved" } else { "firing" }
+    if n.is_resolved() {
+        "resolved"
+    } else {
+        "firing"
+    }
 }
 
 /// Slack incoming webhook. A 410 (archived channel) or 404 (webhook removed) is permanent:
@@ -180,7 +204,9 @@ impl Notifier for SlackNotifier {
         "slack"
     }
     fn send<'a>(&'a self, n: &'a Notification) -> SendFuture<'a> {
-        Box::pin(async move { post_json(&self.client, &self.url, &Self::payload(n), &[], is_2xx).await })
+        Box::pin(
+            async move { post_json(&self.client, &self.url, &Self::payload(n), &[], is_2xx).await },
+        )
     }
 }
 
@@ -281,7 +307,11 @@ fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
         .unwrap_or_else(|| "towerscope".into())
 }
 
@@ -291,7 +321,10 @@ impl Notifier for PagerDutyNotifier {
     }
     fn send<'a>(&'a self, n: &'a Notification) -> SendFuture<'a> {
         Box::pin(async move {
-            post_json(&self.client, &self.endpoint, &self.payload(n), &[], |c| c == 202 || c == 200).await
+            post_json(&self.client, &self.endpoint, &self.payload(n), &[], |c| {
+                c == 202 || c == 200
+            })
+            .await
         })
     }
 }
@@ -365,14 +398,18 @@ impl Notifier for WebhookNotifier {
     }
     fn send<'a>(&'a self, n: &'a Notification) -> SendFuture<'a> {
         Box::pin(async move {
-            let body = serde_json::to_vec(&Self::payload(n)).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+            let body = serde_json::to_vec(&Self::payload(n))
+                .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
             let mut extra = Vec::new();
             if let Some(secret) = &self.secret {
                 let t = SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
-                extra.push((SIGNATURE_HEADER.to_owned(), Self::signature(secret, t, &body)));
+                extra.push((
+                    SIGNATURE_HEADER.to_owned(),
+                    Self::signature(secret, t, &body),
+                ));
             }
             post_bytes(&self.client, &self.url, body, &extra, is_2xx).await
         })
@@ -385,6 +422,8 @@ struct AmInner {
     resend: Duration,
     client: reqwest::Client,
     firing: Mutex<HashMap<String, Alert>>,
+    /// Held across each POST, so a re-send can never land after a resolution it predates.
+    post: tokio::sync::Mutex<()>,
 }
 
 /// Alertmanager API v2 (`POST /api/v2/alerts`), so Alertmanager groups, routes, inhibits and
@@ -427,6 +466,7 @@ impl AlertmanagerNotifier {
             resend,
             client: client(),
             firing: Mutex::new(HashMap::new()),
+            post: tokio::sync::Mutex::new(()),
         });
         let weak = Arc::downgrade(&inner);
         let task = tokio::spawn(async move {
@@ -434,6 +474,7 @@ impl AlertmanagerNotifier {
             loop {
                 ticker.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
+                let _posting = inner.post.lock().await;
                 let alerts: Vec<Alert> = inner
                     .firing
                     .lock()
@@ -445,7 +486,15 @@ impl AlertmanagerNotifier {
                     continue;
                 }
                 let body: Vec<Value> = alerts.iter().map(|a| inner.am_alert(a, None)).collect();
-                if let Err(e) = post_json(&inner.client, &inner.url(), &Value::Array(body), &[], is_2xx).await {
+                if let Err(e) = post_json(
+                    &inner.client,
+                    &inner.url(),
+                    &Value::Array(body),
+                    &[],
+                    is_2xx,
+                )
+                .await
+                {
                     tracing::warn!(error = %e, "re-sending firing alerts to Alertmanager failed; next try in one interval");
                 }
             }
@@ -468,11 +517,23 @@ impl AlertmanagerNotifier {
         self.replace(|b, g, _| (b, g, every))
     }
 
-    fn replace(self, f: impl FnOnce(String, String, Duration) -> (String, String, Duration)) -> Self {
-        if let Some(t) = self.task.lock().unwrap_or_else(PoisonError::into_inner).take() {
+    fn replace(
+        self,
+        f: impl FnOnce(String, String, Duration) -> (String, String, Duration),
+    ) -> Self {
+        if let Some(t) = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             t.abort();
         }
-        let (b, g, r) = f(self.inner.base.clone(), self.inner.generator_url.clone(), self.inner.resend);
+        let (b, g, r) = f(
+            self.inner.base.clone(),
+            self.inner.generator_url.clone(),
+            self.inner.resend,
+        );
         Self::build(b, g, r)
     }
 
@@ -492,7 +553,9 @@ impl AmInner {
 
     fn am_alert(&self, a: &Alert, ended: Option<SystemTime>) -> Value {
         let mut annotations = a.annotations.clone();
-        annotations.entry("description".into()).or_insert_with(|| a.message.clone());
+        annotations
+            .entry("description".into())
+            .or_insert_with(|| a.message.clone());
         let ends = ended.unwrap_or_else(|| SystemTime::now() + self.resend * 4);
         let mut v = json!({
             "labels": a.labels,
@@ -513,8 +576,13 @@ impl Notifier for AlertmanagerNotifier {
     }
     fn send<'a>(&'a self, n: &'a Notification) -> SendFuture<'a> {
         Box::pin(async move {
+            let _posting = self.inner.post.lock().await;
             {
-                let mut firing = self.inner.firing.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut firing = self
+                    .inner
+                    .firing
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 match n {
                     Notification::Firing(a) => {
                         firing.insert(a.fingerprint.clone(), a.clone());
@@ -568,19 +636,30 @@ pub struct AddressError(String);
 
 impl EmailNotifier {
     /// Mail from `from` to every address in `to` through the server at `host:port`.
-    pub fn new<I, S>(host: impl Into<String>, port: u16, from: &str, to: I) -> Result<Self, AddressError>
+    pub fn new<I, S>(
+        host: impl Into<String>,
+        port: u16,
+        from: &str,
+        to: I,
+    ) -> Result<Self, AddressError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let parse = |s: &str| s.parse::<lettre::message::Mailbox>().map_err(|_| AddressError(s.to_owned()));
+        let parse = |s: &str| {
+            s.parse::<lettre::message::Mailbox>()
+                .map_err(|_| AddressError(s.to_owned()))
+        };
         Ok(Self {
             host: host.into(),
             port,
             starttls: false,
             credentials: None,
             from: parse(from)?,
-            to: to.into_iter().map(|s| parse(s.as_ref())).collect::<Result<_, _>>()?,
+            to: to
+                .into_iter()
+                .map(|s| parse(s.as_ref()))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -599,15 +678,25 @@ impl EmailNotifier {
     /// The message for `n`.
     pub fn message(&self, n: &Notification) -> Result<lettre::Message, DeliveryError> {
         let a = n.alert();
-        let subject = format!("[{}] {} ({})", status_word(n).to_uppercase(), a.name, a.severity.as_str());
-        let mut body = format!("{}\n\nvalue: {}\nthreshold: {}\n", a.message, a.value, a.threshold);
+        let subject = format!(
+            "[{}] {} ({})",
+            status_word(n).to_uppercase(),
+            a.name,
+            a.severity.as_str()
+        );
+        let mut body = format!(
+            "{}\n\nvalue: {}\nthreshold: {}\n",
+            a.message, a.value, a.threshold
+        );
         for (k, v) in &a.labels {
             body.push_str(&format!("label {k}: {v}\n"));
         }
         for (k, v) in &a.annotations {
             body.push_str(&format!("{k}: {v}\n"));
         }
-        let mut builder = lettre::Message::builder().from(self.from.clone()).subject(subject);
+        let mut builder = lettre::Message::builder()
+            .from(self.from.clone())
+            .subject(subject);
         for to in &self.to {
             builder = builder.to(to.clone());
         }
@@ -634,10 +723,11 @@ impl Notifier for EmailNotifier {
                 Transport::builder_dangerous(&self.host).port(self.port)
             };
             if let Some((user, password)) = &self.credentials {
-                builder = builder.credentials(lettre::transport::smtp::authentication::Credentials::new(
-                    user.clone(),
-                    password.clone(),
-                ));
+                builder =
+                    builder.credentials(lettre::transport::smtp::authentication::Credentials::new(
+                        user.clone(),
+                        password.clone(),
+                    ));
             }
             builder
                 .build()

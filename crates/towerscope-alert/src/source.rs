@@ -94,23 +94,33 @@ fn matches(line: &Line, matchers: &[(String, String)]) -> bool {
         .all(|(k, v)| label(line, k) == Some(v.as_str()))
 }
 
-/// A counter's samples over time, enough to compute its increase over a window.
+/// A counter's samples over time, enough to compute its increase over any window from the
+/// shortest one a rule asks for to the longest: a few levels of bounded rings, each
+/// sparser than the one before, so a 5-minute window stays exact while a 3-day one is
+/// still covered.
 #[derive(Debug, Default)]
 struct Ring {
-    samples: VecDeque<(Instant, f64)>,
+    levels: Vec<Level>,
     touched: Option<Instant>,
+    min_window: Option<Duration>,
+    horizon: Duration,
 }
 
-/// At most this many samples per counter series: long windows are sampled more sparsely.
-const RING_CAPACITY: usize = 1024;
+#[derive(Debug)]
+struct Level {
+    spacing: Duration,
+    samples: VecDeque<(Instant, f64)>,
+}
 
-impl Ring {
+/// Samples per level.
+const LEVEL_CAPACITY: usize = 512;
+
+impl Level {
     fn push(&mut self, now: Instant, value: f64, horizon: Duration) {
-        self.touched = Some(now);
-        let spacing = horizon / RING_CAPACITY as u32;
         match self.samples.back() {
             Some((last, _))
-                if now.saturating_duration_since(*last) < spacing && self.samples.len() > 1 =>
+                if now.saturating_duration_since(*last) < self.spacing
+                    && self.samples.len() > 1 =>
             {
                 // Too soon for a new slot: the newest sample moves forward.
                 if let Some(back) = self.samples.back_mut() {
@@ -119,15 +129,52 @@ impl Ring {
             }
             _ => self.samples.push_back((now, value)),
         }
-        while let Some((t, _)) = self.samples.front() {
-            if now.saturating_duration_since(*t) > horizon + spacing && self.samples.len() > 2 {
-                self.samples.pop_front();
-            } else {
-                break;
+        while self.samples.len() > 2
+            && (self.samples.len() > LEVEL_CAPACITY
+                || self.samples.front().is_some_and(|(t, _)| {
+                    now.saturating_duration_since(*t) > horizon + self.spacing
+                }))
+        {
+            self.samples.pop_front();
+        }
+    }
+}
+
+impl Ring {
+    fn push(&mut self, now: Instant, value: f64, window: Duration, horizon: Duration) {
+        self.touched = Some(now);
+        let finer = self.min_window.is_none_or(|m| window < m);
+        if finer || horizon > self.horizon {
+            // Lay the levels out again for the new shortest window or longer horizon,
+            // keeping what the finest level holds.
+            let min_window = self.min_window.map_or(window, |m| m.min(window));
+            self.min_window = Some(min_window);
+            self.horizon = self.horizon.max(horizon);
+            let old: Vec<(Instant, f64)> = self
+                .levels
+                .first()
+                .map(|l| l.samples.iter().copied().collect())
+                .unwrap_or_default();
+            self.levels.clear();
+            let mut spacing = (min_window / 64).max(Duration::from_millis(1));
+            loop {
+                self.levels.push(Level {
+                    spacing,
+                    samples: VecDeque::new(),
+                });
+                if spacing * LEVEL_CAPACITY as u32 >= self.horizon || self.levels.len() >= 8 {
+                    break;
+                }
+                spacing *= 8;
+            }
+            for (t, v) in old {
+                for level in &mut self.levels {
+                    level.push(t, v, self.horizon);
+                }
             }
         }
-        while self.samples.len() > RING_CAPACITY {
-            self.samples.pop_front();
+        for level in &mut self.levels {
+            level.push(now, value, self.horizon);
         }
     }
 
@@ -135,16 +182,26 @@ impl Ring {
     /// zero), with the span it covers; `None` with fewer than two samples.
     fn increase(&self, now: Instant, window: Duration) -> Option<(f64, Duration)> {
         let from = now.checked_sub(window);
-        // The latest sample at or before the window's start, else the oldest one.
+        // The finest level that reaches back to the window's start, else the one reaching
+        // furthest.
+        let level = self
+            .levels
+            .iter()
+            .find(|l| match (from, l.samples.front()) {
+                (Some(from), Some((t, _))) => *t <= from,
+                _ => false,
+            })
+            .or_else(|| {
+                self.levels
+                    .iter()
+                    .min_by_key(|l| l.samples.front().map(|(t, _)| *t))
+            })?;
+        let samples = &level.samples;
         let start = match from {
-            Some(from) => self
-                .samples
-                .iter()
-                .rposition(|(t, _)| *t <= from)
-                .unwrap_or(0),
+            Some(from) => samples.iter().rposition(|(t, _)| *t <= from).unwrap_or(0),
             None => 0,
         };
-        let slice: Vec<&(Instant, f64)> = self.samples.iter().skip(start).collect();
+        let slice: Vec<&(Instant, f64)> = samples.iter().skip(start).collect();
         if slice.len() < 2 {
             return None;
         }
@@ -236,17 +293,21 @@ impl Sources {
         };
         let previous = self.last_snapshot.replace(now);
         for rule in rules {
+            let window = match &rule.signal {
+                Signal::BurnRate { short, .. } => *short,
+                _ => rule.window,
+            };
             for (key, value) in self.counters(&snapshot, &rule.signal) {
                 let ring = self.history.entry(key).or_insert_with(|| {
                     // A series that appeared since the last look was at zero then: the
                     // metrics layer creates a series at its first increment.
                     let mut ring = Ring::default();
                     if let Some(prev) = previous {
-                        ring.push(prev, 0.0, horizon);
+                        ring.push(prev, 0.0, window, horizon);
                     }
                     ring
                 });
-                ring.push(now, value, horizon);
+                ring.push(now, value, window, horizon);
             }
         }
         // Series not seen for a whole horizon are forgotten.
@@ -512,6 +573,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn short_windows_stay_exact_beside_long_ones() {
+        let mut ring = Ring::default();
+        let t0 = Instant::now();
+        let three_days = Duration::from_secs(3 * 86_400);
+        // One sample every 15 s for four days, one count per second.
+        let mut now = t0;
+        for i in 0..(4 * 86_400 / 15) {
+            now = t0 + Duration::from_secs(i * 15);
+            ring.push(now, (i * 15) as f64, Duration::from_secs(300), three_days);
+        }
+        let (inc, span) = ring.increase(now, Duration::from_secs(300)).expect("5 min");
+        assert_eq!((inc, span), (300.0, Duration::from_secs(300)));
+        let (inc, span) = ring.increase(now, three_days).expect("3 days");
+        let rate = inc / span.as_secs_f64();
+        assert!(
+            (rate - 1.0).abs() < 1e-9 && span >= three_days,
+            "{rate} over {span:?}"
+        );
+        let samples: usize = ring.levels.iter().map(|l| l.samples.len()).sum();
+        assert!(samples <= 8 * LEVEL_CAPACITY, "bounded: {samples}");
+    }
+
+    #[test]
     fn exposition_lines_parse_with_escapes() {
         let lines = parse_exposition(
             "# HELP x y\nhttp_server_requests_total{http_route=\"/a\\\"b\",m=\"x\\\\y\\nz\"} 12\nup 1\nbad line\nweird{a=\"1\"} +Inf\n",
@@ -533,7 +617,7 @@ mod tests {
         let t0 = Instant::now();
         let h = Duration::from_secs(600);
         for (s, v) in [(0, 10.0), (60, 20.0), (120, 5.0), (180, 15.0)] {
-            ring.push(t0 + Duration::from_secs(s), v, h);
+            ring.push(t0 + Duration::from_secs(s), v, Duration::from_secs(60), h);
         }
         let now = t0 + Duration::from_secs(180);
         // 10→20 (+10), reset to 5 (+5), 5→15 (+10)

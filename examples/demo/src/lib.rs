@@ -47,8 +47,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use towerscope_alert::{
-    Alerting, Condition, RouteScope, Rule, Severity, Signal, Sources, default_rules,
-    slo_burn_rate_rules,
+    Alerting, AlertmanagerNotifier, Condition, Delivery, RouteScope, Rule, Severity, Signal,
+    Sources, default_rules, slo_burn_rate_rules,
 };
 use towerscope_core::{CatchPanicLayer, UserId};
 use towerscope_health::{
@@ -96,6 +96,12 @@ pub struct Config {
     pub tracer: Option<SdkTracer>,
     /// The inventory service's tracer (its resource names the inventory service).
     pub inventory_tracer: Option<SdkTracer>,
+    /// Rules evaluated besides [`alert_rules`] (from `--rules FILE`).
+    pub extra_rules: Vec<Rule>,
+    /// How often alert rules are evaluated.
+    pub alert_interval: Duration,
+    /// An Alertmanager (`http://host:9093`) that receives the demo's alerts.
+    pub alertmanager: Option<String>,
 }
 
 /// A tracer that records spans (so IDs, log lines and exemplars name them) and exports
@@ -115,6 +121,9 @@ impl Default for Config {
             database: "sqlite::memory:".into(),
             tracer: None,
             inventory_tracer: None,
+            extra_rules: Vec::new(),
+            alert_interval: Duration::from_secs(15),
+            alertmanager: None,
         }
     }
 }
@@ -293,9 +302,19 @@ impl Demo {
             builder = builder.bearer_token(token);
         }
         let metrics = builder.build(registry);
-        let alerting = Alerting::builder(Sources::new(metrics.clone()).perf(perf.clone()))
+        let mut alerting = Alerting::builder(Sources::new(metrics.clone()).perf(perf.clone()))
             .rules(alert_rules())
-            .spawn();
+            .rules(config.extra_rules)
+            .interval(config.alert_interval);
+        if let Some(url) = config.alertmanager {
+            alerting = alerting.notify(
+                Delivery::builder(
+                    AlertmanagerNotifier::new(url).generator_url("http://127.0.0.1:8080/metrics"),
+                )
+                .spawn(),
+            );
+        }
+        let alerting = alerting.spawn();
         let router = api
             .route_service("/metrics", metrics.clone())
             .route_service("/health", health.liveness_service())

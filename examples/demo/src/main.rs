@@ -27,6 +27,12 @@ struct Args {
     /// Log format: `json` or `pretty` (default: json in production, pretty otherwise).
     #[arg(long, env = "TOWERSCOPE_LOG_FORMAT")]
     log_format: Option<LogFormat>,
+    /// More alert rules, from a YAML or TOML file.
+    #[arg(long, env = "TOWERSCOPE_RULES")]
+    rules: Option<std::path::PathBuf>,
+    /// Send alerts to this Alertmanager (`http://127.0.0.1:9093`).
+    #[arg(long, env = "TOWERSCOPE_ALERTMANAGER")]
+    alertmanager: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -42,9 +48,13 @@ enum Command {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     if let Some(Command::ExportRules) = args.command {
+        let mut rules = towerscope_demo::alert_rules();
+        if let Some(path) = &args.rules {
+            rules.extend(towerscope_alert::load_rules(path)?);
+        }
         let (yaml, skipped) = towerscope_alert::to_prometheus_rules(
             "towerscope-demo",
-            &towerscope_demo::alert_rules(),
+            &rules,
             &towerscope_metrics::MetricNames::otel(),
             &towerscope_metrics::SystemNames::system(),
         );
@@ -79,12 +89,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .metrics(&mut registry)
         .with_layer(towerscope_trace::tracing_layer(shop_tracing.tracer()))
         .init()?;
+    let extra_rules = match &args.rules {
+        Some(path) => towerscope_alert::load_rules(path)?,
+        None => Vec::new(),
+    };
     let config = Config {
         environment: args.environment,
         metrics_token: args.metrics_token,
         database: args.database,
         tracer: Some(shop_tracing.tracer()),
         inventory_tracer: Some(inventory_tracing.tracer()),
+        extra_rules,
+        alertmanager: args.alertmanager,
+        ..Config::default()
     };
     let demo = Demo::with_registry(config, registry).await?;
 

@@ -1,0 +1,116 @@
+//! Alert email through a real SMTP server on 127.0.0.1 (aiosmtpd, from PyPI).
+
+use std::time::{Duration, SystemTime};
+
+use towerscope_alert::{
+    Alert, AlertState, Delivery, EmailNotifier, Notification, Notify, Severity,
+};
+use towerscope_tests::{Component, eventually, free_port, require_program};
+
+fn aiosmtpd() -> Option<std::path::PathBuf> {
+    let python = require_program("python3")?;
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let msg = "the Python package aiosmtpd is not installed; run scripts/test (it installs it)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("SKIPPED: {msg}");
+        return None;
+    }
+    Some(python)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_email_arrives() {
+    let Some(python) = aiosmtpd() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let server = Component::start(
+        &python,
+        &[
+            "-u".into(),
+            "-m".into(),
+            "aiosmtpd".into(),
+            "-n".into(),
+            "-c".into(),
+            "aiosmtpd.handlers.Debugging".into(),
+            "-l".into(),
+            format!("127.0.0.1:{port}"),
+        ],
+        dir.path().join("smtp.log"),
+    );
+    let up = eventually(Duration::from_secs(20), || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    assert!(up.is_some(), "aiosmtpd did not start:\n{}", server.output());
+
+    let mail = Delivery::builder(
+        EmailNotifier::new(
+            "127.0.0.1",
+            port,
+            "Alerts <alerts@shop.example>",
+            ["oncall@shop.example"],
+        )
+        .expect("addresses"),
+    )
+    .spawn();
+    let mut labels = std::collections::BTreeMap::new();
+    labels.insert("alertname".to_owned(), "HighErrorRate".to_owned());
+    labels.insert("severity".to_owned(), "critical".to_owned());
+    let alert = Alert {
+        name: "HighErrorRate".into(),
+        severity: Severity::Critical,
+        labels,
+        annotations: [(
+            "runbook_url".to_owned(),
+            "https://runbooks.example/errors".to_owned(),
+        )]
+        .into(),
+        message: "Error rate is 12.5% (threshold 5%)".into(),
+        value: 12.5,
+        threshold: 5.0,
+        state: AlertState::Firing,
+        active_since: SystemTime::now(),
+        firing_since: Some(SystemTime::now()),
+        silenced: false,
+        fingerprint: "HighErrorRate".into(),
+    };
+    mail.notify(&Notification::Firing(alert.clone()));
+    mail.notify(&Notification::Resolved {
+        alert,
+        ended: SystemTime::now(),
+    });
+    let both = eventually(Duration::from_secs(20), || {
+        let done = mail.delivered() == 2;
+        async move { done.then_some(()) }
+    })
+    .await;
+    assert!(
+        both.is_some(),
+        "not delivered (failed: {}):\n{}",
+        mail.failed(),
+        server.output()
+    );
+    let log = server.output();
+    for needle in [
+        "Subject: [FIRING] HighErrorRate (critical)",
+        "Subject: [RESOLVED] HighErrorRate (critical)",
+        "From: Alerts <alerts@shop.example>",
+        "To: oncall@shop.example",
+        "Error rate is 12.5% (threshold 5%)",
+        "runbook_url: https://runbooks.example/errors",
+    ] {
+        assert!(
+            log.contains(needle),
+            "{needle} missing from what the server received:\n{log}"
+        );
+    }
+}
