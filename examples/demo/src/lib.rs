@@ -297,6 +297,15 @@ impl Demo {
             .metrics(&mut registry)
             .build();
 
+        // Notifier deliveries register their outcome counters before the registry goes
+        // to the metrics service.
+        let alertmanager = config.alertmanager.map(|url| {
+            Delivery::builder(
+                AlertmanagerNotifier::new(url).generator_url("http://127.0.0.1:8080/metrics"),
+            )
+            .metrics(&mut registry)
+            .spawn()
+        });
         let mut builder = MetricsService::builder();
         if let Some(token) = config.metrics_token {
             builder = builder.bearer_token(token);
@@ -306,13 +315,8 @@ impl Demo {
             .rules(alert_rules())
             .rules(config.extra_rules)
             .interval(config.alert_interval);
-        if let Some(url) = config.alertmanager {
-            alerting = alerting.notify(
-                Delivery::builder(
-                    AlertmanagerNotifier::new(url).generator_url("http://127.0.0.1:8080/metrics"),
-                )
-                .spawn(),
-            );
+        if let Some(delivery) = alertmanager {
+            alerting = alerting.notify(delivery);
         }
         let alerting = alerting.spawn();
         let router = api

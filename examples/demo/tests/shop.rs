@@ -146,3 +146,18 @@ async fn metrics_token_is_enforced() {
     let resp = demo.router().oneshot(req).await.expect("infallible");
     assert_eq!(resp.status(), 200);
 }
+
+#[test]
+fn export_rules_prints_every_rule_as_a_prometheus_rule_file() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
+        .arg("export-rules")
+        .output()
+        .expect("run the demo binary");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(text.starts_with("groups:"), "{text}");
+    for rule in towerscope_demo::alert_rules() {
+        assert!(text.contains(&format!("alert: {}", rule.name)), "{} missing", rule.name);
+    }
+    assert!(out.stderr.is_empty(), "no rule skipped");
+}
