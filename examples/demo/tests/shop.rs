@@ -153,11 +153,19 @@ fn export_rules_prints_every_rule_as_a_prometheus_rule_file() {
         .arg("export-rules")
         .output()
         .expect("run the demo binary");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).expect("utf8");
     assert!(text.starts_with("groups:"), "{text}");
     for rule in towerscope_demo::alert_rules() {
-        assert!(text.contains(&format!("alert: {}", rule.name)), "{} missing", rule.name);
+        assert!(
+            text.contains(&format!("alert: {}", rule.name)),
+            "{} missing",
+            rule.name
+        );
     }
     assert!(out.stderr.is_empty(), "no rule skipped");
 }
