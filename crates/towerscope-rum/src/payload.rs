@@ -1,0 +1,375 @@
+//! The beacon's schema, checked strictly: every refusal names the field.
+
+use serde_json::Value;
+
+/// Most events one beacon may carry.
+pub const MAX_EVENTS: usize = 200;
+
+/// A Core Web Vital or navigation metric the collector reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Vital {
+    /// Largest Contentful Paint, milliseconds.
+    Lcp,
+    /// Interaction to Next Paint, milliseconds.
+    Inp,
+    /// Cumulative Layout Shift, unitless.
+    Cls,
+    /// First Contentful Paint, milliseconds.
+    Fcp,
+    /// Time to First Byte, milliseconds.
+    Ttfb,
+}
+
+impl Vital {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "LCP" => Self::Lcp,
+            "INP" => Self::Inp,
+            "CLS" => Self::Cls,
+            "FCP" => Self::Fcp,
+            "TTFB" => Self::Ttfb,
+            _ => return None,
+        })
+    }
+
+    /// `LCP`, `INP`, `CLS`, `FCP` or `TTFB`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lcp => "LCP",
+            Self::Inp => "INP",
+            Self::Cls => "CLS",
+            Self::Fcp => "FCP",
+            Self::Ttfb => "TTFB",
+        }
+    }
+
+    /// The Core Web Vitals thresholds (good up to the first, needs improvement up to the
+    /// second, poor above), in the metric's own unit (milliseconds; CLS unitless).
+    pub fn thresholds(self) -> (f64, f64) {
+        match self {
+            Self::Lcp => (2500.0, 4000.0),
+            Self::Inp => (200.0, 500.0),
+            Self::Cls => (0.1, 0.25),
+            Self::Fcp => (1800.0, 3000.0),
+            Self::Ttfb => (800.0, 1800.0),
+        }
+    }
+
+    /// The largest value believed: beyond it a value is refused as implausible.
+    pub fn max(self) -> f64 {
+        match self {
+            Self::Cls => 100.0,
+            Self::Inp => 60_000.0,
+            _ => 300_000.0,
+        }
+    }
+
+    /// `good`, `needs_improvement` or `poor` for `value`.
+    ///
+    /// ```
+    /// use towerscope_rum::Vital;
+    /// assert_eq!(Vital::Lcp.rating(2500.0), "good");
+    /// assert_eq!(Vital::Inp.rating(350.0), "needs_improvement");
+    /// assert_eq!(Vital::Cls.rating(0.3), "poor");
+    /// ```
+    pub fn rating(self, value: f64) -> &'static str {
+        let (good, poor) = self.thresholds();
+        if value <= good {
+            "good"
+        } else if value <= poor {
+            "needs_improvement"
+        } else {
+            "poor"
+        }
+    }
+}
+
+/// One checked event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A Core Web Vital.
+    Vital {
+        /// Which.
+        vital: Vital,
+        /// Milliseconds (CLS unitless).
+        value: f64,
+    },
+    /// Navigation timing, milliseconds from navigation start.
+    Navigation {
+        /// DOMContentLoaded.
+        dom_content_loaded: Option<f64>,
+        /// load.
+        load: Option<f64>,
+    },
+    /// A JavaScript error or unhandled rejection.
+    Error {
+        /// The message (truncated).
+        message: String,
+        /// Script URL (truncated).
+        source: Option<String>,
+        /// Line.
+        line: Option<u32>,
+        /// The stack (truncated).
+        stack: Option<String>,
+    },
+    /// A `fetch` the page made.
+    Api {
+        /// The path requested (normalised later).
+        url: String,
+        /// The HTTP status, 0 for a network failure.
+        status: u16,
+        /// Milliseconds.
+        duration: f64,
+    },
+    /// A click (opt-in on the page).
+    Click,
+}
+
+/// A checked beacon.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Beacon {
+    /// The tab session's ID.
+    pub session: String,
+    /// The page URL as sent (normalised before it becomes a label).
+    pub page: String,
+    /// The events.
+    pub events: Vec<Event>,
+}
+
+/// Why a beacon was refused: the field and what is wrong with it.
+///
+/// ```
+/// let err = towerscope_rum::parse_beacon(br#"{"session":"s1","page":"/","events":[{"type":"vital","name":"LCP","value":-1}]}"#).unwrap_err();
+/// assert_eq!(err.field, "events[0].value");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct BeaconError {
+    /// The path of the bad field (`events[3].value`).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> BeaconError {
+    BeaconError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Truncates at a character boundary.
+pub(crate) fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+fn string(v: &Value, field: &str, max: usize) -> Result<String, BeaconError> {
+    match v {
+        Value::String(s) => Ok(cut(s, max)),
+        _ => Err(err(field, "must be a string")),
+    }
+}
+
+fn number(v: &Value, field: &str, max: f64) -> Result<f64, BeaconError> {
+    match v.as_f64() {
+        Some(n) if n.is_finite() && (0.0..=max).contains(&n) => Ok(n),
+        Some(_) => Err(err(
+            field,
+            format!("must be a finite number between 0 and {max}"),
+        )),
+        None => Err(err(field, "must be a number")),
+    }
+}
+
+fn opt_number(
+    o: &serde_json::Map<String, Value>,
+    key: &str,
+    field: &str,
+    max: f64,
+) -> Result<Option<f64>, BeaconError> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => number(v, &format!("{field}.{key}"), max).map(Some),
+    }
+}
+
+fn check_keys(
+    o: &serde_json::Map<String, Value>,
+    allowed: &[&str],
+    field: &str,
+) -> Result<(), BeaconError> {
+    match o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(err(format!("{field}.{}", cut(k, 40)), "unknown field")),
+        None => Ok(()),
+    }
+}
+
+/// Parses and checks a beacon body (the collector's JSON, sent as `text/plain`).
+///
+/// The shape: `{"session": "<id>", "page": "<url>", "events": [...]}` where each event has a
+/// `type`: `vital` (`name`: LCP, INP, CLS, FCP or TTFB; `value`), `navigation`
+/// (`dcl`, `load`), `error` (`message`, `source`, `line`, `stack`), `api` (`url`,
+/// `status`, `duration`) or `click`. Unknown fields are refused; numbers must be finite,
+/// non-negative and plausible; strings are truncated.
+///
+/// ```
+/// let b = towerscope_rum::parse_beacon(br#"{"session":"abc","page":"/cart","events":[{"type":"vital","name":"INP","value":180}]}"#).unwrap();
+/// assert_eq!(b.events.len(), 1);
+/// ```
+pub fn parse_beacon(body: &[u8]) -> Result<Beacon, BeaconError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| err("body", format!("not valid JSON: {e}")))?;
+    let Value::Object(o) = v else {
+        return Err(err("body", "must be a JSON object"));
+    };
+    check_keys(&o, &["session", "page", "events"], "body")
+        .map_err(|e| err(e.field.trim_start_matches("body."), e.message))?;
+    let session = string(
+        o.get("session").ok_or_else(|| err("session", "missing"))?,
+        "session",
+        128,
+    )?;
+    if session.is_empty()
+        || !session
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(err("session", "must be letters, digits and dashes"));
+    }
+    let page = string(
+        o.get("page").ok_or_else(|| err("page", "missing"))?,
+        "page",
+        2048,
+    )?;
+    let Some(Value::Array(items)) = o.get("events") else {
+        return Err(err("events", "must be a list"));
+    };
+    if items.len() > MAX_EVENTS {
+        return Err(err(
+            "events",
+            format!("at most {MAX_EVENTS} events per beacon"),
+        ));
+    }
+    let mut events = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("events[{i}]");
+        let Value::Object(e) = item else {
+            return Err(err(field, "must be an object"));
+        };
+        let kind = string(
+            e.get("type")
+                .ok_or_else(|| err(format!("{field}.type"), "missing"))?,
+            &format!("{field}.type"),
+            32,
+        )?;
+        let event = match kind.as_str() {
+            "vital" => {
+                check_keys(e, &["type", "name", "value", "id"], &field)?;
+                let name = string(
+                    e.get("name")
+                        .ok_or_else(|| err(format!("{field}.name"), "missing"))?,
+                    &format!("{field}.name"),
+                    16,
+                )?;
+                let vital = Vital::parse(&name).ok_or_else(|| {
+                    err(
+                        format!("{field}.name"),
+                        "must be LCP, INP, CLS, FCP or TTFB",
+                    )
+                })?;
+                let value = number(
+                    e.get("value")
+                        .ok_or_else(|| err(format!("{field}.value"), "missing"))?,
+                    &format!("{field}.value"),
+                    vital.max(),
+                )?;
+                Event::Vital { vital, value }
+            }
+            "navigation" => {
+                check_keys(e, &["type", "dcl", "load"], &field)?;
+                Event::Navigation {
+                    dom_content_loaded: opt_number(e, "dcl", &field, 300_000.0)?,
+                    load: opt_number(e, "load", &field, 300_000.0)?,
+                }
+            }
+            "error" => {
+                check_keys(
+                    e,
+                    &["type", "message", "source", "line", "col", "stack"],
+                    &field,
+                )?;
+                let message = string(
+                    e.get("message")
+                        .ok_or_else(|| err(format!("{field}.message"), "missing"))?,
+                    &format!("{field}.message"),
+                    512,
+                )?;
+                let source = match e.get("source") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(string(v, &format!("{field}.source"), 512)?),
+                };
+                let line = opt_number(e, "line", &field, 10_000_000.0)?.map(|l| l as u32);
+                opt_number(e, "col", &field, 10_000_000.0)?;
+                let stack = match e.get("stack") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(string(v, &format!("{field}.stack"), 2048)?),
+                };
+                Event::Error {
+                    message,
+                    source,
+                    line,
+                    stack,
+                }
+            }
+            "api" => {
+                check_keys(e, &["type", "url", "method", "status", "duration"], &field)?;
+                let url = string(
+                    e.get("url")
+                        .ok_or_else(|| err(format!("{field}.url"), "missing"))?,
+                    &format!("{field}.url"),
+                    2048,
+                )?;
+                if let Some(m) = e.get("method") {
+                    string(m, &format!("{field}.method"), 16)?;
+                }
+                let status = number(
+                    e.get("status")
+                        .ok_or_else(|| err(format!("{field}.status"), "missing"))?,
+                    &format!("{field}.status"),
+                    599.0,
+                )? as u16;
+                let duration = number(
+                    e.get("duration")
+                        .ok_or_else(|| err(format!("{field}.duration"), "missing"))?,
+                    &format!("{field}.duration"),
+                    600_000.0,
+                )?;
+                Event::Api {
+                    url,
+                    status,
+                    duration,
+                }
+            }
+            "click" => {
+                check_keys(e, &["type", "target"], &field)?;
+                Event::Click
+            }
+            _ => {
+                return Err(err(
+                    format!("{field}.type"),
+                    "must be vital, navigation, error, api or click",
+                ));
+            }
+        };
+        events.push(event);
+    }
+    Ok(Beacon {
+        session,
+        page,
+        events,
+    })
+}

@@ -1,0 +1,459 @@
+//! The ingestion service (`POST /api/rum`) and the collector script (`GET /rum.js`).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, Full, Limited};
+use prometheus_client::registry::Registry;
+
+use crate::payload::{Event, parse_beacon};
+use crate::state::{
+    ApiLabels, ErrorLabels, Metrics, OutcomeLabel, PageLabel, PageTemplates, PhaseLabels,
+    RateLimiter, Sessions, VitalLabels, browser_family,
+};
+
+/// The collector script, written for towerscope and embedded: no dependencies, no CDN.
+pub const RUM_JS: &str = include_str!("../assets/rum.js");
+
+struct Inner {
+    pages: PageTemplates,
+    metrics: Metrics,
+    limiter: RateLimiter,
+    sessions: Sessions,
+    max_body: usize,
+    origins: Vec<HeaderValue>,
+}
+
+/// Builds [`Rum`].
+#[must_use]
+pub struct RumBuilder {
+    pages: PageTemplates,
+    max_body: usize,
+    per_minute: u32,
+    burst: u32,
+    max_clients: usize,
+    origins: Vec<HeaderValue>,
+}
+
+impl std::fmt::Debug for RumBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RumBuilder").finish_non_exhaustive()
+    }
+}
+
+impl RumBuilder {
+    /// The route templates page and API URLs are reduced to (anything else is `other`).
+    pub fn pages(mut self, pages: PageTemplates) -> Self {
+        self.pages = pages;
+        self
+    }
+
+    /// The largest body accepted (default 64 KiB); larger ones get 413.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Beacons per minute per client address, with a burst (defaults 60 and 20); more get
+    /// 429. At most `max_clients` addresses are remembered (default 10,000).
+    pub fn rate_limit(mut self, per_minute: u32, burst: u32, max_clients: usize) -> Self {
+        self.per_minute = per_minute;
+        self.burst = burst;
+        self.max_clients = max_clients.max(1);
+        self
+    }
+
+    /// Origins allowed to send beacons cross-origin (CORS). Same-origin pages need none.
+    pub fn allow_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.origins = origins
+            .into_iter()
+            .filter_map(|o| HeaderValue::from_str(o.as_ref()).ok())
+            .collect();
+        self
+    }
+
+    /// Registers the RUM metrics into `registry`.
+    pub fn build(self, registry: &mut Registry) -> Rum {
+        Rum {
+            inner: Arc::new(Inner {
+                pages: self.pages,
+                metrics: Metrics::register(registry),
+                limiter: RateLimiter::new(self.per_minute, self.burst, self.max_clients),
+                sessions: Sessions::new(100_000),
+                max_body: self.max_body,
+                origins: self.origins,
+            }),
+        }
+    }
+}
+
+/// Real-user monitoring: the ingestion service for the collector's beacons, and the script.
+///
+/// ```
+/// use prometheus_client::registry::Registry;
+/// use towerscope_rum::{PageTemplates, Rum};
+/// let mut registry = Registry::default();
+/// let rum = Rum::builder()
+///     .pages(PageTemplates::new(["/", "/products/{id}", "/cart"]))
+///     .build(&mut registry);
+/// let app: axum::Router = rum.router(); // GET /rum.js, POST /api/rum
+/// ```
+#[derive(Clone)]
+pub struct Rum {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Rum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rum").finish_non_exhaustive()
+    }
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn empty(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+impl Rum {
+    /// Defaults: no page templates (every page is `other`), 64 KiB bodies, 60 beacons a
+    /// minute per client with a burst of 20, no cross-origin senders.
+    pub fn builder() -> RumBuilder {
+        RumBuilder {
+            pages: PageTemplates::default(),
+            max_body: 64 * 1024,
+            per_minute: 60,
+            burst: 20,
+            max_clients: 10_000,
+            origins: Vec::new(),
+        }
+    }
+
+    /// Distinct sessions that sent a beacon within `within` (the dashboard's active users).
+    pub fn active_sessions(&self, within: Duration) -> usize {
+        self.inner.sessions.active(within, Instant::now())
+    }
+
+    /// The ingestion endpoint as a tower service (mount it at `POST /api/rum`).
+    pub fn ingest_service(&self) -> RumService {
+        RumService { rum: self.clone() }
+    }
+
+    /// The collector script as a tower service (mount it at `GET /rum.js`).
+    pub fn script_service(&self) -> ScriptService {
+        ScriptService
+    }
+
+    /// `GET /rum.js` and `POST /api/rum` (with `OPTIONS` for CORS preflight).
+    #[cfg(feature = "axum")]
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        axum::Router::new()
+            .route_service("/rum.js", self.script_service())
+            .route_service("/api/rum", self.ingest_service())
+    }
+
+    fn cors(&self, origin: Option<&HeaderValue>, resp: &mut Response<Full<Bytes>>) {
+        if let Some(origin) = origin.filter(|o| self.inner.origins.contains(o)) {
+            let h = resp.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("POST, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type"),
+            );
+            h.insert(header::VARY, HeaderValue::from_static("origin"));
+        }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.inner
+            .metrics
+            .beacons
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    async fn handle<B>(self, req: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: http_body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        let mut resp = self.handle_inner(req).await;
+        self.cors(origin.as_ref(), &mut resp);
+        resp
+    }
+
+    async fn handle_inner<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: http_body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let inner = &*self.inner;
+        if req.method() == Method::OPTIONS {
+            return empty(StatusCode::NO_CONTENT);
+        }
+        if req.method() != Method::POST {
+            let mut r = empty(StatusCode::METHOD_NOT_ALLOWED);
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+            return r;
+        }
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("text/plain");
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if mime != "text/plain" && mime != "application/json" {
+            self.count("invalid");
+            return json_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                serde_json::json!({ "error": "send JSON as text/plain or application/json", "field": "content-type" }),
+            );
+        }
+        let client = client_ip(&req);
+        if let Some(ip) = client {
+            if !inner.limiter.allow(ip, Instant::now()) {
+                self.count("rate_limited");
+                let mut r = json_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    serde_json::json!({ "error": "too many beacons" }),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+                return r;
+            }
+        }
+        let browser = browser_family(
+            req.headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let body = match Limited::new(req.into_body(), inner.max_body)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                let too_large = e
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some();
+                self.count(if too_large { "too_large" } else { "invalid" });
+                return if too_large {
+                    json_response(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        serde_json::json!({ "error": format!("body larger than {} bytes", inner.max_body), "field": "body" }),
+                    )
+                } else {
+                    json_response(
+                        StatusCode::BAD_REQUEST,
+                        serde_json::json!({ "error": "body could not be read", "field": "body" }),
+                    )
+                };
+            }
+        };
+        let beacon = match parse_beacon(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                self.count("invalid");
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({ "error": e.message, "field": e.field }),
+                );
+            }
+        };
+        self.count("accepted");
+        inner.sessions.touch(&beacon.session, Instant::now());
+        let page = inner.pages.normalize(&beacon.page).to_owned();
+        let m = &inner.metrics;
+        for event in beacon.events {
+            match event {
+                Event::Vital { vital, value } => {
+                    let seconds = if vital == crate::Vital::Cls {
+                        value
+                    } else {
+                        value / 1000.0
+                    };
+                    m.vital(vital)
+                        .get_or_create(&VitalLabels {
+                            page: page.clone(),
+                            rating: vital.rating(value),
+                        })
+                        .observe(seconds);
+                }
+                Event::Navigation {
+                    dom_content_loaded,
+                    load,
+                } => {
+                    for (phase, v) in [("dom_content_loaded", dom_content_loaded), ("load", load)] {
+                        if let Some(v) = v {
+                            m.load
+                                .get_or_create(&PhaseLabels {
+                                    page: page.clone(),
+                                    phase,
+                                })
+                                .observe(v / 1000.0);
+                        }
+                    }
+                }
+                Event::Error {
+                    message,
+                    source,
+                    line,
+                    stack,
+                } => {
+                    m.errors
+                        .get_or_create(&ErrorLabels {
+                            page: page.clone(),
+                            browser,
+                        })
+                        .inc();
+                    tracing::warn!(
+                        target: "towerscope_rum",
+                        event_type = "rum_error",
+                        page = %page,
+                        browser,
+                        session = %beacon.session,
+                        source = source.as_deref(),
+                        line,
+                        stack = stack.as_deref(),
+                        "browser error: {message}"
+                    );
+                }
+                Event::Api {
+                    url,
+                    status,
+                    duration,
+                } => {
+                    let status_class = match status {
+                        0 => "network_error",
+                        100..=199 => "1xx",
+                        200..=299 => "2xx",
+                        300..=399 => "3xx",
+                        400..=499 => "4xx",
+                        _ => "5xx",
+                    };
+                    m.api
+                        .get_or_create(&ApiLabels {
+                            endpoint: inner.pages.normalize(&url).to_owned(),
+                            status_class,
+                        })
+                        .observe(duration / 1000.0);
+                }
+                Event::Click => {
+                    m.clicks
+                        .get_or_create(&PageLabel { page: page.clone() })
+                        .inc();
+                }
+            }
+        }
+        empty(StatusCode::NO_CONTENT)
+    }
+}
+
+fn client_ip<B>(req: &Request<B>) -> Option<IpAddr> {
+    if let Some(p) = req.extensions().get::<towerscope_core::PeerAddr>() {
+        return Some(p.0.ip());
+    }
+    #[cfg(feature = "axum")]
+    if let Some(ci) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(ci.0.ip());
+    }
+    None
+}
+
+/// `POST /api/rum`: see [`Rum`].
+#[derive(Clone, Debug)]
+pub struct RumService {
+    rum: Rum,
+}
+
+impl<B> tower_service::Service<Request<B>> for RumService
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let rum = self.rum.clone();
+        Box::pin(async move { Ok(rum.handle(req).await) })
+    }
+}
+
+/// `GET /rum.js`: the collector script, cacheable for an hour.
+#[derive(Clone, Copy, Debug)]
+pub struct ScriptService;
+
+impl<B> tower_service::Service<Request<B>> for ScriptService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let resp = if req.method() == Method::GET || req.method() == Method::HEAD {
+            let mut r = Response::new(Full::new(Bytes::from_static(RUM_JS.as_bytes())));
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            );
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            );
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            r
+        } else {
+            empty(StatusCode::METHOD_NOT_ALLOWED)
+        };
+        std::future::ready(Ok(resp))
+    }
+}
