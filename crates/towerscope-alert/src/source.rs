@@ -318,6 +318,31 @@ impl Sources {
         snapshot
     }
 
+    /// The current value of each of `signals` over `window` (overall, the first series for
+    /// per-route signals), reading the registry once; `None` where there is no data yet.
+    /// Rates need two reads: the first call records where counters start. This is what the
+    /// dashboard shows.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prometheus_client::registry::Registry;
+    /// use towerscope_alert::{RouteScope, Signal, Sources};
+    /// let mut sources = Sources::new(towerscope_metrics::MetricsService::new(Registry::default()));
+    /// let values = sources.current(&[Signal::RequestRate(RouteScope::Overall)], Duration::from_secs(60));
+    /// assert_eq!(values, vec![None]); // one read: no rate yet
+    /// ```
+    pub fn current(&mut self, signals: &[Signal], window: Duration) -> Vec<Option<f64>> {
+        let rules: Vec<Rule> = signals
+            .iter()
+            .map(|s| Rule::new("_", s.clone(), crate::rule::Condition::Gt, 0.0).window(window))
+            .collect();
+        let snapshot = self.snapshot(Instant::now(), &rules);
+        rules
+            .iter()
+            .map(|r| self.values(&snapshot, r).first().map(|s| s.value))
+            .collect()
+    }
+
     fn requests_name(&self) -> String {
         match &self.names.requests {
             Some(n) => format!("{n}_total"),

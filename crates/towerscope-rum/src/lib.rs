@@ -32,5 +32,5 @@ mod service;
 mod state;
 
 pub use payload::{Beacon, BeaconError, Event, MAX_EVENTS, Vital, parse_beacon};
-pub use service::{RUM_JS, Rum, RumBuilder, RumService, ScriptService};
+pub use service::{RUM_JS, Rum, RumBuilder, RumService, ScriptService, VitalSummary};
 pub use state::{OTHER_PAGE, PageTemplates, browser_family};

@@ -22,7 +22,30 @@ use crate::state::{
 /// The collector script, written for towerscope and embedded: no dependencies, no CDN.
 pub const RUM_JS: &str = include_str!("../assets/rum.js");
 
+/// The 75th percentile of one vital on one page, as the Core Web Vitals assess it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VitalSummary {
+    /// The page template.
+    pub page: String,
+    /// `LCP`, `INP`, `CLS`, `FCP` or `TTFB`.
+    pub vital: &'static str,
+    /// The 75th percentile (milliseconds; CLS unitless).
+    pub p75: f64,
+    /// The rating of the p75.
+    pub rating: &'static str,
+    /// Values it was computed from.
+    pub count: usize,
+}
+
+/// Recent values per (page, vital), with when they arrived.
+type Recent =
+    std::collections::HashMap<(String, crate::Vital), std::collections::VecDeque<(Instant, f64)>>;
+
+/// Recent values per (page, vital), for p75: at most this many each.
+const RECENT: usize = 500;
+
 struct Inner {
+    recent: std::sync::Mutex<Recent>,
     pages: PageTemplates,
     metrics: Metrics,
     limiter: RateLimiter,
@@ -87,6 +110,7 @@ impl RumBuilder {
     pub fn build(self, registry: &mut Registry) -> Rum {
         Rum {
             inner: Arc::new(Inner {
+                recent: std::sync::Mutex::default(),
                 pages: self.pages,
                 metrics: Metrics::register(registry),
                 limiter: RateLimiter::new(self.per_minute, self.burst, self.max_clients),
@@ -153,6 +177,43 @@ impl Rum {
     /// Distinct sessions that sent a beacon within `within` (the dashboard's active users).
     pub fn active_sessions(&self, within: Duration) -> usize {
         self.inner.sessions.active(within, Instant::now())
+    }
+
+    /// The p75 of each vital on each page over the last `within` (the dashboard's Core Web
+    /// Vitals chart), from the most recent values (at most 500 per page and vital).
+    pub fn vitals_p75(&self, within: Duration) -> Vec<VitalSummary> {
+        let now = Instant::now();
+        let recent = self
+            .inner
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: Vec<VitalSummary> = recent
+            .iter()
+            .filter_map(|((page, vital), values)| {
+                let mut v: Vec<f64> = values
+                    .iter()
+                    .filter(|(t, _)| now.saturating_duration_since(*t) <= within)
+                    .map(|(_, v)| *v)
+                    .collect();
+                if v.is_empty() {
+                    return None;
+                }
+                v.sort_by(f64::total_cmp);
+                // Nearest rank.
+                let rank = ((v.len() as f64) * 0.75).ceil() as usize;
+                let p75 = v[rank.clamp(1, v.len()) - 1];
+                Some(VitalSummary {
+                    page: page.clone(),
+                    vital: vital.as_str(),
+                    p75,
+                    rating: vital.rating(p75),
+                    count: v.len(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.page.cmp(&b.page).then(a.vital.cmp(b.vital)));
+        out
     }
 
     /// The ingestion endpoint as a tower service (mount it at `POST /api/rum`).
@@ -299,6 +360,17 @@ impl Rum {
         for event in beacon.events {
             match event {
                 Event::Vital { vital, value } => {
+                    {
+                        let mut recent = inner
+                            .recent
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let q = recent.entry((page.clone(), vital)).or_default();
+                        if q.len() == RECENT {
+                            q.pop_front();
+                        }
+                        q.push_back((Instant::now(), value));
+                    }
                     let seconds = if vital == crate::Vital::Cls {
                         value
                     } else {

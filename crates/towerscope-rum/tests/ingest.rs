@@ -105,6 +105,12 @@ async fn a_full_beacon_becomes_bounded_metrics() {
         "no raw user text in labels"
     );
     assert_eq!(rum.active_sessions(Duration::from_secs(300)), 1);
+    let p75 = rum.vitals_p75(Duration::from_secs(300));
+    let lcp = p75.iter().find(|v| v.vital == "LCP").expect("LCP p75");
+    assert_eq!(
+        (lcp.page.as_str(), lcp.p75, lcp.rating, lcp.count),
+        ("/products/{id}", 1800.5, "good", 1)
+    );
 }
 
 #[tokio::test]

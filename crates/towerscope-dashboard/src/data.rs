@@ -1,0 +1,154 @@
+//! What the dashboard shows, computed from the live sources, and its history.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use towerscope_alert::{RouteScope, Signal, Sources};
+
+/// The system card.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SystemCard {
+    /// CPU in use, percent.
+    pub cpu_percent: Option<f64>,
+    /// Memory in use, percent.
+    pub memory_percent: Option<f64>,
+    /// Disk in use, percent (the fullest).
+    pub disk_percent: Option<f64>,
+}
+
+/// The application card.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AppCard {
+    /// Requests per minute over the last minute.
+    pub requests_per_minute: Option<f64>,
+    /// Failed requests, percent, over the last minute.
+    pub error_rate_percent: Option<f64>,
+    /// Mean response time over the last minute, milliseconds.
+    pub avg_response_ms: Option<f64>,
+    /// 95th percentile response time over the last minute, milliseconds.
+    pub p95_response_ms: Option<f64>,
+    /// Requests being served.
+    pub in_flight: Option<f64>,
+    /// Distinct real-user sessions in the last 5 minutes.
+    pub active_users: Option<usize>,
+}
+
+/// `/api/dashboard/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CurrentMetrics {
+    /// Seconds since the Unix epoch.
+    pub time: f64,
+    /// System.
+    pub system: SystemCard,
+    /// Application.
+    pub app: AppCard,
+}
+
+/// One point of history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryPoint {
+    /// Seconds since the Unix epoch.
+    pub time: f64,
+    /// Median response time, milliseconds, over the interval's window.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile response time, milliseconds.
+    pub p95_ms: Option<f64>,
+    /// Requests per minute.
+    pub requests_per_minute: Option<f64>,
+    /// Failed requests, percent.
+    pub error_rate_percent: Option<f64>,
+}
+
+/// A fixed-size ring of points: a freshly opened page shows the recent past.
+///
+/// ```
+/// let mut h = towerscope_dashboard::History::new(3);
+/// for i in 0..5 {
+///     h.push(towerscope_dashboard::HistoryPoint { time: i as f64, p50_ms: None, p95_ms: None, requests_per_minute: None, error_rate_percent: None });
+/// }
+/// assert_eq!(h.points().iter().map(|p| p.time).collect::<Vec<_>>(), vec![2.0, 3.0, 4.0]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct History {
+    points: VecDeque<HistoryPoint>,
+    capacity: usize,
+}
+
+impl History {
+    /// At most `capacity` points.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            points: VecDeque::with_capacity(capacity.min(10_000)),
+            capacity: capacity.max(1),
+        }
+    }
+    /// Adds a point, dropping the oldest when full.
+    pub fn push(&mut self, p: HistoryPoint) {
+        if self.points.len() == self.capacity {
+            self.points.pop_front();
+        }
+        self.points.push_back(p);
+    }
+    /// The points, oldest first.
+    pub fn points(&self) -> Vec<HistoryPoint> {
+        self.points.iter().cloned().collect()
+    }
+}
+
+pub(crate) fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Reads every number the cards and one history point need, in one registry read.
+pub(crate) fn read(
+    sources: &mut Sources,
+    perf: Option<&towerscope_perf::PerfMonitor>,
+    rum: Option<&towerscope_rum::Rum>,
+) -> (CurrentMetrics, HistoryPoint) {
+    let window = Duration::from_secs(60);
+    let signals = [
+        Signal::CpuPercent,
+        Signal::MemoryPercent,
+        Signal::DiskPercent,
+        Signal::RequestRate(RouteScope::Overall),
+        Signal::ErrorRate(RouteScope::Overall),
+        Signal::AvgResponseTime(RouteScope::Overall),
+        Signal::P95ResponseTime(RouteScope::Overall),
+        Signal::InFlight,
+    ];
+    let v = sources.current(&signals, window);
+    let p50 = perf
+        .and_then(|p| p.stats_merged(towerscope_metrics::PERF_SERIES, window))
+        .filter(|s| s.count > 0)
+        .map(|s| s.median * 1000.0);
+    let per_minute = v[3].map(|r| r * 60.0);
+    let now = unix_now();
+    let current = CurrentMetrics {
+        time: now,
+        system: SystemCard {
+            cpu_percent: v[0],
+            memory_percent: v[1],
+            disk_percent: v[2],
+        },
+        app: AppCard {
+            requests_per_minute: per_minute,
+            error_rate_percent: v[4].or(per_minute.map(|_| 0.0)),
+            avg_response_ms: v[5],
+            p95_response_ms: v[6],
+            in_flight: v[7],
+            active_users: rum.map(|r| r.active_sessions(Duration::from_secs(300))),
+        },
+    };
+    let point = HistoryPoint {
+        time: now,
+        p50_ms: p50,
+        p95_ms: v[6],
+        requests_per_minute: per_minute,
+        error_rate_percent: current.app.error_rate_percent,
+    };
+    (current, point)
+}

@@ -1,0 +1,337 @@
+//! The page, the JSON API, and the sampler that keeps the history.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use subtle::ConstantTimeEq as _;
+use towerscope_alert::{Alerting, Sources};
+use towerscope_health::Health;
+use towerscope_metrics::MetricsService;
+use towerscope_perf::PerfMonitor;
+use towerscope_rum::Rum;
+
+use crate::data::{CurrentMetrics, History, read};
+
+/// The dashboard page, written here and embedded (no CDN).
+pub const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
+
+struct Inner {
+    sources: Mutex<Sources>,
+    perf: Option<PerfMonitor>,
+    health: Option<Health>,
+    alerting: Option<Alerting>,
+    rum: Option<Rum>,
+    history: Mutex<History>,
+    latest: Mutex<CurrentMetrics>,
+    token: Option<String>,
+    refresh: Duration,
+    interval: Duration,
+}
+
+impl Inner {
+    fn sample(&self) {
+        let (current, point) = {
+            let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+            read(&mut sources, self.perf.as_ref(), self.rum.as_ref())
+        };
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = current;
+        self.history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(point);
+    }
+}
+
+/// Builds a [`Dashboard`].
+#[must_use]
+pub struct DashboardBuilder {
+    metrics: MetricsService,
+    perf: Option<PerfMonitor>,
+    health: Option<Health>,
+    alerting: Option<Alerting>,
+    rum: Option<Rum>,
+    token: Option<String>,
+    refresh: Duration,
+    interval: Duration,
+    keep: Duration,
+}
+
+impl std::fmt::Debug for DashboardBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DashboardBuilder").finish_non_exhaustive()
+    }
+}
+
+impl DashboardBuilder {
+    /// Latency from the performance monitor the metrics layer feeds.
+    pub fn perf(mut self, perf: PerfMonitor) -> Self {
+        self.perf = Some(perf);
+        self
+    }
+    /// The health card.
+    pub fn health(mut self, health: Health) -> Self {
+        self.health = Some(health);
+        self
+    }
+    /// The alerts card.
+    pub fn alerting(mut self, alerting: Alerting) -> Self {
+        self.alerting = Some(alerting);
+        self
+    }
+    /// Active users and the Core Web Vitals chart.
+    pub fn rum(mut self, rum: Rum) -> Self {
+        self.rum = Some(rum);
+        self
+    }
+    /// Requires `Authorization: Bearer <token>` (or `?token=` for the page), the same
+    /// token you give `/metrics`.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+    /// How often the page refreshes (default 5 s).
+    pub fn refresh(mut self, every: Duration) -> Self {
+        self.refresh = every.max(Duration::from_millis(250));
+        self
+    }
+    /// One history point every `every`, kept for `keep` (defaults 5 s and 1 h).
+    pub fn history(mut self, every: Duration, keep: Duration) -> Self {
+        self.interval = every.max(Duration::from_millis(100));
+        self.keep = keep;
+        self
+    }
+
+    /// Takes the first sample and starts sampling on a tokio task.
+    pub fn spawn(self) -> Dashboard {
+        let capacity = (self.keep.as_secs_f64() / self.interval.as_secs_f64()).ceil() as usize;
+        let inner = Arc::new(Inner {
+            sources: Mutex::new(self.perf.clone().map_or_else(
+                || Sources::new(self.metrics.clone()),
+                |p| Sources::new(self.metrics.clone()).perf(p),
+            )),
+            perf: self.perf,
+            health: self.health,
+            alerting: self.alerting,
+            rum: self.rum,
+            history: Mutex::new(History::new(capacity.clamp(1, 100_000))),
+            latest: Mutex::new(CurrentMetrics::default()),
+            token: self.token,
+            refresh: self.refresh,
+            interval: self.interval,
+        });
+        inner.sample();
+        let weak = Arc::downgrade(&inner);
+        let every = self.interval;
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                inner.sample();
+            }
+        });
+        Dashboard { inner }
+    }
+}
+
+/// The running dashboard. Sampling stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct Dashboard {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Dashboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dashboard").finish_non_exhaustive()
+    }
+}
+
+fn json(status: StatusCode, body: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"null".to_vec());
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+impl Dashboard {
+    /// A dashboard over the application's metrics; add the other sources on the builder.
+    pub fn builder(metrics: MetricsService) -> DashboardBuilder {
+        DashboardBuilder {
+            metrics,
+            perf: None,
+            health: None,
+            alerting: None,
+            rum: None,
+            token: None,
+            refresh: Duration::from_secs(5),
+            interval: Duration::from_secs(5),
+            keep: Duration::from_secs(3600),
+        }
+    }
+
+    /// Takes a sample now (outside the schedule).
+    pub fn sample_now(&self) {
+        self.inner.sample();
+    }
+
+    /// The page and the API as one tower service (it routes by path itself).
+    pub fn service(&self) -> DashboardService {
+        DashboardService {
+            dashboard: self.clone(),
+        }
+    }
+
+    /// `/dashboard` and `/api/dashboard/*` for axum.
+    #[cfg(feature = "axum")]
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        let svc = self.service();
+        axum::Router::new()
+            .route_service("/dashboard", svc.clone())
+            .route_service("/api/dashboard/{which}", svc)
+    }
+
+    fn authorized<B>(&self, req: &Request<B>) -> bool {
+        let Some(token) = &self.inner.token else {
+            return true;
+        };
+        let from_header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let from_query = req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
+        [from_header, from_query]
+            .into_iter()
+            .flatten()
+            .any(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes())))
+    }
+
+    async fn handle<B>(self, req: Request<B>) -> Response<Full<Bytes>> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &serde_json::json!({"error": "GET only"}),
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        if !self.authorized(&req) {
+            let mut r = json(
+                StatusCode::UNAUTHORIZED,
+                &serde_json::json!({"error": "bearer token required"}),
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+        let inner = &self.inner;
+        match req.uri().path() {
+            "/dashboard" | "/dashboard/" => {
+                let page = DASHBOARD_HTML.replace(
+                    "data-refresh-ms=\"5000\"",
+                    &format!("data-refresh-ms=\"{}\"", inner.refresh.as_millis()),
+                );
+                let mut r = Response::new(Full::new(Bytes::from(page)));
+                let h = r.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                h.insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"),
+                );
+                h.insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                );
+                r
+            }
+            "/api/dashboard/metrics" => {
+                let latest = inner
+                    .latest
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                json(StatusCode::OK, &latest)
+            }
+            "/api/dashboard/alerts" => match &inner.alerting {
+                Some(a) => json(StatusCode::OK, &serde_json::json!({ "alerts": a.active() })),
+                None => json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "alerts": [], "configured": false }),
+                ),
+            },
+            "/api/dashboard/health" => match &inner.health {
+                Some(h) => json(StatusCode::OK, &h.readiness().await),
+                None => json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "status": null, "checks": {}, "configured": false }),
+                ),
+            },
+            "/api/dashboard/history" => {
+                let points = inner
+                    .history
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .points();
+                let vitals = inner
+                    .rum
+                    .as_ref()
+                    .map(|r| r.vitals_p75(Duration::from_secs(3600)))
+                    .unwrap_or_default();
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "interval_seconds": inner.interval.as_secs_f64(),
+                        "points": points,
+                        "vitals_p75": vitals,
+                    }),
+                )
+            }
+            _ => json(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({"error": "no such dashboard resource"}),
+            ),
+        }
+    }
+}
+
+/// The dashboard as a tower service: see [`Dashboard`].
+#[derive(Clone, Debug)]
+pub struct DashboardService {
+    dashboard: Dashboard,
+}
+
+impl<B: Send + 'static> tower_service::Service<Request<B>> for DashboardService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let d = self.dashboard.clone();
+        Box::pin(async move { Ok(d.handle(req).await) })
+    }
+}

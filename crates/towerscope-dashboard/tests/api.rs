@@ -1,0 +1,192 @@
+//! The dashboard's API over a live registry, performance monitor, health checks, alerts and
+//! RUM: every number is there and comes from the sources; the token protects it all.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use prometheus_client::registry::Registry;
+use tower::ServiceExt as _;
+use towerscope_alert::{Alerting, Condition, Rule, Signal, Sources};
+use towerscope_dashboard::{DASHBOARD_HTML, Dashboard};
+use towerscope_health::{CheckOptions, Health};
+use towerscope_metrics::{HttpMetricsLayer, InFlightLayer, MetricsService, SystemCollector};
+use towerscope_perf::PerfMonitor;
+use towerscope_rum::{PageTemplates, Rum};
+
+async fn get_json(
+    app: &Router,
+    path: &str,
+    token: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let mut req = Request::get(path);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::empty()).expect("req"))
+        .await
+        .expect("resp");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn every_card_has_a_number_from_the_live_sources() {
+    let mut registry = Registry::default();
+    let perf = PerfMonitor::new();
+    SystemCollector::builder()
+        .register(&mut registry)
+        .expect("system collector");
+    let rum = Rum::builder()
+        .pages(PageTemplates::new(["/shop"]))
+        .build(&mut registry);
+    let health = Health::builder("1.0")
+        .check(
+            "always",
+            towerscope_health::check_fn(|| async { Ok::<_, std::io::Error>(()) }),
+            CheckOptions::default(),
+        )
+        .build();
+    let app = Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .route("/fail", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+        .layer(
+            HttpMetricsLayer::builder()
+                .in_flight(InFlightLayer::new(&mut registry))
+                .perf(perf.clone())
+                .build(&mut registry)
+                .expect("metrics"),
+        );
+    let metrics = MetricsService::new(registry);
+    let alerting = Alerting::builder(Sources::new(metrics.clone()))
+        .rules([Rule::new("Injected", Signal::InFlight, Condition::Ge, 0.0)
+            .message("<script>alert('x')</script> {value} in flight")])
+        .spawn();
+    let dashboard = Dashboard::builder(metrics)
+        .perf(perf)
+        .health(health)
+        .alerting(alerting.clone())
+        .rum(rum.clone())
+        .history(Duration::from_millis(100), Duration::from_secs(60))
+        .bearer_token("t0k")
+        .spawn();
+    let rum_app: Router = rum.router();
+    let beacon = r#"{"session":"abc-1","page":"/shop","events":[{"type":"vital","name":"LCP","value":2100}]}"#;
+    let resp = rum_app
+        .oneshot(
+            Request::post("/api/rum")
+                .header("content-type", "text/plain")
+                .body(Body::from(beacon))
+                .expect("req"),
+        )
+        .await
+        .expect("resp");
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    for path in ["/ok", "/ok", "/ok", "/fail"] {
+        let resp = app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).expect("req"))
+            .await
+            .expect("resp");
+        resp.into_body().collect().await.expect("body");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    dashboard.sample_now();
+    alerting.evaluate_now();
+    let ui: Router = dashboard.router();
+
+    let (status, _) = get_json(&ui, "/api/dashboard/metrics", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = get_json(&ui, "/api/dashboard/metrics", Some("wrong")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, m) = get_json(&ui, "/api/dashboard/metrics", Some("t0k")).await;
+    assert_eq!(status, StatusCode::OK);
+    for key in ["cpu_percent", "memory_percent", "disk_percent"] {
+        assert!(m["system"][key].is_number(), "{key}: {m}");
+    }
+    assert!(
+        m["app"]["requests_per_minute"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0),
+        "{m}"
+    );
+    assert_eq!(m["app"]["error_rate_percent"].as_f64(), Some(25.0), "{m}");
+    assert!(
+        m["app"]["avg_response_ms"].is_number() && m["app"]["p95_response_ms"].is_number(),
+        "{m}"
+    );
+    assert_eq!(m["app"]["in_flight"].as_f64(), Some(0.0));
+    assert_eq!(m["app"]["active_users"].as_u64(), Some(1));
+
+    let (_, a) = get_json(&ui, "/api/dashboard/alerts", Some("t0k")).await;
+    assert_eq!(a["alerts"][0]["name"], "Injected");
+    assert_eq!(
+        a["alerts"][0]["message"], "<script>alert('x')</script> 0 in flight",
+        "data, as is: escaping is the page's job"
+    );
+
+    let (_, h) = get_json(&ui, "/api/dashboard/health", Some("t0k")).await;
+    assert_eq!(h["status"], "healthy");
+    assert_eq!(h["checks"]["always"]["status"], "healthy");
+
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let (_, hist) = get_json(&ui, "/api/dashboard/history", Some("t0k")).await;
+    let points = hist["points"].as_array().expect("points");
+    assert!(points.len() >= 3, "sampled every 100 ms: {}", points.len());
+    assert!(
+        points
+            .iter()
+            .any(|p| p["p95_ms"].is_number() && p["requests_per_minute"].is_number())
+    );
+    assert_eq!(hist["vitals_p75"][0]["page"], "/shop");
+    assert_eq!(hist["vitals_p75"][0]["p75"], 2100.0);
+    assert_eq!(hist["vitals_p75"][0]["rating"], "good");
+
+    // The page, with the token in the query (as a browser opens it).
+    let resp = ui
+        .clone()
+        .oneshot(
+            Request::get("/dashboard?token=t0k")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await
+        .expect("resp");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    let page = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec(),
+    )
+    .expect("utf8");
+    assert!(page.contains("data-refresh-ms=\"5000\""));
+}
+
+#[test]
+fn the_page_never_puts_data_into_html() {
+    assert!(!DASHBOARD_HTML.contains("innerHTML"));
+    assert!(!DASHBOARD_HTML.contains("outerHTML"));
+    assert!(!DASHBOARD_HTML.contains("insertAdjacentHTML"));
+    assert!(!DASHBOARD_HTML.contains("document.write"));
+    assert!(
+        !DASHBOARD_HTML.contains("<script src"),
+        "no external script: works offline"
+    );
+    // Every value starts as a dash and is filled from the API.
+    assert_eq!(DASHBOARD_HTML.matches("data-field=").count(), 9);
+    assert_eq!(DASHBOARD_HTML.matches("\">–</div>").count(), 9);
+}
