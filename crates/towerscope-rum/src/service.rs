@@ -458,11 +458,15 @@ fn client_ip<B>(req: &Request<B>) -> Option<IpAddr> {
         return Some(p.0.ip());
     }
     #[cfg(feature = "axum")]
-    if let Some(ci) = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
     {
-        return Some(ci.0.ip());
+        use axum::extract::ConnectInfo;
+        let ext = req.extensions();
+        if let Some(ci) = ext.get::<ConnectInfo<std::net::SocketAddr>>() {
+            return Some(ci.0.ip());
+        }
+        if let Some(ci) = ext.get::<ConnectInfo<towerscope_core::PeerAddr>>() {
+            return Some(ci.0.0.ip());
+        }
     }
     None
 }

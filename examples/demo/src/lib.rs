@@ -51,6 +51,7 @@ use towerscope_alert::{
     Sources, default_rules, slo_burn_rate_rules,
 };
 use towerscope_core::{CatchPanicLayer, UserId};
+use towerscope_dashboard::Dashboard;
 use towerscope_health::{
     CheckOptions, Criticality, DiskSpaceCheck, Health, MemoryCheck, SqlxCheck,
 };
@@ -61,6 +62,7 @@ use towerscope_metrics::{
 };
 use towerscope_perf::PerfMonitor;
 use towerscope_request_id::RequestIdLayer;
+use towerscope_rum::{PageTemplates, Rum};
 use towerscope_trace::TraceLayer;
 
 mod inventory;
@@ -158,7 +160,11 @@ pub struct Demo {
     connections: ConnectionTracker,
     perf: PerfMonitor,
     alerting: Alerting,
+    rum: Rum,
 }
+
+/// The shop's front page: buttons that call the API, with the RUM collector.
+pub const SHOP_HTML: &str = include_str!("../assets/shop.html");
 
 /// The demo's alert rules: the guide's four defaults, the SRE workbook's burn-rate rules
 /// for a 99.9 % availability objective, and two of the shop's own (slow orders per route,
@@ -297,6 +303,20 @@ impl Demo {
             .metrics(&mut registry)
             .build();
 
+        // Real-user monitoring: page and API URLs reduced to the shop's routes.
+        let rum = Rum::builder()
+            .pages(PageTemplates::new([
+                "/",
+                "/dashboard",
+                "/users",
+                "/users/{id}",
+                "/orders",
+                "/slow",
+                "/error",
+                "/panic",
+                "/login",
+            ]))
+            .build(&mut registry);
         // Notifier deliveries register their outcome counters before the registry goes
         // to the metrics service.
         let alertmanager = config.alertmanager.map(|url| {
@@ -307,6 +327,7 @@ impl Demo {
             .spawn()
         });
         let mut builder = MetricsService::builder();
+        let dashboard_token = config.metrics_token.clone();
         if let Some(token) = config.metrics_token {
             builder = builder.bearer_token(token);
         }
@@ -319,7 +340,19 @@ impl Demo {
             alerting = alerting.notify(delivery);
         }
         let alerting = alerting.spawn();
+        let mut dashboard = Dashboard::builder(metrics.clone())
+            .perf(perf.clone())
+            .health(health.clone())
+            .alerting(alerting.clone())
+            .rum(rum.clone());
+        if let Some(token) = &dashboard_token {
+            dashboard = dashboard.bearer_token(token.clone());
+        }
+        let dashboard = dashboard.spawn();
         let router = api
+            .route("/", get(|| async { axum::response::Html(SHOP_HTML) }))
+            .merge(rum.router())
+            .merge(dashboard.router())
             .route_service("/metrics", metrics.clone())
             .route_service("/health", health.liveness_service())
             .route_service("/ready", health.readiness_service());
@@ -329,6 +362,7 @@ impl Demo {
             connections,
             perf,
             alerting,
+            rum,
         })
     }
 
@@ -345,6 +379,11 @@ impl Demo {
     /// The alert evaluation running over the demo's metrics (active alerts, silences).
     pub fn alerting(&self) -> &Alerting {
         &self.alerting
+    }
+
+    /// Real-user monitoring (active sessions, Core Web Vitals).
+    pub fn rum(&self) -> &Rum {
+        &self.rum
     }
 
     /// The metrics service (to encode the registry directly).
