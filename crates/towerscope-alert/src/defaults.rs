@@ -86,8 +86,8 @@ pub fn slo_burn_rate_rules(prefix: &str, objective: f64) -> Vec<Rule> {
         .severity(severity)
         .window(Duration::from_secs(long))
         .message(format!(
-            "Error budget of the {:.3}% objective burning {{value}}x (threshold {{threshold}}x)",
-            objective * 100.0
+            "Error budget of the {}% objective burning {{value}}x (threshold {{threshold}}x)",
+            crate::rule::format_value(objective * 100.0)
         ))
         .label("slo", prefix.to_owned())
     };

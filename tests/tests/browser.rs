@@ -1,0 +1,210 @@
+//! Real headless Chromium against the demo: the shop page's beacon reaches /metrics, and
+//! the dashboard shows a number on every card, points on its charts, and an alert message
+//! with markup as text. A screenshot of the dashboard is written to tests/artifacts/.
+
+use std::time::Duration;
+
+use fantoccini::{ClientBuilder, Locator};
+use towerscope_alert::{Condition, Rule, Severity, Signal};
+use towerscope_demo::{Config, Demo};
+use towerscope_tests::{Component, eventually, free_port, require_program};
+
+const INJECTED: &str =
+    "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script> in flight: {value}";
+
+async fn start_demo() -> (std::net::SocketAddr, Demo) {
+    let demo = Demo::new(Config {
+        extra_rules: vec![
+            Rule::new("InjectedMarkup", Signal::InFlight, Condition::Ge, 0.0)
+                .severity(Severity::High)
+                .message(INJECTED),
+        ],
+        alert_interval: Duration::from_millis(500),
+        ..Config::default()
+    })
+    .await
+    .expect("demo");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = demo.clone();
+    tokio::spawn(async move { server.serve(listener, std::future::pending()).await });
+    (addr, demo)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shop_reports_and_the_dashboard_shows_it() {
+    let (Some(_chromium), Some(chromedriver)) =
+        (require_program("chromium"), require_program("chromedriver"))
+    else {
+        return;
+    };
+    // Two TLS backends meet in this test binary: pick one (WebDriver is plain HTTP anyway).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let (addr, demo) = start_demo().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut driver = Component::start(
+        &chromedriver,
+        &[format!("--port={port}"), "--allowed-ips=127.0.0.1".into()],
+        dir.path().join("chromedriver.log"),
+    );
+    let up = eventually(Duration::from_secs(20), || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    assert!(
+        up.is_some(),
+        "chromedriver did not start:\n{}",
+        driver.output()
+    );
+
+    let profile = dir.path().join("profile");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,1100",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    let client = ClientBuilder::rustls()
+        .expect("tls")
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap_or_else(|e| panic!("cannot start Chromium: {e}\n{}", driver.output()));
+
+    // The shop: API calls, a click, a JavaScript error.
+    let base = format!("http://{addr}");
+    client.goto(&format!("{base}/")).await.expect("shop page");
+    for id in ["#user", "#order", "#fail", "#bug"] {
+        client
+            .find(Locator::Css(id))
+            .await
+            .expect(id)
+            .click()
+            .await
+            .expect("click");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Leaving the page hides it: the collector sends its last beacon.
+    client
+        .goto(&format!("{base}/dashboard"))
+        .await
+        .expect("dashboard");
+
+    let metrics_text = || {
+        let demo = demo.clone();
+        async move {
+            demo.metrics()
+                .encode(towerscope_metrics::Format::Prometheus)
+        }
+    };
+    let rum = eventually(Duration::from_secs(20), || async {
+        let text = metrics_text().await;
+        (text.contains("rum_js_errors_total{page=\"/\",browser=\"chrome\"} 1")
+            && text.contains("rum_api_request_duration_seconds_count{endpoint=\"/orders\",status_class=\"2xx\"} 1")
+            && text.contains("rum_api_request_duration_seconds_count{endpoint=\"/error\",status_class=\"5xx\"} 1")
+            && text.contains("rum_clicks_total{page=\"/\"}")
+            && text.contains("rum_ttfb_seconds_count{page=\"/\""))
+            .then_some(text)
+    })
+    .await;
+    let text = metrics_text().await;
+    assert!(
+        rum.is_some(),
+        "the beacon's data is not in /metrics:\n{}",
+        text.lines()
+            .filter(|l| l.starts_with("rum_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        text.contains("rum_lcp_seconds_count{page=\"/\""),
+        "LCP after the first click"
+    );
+    assert!(text.contains("rum_fcp_seconds_count{page=\"/\""));
+
+    // The dashboard: every card a number, charts with points, markup shown as text.
+    let filled = eventually(Duration::from_secs(30), || {
+        let client = client.clone();
+        async move {
+            let values = client.find_all(Locator::Css("[data-field]")).await.ok()?;
+            let mut texts = Vec::new();
+            for v in values {
+                texts.push(v.text().await.ok()?);
+            }
+            let paths = client.find_all(Locator::Css("svg path")).await.ok()?;
+            let mut with_points = 0;
+            for p in &paths {
+                if p.attr("d").await.ok()??.contains('L') {
+                    with_points += 1;
+                }
+            }
+            (texts.len() == 9
+                && texts.iter().all(|t| t != "–" && !t.is_empty())
+                && with_points >= 3)
+                .then_some(texts)
+        }
+    })
+    .await;
+    let shot = client.screenshot().await.expect("screenshot");
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    std::fs::write(artifacts.join("dashboard.png"), &shot).expect("write screenshot");
+    let texts = filled.unwrap_or_else(|| panic!("some card has no number or a chart no points (screenshot in tests/artifacts/dashboard.png)"));
+    assert_eq!(texts.len(), 9);
+
+    let alert = eventually(Duration::from_secs(20), || {
+        let client = client.clone();
+        async move {
+            let items = client.find_all(Locator::Css("#alert-list li")).await.ok()?;
+            for li in items {
+                let t = li.text().await.ok()?;
+                if t.contains("InjectedMarkup") {
+                    return Some(t);
+                }
+            }
+            None
+        }
+    })
+    .await
+    .expect("the alert is listed");
+    assert!(
+        alert.contains("<script>window.__pwned=2</script>"),
+        "shown as text: {alert}"
+    );
+    let pwned = client
+        .execute("return typeof window.__pwned;", vec![])
+        .await
+        .expect("script");
+    assert_eq!(
+        pwned,
+        serde_json::json!("undefined"),
+        "no injected code ran"
+    );
+    let vitals = client
+        .find(Locator::Css("#vitals"))
+        .await
+        .expect("vitals")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        vitals.contains("TTFB"),
+        "Core Web Vitals table filled: {vitals}"
+    );
+
+    client.close().await.expect("close");
+    assert!(driver.running());
+}
