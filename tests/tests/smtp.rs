@@ -114,3 +114,156 @@ async fn alert_email_arrives() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_email_over_starttls() {
+    let Some(python) = aiosmtpd() else {
+        return;
+    };
+    let Some(openssl) = require_program("openssl") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A private CA and a certificate for localhost signed by it (webpki refuses a
+    // self-signed certificate used as its own root).
+    let p = |name: &str| dir.path().join(name);
+    let (cert, key) = (p("cert.pem"), p("key.pem"));
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    let run = |args: Vec<String>| {
+        let out = std::process::Command::new(&openssl)
+            .args(&args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let s = |path: std::path::PathBuf| path.display().to_string();
+    run([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=towerscope test CA",
+        "-keyout",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain([s(p("ca.key")), "-out".into(), s(p("ca.pem"))])
+    .collect());
+    run([
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain([s(key.clone()), "-out".into(), s(p("leaf.csr"))])
+    .collect());
+    run(["x509", "-req", "-days", "1", "-CAcreateserial", "-in"]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([
+            s(p("leaf.csr")),
+            "-CA".into(),
+            s(p("ca.pem")),
+            "-CAkey".into(),
+            s(p("ca.key")),
+            "-out".into(),
+            s(cert.clone()),
+            "-extfile".into(),
+            s(p("ext.cnf")),
+        ])
+        .collect());
+    let port = free_port();
+    // The server refuses mail until the client has started TLS (aiosmtpd's default with a
+    // certificate).
+    let server = Component::start(
+        &python,
+        &[
+            "-u".into(),
+            "-m".into(),
+            "aiosmtpd".into(),
+            "-n".into(),
+            "-c".into(),
+            "aiosmtpd.handlers.Debugging".into(),
+            "-l".into(),
+            format!("127.0.0.1:{port}"),
+            "--tlscert".into(),
+            cert.display().to_string(),
+            "--tlskey".into(),
+            key.display().to_string(),
+        ],
+        dir.path().join("smtp.log"),
+    );
+    let up = eventually(Duration::from_secs(20), || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    assert!(up.is_some(), "aiosmtpd did not start:\n{}", server.output());
+    let pem = std::fs::read(p("ca.pem")).expect("CA certificate");
+    let mail = Delivery::builder(
+        EmailNotifier::new(
+            "localhost",
+            port,
+            "alerts@shop.example",
+            ["oncall@shop.example"],
+        )
+        .expect("addresses")
+        .starttls(true)
+        .root_certificate(pem),
+    )
+    .spawn();
+    let mut labels = std::collections::BTreeMap::new();
+    labels.insert("alertname".to_owned(), "DiskFull".to_owned());
+    mail.notify(&Notification::Firing(Alert {
+        name: "DiskFull".into(),
+        severity: Severity::High,
+        labels,
+        annotations: Default::default(),
+        message: "Disk is 97% full".into(),
+        value: 97.0,
+        threshold: 90.0,
+        state: AlertState::Firing,
+        active_since: SystemTime::now(),
+        firing_since: Some(SystemTime::now()),
+        silenced: false,
+        fingerprint: "DiskFull".into(),
+    }));
+    let sent = eventually(Duration::from_secs(20), || {
+        let done = mail.delivered() == 1;
+        async move { done.then_some(()) }
+    })
+    .await;
+    assert!(
+        sent.is_some(),
+        "not delivered over STARTTLS (failed {}, retried {}):\n{}",
+        mail.failed(),
+        mail.retries(),
+        server.output()
+    );
+    assert!(
+        server
+            .output()
+            .contains("Subject: [FIRING] DiskFull (high)"),
+        "{}",
+        server.output()
+    );
+}

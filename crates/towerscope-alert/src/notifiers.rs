@@ -613,6 +613,7 @@ pub struct EmailNotifier {
     host: String,
     port: u16,
     starttls: bool,
+    root_pem: Option<Vec<u8>>,
     credentials: Option<(String, String)>,
     from: lettre::message::Mailbox,
     to: Vec<lettre::message::Mailbox>,
@@ -654,6 +655,7 @@ impl EmailNotifier {
             host: host.into(),
             port,
             starttls: false,
+            root_pem: None,
             credentials: None,
             from: parse(from)?,
             to: to
@@ -666,6 +668,13 @@ impl EmailNotifier {
     /// Requires STARTTLS before sending.
     pub fn starttls(mut self, on: bool) -> Self {
         self.starttls = on;
+        self
+    }
+
+    /// Also trusts this root certificate (PEM) for STARTTLS: a server with a certificate
+    /// from a private CA. The system's roots are trusted anyway.
+    pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_pem = Some(pem.into());
         self
     }
 
@@ -716,9 +725,17 @@ impl Notifier for EmailNotifier {
             let message = self.message(n)?;
             type Transport = lettre::AsyncSmtpTransport<lettre::Tokio1Executor>;
             let mut builder = if self.starttls {
-                Transport::starttls_relay(&self.host)
-                    .map_err(|e| DeliveryError::Permanent(format!("SMTP setup: {e}")))?
+                use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+                let setup = |e: lettre::transport::smtp::Error| {
+                    DeliveryError::Permanent(format!("SMTP TLS setup: {e}"))
+                };
+                let mut tls = TlsParameters::builder(self.host.clone());
+                if let Some(pem) = &self.root_pem {
+                    tls = tls.add_root_certificate(Certificate::from_pem(pem).map_err(setup)?);
+                }
+                Transport::builder_dangerous(&self.host)
                     .port(self.port)
+                    .tls(Tls::Required(tls.build().map_err(setup)?))
             } else {
                 Transport::builder_dangerous(&self.host).port(self.port)
             };
