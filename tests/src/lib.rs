@@ -1,7 +1,7 @@
 //! # towerscope-tests
 //!
 //! Support for the cross-crate tests that start real components (Prometheus, promtool,
-//! later Alertmanager and Chromium) on 127.0.0.1.
+//! Alertmanager, Redis, an SMTP server, Chromium) on 127.0.0.1, and the demo they talk to.
 //!
 //! A missing component fails the test when `CI=true` and is skipped with a message
 //! otherwise; the README's test command (`scripts/test`) installs the components first, so
@@ -100,4 +100,35 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Waits until something accepts TCP connections on `127.0.0.1:port`; `false` after
+/// `timeout`.
+pub async fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    eventually(timeout, || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await
+    .is_some()
+}
+
+/// The demo with `config`, served on an ephemeral loopback port (with peer addresses, as
+/// `towerscope-demo` serves it).
+///
+/// # Panics
+/// When the demo cannot start or bind.
+pub async fn serve_demo(
+    config: towerscope_demo::Config,
+) -> (std::net::SocketAddr, towerscope_demo::Demo) {
+    let demo = towerscope_demo::Demo::new(config).await.expect("demo");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = demo.clone();
+    tokio::spawn(async move { server.serve(listener, std::future::pending()).await });
+    (addr, demo)
 }

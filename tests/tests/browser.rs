@@ -7,13 +7,15 @@ use std::time::Duration;
 use fantoccini::{ClientBuilder, Locator};
 use towerscope_alert::{Condition, Rule, Severity, Signal};
 use towerscope_demo::{Config, Demo};
-use towerscope_tests::{Component, eventually, free_port, require_program};
+use towerscope_tests::{
+    Component, eventually, free_port, require_program, serve_demo, wait_for_port,
+};
 
 const INJECTED: &str =
     "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script> in flight: {value}";
 
 async fn start_demo() -> (std::net::SocketAddr, Demo) {
-    let demo = Demo::new(Config {
+    serve_demo(Config {
         extra_rules: vec![
             Rule::new("InjectedMarkup", Signal::InFlight, Condition::Ge, 0.0)
                 .severity(Severity::High)
@@ -23,14 +25,6 @@ async fn start_demo() -> (std::net::SocketAddr, Demo) {
         ..Config::default()
     })
     .await
-    .expect("demo");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = demo.clone();
-    tokio::spawn(async move { server.serve(listener, std::future::pending()).await });
-    (addr, demo)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,15 +44,8 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
         &[format!("--port={port}"), "--allowed-ips=127.0.0.1".into()],
         dir.path().join("chromedriver.log"),
     );
-    let up = eventually(Duration::from_secs(20), || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
     assert!(
-        up.is_some(),
+        wait_for_port(port, Duration::from_secs(20)).await,
         "chromedriver did not start:\n{}",
         driver.output()
     );

@@ -4,17 +4,10 @@ use std::time::Duration;
 
 use towerscope_demo::{Config, Demo};
 use towerscope_metrics::Format;
-use towerscope_tests::{Component, eventually, free_port, require_program};
+use towerscope_tests::{Component, eventually, free_port, require_program, serve_demo};
 
 async fn start_demo() -> (std::net::SocketAddr, Demo) {
-    let demo = Demo::new(Config::default()).await.expect("demo");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = demo.clone();
-    tokio::spawn(async move { server.serve(listener, std::future::pending()).await });
-    (addr, demo)
+    serve_demo(Config::default()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

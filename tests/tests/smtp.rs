@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use towerscope_alert::{
     Alert, AlertState, Delivery, EmailNotifier, Notification, Notify, Severity,
 };
-use towerscope_tests::{Component, eventually, free_port, require_program};
+use towerscope_tests::{Component, eventually, free_port, require_program, wait_for_port};
 
 fn aiosmtpd() -> Option<std::path::PathBuf> {
     let python = require_program("python3")?;
@@ -22,6 +22,36 @@ fn aiosmtpd() -> Option<std::path::PathBuf> {
     Some(python)
 }
 
+/// aiosmtpd on `port`, printing what it receives, with `extra` arguments.
+async fn smtp_server(
+    python: &std::path::PathBuf,
+    port: u16,
+    extra: &[String],
+    log: std::path::PathBuf,
+) -> Component {
+    let mut args: Vec<String> = [
+        "-u",
+        "-m",
+        "aiosmtpd",
+        "-n",
+        "-c",
+        "aiosmtpd.handlers.Debugging",
+        "-l",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.push(format!("127.0.0.1:{port}"));
+    args.extend_from_slice(extra);
+    let server = Component::start(python, &args, log);
+    assert!(
+        wait_for_port(port, Duration::from_secs(20)).await,
+        "aiosmtpd did not start:\n{}",
+        server.output()
+    );
+    server
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_email_arrives() {
     let Some(python) = aiosmtpd() else {
@@ -29,28 +59,7 @@ async fn alert_email_arrives() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let server = Component::start(
-        &python,
-        &[
-            "-u".into(),
-            "-m".into(),
-            "aiosmtpd".into(),
-            "-n".into(),
-            "-c".into(),
-            "aiosmtpd.handlers.Debugging".into(),
-            "-l".into(),
-            format!("127.0.0.1:{port}"),
-        ],
-        dir.path().join("smtp.log"),
-    );
-    let up = eventually(Duration::from_secs(20), || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
-    assert!(up.is_some(), "aiosmtpd did not start:\n{}", server.output());
+    let server = smtp_server(&python, port, &[], dir.path().join("smtp.log")).await;
 
     let mail = Delivery::builder(
         EmailNotifier::new(
@@ -192,32 +201,18 @@ async fn alert_email_over_starttls() {
     let port = free_port();
     // The server refuses mail until the client has started TLS (aiosmtpd's default with a
     // certificate).
-    let server = Component::start(
+    let server = smtp_server(
         &python,
+        port,
         &[
-            "-u".into(),
-            "-m".into(),
-            "aiosmtpd".into(),
-            "-n".into(),
-            "-c".into(),
-            "aiosmtpd.handlers.Debugging".into(),
-            "-l".into(),
-            format!("127.0.0.1:{port}"),
             "--tlscert".into(),
-            cert.display().to_string(),
+            s(cert.clone()),
             "--tlskey".into(),
-            key.display().to_string(),
+            s(key.clone()),
         ],
         dir.path().join("smtp.log"),
-    );
-    let up = eventually(Duration::from_secs(20), || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(|_| ())
-    })
+    )
     .await;
-    assert!(up.is_some(), "aiosmtpd did not start:\n{}", server.output());
     let pem = std::fs::read(p("ca.pem")).expect("CA certificate");
     let mail = Delivery::builder(
         EmailNotifier::new(
