@@ -59,6 +59,7 @@ pub mod panic;
 pub mod route;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_body;
+mod time;
 
 pub use connection::{ConnectionObserver, TrackedIo, TrackedListener};
 pub use context::{HexId, PeerAddr, RequestStart, TraceIds, UserId};
@@ -75,3 +76,4 @@ pub use panic::{
 pub use route::{
     RequestHead, Route, RouteClassifier, UNMATCHED_ROUTE, is_grpc_method_path, resolve_route,
 };
+pub use time::{rfc3339_millis, utc_second};

@@ -105,36 +105,6 @@ impl fmt::Write for Escaping<'_> {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` for a Unix second.
-fn render_second(secs: i64) -> [u8; 19] {
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    let mut buf = [0u8; 19];
-    let mut w = &mut buf[..];
-    let _ = write!(
-        w,
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
-    buf
-}
-
 thread_local! {
     /// The last second rendered, and its text.
     static SECOND: std::cell::Cell<(i64, [u8; 19])> = const { std::cell::Cell::new((i64::MIN, [0; 19])) };
@@ -151,7 +121,7 @@ fn push_timestamp(out: &mut Vec<u8>) {
         if cached == secs {
             text
         } else {
-            let text = render_second(secs);
+            let text = towerscope_core::utc_second(secs);
             cell.set((secs, text));
             text
         }
@@ -562,10 +532,19 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339_utc() {
-        assert_eq!(&render_second(0), b"1970-01-01T00:00:00");
-        assert_eq!(&render_second(951_782_400), b"2000-02-29T00:00:00");
-        assert_eq!(&render_second(1_700_000_000), b"2023-11-14T22:13:20");
-        assert_eq!(&render_second(4_102_444_799), b"2099-12-31T23:59:59");
+        assert_eq!(&towerscope_core::utc_second(0), b"1970-01-01T00:00:00");
+        assert_eq!(
+            &towerscope_core::utc_second(951_782_400),
+            b"2000-02-29T00:00:00"
+        );
+        assert_eq!(
+            &towerscope_core::utc_second(1_700_000_000),
+            b"2023-11-14T22:13:20"
+        );
+        assert_eq!(
+            &towerscope_core::utc_second(4_102_444_799),
+            b"2099-12-31T23:59:59"
+        );
         let mut out = Vec::new();
         push_timestamp(&mut out);
         let text = String::from_utf8(out).expect("ascii");
