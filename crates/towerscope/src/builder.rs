@@ -1,0 +1,842 @@
+//! [`Observability`]: the whole stack from one builder.
+
+use std::fmt;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use prometheus_client::registry::Registry;
+use towerscope_alert::{Alerting, Delivery, Notifier, Rule, Sources, default_rules};
+use towerscope_core::{CatchPanicLayer, RouteClassifier};
+use towerscope_dashboard::Dashboard;
+use towerscope_health::{Health, HealthBuilder};
+use towerscope_log::{AccessLogBuilder, AccessLogLayer, LogFormat, Logging, LoggingGuard};
+use towerscope_metrics::{
+    AppInfo, ConnectionTracker, HttpMetricsBuilder, HttpMetricsLayer, InFlightLayer, MetricNames,
+    MetricsService, ProcessCollector, SystemCollector, SystemNames,
+};
+use towerscope_perf::PerfMonitor;
+use towerscope_request_id::{RequestIdBuilder, RequestIdLayer};
+use towerscope_rum::{Rum, RumBuilder};
+use towerscope_trace::{TraceLayer, Tracing, TracingConfig};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
+use crate::stack::ObservabilityLayer;
+use crate::toggle::Toggle;
+
+/// One capability of the stack, to switch off with [`ObservabilityBuilder::disable`].
+///
+/// ```
+/// use towerscope::{Observability, Piece};
+/// let builder = Observability::builder("shop").disable(Piece::Rum).disable(Piece::Logging);
+/// assert!(!builder.is_enabled(Piece::Rum));
+/// assert!(builder.is_enabled(Piece::Metrics));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Piece {
+    /// Request metrics (RED, in-flight gauge), connection, process and system metrics,
+    /// `app_info`.
+    Metrics,
+    /// `RequestIdLayer`: an ID on every request, response and log line.
+    RequestId,
+    /// `TraceLayer`: an OpenTelemetry server span per request, OTLP export when configured.
+    Tracing,
+    /// `AccessLogLayer`: one log line per request.
+    AccessLog,
+    /// `CatchPanicLayer`: a handler panic becomes a 500 (gRPC: `INTERNAL`).
+    PanicCatching,
+    /// The global tracing subscriber (JSON in production, readable in development).
+    Logging,
+    /// `/health` and `/ready`.
+    Health,
+    /// Windowed latency statistics per route (p50…p99).
+    Perf,
+    /// Alert rules evaluated in-process, with their notifiers.
+    Alerts,
+    /// The live dashboard and its JSON API.
+    Dashboard,
+    /// Real-user monitoring: `/rum.js` and `/api/rum`.
+    Rum,
+}
+
+impl Piece {
+    /// Every piece, in the order the builder sets them up.
+    pub const ALL: [Piece; 11] = [
+        Piece::Metrics,
+        Piece::RequestId,
+        Piece::Tracing,
+        Piece::AccessLog,
+        Piece::PanicCatching,
+        Piece::Logging,
+        Piece::Health,
+        Piece::Perf,
+        Piece::Alerts,
+        Piece::Dashboard,
+        Piece::Rum,
+    ];
+
+    /// The piece's name in configuration files (`metrics`, `request_id`, …).
+    ///
+    /// ```
+    /// assert_eq!(towerscope::Piece::AccessLog.name(), "access_log");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Piece::Metrics => "metrics",
+            Piece::RequestId => "request_id",
+            Piece::Tracing => "tracing",
+            Piece::AccessLog => "access_log",
+            Piece::PanicCatching => "panic",
+            Piece::Logging => "logging",
+            Piece::Health => "health",
+            Piece::Perf => "perf",
+            Piece::Alerts => "alerts",
+            Piece::Dashboard => "dashboard",
+            Piece::Rum => "rum",
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// Why the stack could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A metric name, bucket list or label was refused.
+    #[error("metrics: {0}")]
+    Metrics(#[from] towerscope_metrics::ConfigError),
+    /// An `OTEL_*` variable is invalid.
+    #[error("tracing configuration: {0}")]
+    TracingConfig(#[from] towerscope_trace::ConfigError),
+    /// The tracer provider or its exporter could not be set up.
+    #[error("tracing setup: {0}")]
+    Tracing(#[from] towerscope_trace::SetupError),
+    /// The log subscriber could not be set up (a global one is already set, or the filter
+    /// does not parse).
+    #[error("logging: {0}")]
+    Logging(#[from] towerscope_log::LogError),
+    /// Background pieces (alerts, dashboard, notifiers) were switched on outside a tokio
+    /// runtime.
+    #[error("{0} runs a background task: build inside a tokio runtime")]
+    NoRuntime(&'static str),
+}
+
+/// A notifier delivery, built once the registry is known.
+type DeliveryFn = Box<dyn FnOnce(&mut Registry) -> Delivery + Send>;
+
+/// Builder for [`Observability`]; every piece is on until [`disable`](Self::disable)d.
+///
+/// ```
+/// use std::time::Duration;
+/// use towerscope::Observability;
+/// use towerscope::health::{CheckOptions, Health, MemoryCheck};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let obs = Observability::builder("shop")
+///     .version("1.4.2")
+///     .environment("production")
+///     .health(Health::builder("1.4.2").check("memory", MemoryCheck::new(95.0), CheckOptions::default()))
+///     .alert_interval(Duration::from_secs(30))
+///     .ops_token("s3cret")
+///     .without_logging()
+///     .build()?;
+/// # let _ = obs;
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct ObservabilityBuilder {
+    service: String,
+    version: String,
+    environment: String,
+    build_date: String,
+    registry: Registry,
+    enabled: u16,
+    names: MetricNames,
+    system_names: SystemNames,
+    disk_path: Option<std::path::PathBuf>,
+    classifier: Option<RouteClassifier>,
+    http_metrics: HttpMetricsBuilder,
+    request_id: RequestIdBuilder,
+    tracing: Option<TracingConfig>,
+    tracer: Option<SdkTracer>,
+    access_log: AccessLogBuilder,
+    log_format: Option<LogFormat>,
+    log_filter: Option<String>,
+    log_writer: Option<BoxMakeWriter>,
+    health: Option<HealthBuilder>,
+    perf: Option<PerfMonitor>,
+    rules: Vec<Rule>,
+    default_rules: bool,
+    alert_interval: Duration,
+    deliveries: Vec<DeliveryFn>,
+    rum: RumBuilder,
+    dashboard_history: Option<(Duration, Duration)>,
+    ops_token: Option<String>,
+}
+
+impl fmt::Debug for ObservabilityBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let on: Vec<_> = Piece::ALL
+            .iter()
+            .filter(|p| self.is_enabled(**p))
+            .map(|p| p.name())
+            .collect();
+        f.debug_struct("ObservabilityBuilder")
+            .field("service", &self.service)
+            .field("version", &self.version)
+            .field("environment", &self.environment)
+            .field("enabled", &on)
+            .field("rules", &self.rules.len())
+            .field("ops_token", &self.ops_token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObservabilityBuilder {
+    pub(crate) fn new(service: String) -> Self {
+        let version = "0.0.0".to_owned();
+        Self {
+            service,
+            health: None,
+            version,
+            environment: "development".to_owned(),
+            build_date: "unknown".to_owned(),
+            registry: Registry::default(),
+            enabled: Piece::ALL.iter().fold(0, |bits, p| bits | p.bit()),
+            names: MetricNames::otel(),
+            system_names: SystemNames::system(),
+            disk_path: None,
+            classifier: None,
+            http_metrics: HttpMetricsLayer::builder(),
+            request_id: RequestIdLayer::builder(),
+            tracing: None,
+            tracer: None,
+            access_log: AccessLogLayer::builder(),
+            log_format: None,
+            log_filter: None,
+            log_writer: None,
+            perf: None,
+            rules: Vec::new(),
+            default_rules: true,
+            alert_interval: Duration::from_secs(15),
+            deliveries: Vec::new(),
+            rum: Rum::builder(),
+            dashboard_history: None,
+            ops_token: None,
+        }
+    }
+
+    /// Renames the service (the name given to [`Observability::builder`] otherwise).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service = name.into();
+        self
+    }
+
+    /// The service name.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The service version given so far.
+    pub fn service_version(&self) -> &str {
+        &self.version
+    }
+
+    /// The environment given so far.
+    pub fn service_environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// Applies a [`Config`](crate::Config) (from a file and the environment) on top of what
+    /// the builder holds; see [`Config::apply`](crate::Config::apply).
+    pub fn configure(self, config: &crate::Config) -> Result<Self, crate::ConfigError> {
+        config.apply(self)
+    }
+
+    /// The service version (`app_info`, the `service.version` resource, `/health`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// The deployment environment (`app_info`, `deployment.environment.name`). In
+    /// `production` the log format defaults to JSON.
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = environment.into();
+        self
+    }
+
+    /// The build date reported by `app_info` (default `unknown`).
+    pub fn build_date(mut self, date: impl Into<String>) -> Self {
+        self.build_date = date.into();
+        self
+    }
+
+    /// The registry every metric goes into; register your own (business) metrics into it
+    /// first. Default: a new one.
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Switches `piece` on or off.
+    pub fn enable_piece(mut self, piece: Piece, on: bool) -> Self {
+        if on {
+            self.enabled |= piece.bit();
+        } else {
+            self.enabled &= !piece.bit();
+        }
+        self
+    }
+
+    /// Switches `piece` off.
+    pub fn disable(self, piece: Piece) -> Self {
+        self.enable_piece(piece, false)
+    }
+
+    /// Leaves the global tracing subscriber alone (when the application sets up its own, or
+    /// in tests that build several stacks); the same as `disable(Piece::Logging)`.
+    pub fn without_logging(self) -> Self {
+        self.disable(Piece::Logging)
+    }
+
+    /// Whether `piece` is on.
+    pub fn is_enabled(&self, piece: Piece) -> bool {
+        self.enabled & piece.bit() != 0
+    }
+
+    /// Metric names for the request metrics and the in-flight gauge: the OpenTelemetry
+    /// ones (default) or [`MetricNames::guide`].
+    pub fn metric_names(mut self, names: MetricNames) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// Names of the system metrics (CPU %, memory, disk): [`SystemNames::system`]
+    /// (default) or [`SystemNames::guide`].
+    pub fn system_names(mut self, names: SystemNames) -> Self {
+        self.system_names = names;
+        self
+    }
+
+    /// The filesystem whose usage the system metrics report (default `/`).
+    pub fn disk_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.disk_path = Some(path.into());
+        self
+    }
+
+    /// Route labels for requests that are not routed by axum or gRPC (plain hyper, a
+    /// fallback service), for the request metrics and the access log. Answers must come from
+    /// a bounded set.
+    pub fn route_classifier(mut self, classifier: RouteClassifier) -> Self {
+        self.classifier = Some(classifier);
+        self
+    }
+
+    /// Request-metric options (buckets, body sizes, cardinality cap, excluded paths, route
+    /// classifier). Names come from [`metric_names`](Self::metric_names); the in-flight
+    /// gauge and the performance monitor are added by the builder.
+    pub fn http_metrics(mut self, builder: HttpMetricsBuilder) -> Self {
+        self.http_metrics = builder;
+        self
+    }
+
+    /// Request-ID options (header, validation, generator).
+    pub fn request_id(mut self, builder: RequestIdBuilder) -> Self {
+        self.request_id = builder;
+        self
+    }
+
+    /// Tracing setup. Default: `TracingConfig::new(service)` with the version and
+    /// environment, then the standard `OTEL_*` variables: with no endpoint configured,
+    /// spans get IDs (for logs and exemplars) and are exported nowhere.
+    pub fn tracing(mut self, config: TracingConfig) -> Self {
+        self.tracing = Some(config);
+        self
+    }
+
+    /// A tracer of the application's own, used instead of setting one up.
+    pub fn tracer(mut self, tracer: SdkTracer) -> Self {
+        self.tracer = Some(tracer);
+        self
+    }
+
+    /// Access-log options (trusted proxies, excluded paths, logged headers, redaction).
+    pub fn access_log(mut self, builder: AccessLogBuilder) -> Self {
+        self.access_log = builder;
+        self
+    }
+
+    /// The log format; default: `TOWERSCOPE_LOG_FORMAT`, else JSON in `production` and
+    /// readable text elsewhere.
+    pub fn log_format(mut self, format: LogFormat) -> Self {
+        self.log_format = Some(format);
+        self
+    }
+
+    /// A `RUST_LOG`-style filter; default `RUST_LOG`, else
+    /// [`DEFAULT_FILTER`](towerscope_log::DEFAULT_FILTER).
+    pub fn log_filter(mut self, filter: impl Into<String>) -> Self {
+        self.log_filter = Some(filter.into());
+        self
+    }
+
+    /// Where log lines go (default: standard output, through a bounded non-blocking
+    /// buffer).
+    pub fn log_writer<W>(mut self, writer: W) -> Self
+    where
+        W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+    {
+        self.log_writer = Some(BoxMakeWriter::new(writer));
+        self
+    }
+
+    /// Health and readiness checks; default: no checks (`/health` and `/ready` answer 200
+    /// while the process serves).
+    pub fn health(mut self, builder: HealthBuilder) -> Self {
+        self.health = Some(builder);
+        self
+    }
+
+    /// A performance monitor of the application's own (to time database queries into the
+    /// same windows); default: a new one.
+    pub fn perf_monitor(mut self, perf: PerfMonitor) -> Self {
+        self.perf = Some(perf);
+        self
+    }
+
+    /// Alert rules evaluated besides the defaults.
+    pub fn alert_rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// Whether the guide's four default rules ([`default_rules`]) are evaluated (default:
+    /// yes).
+    pub fn default_alert_rules(mut self, on: bool) -> Self {
+        self.default_rules = on;
+        self
+    }
+
+    /// How often alert rules are evaluated (default 15 s).
+    pub fn alert_interval(mut self, every: Duration) -> Self {
+        self.alert_interval = every;
+        self
+    }
+
+    /// Sends alerts through `notifier` (Slack, PagerDuty, a webhook, Alertmanager, email),
+    /// with a bounded queue, retries, and `towerscope_alert_notifications_total` in the
+    /// registry.
+    pub fn notifier<N: Notifier>(mut self, notifier: N) -> Self {
+        self.deliveries
+            .push(Box::new(move |registry: &mut Registry| {
+                Delivery::builder(notifier).metrics(registry).spawn()
+            }));
+        self
+    }
+
+    /// Real-user-monitoring options (page templates, limits, allowed origins).
+    pub fn rum(mut self, builder: RumBuilder) -> Self {
+        self.rum = builder;
+        self
+    }
+
+    /// How often the dashboard samples its history and how much it keeps (default every
+    /// 5 s for an hour).
+    pub fn dashboard_history(mut self, every: Duration, keep: Duration) -> Self {
+        self.dashboard_history = Some((every, keep));
+        self
+    }
+
+    /// A bearer token required on `/metrics`, `/dashboard` and `/api/dashboard/*`,
+    /// compared in constant time. Set it whenever the operational endpoints are reachable
+    /// from outside.
+    pub fn ops_token(mut self, token: impl Into<String>) -> Self {
+        self.ops_token = Some(token.into());
+        self
+    }
+
+    /// Builds every piece that is on, registers its metrics, and starts its background
+    /// tasks. Call it inside a tokio runtime when alerts, the dashboard, notifiers or OTLP
+    /// over gRPC are on.
+    pub fn build(mut self) -> Result<Observability, BuildError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            if self.is_enabled(Piece::Alerts) {
+                return Err(BuildError::NoRuntime("alerting"));
+            }
+            if self.is_enabled(Piece::Dashboard) {
+                return Err(BuildError::NoRuntime("the dashboard"));
+            }
+        }
+        let on = |p: Piece| self.enabled & p.bit() != 0;
+        let registry = &mut self.registry;
+
+        let perf = on(Piece::Perf).then(|| self.perf.take().unwrap_or_default());
+
+        let mut connections = None;
+        let metrics_layer = if on(Piece::Metrics) {
+            AppInfo::new(&self.version, &self.environment, &self.build_date)
+                .label("service", &self.service)
+                .register(registry)?;
+            ProcessCollector::register(registry)?;
+            let mut system = SystemCollector::builder().names(self.system_names.clone());
+            if let Some(path) = self.disk_path.take() {
+                system = system.disk_path(path);
+            }
+            system.register(registry)?;
+            connections = Some(ConnectionTracker::new(registry));
+            let in_flight = InFlightLayer::with_names(registry, &self.names)?;
+            let mut builder = self
+                .http_metrics
+                .names(self.names.clone())
+                .in_flight(in_flight);
+            if let Some(perf) = &perf {
+                builder = builder.perf(perf.clone());
+            }
+            if let Some(classifier) = &self.classifier {
+                builder = builder.route_classifier(classifier.clone());
+            }
+            Some(builder.build(registry)?)
+        } else {
+            None
+        };
+
+        let request_id = on(Piece::RequestId).then(|| self.request_id.build(registry));
+
+        let mut tracing_handle = None;
+        let tracer = match self.tracer.take() {
+            Some(tracer) => tracer,
+            None if on(Piece::Tracing) => {
+                let config = match self.tracing.take() {
+                    Some(config) => config,
+                    None => TracingConfig::new(&self.service)
+                        .version(&self.version)
+                        .environment(&self.environment)
+                        .with_env()?,
+                };
+                let handle = config.init()?;
+                let tracer = handle.tracer();
+                tracing_handle = Some(handle);
+                tracer
+            }
+            // Off: a tracer that records nothing, so the tracing bridge has one to hold.
+            None => SdkTracerProvider::builder().build().tracer("towerscope"),
+        };
+        let trace = on(Piece::Tracing).then(|| TraceLayer::new(tracer.clone()));
+
+        let logging = if on(Piece::Logging) {
+            let format = self.log_format.unwrap_or_else(|| {
+                match std::env::var("TOWERSCOPE_LOG_FORMAT")
+                    .ok()
+                    .map(|v| v.parse())
+                {
+                    Some(Ok(format)) => format,
+                    _ if self.environment == "production" => LogFormat::Json,
+                    _ => LogFormat::Pretty,
+                }
+            });
+            let mut builder = Logging::builder().format(format);
+            if let Some(filter) = self.log_filter.take() {
+                builder = builder.filter(filter);
+            }
+            let mut builder = match self.log_writer.take() {
+                Some(writer) => builder.writer(writer).metrics(registry),
+                None => builder
+                    .writer(BoxMakeWriter::new(std::io::stdout))
+                    .metrics(registry),
+            };
+            if on(Piece::Tracing) {
+                builder = builder.with_layer(towerscope_trace::tracing_layer(tracer.clone()));
+            }
+            Some(builder.init()?)
+        } else {
+            None
+        };
+
+        let access_log = on(Piece::AccessLog).then(|| {
+            let mut builder = self.access_log;
+            if let Some(classifier) = self.classifier.take() {
+                builder = builder.route_classifier(classifier);
+            }
+            builder.build()
+        });
+        let panic = on(Piece::PanicCatching).then(CatchPanicLayer::new);
+
+        let health = on(Piece::Health).then(|| {
+            self.health
+                .take()
+                .unwrap_or_else(|| Health::builder(&self.version))
+                .metrics(registry)
+                .build()
+        });
+        let rum = on(Piece::Rum)
+            .then(|| std::mem::replace(&mut self.rum, Rum::builder()).build(registry));
+        let deliveries: Vec<Delivery> = if on(Piece::Alerts) {
+            self.deliveries
+                .drain(..)
+                .map(|make| make(registry))
+                .collect()
+        } else {
+            Vec::new()
+        };
+
+        let mut metrics = MetricsService::builder();
+        if let Some(token) = &self.ops_token {
+            metrics = metrics.bearer_token(token.clone());
+        }
+        let metrics = metrics.build(std::mem::take(&mut self.registry));
+
+        let alerting = on(Piece::Alerts).then(|| {
+            let mut sources = Sources::new(metrics.clone());
+            if let Some(perf) = &perf {
+                sources = sources.perf(perf.clone());
+            }
+            let mut rules = if self.default_rules {
+                default_rules()
+            } else {
+                Vec::new()
+            };
+            rules.append(&mut self.rules);
+            let mut builder = Alerting::builder(sources)
+                .rules(rules)
+                .interval(self.alert_interval);
+            for delivery in deliveries {
+                builder = builder.notify(delivery);
+            }
+            builder.spawn()
+        });
+
+        let dashboard = on(Piece::Dashboard).then(|| {
+            let mut builder = Dashboard::builder(metrics.clone());
+            if let Some(perf) = &perf {
+                builder = builder.perf(perf.clone());
+            }
+            if let Some(health) = &health {
+                builder = builder.health(health.clone());
+            }
+            if let Some(alerting) = &alerting {
+                builder = builder.alerting(alerting.clone());
+            }
+            if let Some(rum) = &rum {
+                builder = builder.rum(rum.clone());
+            }
+            if let Some(token) = &self.ops_token {
+                builder = builder.bearer_token(token.clone());
+            }
+            if let Some((every, keep)) = self.dashboard_history {
+                builder = builder.history(every, keep);
+            }
+            builder.spawn()
+        });
+
+        Ok(Observability {
+            service: self.service,
+            layer: ObservabilityLayer {
+                request_id: Toggle::new(request_id),
+                trace: Toggle::new(trace),
+                metrics: Toggle::new(metrics_layer),
+                access_log: Toggle::new(access_log),
+                panic: Toggle::new(panic),
+            },
+            metrics,
+            connections,
+            tracer,
+            tracing: tracing_handle,
+            logging,
+            health,
+            perf,
+            alerting,
+            dashboard,
+            rum,
+        })
+    }
+}
+
+/// The running observability stack: the request-path layer, the operational endpoints,
+/// and the background tasks.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use towerscope::Observability;
+/// let obs = Observability::builder("shop").version("1.0.0").without_logging().build()?;
+/// let app: axum::Router = axum::Router::new()
+///     .route("/users/{id}", axum::routing::get(|| async { "user" }))
+///     .layer(obs.layer())
+///     // Merged after `.layer(...)`: scrapes and dashboard polls are not measured.
+///     .merge(obs.router());
+/// # let _ = app;
+/// obs.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct Observability {
+    service: String,
+    layer: ObservabilityLayer,
+    metrics: MetricsService,
+    connections: Option<ConnectionTracker>,
+    tracer: SdkTracer,
+    tracing: Option<Tracing>,
+    logging: Option<LoggingGuard>,
+    health: Option<Health>,
+    perf: Option<PerfMonitor>,
+    alerting: Option<Alerting>,
+    dashboard: Option<Dashboard>,
+    rum: Option<Rum>,
+}
+
+impl fmt::Debug for Observability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Observability")
+            .field("service", &self.service)
+            .field("layer", &self.layer)
+            .field(
+                "exporting_spans",
+                &self.tracing.as_ref().map(Tracing::exporting),
+            )
+            .field("logging", &self.logging.is_some())
+            .field("health", &self.health.is_some())
+            .field("alerting", &self.alerting.is_some())
+            .field("dashboard", &self.dashboard.is_some())
+            .field("rum", &self.rum.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Observability {
+    /// A builder for `service` (the `service.name` of its spans and the `service` label of
+    /// `app_info`).
+    pub fn builder(service: impl Into<String>) -> ObservabilityBuilder {
+        ObservabilityBuilder::new(service.into())
+    }
+
+    /// The request-path layers in one (see [`ObservabilityLayer`] for the order). Works for
+    /// axum (`Router::layer`), tonic (`Server::builder().layer`) and hyper (through
+    /// `hyper_util::service::TowerToHyperService`).
+    pub fn layer(&self) -> ObservabilityLayer {
+        self.layer.clone()
+    }
+
+    /// The Prometheus exposition service over the registry (`/metrics`), for tonic side
+    /// ports and hyper.
+    pub fn metrics_service(&self) -> MetricsService {
+        self.metrics.clone()
+    }
+
+    /// Wraps a listener so open connections, connections total and connection durations are
+    /// measured (`None` when metrics are off: use the listener as it is).
+    ///
+    /// ```no_run
+    /// # async fn run(obs: towerscope::Observability, app: axum::Router) -> std::io::Result<()> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// match obs.connections() {
+    ///     Some(tracker) => axum::serve(tracker.listener(listener), app).await,
+    ///     None => axum::serve(listener, app).await,
+    /// }
+    /// # }
+    /// ```
+    pub fn connections(&self) -> Option<&ConnectionTracker> {
+        self.connections.as_ref()
+    }
+
+    /// The tracer of the request spans (for a [`TraceClientLayer`](towerscope_trace::TraceClientLayer)
+    /// on outgoing calls, or [`tracing_layer`](towerscope_trace::tracing_layer) in a
+    /// subscriber of your own).
+    pub fn tracer(&self) -> SdkTracer {
+        self.tracer.clone()
+    }
+
+    /// The health checks, when on (for `grpc.health.v1` through `Health::sync_grpc`).
+    pub fn health(&self) -> Option<&Health> {
+        self.health.as_ref()
+    }
+
+    /// The performance monitor the request metrics feed, when on.
+    pub fn perf(&self) -> Option<&PerfMonitor> {
+        self.perf.as_ref()
+    }
+
+    /// The alert evaluation, when on (active alerts, silences).
+    pub fn alerting(&self) -> Option<&Alerting> {
+        self.alerting.as_ref()
+    }
+
+    /// The dashboard, when on.
+    pub fn dashboard(&self) -> Option<&Dashboard> {
+        self.dashboard.as_ref()
+    }
+
+    /// Real-user monitoring, when on.
+    pub fn rum(&self) -> Option<&Rum> {
+        self.rum.as_ref()
+    }
+
+    /// Lines the log writer dropped because its buffer was full (0 when logging is off).
+    pub fn dropped_log_lines(&self) -> usize {
+        self.logging.as_ref().map_or(0, LoggingGuard::dropped_lines)
+    }
+
+    /// The operational endpoints as an axum router: `/metrics`, `/health`, `/ready`,
+    /// `/dashboard`, `/api/dashboard/*`, `/rum.js`, `/api/rum` (the pieces that are on).
+    /// Merge it into the application after `.layer(obs.layer())`, or serve it on an admin
+    /// port.
+    #[cfg(feature = "axum")]
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        let mut router = axum::Router::new().route_service("/metrics", self.metrics.clone());
+        if let Some(health) = &self.health {
+            router = router
+                .route_service("/health", health.liveness_service())
+                .route_service("/ready", health.readiness_service());
+        }
+        if let Some(dashboard) = &self.dashboard {
+            router = router.merge(dashboard.router());
+        }
+        if let Some(rum) = &self.rum {
+            router = router.merge(rum.router());
+        }
+        router
+    }
+
+    /// The operational endpoints as one tower service that routes by path (for hyper and
+    /// tonic side ports); see [`OpsService`](crate::OpsService).
+    pub fn ops_service(&self) -> crate::OpsService {
+        crate::OpsService::new(self)
+    }
+
+    pub(crate) fn parts(
+        &self,
+    ) -> (
+        &MetricsService,
+        Option<&Health>,
+        Option<&Dashboard>,
+        Option<&Rum>,
+    ) {
+        (
+            &self.metrics,
+            self.health.as_ref(),
+            self.dashboard.as_ref(),
+            self.rum.as_ref(),
+        )
+    }
+
+    /// Stops alert evaluation (after its last round), exports the spans still batched, and
+    /// flushes the log buffer. Call it after the server has drained.
+    pub async fn shutdown(self) {
+        if let Some(alerting) = &self.alerting {
+            alerting.shutdown().await;
+        }
+        if let Some(tracing) = self.tracing {
+            // The provider's shutdown blocks until the batch is exported.
+            let done = tokio::task::spawn_blocking(move || tracing.shutdown()).await;
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "span export on shutdown failed"),
+                Err(e) => tracing::warn!(error = %e, "span export on shutdown did not finish"),
+            }
+        }
+        drop(self.logging);
+    }
+}

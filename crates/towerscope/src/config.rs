@@ -1,0 +1,985 @@
+//! Configuration from a TOML file and `TOWERSCOPE_*` environment variables.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::HeaderName;
+use serde::{Deserialize, Serialize};
+use towerscope_alert::AlertmanagerNotifier;
+use towerscope_log::{AccessLogLayer, LogFormat};
+use towerscope_metrics::{HttpMetricsLayer, MetricNames, SystemNames};
+use towerscope_request_id::RequestIdLayer;
+use towerscope_rum::{PageTemplates, Rum};
+use towerscope_trace::{OtlpProtocol, SamplerConfig, TracingConfig};
+
+use crate::{ObservabilityBuilder, Piece};
+
+/// The stack's configuration, as read from a TOML file and the environment.
+///
+/// Every key has an environment variable: `TOWERSCOPE_` and the key's path in upper case
+/// with `_` for `.` (`metrics.max_series` is `TOWERSCOPE_METRICS_MAX_SERIES`). A variable
+/// wins over the file; lists in variables are comma-separated. The standard `OTEL_*`
+/// variables win over the `[tracing]` keys. Unknown keys in the file are errors; unknown
+/// `TOWERSCOPE_*` variables are left alone (the application may use its own).
+///
+/// ```toml
+/// service_name = "shop"
+/// service_version = "1.4.2"
+/// environment = "production"
+/// ops_token = "…"              # better: TOWERSCOPE_OPS_TOKEN
+///
+/// [metrics]
+/// names = "otel"                # or "guide": app_requests_total, app_request_duration_seconds, …
+/// max_series = 2000
+/// exclude_paths = ["/metrics", "/health", "/ready"]
+///
+/// [tracing]
+/// endpoint = "http://otel-collector:4317"
+/// protocol = "grpc"             # or "http/protobuf"
+/// sample_ratio = 0.1            # parent-based
+///
+/// [alerts]
+/// rules_file = "/etc/shop/rules.yaml"
+/// alertmanager = "http://alertmanager:9093"
+///
+/// [rum]
+/// pages = ["/", "/products/{id}", "/cart"]
+/// ```
+///
+/// ```
+/// use towerscope::Config;
+/// let config = Config::from_sources(
+///     Some(("shop.toml", "service_name = \"shop\"\n[metrics]\nmax_series = 500\n")),
+///     |var| (var == "TOWERSCOPE_METRICS_MAX_SERIES").then(|| "800".to_owned()),
+/// )?;
+/// assert_eq!(config.metrics.max_series, 800);
+///
+/// let err = Config::from_sources(Some(("shop.toml", "[metrics]\nmax_series = \"many\"\n")), |_| None)
+///     .unwrap_err();
+/// assert_eq!(err.key(), "metrics.max_series");
+/// # Ok::<(), towerscope::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// `service.name` of spans, `service` label of `app_info`.
+    pub service_name: Option<String>,
+    /// The service version.
+    pub service_version: Option<String>,
+    /// The deployment environment; `production` makes logs JSON by default.
+    pub environment: Option<String>,
+    /// Bearer token on `/metrics` and the dashboard.
+    pub ops_token: Option<String>,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
+    /// `[request_id]`.
+    pub request_id: RequestIdConfig,
+    /// `[tracing]`.
+    pub tracing: TracingSection,
+    /// `[access_log]`.
+    pub access_log: AccessLogConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[health]`.
+    pub health: Switch,
+    /// `[perf]`.
+    pub perf: Switch,
+    /// `[alerts]`.
+    pub alerts: AlertsConfig,
+    /// `[dashboard]`.
+    pub dashboard: Switch,
+    /// `[rum]`.
+    pub rum: RumConfig,
+    /// `[panic]`: whether handler panics are caught.
+    pub panic: Switch,
+}
+
+/// A section with only `enabled` (default `true`).
+///
+/// ```
+/// assert!(towerscope::config::Switch::default().enabled);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Switch {
+    /// Whether the piece is on.
+    pub enabled: bool,
+}
+
+impl Default for Switch {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// Metric names preset.
+///
+/// ```
+/// assert_eq!(towerscope::config::NamePreset::default(), towerscope::config::NamePreset::Otel);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamePreset {
+    /// OpenTelemetry HTTP semantic conventions as Prometheus names.
+    #[default]
+    Otel,
+    /// The guide's names (`app_requests_total`, `app_request_duration_seconds`, …).
+    Guide,
+}
+
+/// `[metrics]`.
+///
+/// ```
+/// assert_eq!(towerscope::config::MetricsConfig::default().max_series, 2000);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Whether request, connection, process and system metrics are on.
+    pub enabled: bool,
+    /// Metric names.
+    pub names: NamePreset,
+    /// Label sets per metric family before the overflow series (1 to 1,000,000).
+    pub max_series: usize,
+    /// Paths left out of request metrics.
+    pub exclude_paths: Vec<String>,
+    /// Request body size histogram.
+    pub request_body_size: bool,
+    /// Response body size histogram.
+    pub response_body_size: bool,
+    /// Trace IDs as exemplars.
+    pub exemplars: bool,
+    /// Filesystem whose usage is reported.
+    pub disk_path: Option<PathBuf>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            names: NamePreset::Otel,
+            max_series: towerscope_metrics::DEFAULT_MAX_SERIES,
+            exclude_paths: vec!["/metrics".into(), "/health".into(), "/ready".into()],
+            request_body_size: false,
+            response_body_size: false,
+            exemplars: true,
+            disk_path: None,
+        }
+    }
+}
+
+/// `[request_id]`.
+///
+/// ```
+/// assert_eq!(towerscope::config::RequestIdConfig::default().header, "x-request-id");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestIdConfig {
+    /// Whether request IDs are on.
+    pub enabled: bool,
+    /// The header read and written.
+    pub header: String,
+}
+
+impl Default for RequestIdConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            header: "x-request-id".into(),
+        }
+    }
+}
+
+/// `[tracing]`; the `OTEL_*` variables win over these keys.
+///
+/// ```
+/// assert!(towerscope::config::TracingSection::default().endpoint.is_none());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracingSection {
+    /// Whether server spans are on.
+    pub enabled: bool,
+    /// OTLP endpoint; none: spans are exported nowhere.
+    pub endpoint: Option<String>,
+    /// `grpc` (default) or `http/protobuf`.
+    pub protocol: Option<String>,
+    /// Fraction of new traces recorded (parent-based), 0 to 1; default all.
+    pub sample_ratio: Option<f64>,
+}
+
+impl Default for TracingSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            endpoint: None,
+            protocol: None,
+            sample_ratio: None,
+        }
+    }
+}
+
+/// `[access_log]`.
+///
+/// ```
+/// assert!(towerscope::config::AccessLogConfig::default().trusted_proxies.is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessLogConfig {
+    /// Whether the access log is on.
+    pub enabled: bool,
+    /// Proxies whose `X-Forwarded-For`/`Forwarded` are believed (`10.0.0.0/8`, `::1`).
+    pub trusted_proxies: Vec<String>,
+    /// Paths not logged.
+    pub exclude_paths: Vec<String>,
+}
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            trusted_proxies: Vec::new(),
+            exclude_paths: vec!["/metrics".into(), "/health".into(), "/ready".into()],
+        }
+    }
+}
+
+/// `[log]`: the global subscriber.
+///
+/// ```
+/// assert!(towerscope::config::LogConfig::default().format.is_none());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Whether the global subscriber is installed.
+    pub enabled: bool,
+    /// `json` or `pretty`; default JSON in production.
+    pub format: Option<String>,
+    /// A `RUST_LOG`-style filter.
+    pub filter: Option<String>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            format: None,
+            filter: None,
+        }
+    }
+}
+
+/// `[alerts]`.
+///
+/// ```
+/// assert_eq!(towerscope::config::AlertsConfig::default().interval_secs, 15);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Whether rules are evaluated in-process.
+    pub enabled: bool,
+    /// Whether the guide's four default rules are included.
+    pub default_rules: bool,
+    /// More rules, from a YAML or TOML file.
+    pub rules_file: Option<PathBuf>,
+    /// Seconds between evaluations (1 to 86,400).
+    pub interval_secs: u64,
+    /// An Alertmanager (`http://host:9093`) that receives the alerts.
+    pub alertmanager: Option<String>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            default_rules: true,
+            rules_file: None,
+            interval_secs: 15,
+            alertmanager: None,
+        }
+    }
+}
+
+/// `[rum]`.
+///
+/// ```
+/// assert!(towerscope::config::RumConfig::default().pages.is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RumConfig {
+    /// Whether `/rum.js` and `/api/rum` are on.
+    pub enabled: bool,
+    /// The site's page templates (`/products/{id}`): page URLs are reduced to them.
+    pub pages: Vec<String>,
+    /// Origins allowed to send beacons from other sites.
+    pub allow_origins: Vec<String>,
+}
+
+impl Default for RumConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            pages: Vec::new(),
+            allow_origins: Vec::new(),
+        }
+    }
+}
+
+/// A configuration value that could not be used: it names the key (`metrics.max_series`)
+/// or the variable (`TOWERSCOPE_METRICS_MAX_SERIES`) and the file it came from. Secrets
+/// are never repeated.
+///
+/// ```
+/// let err = towerscope::Config::from_sources(None, |v| {
+///     (v == "TOWERSCOPE_ALERTS_INTERVAL_SECS").then(|| "soon".to_owned())
+/// })
+/// .unwrap_err();
+/// assert_eq!(err.key(), "TOWERSCOPE_ALERTS_INTERVAL_SECS");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    key: String,
+    file: Option<String>,
+    reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "{file}: {}: {}", self.key, self.reason),
+            None => write!(f, "{}: {}", self.key, self.reason),
+        }
+    }
+}
+
+impl ConfigError {
+    /// The key (`metrics.max_series`) or environment variable that is wrong.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// What is wrong with it.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bool,
+    Int,
+    Float,
+    Str,
+    List,
+}
+
+/// Every key, with the type its environment variable is read as. A test checks the list
+/// against the struct.
+const KEYS: &[(&str, Kind)] = &[
+    ("service_name", Kind::Str),
+    ("service_version", Kind::Str),
+    ("environment", Kind::Str),
+    ("ops_token", Kind::Str),
+    ("metrics.enabled", Kind::Bool),
+    ("metrics.names", Kind::Str),
+    ("metrics.max_series", Kind::Int),
+    ("metrics.exclude_paths", Kind::List),
+    ("metrics.request_body_size", Kind::Bool),
+    ("metrics.response_body_size", Kind::Bool),
+    ("metrics.exemplars", Kind::Bool),
+    ("metrics.disk_path", Kind::Str),
+    ("request_id.enabled", Kind::Bool),
+    ("request_id.header", Kind::Str),
+    ("tracing.enabled", Kind::Bool),
+    ("tracing.endpoint", Kind::Str),
+    ("tracing.protocol", Kind::Str),
+    ("tracing.sample_ratio", Kind::Float),
+    ("access_log.enabled", Kind::Bool),
+    ("access_log.trusted_proxies", Kind::List),
+    ("access_log.exclude_paths", Kind::List),
+    ("log.enabled", Kind::Bool),
+    ("log.format", Kind::Str),
+    ("log.filter", Kind::Str),
+    ("health.enabled", Kind::Bool),
+    ("perf.enabled", Kind::Bool),
+    ("alerts.enabled", Kind::Bool),
+    ("alerts.default_rules", Kind::Bool),
+    ("alerts.rules_file", Kind::Str),
+    ("alerts.interval_secs", Kind::Int),
+    ("alerts.alertmanager", Kind::Str),
+    ("dashboard.enabled", Kind::Bool),
+    ("rum.enabled", Kind::Bool),
+    ("rum.pages", Kind::List),
+    ("rum.allow_origins", Kind::List),
+    ("panic.enabled", Kind::Bool),
+];
+
+/// Keys whose values are secrets: never repeated in an error.
+const SECRET_KEYS: &[&str] = &["ops_token"];
+
+/// The environment variable for `key` (`metrics.max_series` → `TOWERSCOPE_METRICS_MAX_SERIES`).
+///
+/// ```
+/// assert_eq!(towerscope::config::env_var("alerts.interval_secs"), "TOWERSCOPE_ALERTS_INTERVAL_SECS");
+/// ```
+pub fn env_var(key: &str) -> String {
+    format!("TOWERSCOPE_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+/// Largest configuration file read, in bytes.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+fn env_value(kind: Kind, raw: &str) -> Result<toml::Value, String> {
+    let v = raw.trim();
+    Ok(match kind {
+        Kind::Bool => match v.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => return Err("expected true or false".into()),
+        },
+        Kind::Int => toml::Value::Integer(
+            v.parse::<i64>()
+                .map_err(|_| "expected a whole number".to_owned())?,
+        ),
+        Kind::Float => toml::Value::Float(
+            v.parse::<f64>()
+                .map_err(|_| "expected a number".to_owned())?,
+        ),
+        Kind::Str => toml::Value::String(raw.to_owned()),
+        Kind::List => toml::Value::Array(
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+    })
+}
+
+impl Config {
+    /// Reads `path` (when given) and the process environment.
+    ///
+    /// ```no_run
+    /// let config = towerscope::Config::load(Some(std::path::Path::new("/etc/shop/towerscope.toml")))?;
+    /// # Ok::<(), towerscope::ConfigError>(())
+    /// ```
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let text = match path {
+            Some(path) => Some(read_file(path)?),
+            None => None,
+        };
+        let name = path.map(|p| p.display().to_string());
+        Self::from_sources(name.as_deref().zip(text.as_deref()), |var| {
+            std::env::var(var).ok()
+        })
+    }
+
+    /// Reads a file's text (named for errors) and variables from `var`.
+    pub fn from_sources(
+        file: Option<(&str, &str)>,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let file_name = file.map(|(name, _)| name.to_owned());
+        let mut table = match file {
+            Some((name, text)) => toml::from_str::<toml::Table>(text).map_err(|e| ConfigError {
+                key: "(syntax)".into(),
+                file: Some(name.to_owned()),
+                reason: e.message().to_owned()
+                    + &e.span()
+                        .map(|s| format!(" (at byte {})", s.start))
+                        .unwrap_or_default(),
+            })?,
+            None => toml::Table::new(),
+        };
+        // Where each key's value came from, for errors.
+        let mut from_env: HashMap<&str, String> = HashMap::new();
+        for (key, kind) in KEYS {
+            let name = env_var(key);
+            let Some(raw) = var(&name) else { continue };
+            let value = env_value(*kind, &raw).map_err(|reason| ConfigError {
+                key: name.clone(),
+                file: None,
+                reason,
+            })?;
+            insert(&mut table, key, value);
+            from_env.insert(key, name);
+        }
+        let error = |path: String, reason: String| -> ConfigError {
+            match from_env.get(path.as_str()) {
+                Some(var) => ConfigError {
+                    key: var.clone(),
+                    file: None,
+                    reason,
+                },
+                None => ConfigError {
+                    key: path,
+                    file: file_name.clone(),
+                    reason,
+                },
+            }
+        };
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let path = e.path().to_string();
+                let reason = if SECRET_KEYS.contains(&path.as_str()) {
+                    "invalid value".to_owned()
+                } else {
+                    e.into_inner().message().to_owned()
+                };
+                error(path, reason)
+            })?;
+        config
+            .validate()
+            .map_err(|(key, reason)| error(key.to_owned(), reason))?;
+        Ok(config)
+    }
+
+    /// Checks values the types allow but the stack does not.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        fn non_empty(key: &'static str, v: &Option<String>) -> Result<(), (&'static str, String)> {
+            match v {
+                Some(s) if s.trim().is_empty() => Err((key, "must not be empty".into())),
+                _ => Ok(()),
+            }
+        }
+        fn paths(key: &'static str, paths: &[String]) -> Result<(), (&'static str, String)> {
+            match paths.iter().find(|p| !p.starts_with('/')) {
+                Some(p) => Err((key, format!("`{p}` does not start with `/`"))),
+                None => Ok(()),
+            }
+        }
+        non_empty("service_name", &self.service_name)?;
+        non_empty("ops_token", &self.ops_token)?;
+        if !(1..=1_000_000).contains(&self.metrics.max_series) {
+            return Err(("metrics.max_series", "must be 1 to 1000000".into()));
+        }
+        paths("metrics.exclude_paths", &self.metrics.exclude_paths)?;
+        paths("access_log.exclude_paths", &self.access_log.exclude_paths)?;
+        paths("rum.pages", &self.rum.pages)?;
+        if HeaderName::from_bytes(self.request_id.header.as_bytes()).is_err() {
+            return Err((
+                "request_id.header",
+                format!("`{}` is not a header name", self.request_id.header),
+            ));
+        }
+        if let Some(p) = &self.tracing.protocol {
+            protocol(p).map_err(|reason| ("tracing.protocol", reason))?;
+        }
+        if let Some(endpoint) = &self.tracing.endpoint {
+            url("tracing.endpoint", endpoint)?;
+        }
+        if let Some(r) = self.tracing.sample_ratio {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(("tracing.sample_ratio", "must be 0 to 1".into()));
+            }
+        }
+        for proxy in &self.access_log.trusted_proxies {
+            proxy
+                .parse::<towerscope_log::IpRange>()
+                .map_err(|e| ("access_log.trusted_proxies", format!("`{proxy}`: {e}")))?;
+        }
+        if let Some(f) = &self.log.format {
+            f.parse::<LogFormat>()
+                .map_err(|_| ("log.format", format!("`{f}` is not json or pretty")))?;
+        }
+        if !(1..=86_400).contains(&self.alerts.interval_secs) {
+            return Err(("alerts.interval_secs", "must be 1 to 86400".into()));
+        }
+        if let Some(am) = &self.alerts.alertmanager {
+            url("alerts.alertmanager", am)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the configuration to `builder`: the pieces on or off and their options;
+    /// the rules file is read here. Checks, notifiers and code-only options stay as the
+    /// builder has them.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use towerscope::{Config, Observability, Piece};
+    /// let config = Config::from_sources(Some(("t.toml", "[rum]\nenabled = false\n[log]\nenabled = false\n")), |_| None)?;
+    /// let builder = Observability::builder("shop").configure(&config)?;
+    /// assert!(!builder.is_enabled(Piece::Rum));
+    /// let obs = builder.build()?;
+    /// assert!(obs.rum().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn apply(&self, mut b: ObservabilityBuilder) -> Result<ObservabilityBuilder, ConfigError> {
+        let key_error = |key: &str, reason: String| ConfigError {
+            key: key.to_owned(),
+            file: None,
+            reason,
+        };
+        if let Some(name) = &self.service_name {
+            b = b.service_name(name.clone());
+        }
+        if let Some(version) = &self.service_version {
+            b = b.version(version.clone());
+        }
+        if let Some(env) = &self.environment {
+            b = b.environment(env.clone());
+        }
+        if let Some(token) = &self.ops_token {
+            b = b.ops_token(token.clone());
+        }
+        b = b
+            .enable_piece(Piece::Metrics, self.metrics.enabled)
+            .enable_piece(Piece::RequestId, self.request_id.enabled)
+            .enable_piece(Piece::Tracing, self.tracing.enabled)
+            .enable_piece(Piece::AccessLog, self.access_log.enabled)
+            .enable_piece(Piece::Logging, self.log.enabled)
+            .enable_piece(Piece::Health, self.health.enabled)
+            .enable_piece(Piece::Perf, self.perf.enabled)
+            .enable_piece(Piece::Alerts, self.alerts.enabled)
+            .enable_piece(Piece::Dashboard, self.dashboard.enabled)
+            .enable_piece(Piece::Rum, self.rum.enabled)
+            .enable_piece(Piece::PanicCatching, self.panic.enabled);
+
+        let m = &self.metrics;
+        if m.names == NamePreset::Guide {
+            b = b
+                .metric_names(MetricNames::guide())
+                .system_names(SystemNames::guide());
+        }
+        b = b.http_metrics(
+            HttpMetricsLayer::builder()
+                .max_series(m.max_series)
+                .exclude_paths(&m.exclude_paths)
+                .request_body_size(m.request_body_size)
+                .response_body_size(m.response_body_size)
+                .exemplars(m.exemplars),
+        );
+        if let Some(path) = &m.disk_path {
+            b = b.disk_path(path.clone());
+        }
+
+        let header = HeaderName::from_bytes(self.request_id.header.as_bytes())
+            .map_err(|e| key_error("request_id.header", e.to_string()))?;
+        b = b.request_id(RequestIdLayer::builder().header(header));
+
+        let t = &self.tracing;
+        if t.enabled {
+            let mut tracing = TracingConfig::new(b.service())
+                .version(b.service_version())
+                .environment(b.service_environment());
+            if let Some(endpoint) = &t.endpoint {
+                let p = match &t.protocol {
+                    Some(p) => protocol(p).map_err(|r| key_error("tracing.protocol", r))?,
+                    None => OtlpProtocol::Grpc,
+                };
+                tracing = tracing.otlp(endpoint.clone(), p);
+            }
+            if let Some(ratio) = t.sample_ratio {
+                tracing = tracing.sampler(SamplerConfig::ParentBasedRatio(ratio));
+            }
+            let tracing = tracing
+                .with_env()
+                .map_err(|e| key_error(e.key(), e.to_string()))?;
+            b = b.tracing(tracing);
+        }
+
+        let a = &self.access_log;
+        let access = AccessLogLayer::builder()
+            .trusted_proxies(&a.trusted_proxies)
+            .map_err(|e| key_error("access_log.trusted_proxies", e.to_string()))?
+            .exclude_paths(&a.exclude_paths);
+        b = b.access_log(access);
+
+        if let Some(format) = &self.log.format {
+            let format = format.parse().map_err(|_| {
+                key_error("log.format", format!("`{format}` is not json or pretty"))
+            })?;
+            b = b.log_format(format);
+        }
+        if let Some(filter) = &self.log.filter {
+            b = b.log_filter(filter.clone());
+        }
+
+        let al = &self.alerts;
+        b = b
+            .default_alert_rules(al.default_rules)
+            .alert_interval(Duration::from_secs(al.interval_secs));
+        if al.enabled {
+            if let Some(path) = &al.rules_file {
+                let rules = towerscope_alert::load_rules(path)
+                    .map_err(|e| key_error("alerts.rules_file", e.to_string()))?;
+                b = b.alert_rules(rules);
+            }
+            if let Some(url) = &al.alertmanager {
+                b = b.notifier(AlertmanagerNotifier::new(url.clone()));
+            }
+        }
+
+        let mut rum = Rum::builder();
+        if !self.rum.pages.is_empty() {
+            rum = rum.pages(PageTemplates::new(
+                self.rum.pages.iter().map(String::as_str),
+            ));
+        }
+        if !self.rum.allow_origins.is_empty() {
+            rum = rum.allow_origins(&self.rum.allow_origins);
+        }
+        Ok(b.rum(rum))
+    }
+}
+
+fn protocol(p: &str) -> Result<OtlpProtocol, String> {
+    match p {
+        "grpc" => Ok(OtlpProtocol::Grpc),
+        "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+        _ => Err(format!("`{p}` is not grpc or http/protobuf")),
+    }
+}
+
+fn url(key: &'static str, v: &str) -> Result<(), (&'static str, String)> {
+    if (v.starts_with("http://") || v.starts_with("https://")) && v.parse::<http::Uri>().is_ok() {
+        Ok(())
+    } else {
+        Err((key, format!("`{v}` is not an http:// or https:// URL")))
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read as _;
+    let err = |reason: String| ConfigError {
+        key: "(file)".into(),
+        file: Some(path.display().to_string()),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| err(e.to_string()))?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(err(format!("larger than {MAX_FILE_BYTES} bytes")));
+    }
+    Ok(text)
+}
+
+/// Puts `value` at the dotted `key` in `table`, making the section when missing.
+fn insert(table: &mut toml::Table, key: &str, value: toml::Value) {
+    match key.split_once('.') {
+        None => {
+            table.insert(key.to_owned(), value);
+        }
+        Some((section, rest)) => {
+            let entry = table
+                .entry(section.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                // The file has a non-table here; the variable replaces it.
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(t) = entry {
+                insert(t, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat_keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+        for (k, v) in table {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(t) => flat_keys(&key, t, out),
+                _ => out.push(key),
+            }
+        }
+    }
+
+    /// Every field of the struct has a variable, and every variable a field.
+    #[test]
+    fn keys_match_the_struct() {
+        let mut full = Config {
+            service_name: Some("s".into()),
+            service_version: Some("1".into()),
+            environment: Some("e".into()),
+            ops_token: Some("t".into()),
+            ..Config::default()
+        };
+        full.metrics.disk_path = Some("/".into());
+        full.tracing.endpoint = Some("http://x:4317".into());
+        full.tracing.protocol = Some("grpc".into());
+        full.tracing.sample_ratio = Some(0.5);
+        full.log.format = Some("json".into());
+        full.log.filter = Some("info".into());
+        full.alerts.rules_file = Some("r.yaml".into());
+        full.alerts.alertmanager = Some("http://am:9093".into());
+        let table = toml::Table::try_from(&full).expect("serializes");
+        let mut fields = Vec::new();
+        flat_keys("", &table, &mut fields);
+        fields.sort();
+        let mut keys: Vec<String> = KEYS.iter().map(|(k, _)| (*k).to_owned()).collect();
+        keys.sort();
+        assert_eq!(fields, keys);
+    }
+
+    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn every_variable_is_read_with_its_type() {
+        let c = Config::from_sources(
+            None,
+            vars(&[
+                ("TOWERSCOPE_SERVICE_NAME", "shop"),
+                ("TOWERSCOPE_METRICS_ENABLED", "false"),
+                ("TOWERSCOPE_METRICS_MAX_SERIES", " 300 "),
+                ("TOWERSCOPE_METRICS_EXCLUDE_PATHS", "/a, /b,"),
+                ("TOWERSCOPE_TRACING_SAMPLE_RATIO", "0.25"),
+                ("TOWERSCOPE_RUM_PAGES", "/,/p/{id}"),
+                ("TOWERSCOPE_OPS_TOKEN", "x y"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.service_name.as_deref(), Some("shop"));
+        assert!(!c.metrics.enabled);
+        assert_eq!(c.metrics.max_series, 300);
+        assert_eq!(c.metrics.exclude_paths, ["/a", "/b"]);
+        assert_eq!(c.tracing.sample_ratio, Some(0.25));
+        assert_eq!(c.rum.pages, ["/", "/p/{id}"]);
+        assert_eq!(c.ops_token.as_deref(), Some("x y"));
+    }
+
+    #[test]
+    fn variables_win_over_the_file() {
+        let c = Config::from_sources(
+            Some((
+                "f.toml",
+                "environment = \"staging\"\n[alerts]\ninterval_secs = 60\n",
+            )),
+            vars(&[("TOWERSCOPE_ALERTS_INTERVAL_SECS", "5")]),
+        )
+        .expect("valid");
+        assert_eq!(c.environment.as_deref(), Some("staging"));
+        assert_eq!(c.alerts.interval_secs, 5);
+    }
+
+    fn file_error(text: &str) -> ConfigError {
+        Config::from_sources(Some(("f.toml", text)), |_| None).expect_err("invalid")
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_file() {
+        let e = file_error("[metrics]\nmax_series = 0\n");
+        assert_eq!(e.key(), "metrics.max_series");
+        assert_eq!(
+            e.to_string(),
+            "f.toml: metrics.max_series: must be 1 to 1000000"
+        );
+        assert_eq!(
+            file_error("[metrics]\nnames = \"prom\"\n").key(),
+            "metrics.names"
+        );
+        assert_eq!(
+            file_error("[tracing]\nsample_ratio = 2.0\n").key(),
+            "tracing.sample_ratio"
+        );
+        assert_eq!(
+            file_error("[tracing]\nprotocol = \"udp\"\n").key(),
+            "tracing.protocol"
+        );
+        assert_eq!(
+            file_error("[tracing]\nendpoint = \"collector\"\n").key(),
+            "tracing.endpoint"
+        );
+        assert_eq!(
+            file_error("[request_id]\nheader = \"x id\"\n").key(),
+            "request_id.header"
+        );
+        assert_eq!(
+            file_error("[access_log]\ntrusted_proxies = [\"10.0.0.0/99\"]\n").key(),
+            "access_log.trusted_proxies"
+        );
+        assert_eq!(file_error("[log]\nformat = \"xml\"\n").key(), "log.format");
+        assert_eq!(
+            file_error("[rum]\npages = [\"products\"]\n").key(),
+            "rum.pages"
+        );
+        assert_eq!(
+            file_error("[alerts]\nalertmanager = \"am:9093\"\n").key(),
+            "alerts.alertmanager"
+        );
+        assert_eq!(file_error("service_name = \" \"\n").key(), "service_name");
+        assert_eq!(
+            file_error("[health]\nenabled = \"yes\"\n").key(),
+            "health.enabled"
+        );
+        assert_eq!(file_error("metrics = 3\n").key(), "metrics");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_them() {
+        let e = file_error("[metrics]\nmax_serie = 10\n");
+        assert!(e.key().starts_with("metrics"), "{e}");
+        assert!(e.reason().contains("max_serie"), "{e}");
+        let e = file_error("[metric]\nenabled = true\n");
+        assert!(e.reason().contains("metric"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_say_where() {
+        let e = file_error("[metrics\n");
+        assert_eq!(e.key(), "(syntax)");
+        assert!(e.to_string().starts_with("f.toml: "), "{e}");
+    }
+
+    #[test]
+    fn bad_variables_name_the_variable_and_hide_secrets() {
+        let e = Config::from_sources(None, vars(&[("TOWERSCOPE_METRICS_ENABLED", "maybe")]))
+            .expect_err("invalid");
+        assert_eq!(e.key(), "TOWERSCOPE_METRICS_ENABLED");
+        let e = Config::from_sources(None, vars(&[("TOWERSCOPE_METRICS_MAX_SERIES", "0")]))
+            .expect_err("invalid");
+        assert_eq!(e.key(), "TOWERSCOPE_METRICS_MAX_SERIES");
+        assert_eq!(
+            e.to_string(),
+            "TOWERSCOPE_METRICS_MAX_SERIES: must be 1 to 1000000"
+        );
+        let e = Config::from_sources(None, vars(&[("TOWERSCOPE_OPS_TOKEN", "")]))
+            .expect_err("empty token");
+        assert_eq!(e.key(), "TOWERSCOPE_OPS_TOKEN");
+        let e = Config::from_sources(Some(("f.toml", "ops_token = 12345\n")), |_| None)
+            .expect_err("not a string");
+        assert_eq!(e.key(), "ops_token");
+        assert!(!e.to_string().contains("12345"), "{e}");
+    }
+
+    #[test]
+    fn big_files_are_refused() {
+        let dir = std::env::temp_dir().join(format!("towerscope-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("big.toml");
+        std::fs::write(&path, "#".repeat(MAX_FILE_BYTES as usize + 10)).expect("write");
+        let e = read_file(&path).expect_err("too big");
+        assert!(e.to_string().contains("larger than"), "{e}");
+        let e = read_file(&dir.join("missing.toml")).expect_err("missing");
+        assert_eq!(e.key(), "(file)");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,612 @@
+//! One `Observability`, its `layer()` around an axum router, a tonic server and a plain
+//! hyper service, each served on a real socket: request IDs, spans, metrics (with
+//! exemplars) and JSON log lines all appear, and what each carries proves the order of the
+//! layers (request ID → span → metrics → access log → panic catching → service).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Empty, Full};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use serde_json::Value;
+use towerscope::core::{Route, RouteClassifier};
+use towerscope::log::LogFormat;
+use towerscope::{Observability, Piece};
+
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    fn json(&self) -> Vec<Value> {
+        let bytes = self.0.lock().expect("lock").clone();
+        String::from_utf8(bytes)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+}
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Empty<Bytes>,
+>;
+
+async fn get(
+    client: &Client,
+    url: String,
+    headers: &[(&str, &str)],
+) -> (StatusCode, http::HeaderMap, String) {
+    let mut req = Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client
+        .request(req.body(Empty::new()).expect("request"))
+        .await
+        .expect("response");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+fn attr(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.to_string())
+}
+
+/// Waits until `check` finds something, or fails after 10 s.
+async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The access-log completion line of the request with this ID.
+fn access_line(lines: &Lines, request_id: &str) -> Option<Value> {
+    lines.json().into_iter().find(|l| {
+        l["target"] == towerscope::log::ACCESS_TARGET
+            && l["request_id"] == request_id
+            && l["status"] != Value::Null
+    })
+}
+
+fn span_with_request_id(exporter: &InMemorySpanExporter, id: &str) -> Option<SpanData> {
+    exporter
+        .get_finished_spans()
+        .expect("spans")
+        .into_iter()
+        .find(|s| attr(s, "request.id").as_deref() == Some(id))
+}
+
+/// The OpenMetrics sample lines of `family` whose labels include every `labels` pair.
+fn samples<'a>(text: &'a str, family: &str, labels: &[&str]) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| l.starts_with(family) && labels.iter().all(|p| l.contains(p)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_facade_around_axum_tonic_and_hyper() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let hyper_route = Route::Static("/hyper/*");
+    let obs = Observability::builder("facade-test")
+        .version("9.9.9")
+        .environment("test")
+        .tracer(provider.tracer("facade-test"))
+        .log_format(LogFormat::Json)
+        .log_filter("info")
+        .log_writer(move || writer.clone())
+        .route_classifier(RouteClassifier::new(move |req| {
+            req.uri
+                .path()
+                .starts_with("/hyper/")
+                .then(|| hyper_route.clone())
+        }))
+        .build()
+        .expect("builds");
+    for piece in Piece::ALL {
+        assert!(format!("{obs:?}").contains("Observability"), "{piece:?}");
+    }
+
+    // axum
+    let app: axum::Router = axum::Router::new()
+        .route(
+            "/users/{id}",
+            axum::routing::get(|| async {
+                tracing::info!("looking the user up");
+                "user"
+            }),
+        )
+        .route(
+            "/boom",
+            axum::routing::get(|| async {
+                if true {
+                    panic!("axum handler bug");
+                }
+                "never"
+            }),
+        )
+        .layer(obs.layer())
+        .merge(obs.router());
+    let axum_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let axum_addr = axum_listener.local_addr().expect("addr");
+    let tracker = obs.connections().expect("metrics on").clone();
+    tokio::spawn(async move { axum::serve(tracker.listener(axum_listener), app).await });
+
+    // tonic: the standard health service behind the same layer
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("shop.Orders", tonic_health::ServingStatus::Serving)
+        .await;
+    let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let grpc_addr = grpc_listener.local_addr().expect("addr");
+    let grpc = tonic::transport::Server::builder()
+        .layer(obs.layer())
+        .add_service(health_service);
+    tokio::spawn(async move {
+        grpc.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
+            grpc_listener,
+        ))
+        .await
+    });
+
+    // hyper: a service_fn, no router
+    let hyper_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hyper_addr = hyper_listener.local_addr().expect("addr");
+    let hyper_service = tower::ServiceBuilder::new()
+        .layer(obs.layer())
+        .service(tower::service_fn(
+            |req: Request<hyper::body::Incoming>| async move {
+                if req.uri().path() == "/hyper/panic" {
+                    panic!("hyper handler bug");
+                }
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hyper"))))
+            },
+        ));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = hyper_listener.accept().await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(hyper_service.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+
+    let client: Client =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+
+    // --- axum: an inbound trace context and request ID are taken up.
+    let parent_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let (status, headers, body) = get(
+        &client,
+        format!("http://{axum_addr}/users/7"),
+        &[
+            ("x-request-id", "axum-req-1"),
+            (
+                "traceparent",
+                &format!("00-{parent_trace}-00f067aa0ba902b7-01"),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "user"));
+    assert_eq!(headers["x-request-id"], "axum-req-1");
+    let span = wait_for("the axum span", || {
+        span_with_request_id(&exporter, "axum-req-1")
+    })
+    .await;
+    assert_eq!(span.name, "GET /users/{id}");
+    assert_eq!(span.span_context.trace_id().to_string(), parent_trace);
+    assert_eq!(attr(&span, "http.route").as_deref(), Some("/users/{id}"));
+    let trace_id = span.span_context.trace_id().to_string();
+    let span_id = span.span_context.span_id().to_string();
+    // The access log runs inside the request ID's span and the server span.
+    let access = wait_for("the axum access line", || access_line(&lines, "axum-req-1")).await;
+    assert_eq!(access["trace_id"], trace_id.as_str());
+    assert_eq!(access["span_id"], span_id.as_str());
+    assert_eq!(access["route"], "/users/{id}");
+    // The handler's own event carries both IDs too.
+    let handler_event = lines
+        .json()
+        .into_iter()
+        .find(|l| l["message"] == "looking the user up")
+        .expect("handler event logged");
+    assert_eq!(handler_event["request_id"], "axum-req-1");
+    assert_eq!(handler_event["trace_id"], trace_id.as_str());
+
+    // A panic: 500 with the request ID (the ID layer is outside the panic layer), counted
+    // as a panic by the metrics (outside it too), logged as an error.
+    let (status, headers, _) = get(
+        &client,
+        format!("http://{axum_addr}/boom"),
+        &[("x-request-id", "axum-panic-1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(headers["x-request-id"], "axum-panic-1");
+    let panic_line = wait_for("the panic access line", || {
+        access_line(&lines, "axum-panic-1")
+    })
+    .await;
+    assert_eq!(panic_line["level"], "ERROR");
+    assert_eq!(panic_line["status"], 500);
+
+    // --- tonic: the gRPC path is the route, the status comes from the trailers.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut check = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
+        service: "shop.Orders".into(),
+    });
+    check
+        .metadata_mut()
+        .insert("x-request-id", "grpc-req-1".parse().expect("ascii"));
+    let answer = health.check(check).await.expect("serving");
+    assert_eq!(
+        answer
+            .metadata()
+            .get("x-request-id")
+            .map(|v| v.to_str().ok()),
+        Some(Some("grpc-req-1"))
+    );
+    let mut unknown = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
+        service: "shop.Nothing".into(),
+    });
+    unknown
+        .metadata_mut()
+        .insert("x-request-id", "grpc-req-2".parse().expect("ascii"));
+    let status = health.check(unknown).await.expect_err("unknown service");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    let span = wait_for("the gRPC span", || {
+        span_with_request_id(&exporter, "grpc-req-2")
+    })
+    .await;
+    assert_eq!(
+        attr(&span, "rpc.method").as_deref(),
+        Some("grpc.health.v1.Health/Check")
+    );
+    assert_eq!(attr(&span, "rpc.status_code").as_deref(), Some("NOT_FOUND"));
+    let access = wait_for("the gRPC access line", || access_line(&lines, "grpc-req-2")).await;
+    assert_eq!(
+        access["trace_id"],
+        span.span_context.trace_id().to_string().as_str()
+    );
+    assert_eq!(access["route"], "/grpc.health.v1.Health/Check");
+
+    // --- hyper: routes from the classifier, the same IDs and spans.
+    let (status, headers, body) = get(
+        &client,
+        format!("http://{hyper_addr}/hyper/items/1?secret=x"),
+        &[("x-request-id", "hyper-req-1")],
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "hyper"));
+    assert_eq!(headers["x-request-id"], "hyper-req-1");
+    let span = wait_for("the hyper span", || {
+        span_with_request_id(&exporter, "hyper-req-1")
+    })
+    .await;
+    let access = wait_for("the hyper access line", || {
+        access_line(&lines, "hyper-req-1")
+    })
+    .await;
+    assert_eq!(
+        access["trace_id"],
+        span.span_context.trace_id().to_string().as_str()
+    );
+    assert_eq!(access["route"], "/hyper/*");
+    assert!(
+        !access.to_string().contains("secret=x"),
+        "query strings are redacted: {access}"
+    );
+    let (status, headers, _) = get(
+        &client,
+        format!("http://{hyper_addr}/hyper/panic"),
+        &[("x-request-id", "hyper-panic-1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(headers["x-request-id"], "hyper-panic-1");
+    // A generated ID when none is sent.
+    let (_, headers, _) = get(&client, format!("http://{hyper_addr}/hyper/x"), &[]).await;
+    assert!(headers.contains_key("x-request-id"));
+
+    // --- metrics, scraped from the merged router (OpenMetrics, for exemplars).
+    let (status, _, text) = get(
+        &client,
+        format!("http://{axum_addr}/metrics"),
+        &[("accept", "application/openmetrics-text; version=1.0.0")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let users = samples(
+        &text,
+        "http_server_request_duration_seconds_bucket",
+        &[
+            "http_route=\"/users/{id}\"",
+            "http_response_status_code=\"200\"",
+        ],
+    );
+    assert!(
+        users
+            .iter()
+            .any(|l| l.contains(&format!("trace_id=\"{trace_id}\""))),
+        "the axum request's span is the exemplar (metrics inside the span):\n{}",
+        users.join("\n")
+    );
+    let panics = samples(&text, "http_server_errors_total", &["error_type=\"panic\""]);
+    let counted: HashMap<&str, bool> = [("/boom", false), ("/hyper/*", false)]
+        .into_iter()
+        .map(|(route, _)| {
+            (
+                route,
+                panics
+                    .iter()
+                    .any(|l| l.contains(&format!("=\"{route}\"")) && l.ends_with(" 1")),
+            )
+        })
+        .collect();
+    assert!(
+        counted.values().all(|c| *c),
+        "both panics are counted as panics: {counted:?}\n{}",
+        panics.join("\n")
+    );
+    assert!(
+        !samples(
+            &text,
+            "rpc_server_call_duration_seconds_count",
+            &[
+                "rpc_method=\"grpc.health.v1.Health/Check\"",
+                "rpc_status_code=\"NOT_FOUND\""
+            ],
+        )
+        .is_empty(),
+        "gRPC calls are measured with their status:\n{text}"
+    );
+    assert!(
+        samples(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &["/metrics"]
+        )
+        .is_empty(),
+        "scrapes are not measured"
+    );
+    assert!(
+        !samples(
+            &text,
+            "app_info",
+            &["service=\"facade-test\"", "version=\"9.9.9\""]
+        )
+        .is_empty()
+    );
+    assert!(!samples(&text, "http_server_active_requests", &[]).is_empty());
+    assert!(!samples(&text, "process_resident_memory_bytes", &[]).is_empty());
+    assert!(
+        !samples(&text, "http_server_open_connections", &[]).is_empty(),
+        "connection metrics:\n{text}"
+    );
+
+    // --- the other operational endpoints from the router and from the plain service.
+    for path in [
+        "/health",
+        "/ready",
+        "/dashboard",
+        "/api/dashboard/metrics",
+        "/rum.js",
+    ] {
+        let (status, _, _) = get(&client, format!("http://{axum_addr}{path}"), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    use tower::ServiceExt as _;
+    for (path, want) in [
+        ("/ready", 200),
+        ("/api/dashboard/alerts", 200),
+        ("/nope", 404),
+    ] {
+        let response = obs
+            .ops_service()
+            .oneshot(
+                Request::get(path)
+                    .body(Empty::<Bytes>::new())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        assert_eq!(response.status().as_u16(), want, "{path}");
+    }
+    let alerting = obs.alerting().expect("alerts on");
+    assert!(alerting.rules().iter().any(|r| r.name == "HighErrorRate"));
+
+    obs.shutdown().await;
+}
+
+/// Sends a request to the router in-process.
+async fn send(app: &axum::Router, request: http::request::Builder) -> Response<axum::body::Body> {
+    use tower::ServiceExt as _;
+    let request = request.body(axum::body::Body::empty()).expect("request");
+    app.clone().oneshot(request).await.expect("infallible")
+}
+
+/// Pieces that are off are passed through: no header, no families, no span, and the
+/// service still answers.
+#[tokio::test(flavor = "current_thread")]
+async fn pieces_switched_off_are_passed_through() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let obs = Observability::builder("off-test")
+        .tracer(provider.tracer("off-test"))
+        .without_logging()
+        .disable(Piece::RequestId)
+        .disable(Piece::Tracing)
+        .disable(Piece::Metrics)
+        .disable(Piece::Alerts)
+        .disable(Piece::Dashboard)
+        .disable(Piece::Rum)
+        .build()
+        .expect("builds");
+    assert!(obs.connections().is_none() && obs.alerting().is_none());
+    assert!(obs.dashboard().is_none() && obs.rum().is_none());
+    let app: axum::Router = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/boom",
+            axum::routing::get(|| async {
+                if true {
+                    panic!("still caught");
+                }
+                "never"
+            }),
+        )
+        .layer(obs.layer())
+        .merge(obs.router());
+    let response = send(&app, Request::get("/")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!response.headers().contains_key("x-request-id"));
+    let response = send(&app, Request::get("/boom")).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(exporter.get_finished_spans().expect("spans").is_empty());
+    let text = obs
+        .metrics_service()
+        .encode(towerscope::metrics::Format::Prometheus);
+    assert!(!text.contains("http_server_"), "{text}");
+    for (path, want) in [
+        ("/health", StatusCode::OK),
+        ("/dashboard", StatusCode::NOT_FOUND),
+        ("/rum.js", StatusCode::NOT_FOUND),
+    ] {
+        let response = send(&app, Request::get(path)).await;
+        assert_eq!(response.status(), want, "{path}");
+    }
+    obs.shutdown().await;
+}
+
+/// Alerts and the dashboard run background tasks: outside a runtime the build says so.
+#[test]
+fn background_pieces_need_a_runtime() {
+    let err = Observability::builder("no-runtime")
+        .without_logging()
+        .build()
+        .expect_err("no runtime");
+    assert!(err.to_string().contains("tokio runtime"), "{err}");
+    let obs = Observability::builder("no-runtime")
+        .without_logging()
+        .disable(Piece::Alerts)
+        .disable(Piece::Dashboard)
+        .disable(Piece::Tracing)
+        .build()
+        .expect("the rest needs no runtime");
+    assert!(obs.alerting().is_none());
+}
+
+/// A file and variables configure the same stack the builder does.
+#[tokio::test(flavor = "current_thread")]
+async fn configuration_from_a_file_and_variables() {
+    let config = towerscope::Config::from_sources(
+        Some((
+            "shop.toml",
+            "service_name = \"configured\"\nenvironment = \"staging\"\n\
+             [metrics]\nnames = \"guide\"\nmax_series = 50\n\
+             [log]\nenabled = false\n[alerts]\ninterval_secs = 60\ndefault_rules = false\n",
+        )),
+        |var| (var == "TOWERSCOPE_OPS_TOKEN").then(|| "t0ken".to_owned()),
+    )
+    .expect("valid");
+    let obs = Observability::builder("default-name")
+        .configure(&config)
+        .expect("applies")
+        .build()
+        .expect("builds");
+    let app: axum::Router = axum::Router::new()
+        .route("/users/{id}", axum::routing::get(|| async { "user" }))
+        .layer(obs.layer())
+        .merge(obs.router());
+    let response = send(&app, Request::get("/users/1")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // The request ends when its body does.
+    response.into_body().collect().await.expect("body");
+    for path in ["/metrics", "/dashboard", "/api/dashboard/metrics"] {
+        let response = send(&app, Request::get(path)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path} needs the token"
+        );
+    }
+    let response = send(
+        &app,
+        Request::get("/metrics").header("authorization", "Bearer t0ken"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains(
+            "app_requests_total{method=\"GET\",endpoint=\"/users/{id}\",status_code=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("service=\"configured\""), "{text}");
+    assert!(text.contains("environment=\"staging\""), "{text}");
+    assert!(
+        obs.alerting().expect("on").rules().is_empty(),
+        "default rules off"
+    );
+    obs.shutdown().await;
+}
