@@ -1,0 +1,44 @@
+//! `towerscope-hyper-example`: the catalogue API on 127.0.0.1:8082 (or `--addr`), its
+//! operational endpoints on 127.0.0.1:9465 (or `--admin-addr`).
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use towerscope::{Config, Observability};
+
+/// towerscope on plain hyper: a catalogue API with every piece switched on.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address of the API.
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    addr: SocketAddr,
+    /// Address of /metrics, /health, /ready, /dashboard and the RUM endpoints.
+    #[arg(long, default_value = "127.0.0.1:9465")]
+    admin_addr: SocketAddr,
+    /// A towerscope configuration file (TOML); `TOWERSCOPE_*` and `OTEL_*` variables win.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let args = Args::parse();
+    let config = Config::load(args.config.as_deref())?;
+    let obs = towerscope_hyper_example::observability(
+        Observability::builder("towerscope-hyper-example").configure(&config)?,
+    )?;
+    let app = tokio::net::TcpListener::bind(args.addr).await?;
+    let admin = tokio::net::TcpListener::bind(args.admin_addr).await?;
+    tracing::info!(
+        api = %app.local_addr()?,
+        admin = %admin.local_addr()?,
+        "catalogue listening: try /products/1, and /metrics on the admin address"
+    );
+    towerscope_hyper_example::serve(&obs, app, admin, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    obs.shutdown().await;
+    Ok(())
+}
