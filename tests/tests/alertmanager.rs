@@ -111,6 +111,7 @@ async fn alerts_reach_alertmanager_and_resolve_there() {
     assert_eq!(fired["generatorURL"], "http://127.0.0.1:8080/metrics");
     assert!(
         demo.alerting()
+            .expect("alerts on")
             .active()
             .iter()
             .any(|a| a.name == "DemoErrorsOnErrorRoute")
@@ -132,6 +133,7 @@ async fn alerts_reach_alertmanager_and_resolve_there() {
     );
     assert!(
         demo.alerting()
+            .expect("alerts on")
             .active()
             .iter()
             .all(|a| a.name != "DemoErrorsOnErrorRoute")

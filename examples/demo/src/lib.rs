@@ -46,29 +46,25 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
+use towerscope::Observability;
 use towerscope_alert::{
-    Alerting, AlertmanagerNotifier, Condition, Delivery, RouteScope, Rule, Severity, Signal,
-    Sources, default_rules, slo_burn_rate_rules,
+    Alerting, AlertmanagerNotifier, Condition, RouteScope, Rule, Severity, Signal, default_rules,
+    slo_burn_rate_rules,
 };
-use towerscope_core::{CatchPanicLayer, UserId};
-use towerscope_dashboard::Dashboard;
+use towerscope_core::UserId;
 use towerscope_health::{
     CheckOptions, Criticality, DiskSpaceCheck, Health, MemoryCheck, SqlxCheck,
 };
-use towerscope_log::AccessLogLayer;
-use towerscope_metrics::{
-    AppInfo, ConfigError, ConnectionTracker, HttpMetricsLayer, InFlightLayer, MetricsService,
-    ProcessCollector, SystemCollector,
-};
+use towerscope_metrics::{HttpMetricsLayer, MetricsService};
 use towerscope_perf::PerfMonitor;
-use towerscope_request_id::RequestIdLayer;
 use towerscope_rum::{PageTemplates, Rum};
-use towerscope_trace::TraceLayer;
 
 mod inventory;
 mod store;
+mod traffic;
 use inventory::{InventoryClient, Reservation};
 use store::{Order, Store, User};
+pub use traffic::spawn_traffic;
 
 /// The guide's order value buckets, in dollars.
 pub const ORDER_VALUE_BUCKETS: [f64; 8] = [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
@@ -133,9 +129,9 @@ impl Default for Config {
 /// Why the demo could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    /// A metrics component refused its configuration.
-    #[error("metrics setup failed: {0}")]
-    Metrics(#[from] ConfigError),
+    /// The observability stack could not be built.
+    #[error("observability setup failed: {0}")]
+    Observability(#[from] towerscope::BuildError),
     /// The database could not be opened or set up.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -157,10 +153,8 @@ struct AppState {
 pub struct Demo {
     router: Router,
     metrics: MetricsService,
-    connections: ConnectionTracker,
     perf: PerfMonitor,
-    alerting: Alerting,
-    rum: Rum,
+    obs: std::sync::Arc<Observability>,
 }
 
 /// The shop's front page: buttons that call the API, with the RUM collector.
@@ -214,20 +208,10 @@ impl Demo {
     }
 
     /// Builds the application into `registry` (which may already hold metrics, such as the
-    /// log writer's dropped-lines counter).
+    /// log writer's dropped-lines counter). The observability stack comes from one
+    /// [`towerscope::Observability`] builder; the log subscriber is the caller's.
     pub async fn with_registry(config: Config, mut registry: Registry) -> Result<Self, DemoError> {
-        AppInfo::new(
-            env!("CARGO_PKG_VERSION"),
-            config.environment,
-            env!("TOWERSCOPE_BUILD_DATE"),
-        )
-        .label("service", "towerscope-demo")
-        .register(&mut registry)?;
-        ProcessCollector::register(&mut registry)?;
-        SystemCollector::builder().register(&mut registry)?;
-        let connections = ConnectionTracker::new(&mut registry);
         let perf = PerfMonitor::new();
-
         let registrations = Counter::default();
         registry.register(
             "app_user_registrations",
@@ -256,34 +240,6 @@ impl Demo {
             inventory: InventoryClient::new(inventory_addr, tracer.clone()),
         };
 
-        let api = Router::new()
-            .route("/users", axum::routing::post(register_user))
-            .route("/users/{id}", get(get_user))
-            .route("/orders", get(list_orders).post(place_order))
-            .route("/slow", get(slow))
-            .route("/error", get(error))
-            .route("/panic", get(panic_route))
-            .route("/login", axum::routing::post(login))
-            .with_state(state.clone())
-            // Innermost first: the panic layer is inside the metrics so a panic is a 500
-            // with error_type="panic". The metrics layer also maintains the in-flight
-            // gauge: one response wrapper instead of two.
-            .layer(CatchPanicLayer::new())
-            .layer(
-                HttpMetricsLayer::builder()
-                    .in_flight(InFlightLayer::new(&mut registry))
-                    .response_body_size(true)
-                    .perf(perf.clone())
-                    .build(&mut registry)?,
-            )
-            // The access log runs inside the request span, after the demo's auth.
-            .layer(AccessLogLayer::new())
-            .layer(axum::middleware::from_fn(demo_auth))
-            // The server span: parent of the handler's spans and of the inventory call.
-            .layer(TraceLayer::new(tracer))
-            // Outermost: every layer, handler and log line runs inside the request span.
-            .layer(RequestIdLayer::new(&mut registry));
-
         let health = Health::builder(env!("CARGO_PKG_VERSION"))
             .check(
                 "database",
@@ -299,70 +255,65 @@ impl Demo {
                 "memory",
                 MemoryCheck::new(95.0),
                 CheckOptions::default().criticality(Criticality::NonCritical),
-            )
-            .metrics(&mut registry)
-            .build();
-
+            );
         // Real-user monitoring: page and API URLs reduced to the shop's routes.
-        let rum = Rum::builder()
-            .pages(PageTemplates::new([
-                "/",
-                "/dashboard",
-                "/users",
-                "/users/{id}",
-                "/orders",
-                "/slow",
-                "/error",
-                "/panic",
-                "/login",
-            ]))
-            .build(&mut registry);
-        // Notifier deliveries register their outcome counters before the registry goes
-        // to the metrics service.
-        let alertmanager = config.alertmanager.map(|url| {
-            Delivery::builder(
+        let rum = Rum::builder().pages(PageTemplates::new([
+            "/",
+            "/dashboard",
+            "/users",
+            "/users/{id}",
+            "/orders",
+            "/slow",
+            "/error",
+            "/panic",
+            "/login",
+        ]));
+        let mut obs = Observability::builder("towerscope-demo")
+            .version(env!("CARGO_PKG_VERSION"))
+            .environment(config.environment)
+            .build_date(env!("TOWERSCOPE_BUILD_DATE"))
+            .registry(registry)
+            .without_logging()
+            .tracer(tracer)
+            .http_metrics(HttpMetricsLayer::builder().response_body_size(true))
+            .perf_monitor(perf.clone())
+            .health(health)
+            .rum(rum)
+            .default_alert_rules(false)
+            .alert_rules(alert_rules())
+            .alert_rules(config.extra_rules)
+            .alert_interval(config.alert_interval);
+        if let Some(url) = config.alertmanager {
+            obs = obs.notifier(
                 AlertmanagerNotifier::new(url).generator_url("http://127.0.0.1:8080/metrics"),
-            )
-            .metrics(&mut registry)
-            .spawn()
-        });
-        let mut builder = MetricsService::builder();
-        let dashboard_token = config.metrics_token.clone();
+            );
+        }
         if let Some(token) = config.metrics_token {
-            builder = builder.bearer_token(token);
+            obs = obs.ops_token(token);
         }
-        let metrics = builder.build(registry);
-        let mut alerting = Alerting::builder(Sources::new(metrics.clone()).perf(perf.clone()))
-            .rules(alert_rules())
-            .rules(config.extra_rules)
-            .interval(config.alert_interval);
-        if let Some(delivery) = alertmanager {
-            alerting = alerting.notify(delivery);
-        }
-        let alerting = alerting.spawn();
-        let mut dashboard = Dashboard::builder(metrics.clone())
-            .perf(perf.clone())
-            .health(health.clone())
-            .alerting(alerting.clone())
-            .rum(rum.clone());
-        if let Some(token) = &dashboard_token {
-            dashboard = dashboard.bearer_token(token.clone());
-        }
-        let dashboard = dashboard.spawn();
-        let router = api
+        let obs = obs.build()?;
+
+        let router = Router::new()
+            .route("/users", axum::routing::post(register_user))
+            .route("/users/{id}", get(get_user))
+            .route("/orders", get(list_orders).post(place_order))
+            .route("/slow", get(slow))
+            .route("/error", get(error))
+            .route("/panic", get(panic_route))
+            .route("/login", axum::routing::post(login))
+            .with_state(state)
+            // Request ID → server span → metrics (+ in-flight) → access log → panic → 500.
+            .layer(obs.layer())
+            // The demo's stand-in for authentication, outside: the access log sees the user.
+            .layer(axum::middleware::from_fn(demo_auth))
+            // Not measured: the shop page and the operational endpoints.
             .route("/", get(|| async { axum::response::Html(SHOP_HTML) }))
-            .merge(rum.router())
-            .merge(dashboard.router())
-            .route_service("/metrics", metrics.clone())
-            .route_service("/health", health.liveness_service())
-            .route_service("/ready", health.readiness_service());
+            .merge(obs.router());
         Ok(Self {
             router,
-            metrics,
-            connections,
+            metrics: obs.metrics_service(),
             perf,
-            alerting,
-            rum,
+            obs: std::sync::Arc::new(obs),
         })
     }
 
@@ -377,13 +328,18 @@ impl Demo {
     }
 
     /// The alert evaluation running over the demo's metrics (active alerts, silences).
-    pub fn alerting(&self) -> &Alerting {
-        &self.alerting
+    pub fn alerting(&self) -> Option<&Alerting> {
+        self.obs.alerting()
     }
 
     /// Real-user monitoring (active sessions, Core Web Vitals).
-    pub fn rum(&self) -> &Rum {
-        &self.rum
+    pub fn rum(&self) -> Option<&Rum> {
+        self.obs.rum()
+    }
+
+    /// The observability stack (for its shutdown, which exports the spans still batched).
+    pub fn observability(&self) -> &Observability {
+        &self.obs
     }
 
     /// The metrics service (to encode the registry directly).
@@ -401,9 +357,18 @@ impl Demo {
         let app = self
             .router
             .into_make_service_with_connect_info::<towerscope_core::PeerAddr>();
-        axum::serve(self.connections.listener(listener), app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        match self.obs.connections() {
+            Some(tracker) => {
+                axum::serve(tracker.listener(listener), app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        }
     }
 }
 

@@ -30,6 +30,13 @@ struct Args {
     /// More alert rules, from a YAML or TOML file.
     #[arg(long, env = "TOWERSCOPE_RULES")]
     rules: Option<std::path::PathBuf>,
+    /// Generate background traffic against the demo (a mix of reads, orders, sign-ins,
+    /// slow calls, errors and the odd panic) so the dashboard moves.
+    #[arg(long, env = "TOWERSCOPE_TRAFFIC")]
+    traffic: bool,
+    /// Requests per second of the background traffic.
+    #[arg(long, default_value_t = 10.0, env = "TOWERSCOPE_TRAFFIC_RATE")]
+    traffic_rate: f64,
     /// Send alerts to this Alertmanager (`http://127.0.0.1:9093`).
     #[arg(long, env = "TOWERSCOPE_ALERTMANAGER")]
     alertmanager: Option<String>,
@@ -107,8 +114,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "towerscope demo listening: try http://{addr}/users/1 and http://{addr}/metrics");
-    demo.serve(listener, shutdown_signal()).await?;
+    tracing::info!(%addr, "towerscope demo listening: try http://{addr}/, http://{addr}/dashboard and http://{addr}/metrics");
+    let traffic = args.traffic.then(|| {
+        tracing::info!(rate = args.traffic_rate, "sending background traffic");
+        towerscope_demo::spawn_traffic(addr, args.traffic_rate)
+    });
+    demo.serve(listener, async move {
+        shutdown_signal().await;
+        if let Some(traffic) = traffic {
+            traffic.abort();
+        }
+    })
+    .await?;
     // Export what is still batched before the process ends.
     tokio::task::spawn_blocking(move || {
         for tracing in [shop_tracing, inventory_tracing] {
