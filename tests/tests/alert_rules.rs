@@ -51,6 +51,19 @@ fn the_demos_rules_pass_promtool() {
 }
 
 #[test]
+fn the_kept_rule_file_passes_promtool() {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/monitoring/alert-rules.yml"
+    ))
+    .expect("docs/monitoring/alert-rules.yml");
+    let out = check(&yaml);
+    if !out.is_empty() {
+        assert!(out.contains("SUCCESS"), "{out}");
+    }
+}
+
+#[test]
 fn every_signal_and_awkward_text_pass_promtool() {
     let rules = towerscope_alert::parse_rules(
         "every.yaml",

@@ -83,6 +83,56 @@ async fn prometheus_scrapes_the_demo() {
             .await
             .expect("buckets");
     assert_eq!(buckets[0]["value"][1], "15", "14 bounds plus +Inf");
+
+    // Every query of the kept Grafana dashboard runs in this Prometheus; the ones for
+    // what the demo has already served return data.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/monitoring/grafana-dashboard.json"
+    ))
+    .expect("the kept dashboard");
+    let queries = towerscope::monitoring::dashboard_queries(&dashboard).expect("json");
+    let with_data = [
+        "sum by (http_route) (rate(http_server_requests_total",
+        "histogram_quantile(0.95, sum by (le) (",
+        "sum(http_server_active_requests",
+        "sum(http_server_open_connections",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "system_disk_usage_percent",
+        "up{",
+    ];
+    for q in &queries {
+        let must_have_data = with_data.iter().any(|w| q.contains(w));
+        let answer = eventually(Duration::from_secs(15), || {
+            let client = client.clone();
+            let q = q.clone();
+            async move {
+                let resp = client
+                    .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+                    .query(&[("query", q.as_str())])
+                    .send()
+                    .await
+                    .ok()?;
+                let body: serde_json::Value = resp.json().await.ok()?;
+                let ok = body["status"] == "success";
+                let empty = body["data"]["result"].as_array().is_none_or(Vec::is_empty);
+                (ok && !(must_have_data && empty)).then_some(body)
+            }
+        })
+        .await;
+        assert!(
+            answer.is_some(),
+            "dashboard query failed or stayed empty: {q}\nprometheus said:\n{}",
+            server.output()
+        );
+    }
+    assert!(
+        with_data
+            .iter()
+            .all(|w| queries.iter().any(|q| q.contains(w))),
+        "the dashboard lost a golden-signal panel"
+    );
     assert!(server.running(), "prometheus exited:\n{}", server.output());
 }
 

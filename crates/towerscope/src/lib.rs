@@ -49,6 +49,7 @@
 //! - `axum` (default): [`Observability::router`].
 
 pub mod config;
+pub mod monitoring;
 mod ops;
 mod stack;
 mod toggle;
