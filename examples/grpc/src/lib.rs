@@ -1,7 +1,7 @@
 //! # towerscope-grpc-example
 //!
-//! A tonic service (`shop.orders.v1.Orders`) with every towerscope layer, in the order the
-//! architecture gives:
+//! A tonic service (`shop.orders.v1.Orders`) with every towerscope layer from one
+//! [`towerscope::Observability`], in the order the architecture gives:
 //!
 //! ```text
 //! RequestIdLayer ─► TraceLayer ─► HttpMetricsLayer (+ in-flight) ─► AccessLogLayer ─► CatchPanicLayer ─► Orders
@@ -16,7 +16,8 @@
 //! - a panic in a handler answered as `INTERNAL`, trailers-only;
 //! - `grpc.health.v1` from the same checks as the HTTP probes.
 //!
-//! `/metrics`, `/health` and `/ready` are served over HTTP on a second port.
+//! `/metrics`, `/health`, `/ready` and the dashboard are served over HTTP on a second port
+//! (`obs.router()`).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -34,14 +35,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry_sdk::trace::SdkTracer;
-use prometheus_client::registry::Registry;
 use tonic::{Request, Response, Status};
-use towerscope_core::CatchPanicLayer;
-use towerscope_health::{CheckOptions, Health, MemoryCheck};
-use towerscope_log::AccessLogLayer;
-use towerscope_metrics::{HttpMetricsLayer, InFlightLayer, MetricsService};
-use towerscope_request_id::RequestIdLayer;
-use towerscope_trace::TraceLayer;
+use towerscope::Observability;
+use towerscope::health::{CheckOptions, Health, MemoryCheck};
 
 /// The generated protobuf and tonic code for `proto/orders.proto`.
 #[allow(missing_docs, clippy::all)]
@@ -112,7 +108,6 @@ impl Orders for OrderBook {
 #[derive(Debug)]
 pub struct Example {
     tracer: SdkTracer,
-    registry: Registry,
     orders: OrderBook,
 }
 
@@ -121,7 +116,6 @@ impl Example {
     pub fn new(tracer: SdkTracer) -> Self {
         Self {
             tracer,
-            registry: Registry::default(),
             orders: OrderBook::default(),
         }
     }
@@ -129,34 +123,27 @@ impl Example {
     /// Serves gRPC on `grpc` and `/metrics`, `/health`, `/ready` on `http` until
     /// `shutdown` completes.
     pub async fn serve(
-        mut self,
+        self,
         grpc: tokio::net::TcpListener,
         http: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let registry = &mut self.registry;
-        let health = Health::builder(env!("CARGO_PKG_VERSION"))
-            .check("memory", MemoryCheck::new(95.0), CheckOptions::default())
-            .metrics(registry)
-            .build();
+        // One builder for the whole stack; the logging is the binary's (or the test's).
+        let obs = Observability::builder("towerscope-grpc-example")
+            .version(env!("CARGO_PKG_VERSION"))
+            .tracer(self.tracer)
+            .without_logging()
+            .health(Health::builder(env!("CARGO_PKG_VERSION")).check(
+                "memory",
+                MemoryCheck::new(95.0),
+                CheckOptions::default(),
+            ))
+            .build()?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
-        let _sync = health.sync_grpc(reporter, ["shop.orders.v1.Orders"], Duration::from_secs(5));
-        let layers = tower::ServiceBuilder::new()
-            .layer(RequestIdLayer::new(registry))
-            .layer(TraceLayer::new(self.tracer))
-            .layer(
-                HttpMetricsLayer::builder()
-                    .in_flight(InFlightLayer::new(registry))
-                    .build(registry)?,
-            )
-            .layer(AccessLogLayer::new())
-            .layer(CatchPanicLayer::new())
-            .into_inner();
-        let metrics = MetricsService::new(std::mem::take(registry));
-        let ops = axum::Router::new()
-            .route_service("/metrics", metrics)
-            .route_service("/health", health.liveness_service())
-            .route_service("/ready", health.readiness_service());
+        let _sync = obs.health().map(|health| {
+            health.sync_grpc(reporter, ["shop.orders.v1.Orders"], Duration::from_secs(5))
+        });
+        let ops = obs.router();
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut http_stop = stop_rx.clone();
@@ -173,7 +160,7 @@ impl Example {
             let _ = stop_tx.send(true);
         });
         tonic::transport::Server::builder()
-            .layer(layers)
+            .layer(obs.layer())
             .add_service(health_service)
             .add_service(OrdersServer::new(self.orders))
             .serve_with_incoming_shutdown(
@@ -184,6 +171,7 @@ impl Example {
             )
             .await?;
         http_server.await??;
+        obs.shutdown().await;
         Ok(())
     }
 }
