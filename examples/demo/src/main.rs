@@ -49,11 +49,24 @@ enum Command {
     /// Print the demo's alert rules as a Prometheus alerting-rule file (for
     /// `promtool check rules` and a Prometheus server's `rule_files`).
     ExportRules,
+    /// Print a Grafana dashboard (JSON) for the demo's metrics, to import into Grafana.
+    ExportDashboard,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if let Some(Command::ExportDashboard) = args.command {
+        print!(
+            "{}",
+            towerscope::monitoring::grafana_dashboard(
+                "towerscope-demo",
+                &towerscope_metrics::MetricNames::otel(),
+                &towerscope_metrics::SystemNames::system(),
+            )
+        );
+        return Ok(());
+    }
     if let Some(Command::ExportRules) = args.command {
         let mut rules = towerscope_demo::alert_rules();
         if let Some(path) = &args.rules {

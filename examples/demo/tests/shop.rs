@@ -169,3 +169,23 @@ fn export_rules_prints_every_rule_as_a_prometheus_rule_file() {
     }
     assert!(out.stderr.is_empty(), "no rule skipped");
 }
+
+#[test]
+fn export_dashboard_prints_a_grafana_dashboard_for_the_demo() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
+        .arg("export-dashboard")
+        .output()
+        .expect("run the demo binary");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dashboard: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(dashboard["title"], "towerscope-demo");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(
+        panels.iter().any(|p| p["title"] == "Traffic by route"),
+        "{dashboard}"
+    );
+}
