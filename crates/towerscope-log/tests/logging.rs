@@ -494,3 +494,68 @@ async fn the_id_crosses_from_service_a_to_service_b() {
     // RequestId::current() sees it inside the request too.
     let _ = RequestId::current();
 }
+
+/// Writes one event with `value` as a field and in the message, and one access-log line for
+/// a request whose path segment and user agent come from outside; returns the lines.
+fn log_hostile(format: LogFormat, value: &str, segment: &str, agent: &[u8]) -> Vec<String> {
+    let capture = Capture::default();
+    let (subscriber, _guard) = Logging::builder()
+        .writer(capture.clone())
+        .blocking()
+        .format(format)
+        .filter("debug")
+        .build()
+        .expect("logging");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(field = value, "message {value}");
+        let app = tower::ServiceBuilder::new()
+            .layer(AccessLogLayer::new())
+            .service(tower::service_fn(|_req: Request<Body>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
+            }));
+        let mut req = Request::get(format!("/x/{segment}?q={segment}"));
+        if let Ok(agent) = HeaderValue::from_bytes(agent) {
+            req = req.header("user-agent", agent);
+        }
+        let req = req.body(Body::empty()).expect("request");
+        let resp = runtime.block_on(app.oneshot(req)).expect("infallible");
+        drop(runtime.block_on(resp.into_body().collect()));
+    });
+    capture.lines()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Whatever a user controls (field values, messages, paths, user agents) cannot add a
+    /// line or write a raw control character, in either format.
+    #[test]
+    fn user_strings_cannot_forge_lines(
+        value in "\\PC{0,60}|[\\x00-\\x1f\\x7f\"{}\\\\]{0,20}",
+        segment in "[A-Za-z0-9%._~!$&'()*+,;=:@-]{0,30}",
+        agent in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..60),
+    ) {
+        for format in [LogFormat::Json, LogFormat::Pretty] {
+            let lines = log_hostile(format, &value, &segment, &agent);
+            // The event, the access log's start line (debug) and its completion line.
+            proptest::prop_assert_eq!(lines.len(), 3, "{:?}: {:#?}", format, lines);
+            for line in &lines {
+                proptest::prop_assert!(
+                    !line.chars().any(|c| c.is_control()),
+                    "{:?} wrote a raw control character: {:?}", format, line
+                );
+                if format == LogFormat::Json {
+                    let parsed: Result<Value, _> = serde_json::from_str(line);
+                    proptest::prop_assert!(parsed.is_ok(), "{}", line);
+                }
+            }
+            if format == LogFormat::Json {
+                let first: Value = serde_json::from_str(&lines[0]).expect("json");
+                proptest::prop_assert_eq!(&first["field"], &Value::from(value.as_str()));
+            }
+        }
+    }
+}
