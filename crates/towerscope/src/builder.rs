@@ -103,6 +103,12 @@ impl Piece {
 }
 
 /// Why the stack could not be built.
+///
+/// ```
+/// // Alerts and the dashboard run tasks: outside a tokio runtime the build says so.
+/// let err = towerscope::Observability::builder("shop").without_logging().build().unwrap_err();
+/// assert!(matches!(err, towerscope::BuildError::NoRuntime(_)));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {

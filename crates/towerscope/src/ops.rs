@@ -52,6 +52,16 @@ impl OpsService {
 }
 
 /// The response future of [`OpsService`].
+///
+/// ```
+/// use tower::Service as _;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+/// let future: towerscope::OpsFuture = obs.ops_service().call(http::Request::get("/health").body(http_body_util::Empty::<bytes::Bytes>::new())?);
+/// assert_eq!(future.await?.status(), 200);
+/// # Ok(()) }
+/// ```
 pub type OpsFuture =
     Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
 

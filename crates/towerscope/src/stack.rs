@@ -52,6 +52,19 @@ type WithMetrics<S> = Toggled<HttpMetrics<WithAccessLog<S>>, WithAccessLog<S>>;
 type WithTrace<S> = Toggled<TraceService<WithMetrics<S>, SdkTracer>, WithMetrics<S>>;
 
 /// The service an [`ObservabilityLayer`] makes around `S`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tower::Layer as _;
+/// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+/// let inner = tower::service_fn(|_: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+/// });
+/// let service: towerscope::ObservabilityService<_> = obs.layer().layer(inner);
+/// # let _ = service;
+/// # Ok(()) }
+/// ```
 pub type ObservabilityService<S> = Toggled<RequestIdService<WithTrace<S>>, WithTrace<S>>;
 
 impl<S> Layer<S> for ObservabilityLayer {

@@ -64,6 +64,17 @@ impl<L: Layer<S>, S> Layer<S> for Toggle<L> {
 }
 
 /// The service [`Toggle`] makes: the layered service, or the inner one unchanged.
+///
+/// ```
+/// use tower::Layer as _;
+/// use towerscope::{Toggle, Toggled};
+/// use towerscope::core::CatchPanicLayer;
+/// let inner = tower::service_fn(|_: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+/// });
+/// let off = Toggle::<CatchPanicLayer>::off().layer(inner);
+/// assert!(matches!(off, Toggled::Off { .. }));
+/// ```
 #[derive(Debug, Clone)]
 pub enum Toggled<A, B> {
     /// The layer is on.
@@ -112,6 +123,17 @@ mod future {
     use super::*;
     pin_project! {
         /// The response future of [`Toggled`]: the layered service's or the inner one's.
+        ///
+        /// ```
+        /// use tower::{Layer as _, Service as _};
+        /// use towerscope::{Toggle, ToggledFuture};
+        /// use towerscope::core::CatchPanicLayer;
+        /// let mut svc = Toggle::<CatchPanicLayer>::off().layer(tower::service_fn(|_: http::Request<()>| async {
+        ///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+        /// }));
+        /// let future = svc.call(http::Request::new(()));
+        /// assert!(matches!(future, ToggledFuture::Off { .. }));
+        /// ```
         #[project = ToggledProj]
         pub enum ToggledFuture<A, B> {
             /// The layer is on.
