@@ -325,6 +325,15 @@ pin_project! {
     }
 }
 
+impl<B: Body + fmt::Debug, O: Observer> fmt::Debug for ObservedBody<B, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObservedBody")
+            .field("inner", &self.inner)
+            .field("observed", &self.observer.is_some())
+            .finish()
+    }
+}
+
 impl<B: Body, O: Observer> ObservedBody<B, O> {
     /// Wraps `inner`, reporting to `observer`.
     pub fn new(inner: B, observer: O) -> Self {

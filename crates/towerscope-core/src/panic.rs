@@ -281,6 +281,22 @@ pin_project! {
     }
 }
 
+impl<B: std::fmt::Debug> std::fmt::Debug for CatchPanicBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inner { body, grpc, done } => f
+                .debug_struct("CatchPanicBody::Inner")
+                .field("body", body)
+                .field("grpc", grpc)
+                .field("done", done)
+                .finish(),
+            Self::Fixed { .. } => f
+                .debug_struct("CatchPanicBody::Fixed")
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
 impl<B> Body for CatchPanicBody<B>
 where
     B: Body<Data = Bytes>,

@@ -342,6 +342,14 @@ pin_project! {
     }
 }
 
+impl<B: std::fmt::Debug> std::fmt::Debug for RequestIdBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestIdBody")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<B: Body> Body for RequestIdBody<B> {
     type Data = B::Data;
     type Error = B::Error;

@@ -295,10 +295,10 @@ async fn panics_500s_and_service_errors_under_concurrency() {
                 .header("x-request-id", format!("inner-{i}"))
                 .body(Body::empty())
                 .expect("request");
-            match failing.oneshot(req).await {
-                Ok(_) => panic!("the inner service fails"),
-                Err(e) => e,
-            }
+            failing
+                .oneshot(req)
+                .await
+                .expect_err("the inner service fails")
         });
     }
     while let Some(joined) = errors.join_next().await {

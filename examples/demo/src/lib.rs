@@ -100,6 +100,10 @@ pub struct Config {
     pub alert_interval: Duration,
     /// An Alertmanager (`http://host:9093`) that receives the demo's alerts.
     pub alertmanager: Option<String>,
+    /// Whether the shop's routes go through `Observability::layer()` (default). Off only for
+    /// load comparisons (`scripts/load`): the same routes, the operational endpoints still
+    /// served, no request-path layer.
+    pub request_layers: bool,
 }
 
 /// A tracer that records spans (so IDs, log lines and exemplars name them) and exports
@@ -122,6 +126,7 @@ impl Default for Config {
             extra_rules: Vec::new(),
             alert_interval: Duration::from_secs(15),
             alertmanager: None,
+            request_layers: true,
         }
     }
 }
@@ -293,7 +298,7 @@ impl Demo {
         }
         let obs = obs.build()?;
 
-        let router = Router::new()
+        let api = Router::new()
             .route("/users", axum::routing::post(register_user))
             .route("/users/{id}", get(get_user))
             .route("/orders", get(list_orders).post(place_order))
@@ -301,9 +306,14 @@ impl Demo {
             .route("/error", get(error))
             .route("/panic", get(panic_route))
             .route("/login", axum::routing::post(login))
-            .with_state(state)
+            .with_state(state);
+        let api = if config.request_layers {
             // Request ID → server span → metrics (+ in-flight) → access log → panic → 500.
-            .layer(obs.layer())
+            api.layer(obs.layer())
+        } else {
+            api
+        };
+        let router = api
             // The demo's stand-in for authentication, outside: the access log sees the user.
             .layer(axum::middleware::from_fn(demo_auth))
             // Not measured: the shop page and the operational endpoints.

@@ -37,6 +37,10 @@ struct Args {
     /// Requests per second of the background traffic.
     #[arg(long, default_value_t = 10.0, env = "TOWERSCOPE_TRAFFIC_RATE")]
     traffic_rate: f64,
+    /// Serve the shop's routes without towerscope's request-path layers (for load
+    /// comparisons only; the operational endpoints stay).
+    #[arg(long, hide = true)]
+    no_request_layers: bool,
     /// Send alerts to this Alertmanager (`http://127.0.0.1:9093`).
     #[arg(long, env = "TOWERSCOPE_ALERTMANAGER")]
     alertmanager: Option<String>,
@@ -121,6 +125,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         inventory_tracer: Some(inventory_tracing.tracer()),
         extra_rules,
         alertmanager: args.alertmanager,
+        request_layers: !args.no_request_layers,
         ..Config::default()
     };
     let demo = Demo::with_registry(config, registry).await?;
