@@ -290,7 +290,12 @@ where
                 .lossy(true)
                 .buffered_lines_limit(self.buffered_lines)
                 .thread_name("towerscope-log")
-                .finish(MakeWriterIo(self.writer));
+                // The writer thread drains the queue, then flushes: under load, many lines
+                // leave in one write instead of one write per line.
+                .finish(io::BufWriter::with_capacity(
+                    WRITE_BUFFER,
+                    MakeWriterIo(self.writer),
+                ));
             let dropped = writer.error_counter();
             let _ = self.dropped.set(dropped.clone());
             let subscriber = subscriber(format, filter, redaction, self.extra, writer);
@@ -344,6 +349,10 @@ where
         ),
     }
 }
+
+/// Bytes the background writer gathers before it writes (it also writes whenever its queue
+/// is empty, so lines are never held back while the process is idle).
+const WRITE_BUFFER: usize = 64 * 1024;
 
 /// Adapts a `MakeWriter` to the `io::Write` the background writer owns.
 struct MakeWriterIo<W>(W);
