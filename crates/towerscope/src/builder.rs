@@ -62,6 +62,10 @@ pub enum Piece {
 
 impl Piece {
     /// Every piece, in the order the builder sets them up.
+    ///
+    /// ```
+    /// assert_eq!(towerscope::Piece::ALL.len(), 11);
+    /// ```
     pub const ALL: [Piece; 11] = [
         Piece::Metrics,
         Piece::RequestId,
@@ -237,33 +241,65 @@ impl ObservabilityBuilder {
     }
 
     /// Renames the service (the name given to [`Observability::builder`] otherwise).
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").service_name("storefront");
+    /// assert_eq!(b.service(), "storefront");
+    /// ```
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service = name.into();
         self
     }
 
     /// The service name.
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop");
+    /// assert_eq!(b.service(), "shop");
+    /// ```
     pub fn service(&self) -> &str {
         &self.service
     }
 
     /// The service version given so far.
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").version("2.0.1");
+    /// assert_eq!(b.service_version(), "2.0.1");
+    /// ```
     pub fn service_version(&self) -> &str {
         &self.version
     }
 
     /// The environment given so far.
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").environment("staging");
+    /// assert_eq!(b.service_environment(), "staging");
+    /// ```
     pub fn service_environment(&self) -> &str {
         &self.environment
     }
 
     /// Applies a [`Config`](crate::Config) (from a file and the environment) on top of what
     /// the builder holds; see [`Config::apply`](crate::Config::apply).
+    ///
+    /// ```
+    /// let config = towerscope::Config::from_sources(None, |_| None)?;
+    /// let b = towerscope::Observability::builder("shop").configure(&config)?;
+    /// # let _ = b;
+    /// # Ok::<(), towerscope::ConfigError>(())
+    /// ```
     pub fn configure(self, config: &crate::Config) -> Result<Self, crate::ConfigError> {
         config.apply(self)
     }
 
     /// The service version (`app_info`, the `service.version` resource, `/health`).
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").version(env!("CARGO_PKG_VERSION"));
+    /// # let _ = b;
+    /// ```
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = version.into();
         self
@@ -271,12 +307,22 @@ impl ObservabilityBuilder {
 
     /// The deployment environment (`app_info`, `deployment.environment.name`). In
     /// `production` the log format defaults to JSON.
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").environment("production"); // JSON logs by default
+    /// # let _ = b;
+    /// ```
     pub fn environment(mut self, environment: impl Into<String>) -> Self {
         self.environment = environment.into();
         self
     }
 
     /// The build date reported by `app_info` (default `unknown`).
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").build_date("2026-11-30");
+    /// # let _ = b;
+    /// ```
     pub fn build_date(mut self, date: impl Into<String>) -> Self {
         self.build_date = date.into();
         self
@@ -284,12 +330,26 @@ impl ObservabilityBuilder {
 
     /// The registry every metric goes into; register your own (business) metrics into it
     /// first. Default: a new one.
+    ///
+    /// ```
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let orders = prometheus_client::metrics::counter::Counter::<u64>::default();
+    /// registry.register("orders", "Orders placed", orders.clone());
+    /// let b = towerscope::Observability::builder("shop").registry(registry);
+    /// # let _ = b;
+    /// ```
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = registry;
         self
     }
 
     /// Switches `piece` on or off.
+    ///
+    /// ```
+    /// use towerscope::Piece;
+    /// let b = towerscope::Observability::builder("shop").enable_piece(Piece::Rum, false);
+    /// assert!(!b.is_enabled(Piece::Rum));
+    /// ```
     pub fn enable_piece(mut self, piece: Piece, on: bool) -> Self {
         if on {
             self.enabled |= piece.bit();
@@ -300,23 +360,44 @@ impl ObservabilityBuilder {
     }
 
     /// Switches `piece` off.
+    ///
+    /// ```
+    /// use towerscope::Piece;
+    /// let b = towerscope::Observability::builder("shop").disable(Piece::Dashboard);
+    /// assert!(!b.is_enabled(Piece::Dashboard));
+    /// ```
     pub fn disable(self, piece: Piece) -> Self {
         self.enable_piece(piece, false)
     }
 
     /// Leaves the global tracing subscriber alone (when the application sets up its own, or
     /// in tests that build several stacks); the same as `disable(Piece::Logging)`.
+    ///
+    /// ```
+    /// use towerscope::Piece;
+    /// let b = towerscope::Observability::builder("shop").without_logging();
+    /// assert!(!b.is_enabled(Piece::Logging));
+    /// ```
     pub fn without_logging(self) -> Self {
         self.disable(Piece::Logging)
     }
 
     /// Whether `piece` is on.
+    ///
+    /// ```
+    /// assert!(towerscope::Observability::builder("shop").is_enabled(towerscope::Piece::Tracing));
+    /// ```
     pub fn is_enabled(&self, piece: Piece) -> bool {
         self.enabled & piece.bit() != 0
     }
 
     /// Metric names for the request metrics and the in-flight gauge: the OpenTelemetry
     /// ones (default) or [`MetricNames::guide`].
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").metric_names(towerscope::metrics::MetricNames::guide()); // app_requests_total, …
+    /// # let _ = b;
+    /// ```
     pub fn metric_names(mut self, names: MetricNames) -> Self {
         self.names = names;
         self
@@ -324,12 +405,22 @@ impl ObservabilityBuilder {
 
     /// Names of the system metrics (CPU %, memory, disk): [`SystemNames::system`]
     /// (default) or [`SystemNames::guide`].
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").system_names(towerscope::metrics::SystemNames::guide());
+    /// # let _ = b;
+    /// ```
     pub fn system_names(mut self, names: SystemNames) -> Self {
         self.system_names = names;
         self
     }
 
     /// The filesystem whose usage the system metrics report (default `/`).
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").disk_path("/var/lib/shop");
+    /// # let _ = b;
+    /// ```
     pub fn disk_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.disk_path = Some(path.into());
         self
@@ -338,6 +429,14 @@ impl ObservabilityBuilder {
     /// Route labels for requests that are not routed by axum or gRPC (plain hyper, a
     /// fallback service), for the request metrics and the access log. Answers must come from
     /// a bounded set.
+    ///
+    /// ```
+    /// use towerscope::core::{Route, RouteClassifier};
+    /// let b = towerscope::Observability::builder("shop").route_classifier(RouteClassifier::new(|req| {
+    ///     req.uri.path().starts_with("/api/").then_some(Route::Static("/api/*"))
+    /// }));
+    /// # let _ = b;
+    /// ```
     pub fn route_classifier(mut self, classifier: RouteClassifier) -> Self {
         self.classifier = Some(classifier);
         self
@@ -346,12 +445,23 @@ impl ObservabilityBuilder {
     /// Request-metric options (buckets, body sizes, cardinality cap, excluded paths, route
     /// classifier). Names come from [`metric_names`](Self::metric_names); the in-flight
     /// gauge and the performance monitor are added by the builder.
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").http_metrics(towerscope::metrics::HttpMetricsLayer::builder().max_series(5000));
+    /// # let _ = b;
+    /// ```
     pub fn http_metrics(mut self, builder: HttpMetricsBuilder) -> Self {
         self.http_metrics = builder;
         self
     }
 
     /// Request-ID options (header, validation, generator).
+    ///
+    /// ```
+    /// let header = http::HeaderName::from_static("x-correlation-id");
+    /// let b = towerscope::Observability::builder("shop").request_id(towerscope::request_id::RequestIdLayer::builder().header(header));
+    /// # let _ = b;
+    /// ```
     pub fn request_id(mut self, builder: RequestIdBuilder) -> Self {
         self.request_id = builder;
         self
@@ -360,18 +470,38 @@ impl ObservabilityBuilder {
     /// Tracing setup. Default: `TracingConfig::new(service)` with the version and
     /// environment, then the standard `OTEL_*` variables: with no endpoint configured,
     /// spans get IDs (for logs and exemplars) and are exported nowhere.
+    ///
+    /// ```
+    /// let tracing = towerscope::trace::TracingConfig::new("shop").sampler(towerscope::trace::SamplerConfig::ParentBasedRatio(0.1));
+    /// let b = towerscope::Observability::builder("shop").tracing(tracing);
+    /// # let _ = b;
+    /// ```
     pub fn tracing(mut self, config: TracingConfig) -> Self {
         self.tracing = Some(config);
         self
     }
 
     /// A tracer of the application's own, used instead of setting one up.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let b = towerscope::Observability::builder("shop").tracer(provider.tracer("shop"));
+    /// # let _ = b;
+    /// ```
     pub fn tracer(mut self, tracer: SdkTracer) -> Self {
         self.tracer = Some(tracer);
         self
     }
 
     /// Access-log options (trusted proxies, excluded paths, logged headers, redaction).
+    ///
+    /// ```
+    /// let access = towerscope::log::AccessLogLayer::builder().trusted_proxies(["10.0.0.0/8"])?;
+    /// let b = towerscope::Observability::builder("shop").access_log(access);
+    /// # let _ = b;
+    /// # Ok::<(), towerscope::log::IpRangeError>(())
+    /// ```
     pub fn access_log(mut self, builder: AccessLogBuilder) -> Self {
         self.access_log = builder;
         self
@@ -379,6 +509,11 @@ impl ObservabilityBuilder {
 
     /// The log format; default: `TOWERSCOPE_LOG_FORMAT`, else JSON in `production` and
     /// readable text elsewhere.
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").log_format(towerscope::log::LogFormat::Json);
+    /// # let _ = b;
+    /// ```
     pub fn log_format(mut self, format: LogFormat) -> Self {
         self.log_format = Some(format);
         self
@@ -386,6 +521,11 @@ impl ObservabilityBuilder {
 
     /// A `RUST_LOG`-style filter; default `RUST_LOG`, else
     /// [`DEFAULT_FILTER`](towerscope_log::DEFAULT_FILTER).
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").log_filter("info,shop=debug");
+    /// # let _ = b;
+    /// ```
     pub fn log_filter(mut self, filter: impl Into<String>) -> Self {
         self.log_filter = Some(filter.into());
         self
@@ -393,6 +533,11 @@ impl ObservabilityBuilder {
 
     /// Where log lines go (default: standard output, through a bounded non-blocking
     /// buffer).
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").log_writer(std::io::stderr);
+    /// # let _ = b;
+    /// ```
     pub fn log_writer<W>(mut self, writer: W) -> Self
     where
         W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
@@ -403,6 +548,13 @@ impl ObservabilityBuilder {
 
     /// Health and readiness checks; default: no checks (`/health` and `/ready` answer 200
     /// while the process serves).
+    ///
+    /// ```
+    /// use towerscope::health::{CheckOptions, Health, TcpCheck};
+    /// let checks = Health::builder("1.0.0").check("db", TcpCheck::new("127.0.0.1:5432"), CheckOptions::default());
+    /// let b = towerscope::Observability::builder("shop").health(checks);
+    /// # let _ = b;
+    /// ```
     pub fn health(mut self, builder: HealthBuilder) -> Self {
         self.health = Some(builder);
         self
@@ -410,12 +562,25 @@ impl ObservabilityBuilder {
 
     /// A performance monitor of the application's own (to time database queries into the
     /// same windows); default: a new one.
+    ///
+    /// ```
+    /// let perf = towerscope::perf::PerfMonitor::new();
+    /// let b = towerscope::Observability::builder("shop").perf_monitor(perf.clone()); // time your queries into the same windows
+    /// # let _ = b;
+    /// ```
     pub fn perf_monitor(mut self, perf: PerfMonitor) -> Self {
         self.perf = Some(perf);
         self
     }
 
     /// Alert rules evaluated besides the defaults.
+    ///
+    /// ```
+    /// use towerscope::alert::{Condition, Rule, Signal};
+    /// let rule = Rule::new("TooManyInFlight", Signal::InFlight, Condition::Gt, 500.0);
+    /// let b = towerscope::Observability::builder("shop").alert_rules([rule]);
+    /// # let _ = b;
+    /// ```
     pub fn alert_rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
         self.rules.extend(rules);
         self
@@ -423,12 +588,22 @@ impl ObservabilityBuilder {
 
     /// Whether the guide's four default rules ([`default_rules`]) are evaluated (default:
     /// yes).
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").default_alert_rules(false);
+    /// # let _ = b;
+    /// ```
     pub fn default_alert_rules(mut self, on: bool) -> Self {
         self.default_rules = on;
         self
     }
 
     /// How often alert rules are evaluated (default 15 s).
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").alert_interval(std::time::Duration::from_secs(30));
+    /// # let _ = b;
+    /// ```
     pub fn alert_interval(mut self, every: Duration) -> Self {
         self.alert_interval = every;
         self
@@ -437,6 +612,12 @@ impl ObservabilityBuilder {
     /// Sends alerts through `notifier` (Slack, PagerDuty, a webhook, Alertmanager, email),
     /// with a bounded queue, retries, and `towerscope_alert_notifications_total` in the
     /// registry.
+    ///
+    /// ```
+    /// let slack = towerscope::alert::SlackNotifier::new("https://hooks.slack.example/T000/B000/XXX");
+    /// let b = towerscope::Observability::builder("shop").notifier(slack);
+    /// # let _ = b;
+    /// ```
     pub fn notifier<N: Notifier>(mut self, notifier: N) -> Self {
         self.deliveries
             .push(Box::new(move |registry: &mut Registry| {
@@ -446,6 +627,12 @@ impl ObservabilityBuilder {
     }
 
     /// Real-user-monitoring options (page templates, limits, allowed origins).
+    ///
+    /// ```
+    /// use towerscope::rum::{PageTemplates, Rum};
+    /// let b = towerscope::Observability::builder("shop").rum(Rum::builder().pages(PageTemplates::new(["/", "/products/{id}"])));
+    /// # let _ = b;
+    /// ```
     pub fn rum(mut self, builder: RumBuilder) -> Self {
         self.rum = builder;
         self
@@ -453,6 +640,12 @@ impl ObservabilityBuilder {
 
     /// How often the dashboard samples its history and how much it keeps (default every
     /// 5 s for an hour).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = towerscope::Observability::builder("shop").dashboard_history(Duration::from_secs(10), Duration::from_secs(6 * 3600));
+    /// # let _ = b;
+    /// ```
     pub fn dashboard_history(mut self, every: Duration, keep: Duration) -> Self {
         self.dashboard_history = Some((every, keep));
         self
@@ -461,6 +654,11 @@ impl ObservabilityBuilder {
     /// A bearer token required on `/metrics`, `/dashboard` and `/api/dashboard/*`,
     /// compared in constant time. Set it whenever the operational endpoints are reachable
     /// from outside.
+    ///
+    /// ```
+    /// let b = towerscope::Observability::builder("shop").ops_token(std::env::var("OPS_TOKEN").unwrap_or_default());
+    /// # let _ = b;
+    /// ```
     pub fn ops_token(mut self, token: impl Into<String>) -> Self {
         self.ops_token = Some(token.into());
         self
@@ -469,6 +667,14 @@ impl ObservabilityBuilder {
     /// Builds every piece that is on, registers its metrics, and starts its background
     /// tasks. Call it inside a tokio runtime when alerts, the dashboard, notifiers or OTLP
     /// over gRPC are on.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// assert!(obs.health().is_some());
+    /// # Ok(()) }
+    /// ```
     pub fn build(mut self) -> Result<Observability, BuildError> {
         if tokio::runtime::Handle::try_current().is_err() {
             if self.is_enabled(Piece::Alerts) {
@@ -715,6 +921,11 @@ impl fmt::Debug for Observability {
 impl Observability {
     /// A builder for `service` (the `service.name` of its spans and the `service` label of
     /// `app_info`).
+    ///
+    /// ```
+    /// let builder = towerscope::Observability::builder("shop");
+    /// assert_eq!(builder.service(), "shop");
+    /// ```
     pub fn builder(service: impl Into<String>) -> ObservabilityBuilder {
         ObservabilityBuilder::new(service.into())
     }
@@ -722,12 +933,30 @@ impl Observability {
     /// The request-path layers in one (see [`ObservabilityLayer`] for the order). Works for
     /// axum (`Router::layer`), tonic (`Server::builder().layer`) and hyper (through
     /// `hyper_util::service::TowerToHyperService`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// let app: axum::Router = axum::Router::new().route("/", axum::routing::get(|| async { "hi" })).layer(obs.layer());
+    /// # let _ = app;
+    /// # Ok(()) }
+    /// ```
     pub fn layer(&self) -> ObservabilityLayer {
         self.layer.clone()
     }
 
     /// The Prometheus exposition service over the registry (`/metrics`), for tonic side
     /// ports and hyper.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// let text = obs.metrics_service().encode(towerscope::metrics::Format::Prometheus);
+    /// assert!(text.contains("app_info"));
+    /// # Ok(()) }
+    /// ```
     pub fn metrics_service(&self) -> MetricsService {
         self.metrics.clone()
     }
@@ -751,36 +980,94 @@ impl Observability {
     /// The tracer of the request spans (for a [`TraceClientLayer`](towerscope_trace::TraceClientLayer)
     /// on outgoing calls, or [`tracing_layer`](towerscope_trace::tracing_layer) in a
     /// subscriber of your own).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// let client = towerscope::trace::TraceClientLayer::new(obs.tracer());
+    /// # let _ = client;
+    /// # Ok(()) }
+    /// ```
     pub fn tracer(&self) -> SdkTracer {
         self.tracer.clone()
     }
 
     /// The health checks, when on (for `grpc.health.v1` through `Health::sync_grpc`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// let liveness = obs.health().expect("on").liveness();
+    /// # let _ = liveness;
+    /// # Ok(()) }
+    /// ```
     pub fn health(&self) -> Option<&Health> {
         self.health.as_ref()
     }
 
     /// The performance monitor the request metrics feed, when on.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// assert!(obs.perf().is_some());
+    /// # Ok(()) }
+    /// ```
     pub fn perf(&self) -> Option<&PerfMonitor> {
         self.perf.as_ref()
     }
 
     /// The alert evaluation, when on (active alerts, silences).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// assert!(obs.alerting().expect("on").active().is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn alerting(&self) -> Option<&Alerting> {
         self.alerting.as_ref()
     }
 
     /// The dashboard, when on.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// obs.dashboard().expect("on").sample_now();
+    /// # Ok(()) }
+    /// ```
     pub fn dashboard(&self) -> Option<&Dashboard> {
         self.dashboard.as_ref()
     }
 
     /// Real-user monitoring, when on.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// assert_eq!(obs.rum().expect("on").active_sessions(std::time::Duration::from_secs(300)), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn rum(&self) -> Option<&Rum> {
         self.rum.as_ref()
     }
 
     /// Lines the log writer dropped because its buffer was full (0 when logging is off).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// assert_eq!(obs.dropped_log_lines(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn dropped_log_lines(&self) -> usize {
         self.logging.as_ref().map_or(0, LoggingGuard::dropped_lines)
     }
@@ -789,6 +1076,15 @@ impl Observability {
     /// `/dashboard`, `/api/dashboard/*`, `/rum.js`, `/api/rum` (the pieces that are on).
     /// Merge it into the application after `.layer(obs.layer())`, or serve it on an admin
     /// port.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// let admin: axum::Router = obs.router(); // serve on an admin port
+    /// # let _ = admin;
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "axum")]
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
         let mut router = axum::Router::new().route_service("/metrics", self.metrics.clone());
@@ -808,6 +1104,15 @@ impl Observability {
 
     /// The operational endpoints as one tower service that routes by path (for hyper and
     /// tonic side ports); see [`OpsService`](crate::OpsService).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// let ops = hyper_util::service::TowerToHyperService::new(obs.ops_service());
+    /// # let _ = ops;
+    /// # Ok(()) }
+    /// ```
     pub fn ops_service(&self) -> crate::OpsService {
         crate::OpsService::new(self)
     }
@@ -830,6 +1135,15 @@ impl Observability {
 
     /// Stops alert evaluation (after its last round), exports the spans still batched, and
     /// flushes the log buffer. Call it after the server has drained.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// // … serve until a shutdown signal, then:
+    /// obs.shutdown().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn shutdown(self) {
         if let Some(alerting) = &self.alerting {
             alerting.shutdown().await;

@@ -362,11 +362,21 @@ impl fmt::Display for ConfigError {
 
 impl ConfigError {
     /// The key (`metrics.max_series`) or environment variable that is wrong.
+    ///
+    /// ```
+    /// let err = towerscope::Config::from_sources(Some(("f.toml", "[log]\nformat = \"xml\"\n")), |_| None).unwrap_err();
+    /// assert_eq!(err.key(), "log.format");
+    /// ```
     pub fn key(&self) -> &str {
         &self.key
     }
 
     /// What is wrong with it.
+    ///
+    /// ```
+    /// let err = towerscope::Config::from_sources(Some(("f.toml", "[alerts]\ninterval_secs = 0\n")), |_| None).unwrap_err();
+    /// assert_eq!(err.reason(), "must be 1 to 86400");
+    /// ```
     pub fn reason(&self) -> &str {
         &self.reason
     }
@@ -435,6 +445,10 @@ pub fn env_var(key: &str) -> String {
 }
 
 /// Largest configuration file read, in bytes.
+///
+/// ```
+/// assert_eq!(towerscope::config::MAX_FILE_BYTES, 1 << 20);
+/// ```
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 fn env_value(kind: Kind, raw: &str) -> Result<toml::Value, String> {
@@ -483,6 +497,15 @@ impl Config {
     }
 
     /// Reads a file's text (named for errors) and variables from `var`.
+    ///
+    /// ```
+    /// let config = towerscope::Config::from_sources(
+    ///     Some(("shop.toml", "environment = \"staging\"\n")),
+    ///     |var| (var == "TOWERSCOPE_ENVIRONMENT").then(|| "production".to_owned()),
+    /// )?;
+    /// assert_eq!(config.environment.as_deref(), Some("production"));
+    /// # Ok::<(), towerscope::ConfigError>(())
+    /// ```
     pub fn from_sources(
         file: Option<(&str, &str)>,
         var: impl Fn(&str) -> Option<String>,

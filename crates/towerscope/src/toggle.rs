@@ -30,21 +30,39 @@ pub struct Toggle<L> {
 
 impl<L> Toggle<L> {
     /// `Some(layer)`: on; `None`: off.
+    ///
+    /// ```
+    /// let toggle = towerscope::Toggle::new(Some(towerscope::core::CatchPanicLayer::new()));
+    /// assert!(toggle.is_on());
+    /// ```
     pub fn new(layer: Option<L>) -> Self {
         Self { layer }
     }
 
     /// A toggle that is off.
+    ///
+    /// ```
+    /// assert!(!towerscope::Toggle::<towerscope::core::CatchPanicLayer>::off().is_on());
+    /// ```
     pub fn off() -> Self {
         Self { layer: None }
     }
 
     /// Whether the layer is applied.
+    ///
+    /// ```
+    /// assert!(towerscope::Toggle::new(Some(towerscope::core::CatchPanicLayer::new())).is_on());
+    /// ```
     pub fn is_on(&self) -> bool {
         self.layer.is_some()
     }
 
     /// The layer, when on.
+    ///
+    /// ```
+    /// let toggle = towerscope::Toggle::<towerscope::core::CatchPanicLayer>::off();
+    /// assert!(toggle.get().is_none());
+    /// ```
     pub fn get(&self) -> Option<&L> {
         self.layer.as_ref()
     }
