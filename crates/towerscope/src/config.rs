@@ -551,7 +551,11 @@ impl Config {
         };
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let path = e.path().to_string();
+                // An unknown key at the top level has an empty path.
+                let path = match e.path().to_string() {
+                    p if p.is_empty() || p == "." => "(top level)".to_owned(),
+                    p => p,
+                };
                 let reason = if SECRET_KEYS.contains(&path.as_str()) {
                     "invalid value".to_owned()
                 } else {
@@ -963,6 +967,19 @@ mod tests {
         assert!(e.reason().contains("max_serie"), "{e}");
         let e = file_error("[metric]\nenabled = true\n");
         assert!(e.reason().contains("metric"), "{e}");
+    }
+
+    #[test]
+    fn unknown_top_level_keys_are_named_too() {
+        // Found by the `config` fuzz target: an empty key had an empty path.
+        for (text, key) in [
+            ("''=1\n", "(top level)"),
+            ("servce_name = \"x\"\n", "servce_name"),
+        ] {
+            let e = file_error(text);
+            assert_eq!(e.key(), key, "{e}");
+            assert!(e.reason().contains("unknown field"), "{e}");
+        }
     }
 
     #[test]
