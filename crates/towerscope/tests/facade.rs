@@ -3,10 +3,10 @@
 //! exemplars) and JSON log lines all appear, and what each carries proves the order of the
 //! layers (request ID → span → metrics → access log → panic catching → service).
 
+mod common;
+use common::Lines;
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,30 +18,6 @@ use serde_json::Value;
 use towerscope::core::{Route, RouteClassifier};
 use towerscope::log::LogFormat;
 use towerscope::{Observability, Piece};
-
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn json(&self) -> Vec<Value> {
-        let bytes = self.0.lock().expect("lock").clone();
-        String::from_utf8(bytes)
-            .expect("utf-8")
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
-    }
-}
 
 type Client = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,

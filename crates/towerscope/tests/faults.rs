@@ -2,10 +2,12 @@
 //! middle of a response; panics, 500s and inner-service errors under concurrency; and
 //! dependencies that hang (a readiness check, an alert receiver) while traffic flows.
 
+mod common;
+use common::Lines;
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::io::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -14,7 +16,6 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Empty};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use towerscope::alert::{Condition, Rule, Signal, WebhookNotifier};
 use towerscope::health::{CheckOptions, Health, check_fn};
@@ -200,29 +201,6 @@ async fn thousands_of_clients_that_disconnect_mid_response() {
     })
     .await;
     obs.shutdown().await;
-}
-
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn json(&self) -> Vec<Value> {
-        let bytes = self.0.lock().expect("lock").clone();
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
