@@ -147,10 +147,10 @@ async fn metrics_token_is_enforced() {
     assert_eq!(resp.status(), 200);
 }
 
-#[test]
-fn export_rules_prints_every_rule_as_a_prometheus_rule_file() {
+/// Runs the demo binary with one subcommand; it must succeed.
+fn run_demo(subcommand: &str) -> std::process::Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
-        .arg("export-rules")
+        .arg(subcommand)
         .output()
         .expect("run the demo binary");
     assert!(
@@ -158,6 +158,12 @@ fn export_rules_prints_every_rule_as_a_prometheus_rule_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+#[test]
+fn export_rules_prints_every_rule_as_a_prometheus_rule_file() {
+    let out = run_demo("export-rules");
     let text = String::from_utf8(out.stdout).expect("utf8");
     assert!(text.starts_with("groups:"), "{text}");
     for rule in towerscope_demo::alert_rules() {
@@ -172,15 +178,7 @@ fn export_rules_prints_every_rule_as_a_prometheus_rule_file() {
 
 #[test]
 fn export_dashboard_prints_a_grafana_dashboard_for_the_demo() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
-        .arg("export-dashboard")
-        .output()
-        .expect("run the demo binary");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_demo("export-dashboard");
     let dashboard: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(dashboard["title"], "towerscope-demo");
     let panels = dashboard["panels"].as_array().expect("panels");
