@@ -93,6 +93,22 @@ where
     })
 }
 
+/// A runner sending `GET uri` through an axum `router` the way `axum::serve` runs it.
+///
+/// `axum::serve` (through `Router::into_make_service`) calls `Router::with_state(())` once,
+/// which turns every route into a finished service with its layers applied. A router called
+/// as a `Service` without that step applies its layers again on every request (it clones
+/// each layer and boxes the route anew), a cost no server pays; measuring through this
+/// function keeps that cost out of every row alike.
+///
+/// ```no_run
+/// let router = axum::Router::new().route("/", axum::routing::get(|| async { "hi" }));
+/// let _runner = towerscope_bench::router_runner(router, "/");
+/// ```
+pub fn router_runner(router: axum::Router, uri: &'static str) -> Runner {
+    runner(router.with_state(()), uri)
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -107,6 +123,9 @@ pub fn table(
     settings: Settings,
 ) -> Vec<f64> {
     let Settings { rounds, batch } = settings;
+    if let Ok(name) = std::env::var("BENCH_PROFILE") {
+        return profile(&name, rt, stacks, settings);
+    }
     let k = stacks.len();
     for (_, r) in stacks.iter_mut() {
         r(rt, batch.min(5_000));
@@ -151,6 +170,27 @@ pub fn table(
         );
     }
     overheads
+}
+
+/// Runs only the first stack whose name contains `name`, `rounds × batch` requests, for a
+/// profiler (`BENCH_PROFILE=<part of a name> perf record …`); prints its time per request.
+fn profile(
+    name: &str,
+    rt: &tokio::runtime::Runtime,
+    stacks: &mut [(&str, Runner)],
+    settings: Settings,
+) -> Vec<f64> {
+    let Some((title, r)) = stacks.iter_mut().find(|(t, _)| t.contains(name)) else {
+        eprintln!("BENCH_PROFILE={name}: no stack with that in its name");
+        return vec![0.0; stacks.len()];
+    };
+    let mut total = Duration::ZERO;
+    for _ in 0..settings.rounds {
+        total += r(rt, settings.batch);
+    }
+    let n = (settings.rounds * settings.batch).max(1);
+    println!("{title}: {:.0} ns/req", total.as_nanos() as f64 / n as f64);
+    vec![0.0; stacks.len()]
 }
 
 /// Bytes and allocations one call of `f` makes.

@@ -43,7 +43,13 @@ use tower::{Layer, Service};
 use towerscope_bench::{Runner, Settings, table};
 use towerscope_metrics::{Buckets, HttpMetricsLayer, InFlightLayer};
 
-/// Every stack serves the same templated route.
+/// Every stack serves the same templated route (axum rows through `router`, as `axum::serve`
+/// runs a router: routes finished once with their layers).
+fn router(app: Router) -> Runner {
+    towerscope_bench::router_runner(app, "/users/42")
+}
+
+/// The same route through a plain tower service.
 fn runner<S, B>(svc: S) -> Runner
 where
     S: Service<Request<Body>, Response = Response<B>> + 'static,
@@ -213,10 +219,10 @@ fn main() {
     let mut r3 = Registry::default();
     let mut r6 = Registry::default();
     let mut stacks: Vec<(&str, Runner)> = vec![
-        ("bare axum router", runner(bare())),
+        ("bare axum router", router(bare())),
         (
             "towerscope: HttpMetricsLayer + InFlightLayer",
-            runner(
+            router(
                 bare()
                     .layer(InFlightLayer::new(&mut r1))
                     .layer(HttpMetricsLayer::new(&mut r1)),
@@ -224,11 +230,11 @@ fn main() {
         ),
         (
             "towerscope: HttpMetricsLayer only",
-            runner(bare().layer(HttpMetricsLayer::new(&mut r2))),
+            router(bare().layer(HttpMetricsLayer::new(&mut r2))),
         ),
         (
             "towerscope: HttpMetricsLayer maintaining the in-flight gauge",
-            runner(
+            router(
                 bare().layer(
                     HttpMetricsLayer::builder()
                         .in_flight(InFlightLayer::new(&mut r6))
@@ -237,14 +243,14 @@ fn main() {
                 ),
             ),
         ),
-        ("axum-prometheus", runner(bare().layer(axum_prom.clone()))),
+        ("axum-prometheus", router(bare().layer(axum_prom.clone()))),
         (
             "lean prometheus-client layer",
-            runner(bare().layer(LeanLayer::new(&mut r3))),
+            router(bare().layer(LeanLayer::new(&mut r3))),
         ),
         (
             "floor: pass-through body-wrapping layer",
-            runner(bare().layer(PassLayer)),
+            router(bare().layer(PassLayer)),
         ),
     ];
     let o = table("axum Router::layer", &rt, &mut stacks, settings);

@@ -26,7 +26,7 @@ use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
 use tower::{Layer, Service};
-use towerscope_bench::{Runner, Settings, runner, table};
+use towerscope_bench::{Runner, Settings, router_runner, table};
 use towerscope_trace::{TraceLayer, tracing_layer};
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -124,22 +124,22 @@ fn main() {
         )
     };
     let mut stacks: Vec<(&str, Runner)> = vec![
-        ("bare axum router", runner(app(), "/users/7")),
+        ("bare axum router", router_runner(app(), "/users/7")),
         (
             "towerscope TraceLayer, sampled",
-            runner(app().layer(TraceLayer::new(on.clone())), "/users/7"),
+            router_runner(app().layer(TraceLayer::new(on.clone())), "/users/7"),
         ),
         (
             "towerscope TraceLayer, sampled out",
-            runner(app().layer(TraceLayer::new(off.clone())), "/users/7"),
+            router_runner(app().layer(TraceLayer::new(off.clone())), "/users/7"),
         ),
         (
             "direct-SDK minimal layer, sampled",
-            runner(app().layer(DirectLayer(on.clone())), "/users/7"),
+            router_runner(app().layer(DirectLayer(on.clone())), "/users/7"),
         ),
         (
             "tower-http TraceLayer (INFO) + tracing-opentelemetry",
-            runner(
+            router_runner(
                 app().layer(
                     tower_http::trace::TraceLayer::new_for_http().make_span_with(
                         tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO),
@@ -150,7 +150,7 @@ fn main() {
         ),
         (
             "towerscope TraceLayer + one bridged handler span",
-            runner(
+            router_runner(
                 with_handler_span().layer(TraceLayer::new(on.clone())),
                 "/users/7",
             ),

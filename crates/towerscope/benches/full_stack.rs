@@ -30,7 +30,7 @@ use towerscope::metrics::{HttpMetricsLayer, InFlightLayer};
 use towerscope::request_id::RequestIdLayer;
 use towerscope::trace::TraceLayer;
 use towerscope::{Observability, Piece};
-use towerscope_bench::{Runner, Settings, runner, table};
+use towerscope_bench::{Runner, Settings, router_runner, table};
 use tracing::{Dispatch, Level};
 
 #[derive(Debug)]
@@ -106,37 +106,43 @@ fn main() {
 
     let path = "/users/7";
     let mut stacks: Vec<(&str, Runner)> = vec![
-        ("bare axum router", under(&json, runner(app(), path))),
+        ("bare axum router", under(&json, router_runner(app(), path))),
         (
             "peer: tower-http request ID + TraceLayer (INFO, fmt) + axum-prometheus",
-            under(&fmt, runner(peer, path)),
+            under(&fmt, router_runner(peer, path)),
         ),
         (
             "towerscope Observability::layer() (everything on)",
-            under(&json, runner(app().layer(obs.layer()), path)),
+            under(&json, router_runner(app().layer(obs.layer()), path)),
         ),
         (
             "towerscope RequestIdLayer alone",
-            under(&json, runner(app().layer(request_id), path)),
+            under(&json, router_runner(app().layer(request_id), path)),
         ),
         (
             "towerscope TraceLayer alone (sampled)",
             under(
                 &json,
-                runner(app().layer(TraceLayer::new(tracer.clone())), path),
+                router_runner(app().layer(TraceLayer::new(tracer.clone())), path),
             ),
         ),
         (
             "towerscope HttpMetricsLayer + in-flight alone",
-            under(&json, runner(app().layer(metrics), path)),
+            under(&json, router_runner(app().layer(metrics), path)),
         ),
         (
             "towerscope AccessLogLayer alone (JSON line)",
-            under(&json, runner(app().layer(AccessLogLayer::new()), path)),
+            under(
+                &json,
+                router_runner(app().layer(AccessLogLayer::new()), path),
+            ),
         ),
         (
             "towerscope CatchPanicLayer alone",
-            under(&json, runner(app().layer(CatchPanicLayer::new()), path)),
+            under(
+                &json,
+                router_runner(app().layer(CatchPanicLayer::new()), path),
+            ),
         ),
     ];
     let o = table("full request path", &rt, &mut stacks, settings);
