@@ -16,7 +16,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::redact::{REDACTED, Redaction};
+use crate::redact::{REDACTED, Redaction, SecretFields};
 
 /// A span field value, owned (spans outlive the calls that record them).
 #[derive(Debug, Clone)]
@@ -53,10 +53,13 @@ const MAX_NAMES: usize = 64;
 
 #[inline]
 fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
+    // 0xC2 starts the UTF-8 form of U+0080..U+00BF, which holds the C1 controls
+    // (U+0080..U+009F; U+009B is a terminal's CSI): checked more closely below.
+    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f || b == 0xc2
 }
 
-/// Appends `s` to `out` as the inside of a JSON string.
+/// Appends `s` to `out` as the inside of a JSON string. Control characters (C0, DEL and
+/// C1) are written as `\uXXXX`, so a value cannot start a new line or drive a terminal.
 fn escape_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     // Most values need no escaping: copy them in one go.
@@ -65,7 +68,9 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
         return;
     }
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -77,14 +82,27 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
             0x00..=0x1f | 0x7f => {
                 out.extend_from_slice(&bytes[start..i]);
                 let _ = write!(out, "\\u{b:04x}");
-                start = i + 1;
+                i += 1;
+                start = i;
                 continue;
             }
-            _ => continue,
+            // A C1 control: 0xC2 then 0x80..=0x9F (`s` is UTF-8, so a byte follows 0xC2).
+            0xc2 if matches!(bytes.get(i + 1), Some(0x80..=0x9f)) => {
+                out.extend_from_slice(&bytes[start..i]);
+                let _ = write!(out, "\\u{:04x}", bytes[i + 1]);
+                i += 2;
+                start = i;
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(esc);
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
 }
@@ -206,13 +224,13 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
 /// Records span fields into owned values.
 struct SpanCollect<'a> {
     fields: &'a mut SpanFields,
-    redaction: &'a Redaction,
+    secret: SecretFields<'a>,
 }
 
 impl SpanCollect<'_> {
     fn put(&mut self, field: &Field, value: Value) {
         let name = field.name();
-        let value = if self.redaction.is_secret_field(name) {
+        let value = if self.secret.contains(field) {
             Value::Redacted
         } else {
             value
@@ -279,14 +297,14 @@ impl Visit for MessageWriter<'_> {
 /// Writes an event's fields other than `message`, as `,"name":value`.
 struct FieldWriter<'a> {
     out: &'a mut Vec<u8>,
-    redaction: &'a Redaction,
+    secret: SecretFields<'a>,
 }
 
 impl FieldWriter<'_> {
     /// Writes the key; returns false (and writes `"[REDACTED]"`) for secret names.
     fn key(&mut self, field: &Field) -> bool {
         push_key(self.out, field.name());
-        if self.redaction.is_secret_field(field.name()) {
+        if self.secret.contains(field) {
             push_str(self.out, REDACTED);
             return false;
         }
@@ -442,7 +460,7 @@ where
         let mut fields = SpanFields(Vec::with_capacity(attrs.fields().len()));
         attrs.record(&mut SpanCollect {
             fields: &mut fields,
-            redaction: &self.redaction,
+            secret: self.redaction.secret_fields(attrs.metadata()),
         });
         span.extensions_mut().insert(fields);
     }
@@ -453,7 +471,7 @@ where
         if let Some(fields) = ext.get_mut::<SpanFields>() {
             values.record(&mut SpanCollect {
                 fields,
-                redaction: &self.redaction,
+                secret: self.redaction.secret_fields(span.metadata()),
             });
         }
     }
@@ -494,7 +512,7 @@ where
             }
             event.record(&mut FieldWriter {
                 out,
-                redaction: &self.redaction,
+                secret: self.redaction.secret_fields(meta),
             });
             if let Some(scope) = ctx.event_scope(event) {
                 for span in scope {
@@ -562,6 +580,7 @@ mod tests {
             "\u{0}\u{1b}\u{7f}",
             "é ü 漢字",
             "\u{2028}",
+            "c1 \u{80}\u{9b}[31m\u{9f} and \u{a0}\u{bf}é",
         ] {
             let mut out = Vec::new();
             push_str(&mut out, s);
@@ -569,7 +588,7 @@ mod tests {
             let back: String =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(back, s);
-            assert!(!text.contains('\n') && !text.contains('\u{1b}'));
+            assert!(!text.chars().any(char::is_control), "{text}");
         }
     }
 }

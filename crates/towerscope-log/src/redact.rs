@@ -1,6 +1,12 @@
 //! Which field and header names are secret.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use tracing::Metadata;
+use tracing::callsite::Identifier;
+use tracing::field::Field;
 
 /// The text written instead of a secret.
 pub const REDACTED: &str = "[REDACTED]";
@@ -90,21 +96,49 @@ impl Redaction {
         self.patterns.iter().any(|p| contains_ignore_case(name, p))
     }
 
-    /// [`Redaction::is_secret`] for a field name, remembered per thread: field names are
-    /// `'static` strings of the program's callsites, a finite set, so the cache is bounded.
-    pub(crate) fn is_secret_field(&self, name: &'static str) -> bool {
+    /// Which fields of one callsite are secret: worked out once per callsite and thread
+    /// (callsites are the program's `'static` metadata, a finite set, so the cache is
+    /// bounded), then one bit test per field instead of a lookup per field name.
+    pub(crate) fn secret_fields(&self, meta: &Metadata<'_>) -> SecretFields<'_> {
         thread_local! {
-            static SEEN: std::cell::RefCell<std::collections::HashMap<(usize, usize, u64), bool>> =
-                std::cell::RefCell::new(std::collections::HashMap::new());
+            static SEEN: RefCell<HashMap<(Identifier, u64), u64, foldhash::fast::FixedState>> =
+                const { RefCell::new(HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0))) };
         }
+        let compute = || {
+            meta.fields()
+                .iter()
+                .take(64)
+                .enumerate()
+                .filter(|(_, f)| self.is_secret(f.name()))
+                .fold(0u64, |bits, (i, _)| bits | 1 << i)
+        };
         // Keyed by this redaction list too: two subscribers may mask different names.
-        let key = (name.as_ptr() as usize, name.len(), self.id);
-        SEEN.with(|seen| {
-            let Ok(mut seen) = seen.try_borrow_mut() else {
-                return self.is_secret(name);
-            };
-            *seen.entry(key).or_insert_with(|| self.is_secret(name))
-        })
+        let key = (meta.callsite(), self.id);
+        let bits = SEEN.with(|seen| match seen.try_borrow_mut() {
+            Ok(mut seen) => *seen.entry(key).or_insert_with(compute),
+            Err(_) => compute(),
+        });
+        SecretFields {
+            bits,
+            redaction: self,
+        }
+    }
+}
+
+/// The secret fields of one callsite ([`Redaction::secret_fields`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SecretFields<'a> {
+    bits: u64,
+    redaction: &'a Redaction,
+}
+
+impl SecretFields<'_> {
+    /// Whether `field` (of this callsite) is to be masked.
+    pub(crate) fn contains(&self, field: &Field) -> bool {
+        match field.index() {
+            i if i < 64 => self.bits >> i & 1 == 1,
+            _ => self.redaction.is_secret(field.name()),
+        }
     }
 }
 

@@ -276,8 +276,7 @@ async fn secrets_are_masked_in_headers_and_fields() {
 
 #[test]
 fn hostile_values_stay_one_line_in_both_formats() {
-    let hostile =
-        "quote\" newline\n{\"level\":\"ERROR\",\"message\":\"forged\"}\r\u{1b}[31mred\u{0}nul";
+    let hostile = "quote\" newline\n{\"level\":\"ERROR\",\"message\":\"forged\"}\r\u{1b}[31mred\u{0}nul\u{9b}31mc1";
     for format in [LogFormat::Json, LogFormat::Pretty] {
         let capture = Capture::default();
         let (subscriber, _guard) = Logging::builder()
@@ -294,8 +293,8 @@ fn hostile_values_stay_one_line_in_both_formats() {
         let lines = capture.lines();
         assert_eq!(lines.len(), 2, "{format:?} produced {lines:#?}");
         assert!(
-            !lines.concat().contains('\u{1b}'),
-            "{format:?} wrote a raw escape"
+            !lines.concat().chars().any(char::is_control),
+            "{format:?} wrote a raw control character"
         );
         if format == LogFormat::Json {
             let first: Value = serde_json::from_str(&lines[0]).expect("json");
@@ -558,4 +557,48 @@ proptest::proptest! {
             }
         }
     }
+}
+
+/// Targets-and-levels filters (served by a `Targets` filter) and span filters (served by
+/// `EnvFilter`) both keep exactly what `RUST_LOG` syntax says.
+#[test]
+fn filters_keep_what_their_directives_say() {
+    let run = |filter: &str| {
+        let capture = Capture::default();
+        let (subscriber, _guard) = Logging::builder()
+            .writer(capture.clone())
+            .blocking()
+            .format(LogFormat::Json)
+            .filter(filter)
+            .build()
+            .expect("logging");
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "app", "app debug");
+            tracing::info!(target: "app", "app info");
+            tracing::info!(target: "noisy::inner", "noisy info");
+            tracing::warn!(target: "noisy::inner", "noisy warn");
+            tracing::trace!(target: "app::deep", "deep trace");
+            let span = tracing::info_span!(target: "app", "checkout", order = 7);
+            span.in_scope(|| tracing::debug!(target: "app", "checkout debug"));
+        });
+        capture
+            .lines()
+            .iter()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).expect("json");
+                v["message"].as_str().expect("message").to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        run("info,noisy=warn,app::deep=trace"),
+        ["app info", "noisy warn", "deep trace"]
+    );
+    assert_eq!(run("warn"), ["noisy warn"]);
+    assert_eq!(run("off"), Vec::<String>::new());
+    // A span directive: debug inside `checkout` spans only.
+    assert_eq!(
+        run("info,noisy=warn,[checkout]=debug"),
+        ["app info", "noisy warn", "checkout debug"]
+    );
 }
