@@ -35,9 +35,15 @@ impl RequestId {
 
     fn from_uuid(u: uuid::Uuid) -> Self {
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let s = u.hyphenated().encode_lower(&mut buf);
-        // A hyphenated UUID is ASCII hex and '-': always a valid header value.
-        Self(HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid")))
+        u.hyphenated().encode_lower(&mut buf);
+        // One allocation holding the text and its reference count: the ID is cloned into the
+        // request, the response and the span, and a `Bytes` copied from a slice would
+        // allocate again on its first clone. A hyphenated UUID is ASCII hex and '-': always
+        // a valid header value.
+        Self(
+            HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf))
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+        )
     }
 
     /// The ID as text (always visible ASCII).

@@ -12,11 +12,21 @@ pub const SPAN_TARGET: &str = "towerscope_request_id";
 /// extensions so [`RequestId::current`] can find it from inside.
 pub(crate) fn request_span(id: &RequestId, level: Level) -> Span {
     let span = match level {
-        Level::ERROR => tracing::error_span!(target: SPAN_TARGET, "request", request_id = %id),
-        Level::WARN => tracing::warn_span!(target: SPAN_TARGET, "request", request_id = %id),
-        Level::INFO => tracing::info_span!(target: SPAN_TARGET, "request", request_id = %id),
-        Level::DEBUG => tracing::debug_span!(target: SPAN_TARGET, "request", request_id = %id),
-        Level::TRACE => tracing::trace_span!(target: SPAN_TARGET, "request", request_id = %id),
+        Level::ERROR => {
+            tracing::error_span!(target: SPAN_TARGET, "request", request_id = id.as_str())
+        }
+        Level::WARN => {
+            tracing::warn_span!(target: SPAN_TARGET, "request", request_id = id.as_str())
+        }
+        Level::INFO => {
+            tracing::info_span!(target: SPAN_TARGET, "request", request_id = id.as_str())
+        }
+        Level::DEBUG => {
+            tracing::debug_span!(target: SPAN_TARGET, "request", request_id = id.as_str())
+        }
+        Level::TRACE => {
+            tracing::trace_span!(target: SPAN_TARGET, "request", request_id = id.as_str())
+        }
     };
     span.with_subscriber(|(span_id, dispatch)| {
         if let Some(registry) = dispatch.downcast_ref::<Registry>() {

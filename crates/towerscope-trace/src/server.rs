@@ -1,7 +1,8 @@
 //! [`TraceLayer`]: an OpenTelemetry server span per request.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use http::{Request, Response, Version};
 use opentelemetry::baggage::BaggageExt as _;
@@ -298,6 +299,8 @@ where
             attributes.push(KeyValue::new("http.request.method", method.as_str()));
             if route.is_unmatched() {
                 method.as_str().into()
+            } else if let Some(name) = interned_name(method, route.as_str()) {
+                name.into()
             } else {
                 // Concatenated by hand: the formatting machinery costs more than the copy.
                 let (m, r) = (method.as_str(), route.as_str());
@@ -310,6 +313,11 @@ where
         };
         // A sampler sees the name (`{METHOD} {route}`, or the RPC method) and the method;
         // the rest is only built for a span that records.
+        // An interned name (`{METHOD} {route}`) lends its tail to `http.route`.
+        let interned = match &name {
+            Cow::Borrowed(n) if !grpc && !route.is_unmatched() => Some(*n),
+            _ => None,
+        };
         let mut span = config
             .tracer
             .span_builder(name)
@@ -319,7 +327,11 @@ where
         let recording = span.is_recording();
         if recording {
             if !grpc && !route.is_unmatched() {
-                span.set_attribute(KeyValue::new("http.route", route.as_str().to_owned()));
+                let value: opentelemetry::StringValue = match interned {
+                    Some(n) => n[method.as_str().len() + 1..].into(),
+                    None => route.as_str().to_owned().into(),
+                };
+                span.set_attribute(KeyValue::new("http.route", value));
             }
             record_attributes(&mut span, req, method, grpc);
         }
@@ -382,6 +394,55 @@ fn record_attributes<B>(
     if let Some(id) = header_str(req, crate::names::REQUEST_ID) {
         span.set_attribute(KeyValue::new("request.id", cut(id, 128)));
     }
+}
+
+/// Most span names [`interned_name`] keeps.
+const MAX_INTERNED: usize = 1024;
+
+/// Interned names, by route template and then by method.
+type NameTable = HashMap<&'static str, [Option<&'static str>; METHODS], foldhash::fast::FixedState>;
+
+/// Number of [`NormalizedMethod`] values.
+const METHODS: usize = NormalizedMethod::Other as usize + 1;
+
+/// The span name `{METHOD} {route}` for a route template, made once per process.
+///
+/// OpenTelemetry span names are `Cow<'static, str>`: a name made per request is an
+/// allocation per span, freed later on the exporter's thread. Route templates are a small,
+/// finite set, so each name is made once and kept for the life of the process; the `http.route`
+/// attribute borrows its tail. At most [`MAX_INTERNED`] names are kept (a route classifier
+/// with unbounded answers gets names made per span past that, as before).
+fn interned_name(method: NormalizedMethod, route: &str) -> Option<&'static str> {
+    static NAMES: OnceLock<RwLock<(NameTable, usize)>> = OnceLock::new();
+    let table = NAMES.get_or_init(|| RwLock::new((NameTable::default(), 0)));
+    intern(table, MAX_INTERNED, method, route)
+}
+
+fn intern(
+    table: &RwLock<(NameTable, usize)>,
+    max: usize,
+    method: NormalizedMethod,
+    route: &str,
+) -> Option<&'static str> {
+    let slot = method as usize;
+    if let Ok(read) = table.read() {
+        if let Some(name) = read.0.get(route).and_then(|names| names[slot]) {
+            return Some(name);
+        }
+    }
+    let mut write = table.write().ok()?;
+    let (names, count) = &mut *write;
+    if let Some(name) = names.get(route).and_then(|names| names[slot]) {
+        return Some(name);
+    }
+    if *count >= max {
+        return None;
+    }
+    let name: &'static str = Box::leak(format!("{} {route}", method.as_str()).into_boxed_str());
+    let key: &'static str = &name[method.as_str().len() + 1..];
+    names.entry(key).or_insert([None; METHODS])[slot] = Some(name);
+    *count += 1;
+    Some(name)
 }
 
 /// The method value the semantic conventions give a method the server does not know.
@@ -479,5 +540,29 @@ pub(crate) fn end_rpc(
         (Outcome::Ok, None) => Some("grpc_missing_status".into()),
         (Outcome::ServerError, None) => Some("http_5xx".into()),
         (other, _) => Some(other.as_str().into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_names_are_made_once_and_bounded() {
+        let table = RwLock::new((NameTable::default(), 0));
+        let get = intern(&table, 3, NormalizedMethod::Get, "/users/{id}").expect("room");
+        assert_eq!(get, "GET /users/{id}");
+        let again = intern(&table, 3, NormalizedMethod::Get, "/users/{id}").expect("kept");
+        assert!(std::ptr::eq(get, again), "made twice");
+        let post = intern(&table, 3, NormalizedMethod::Post, "/users/{id}").expect("room");
+        assert_eq!(post, "POST /users/{id}");
+        assert_eq!(
+            intern(&table, 3, NormalizedMethod::Other, "/a"),
+            Some("_OTHER /a")
+        );
+        // Full: new names are not kept, known ones still are.
+        assert_eq!(intern(&table, 3, NormalizedMethod::Get, "/b"), None);
+        assert!(intern(&table, 3, NormalizedMethod::Post, "/users/{id}").is_some());
+        assert_eq!(table.read().expect("lock").1, 3);
     }
 }
