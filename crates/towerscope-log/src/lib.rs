@@ -45,6 +45,7 @@ mod json;
 mod pretty;
 mod redact;
 mod setup;
+mod writer;
 
 pub use access::{ACCESS_TARGET, AccessLog, AccessLogBuilder, AccessLogLayer, AccessLogObserver};
 pub use client_addr::{IpRange, IpRangeError};

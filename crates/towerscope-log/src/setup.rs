@@ -1,19 +1,20 @@
 //! One call to set up logging.
 
 use std::io;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::registry::Registry;
 use tracing::Subscriber;
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
+use crate::writer::{WriterGuard, background};
 use crate::{JsonLayer, RedactedFields, Redaction};
 
 /// Filter used when neither the builder nor `RUST_LOG` gives one.
@@ -25,7 +26,7 @@ pub const DEFAULT_FILTER: &str =
     "info,hyper=warn,hyper_util=warn,h2=warn,tower::=warn,reqwest=warn,rustls=warn";
 
 /// Target of towerscope-request-id's `request` span.
-const REQUEST_SPAN_TARGET: &str = "towerscope_request_id";
+pub(crate) const REQUEST_SPAN_TARGET: &str = "towerscope_request_id";
 
 /// Output format.
 ///
@@ -71,31 +72,33 @@ pub enum LogError {
     /// A global subscriber is already set.
     #[error("a global tracing subscriber is already set")]
     AlreadySet,
+    /// The log writer's thread could not be started.
+    #[error("starting the log writer thread: {0}")]
+    Thread(#[source] io::Error),
 }
 
 /// Keeps the background writer running; dropping it flushes the lines still buffered.
 #[must_use = "dropping the guard stops the log writer"]
 #[derive(Debug)]
 pub struct LoggingGuard {
-    _worker: Option<WorkerGuard>,
-    dropped: Option<ErrorCounter>,
+    _worker: Option<WriterGuard>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl LoggingGuard {
     /// Lines dropped because the buffer was full (0 without a non-blocking writer).
     pub fn dropped_lines(&self) -> usize {
-        self.dropped.as_ref().map_or(0, ErrorCounter::dropped_lines)
+        usize::try_from(self.dropped.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
     }
 }
 
 /// `towerscope_log_dropped_lines_total`, read from the writer's counter at scrape time.
 #[derive(Debug)]
-struct DroppedLines(Arc<OnceLock<ErrorCounter>>);
+struct DroppedLines(Arc<AtomicU64>);
 
 impl Collector for DroppedLines {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
-        let n = self.0.get().map_or(0, ErrorCounter::dropped_lines);
-        let c = ConstCounter::new(n as u64);
+        let c = ConstCounter::new(self.0.load(Ordering::Relaxed));
         c.encode(encoder.encode_descriptor(
             "towerscope_log_dropped_lines",
             "Log lines dropped because the log buffer was full.",
@@ -137,7 +140,7 @@ impl Logging {
             redaction: Redaction::default(),
             buffered_lines: 128_000,
             non_blocking: true,
-            dropped: Arc::new(OnceLock::new()),
+            dropped: Arc::new(AtomicU64::new(0)),
             extra: None,
         }
     }
@@ -152,7 +155,7 @@ pub struct LoggingBuilder<W> {
     redaction: Redaction,
     buffered_lines: usize,
     non_blocking: bool,
-    dropped: Arc<OnceLock<ErrorCounter>>,
+    dropped: Arc<AtomicU64>,
     extra: Option<ExtraLayer>,
 }
 
@@ -281,24 +284,15 @@ where
         let filter = Filter::parse(&filter_text)?;
         let redaction = self.redaction;
         if self.non_blocking {
-            let (writer, worker) = NonBlockingBuilder::default()
-                .lossy(true)
-                .buffered_lines_limit(self.buffered_lines)
-                .thread_name("towerscope-log")
-                // The writer thread drains the queue, then flushes: under load, many lines
-                // leave in one write instead of one write per line.
-                .finish(io::BufWriter::with_capacity(
-                    WRITE_BUFFER,
-                    MakeWriterIo(self.writer),
-                ));
-            let dropped = writer.error_counter();
-            let _ = self.dropped.set(dropped.clone());
+            let out = io::BufWriter::with_capacity(WRITE_BUFFER, MakeWriterIo(self.writer));
+            let (writer, worker) = background(out, self.buffered_lines, self.dropped.clone())
+                .map_err(LogError::Thread)?;
             let subscriber = subscriber(format, filter, redaction, self.extra, writer);
             Ok((
                 subscriber,
                 LoggingGuard {
                     _worker: Some(worker),
-                    dropped: Some(dropped),
+                    dropped: self.dropped,
                 },
             ))
         } else {
@@ -307,7 +301,7 @@ where
                 subscriber,
                 LoggingGuard {
                     _worker: None,
-                    dropped: None,
+                    dropped: self.dropped,
                 },
             ))
         }
@@ -386,8 +380,8 @@ where
     }
 }
 
-/// Bytes the background writer gathers before it writes (it also writes whenever its queue
-/// is empty, so lines are never held back while the process is idle).
+/// Buffer between the background writer and the output, so that a large batch of lines
+/// leaves in writes of this size.
 const WRITE_BUFFER: usize = 64 * 1024;
 
 /// Adapts a `MakeWriter` to the `io::Write` the background writer owns.
