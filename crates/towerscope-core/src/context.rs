@@ -136,6 +136,30 @@ impl std::fmt::Display for UserId {
     }
 }
 
+/// The request ID as the request span carries it, in the span's extensions (for
+/// `tracing-subscriber` registries).
+///
+/// towerscope-request-id's `request` span stores its ID here instead of as a recorded field
+/// value, so that a log layer can write it without formatting and copying it for every
+/// span; towerscope-log's JSON layer writes it as `request_id`, and
+/// `RequestId::current()` reads it. Other subscribers see the span's `request_id` field as
+/// usual.
+///
+/// ```
+/// use towerscope_core::SpanRequestId;
+/// let id = SpanRequestId(http::HeaderValue::from_static("0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b"));
+/// assert_eq!(id.as_str(), "0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanRequestId(pub http::HeaderValue);
+
+impl SpanRequestId {
+    /// The ID as text (empty if the value is not visible ASCII, which request IDs always are).
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
 /// The peer address of a connection, as connect info for axum with any listener whose
 /// address is a `SocketAddr` (including towerscope-metrics' tracked listener, for which
 /// axum's own `SocketAddr` connect info is not available). The access log reads it.

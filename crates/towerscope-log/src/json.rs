@@ -16,7 +16,10 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use towerscope_core::SpanRequestId;
+
 use crate::redact::{REDACTED, Redaction, SecretFields};
+use crate::setup::REQUEST_SPAN_TARGET;
 
 /// A span field value, owned (spans outlive the calls that record them).
 #[derive(Debug, Clone)]
@@ -456,6 +459,12 @@ where
     W: for<'a> MakeWriter<'a> + 'static,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let meta = attrs.metadata();
+        if meta.target() == REQUEST_SPAN_TARGET && meta.name() == "request" {
+            // towerscope-request-id's span: its ID is read from the `SpanRequestId` the
+            // layer puts into the span's extensions, not copied here.
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut fields = SpanFields(Vec::with_capacity(attrs.fields().len()));
         attrs.record(&mut SpanCollect {
@@ -517,6 +526,13 @@ where
             if let Some(scope) = ctx.event_scope(event) {
                 for span in scope {
                     let ext = span.extensions();
+                    if let Some(id) = ext.get::<SpanRequestId>() {
+                        if !written.contains("request_id") {
+                            written.add("request_id");
+                            push_key(out, "request_id");
+                            push_str(out, id.as_str());
+                        }
+                    }
                     let Some(fields) = ext.get::<SpanFields>() else {
                         continue;
                     };

@@ -68,6 +68,11 @@ impl RequestId {
     pub fn current() -> Option<Self> {
         crate::span::current_request_id()
     }
+
+    /// The ID a request span carries (always made from a `RequestId`).
+    pub(crate) fn from_span(id: &towerscope_core::SpanRequestId) -> Self {
+        Self(id.0.clone())
+    }
 }
 
 impl std::fmt::Display for RequestId {

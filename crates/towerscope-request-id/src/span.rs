@@ -3,13 +3,16 @@
 use tracing::{Level, Span};
 use tracing_subscriber::registry::{LookupSpan, Registry};
 
+use towerscope_core::SpanRequestId;
+
 use crate::RequestId;
 
 /// Target of the request span, for filters (`towerscope_request_id=info`).
 pub const SPAN_TARGET: &str = "towerscope_request_id";
 
 /// Opens the `request` span with a `request_id` field, and remembers the ID in the span's
-/// extensions so [`RequestId::current`] can find it from inside.
+/// extensions ([`SpanRequestId`]) so [`RequestId::current`] can find it from inside and
+/// towerscope-log's JSON layer can write it without a copy of its own.
 pub(crate) fn request_span(id: &RequestId, level: Level) -> Span {
     let span = match level {
         Level::ERROR => {
@@ -31,7 +34,8 @@ pub(crate) fn request_span(id: &RequestId, level: Level) -> Span {
     span.with_subscriber(|(span_id, dispatch)| {
         if let Some(registry) = dispatch.downcast_ref::<Registry>() {
             if let Some(data) = registry.span(span_id) {
-                data.extensions_mut().insert(id.clone());
+                data.extensions_mut()
+                    .insert(SpanRequestId(id.header_value().clone()));
             }
         }
     });
@@ -43,7 +47,10 @@ pub(crate) fn current_request_id() -> Option<RequestId> {
         let registry = dispatch.downcast_ref::<Registry>()?;
         let current = dispatch.current_span();
         let span = registry.span(current.id()?)?;
-        span.scope()
-            .find_map(|s| s.extensions().get::<RequestId>().cloned())
+        span.scope().find_map(|s| {
+            s.extensions()
+                .get::<SpanRequestId>()
+                .map(RequestId::from_span)
+        })
     })
 }
