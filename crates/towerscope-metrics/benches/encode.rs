@@ -157,7 +157,7 @@ fn bench(c: &mut Criterion) {
     });
     report_memory("prometheus/text", || encode_prometheus_crate(&pcrate));
 
-    let mut g = c.benchmark_group("encode_10k_histogram_series");
+    let mut g = c.benchmark_group(format!("encode_{}_histogram_series", series()));
     g.sample_size(30);
     g.bench_function("towerscope/prometheus-text", |b| {
         b.iter(|| black_box(ours.encode(Format::Prometheus)))
