@@ -3,11 +3,13 @@
 
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePoolOptions};
+use sqlx::{ConnectOptions as _, Connection as _};
 use towerscope_perf::{DbMonitor, PerfMonitor};
 
 /// At most this many users and orders are kept (oldest dropped first).
@@ -30,15 +32,27 @@ pub(crate) struct Order {
 pub(crate) struct Store {
     pool: SqlitePool,
     queries: DbMonitor,
+    /// For an in-memory database: a connection that is never used, held so the database
+    /// outlives the pool's connection (see [`Store::open`]).
+    _keeper: Option<Arc<Mutex<SqliteConnection>>>,
 }
 
 impl Store {
     /// Opens (or creates) the database at `url` and its tables, with three users.
-    /// `sqlite::memory:` keeps one connection open for the life of the store, since an
-    /// in-memory database lives only as long as its connection.
+    ///
+    /// An in-memory database (`sqlite::memory:`, named and shared by sqlx) lives only while a
+    /// connection to it is open. sqlx closes a pooled connection whose query was cancelled
+    /// (a client gone mid-request) and opens a new one; without another connection open, that
+    /// new one would find an empty database and every later query would fail. The store
+    /// therefore holds one more connection to it, unused, for its whole life.
     pub(crate) async fn open(url: &str, perf: &PerfMonitor) -> Result<Self, sqlx::Error> {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let options = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
+        let keeper = if memory {
+            Some(Arc::new(Mutex::new(options.connect().await?)))
+        } else {
+            None
+        };
         let pool = if memory {
             SqlitePoolOptions::new()
                 .max_connections(1)
@@ -56,6 +70,7 @@ impl Store {
         let store = Self {
             pool,
             queries: DbMonitor::new(perf.clone()),
+            _keeper: keeper,
         };
         for sql in [
             "CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)",
@@ -197,5 +212,25 @@ impl Rows for User {
 impl Rows for Order {
     fn rows(&self) -> Option<u64> {
         Some(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The soak found it: after a cancelled query sqlx replaced the pool's only connection,
+    /// and the in-memory database (with its tables) went with the old one.
+    #[tokio::test]
+    async fn an_in_memory_store_survives_its_connection_being_replaced() {
+        let store = Store::open("sqlite::memory:", &PerfMonitor::default())
+            .await
+            .expect("store");
+        for _ in 0..3 {
+            let conn = store.pool().acquire().await.expect("connection").detach();
+            conn.close().await.expect("close");
+            let user = store.user(1).await.expect("query after a new connection");
+            assert_eq!(user.map(|u| u.name), Some("ada".to_owned()));
+        }
     }
 }
