@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
+use sqlx::ConnectOptions as _;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePoolOptions};
-use sqlx::{ConnectOptions as _, Connection as _};
 use towerscope_perf::{DbMonitor, PerfMonitor};
 
 /// At most this many users and orders are kept (oldest dropped first).
@@ -217,6 +217,8 @@ impl Rows for Order {
 
 #[cfg(test)]
 mod tests {
+    use sqlx::Connection as _;
+
     use super::*;
 
     /// The soak found it: after a cancelled query sqlx replaced the pool's only connection,
