@@ -23,22 +23,11 @@ use axum::routing::get;
 use http::{Request, Response};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use tower::{Layer, Service};
 use towerscope_bench::{Runner, Settings, router_runner, table};
-use towerscope_trace::{TraceLayer, tracing_layer};
+use towerscope_trace::{NoopExporter, TraceLayer, tracing_layer};
 use tracing_subscriber::layer::SubscriberExt as _;
-
-#[derive(Debug)]
-struct NoopExporter;
-
-impl SpanExporter for NoopExporter {
-    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        drop(batch);
-        std::future::ready(Ok(()))
-    }
-}
 
 fn provider(sampler: Sampler) -> SdkTracerProvider {
     SdkTracerProvider::builder()

@@ -41,6 +41,7 @@ pub(crate) mod names {
 mod baggage;
 mod bridge;
 mod client;
+mod noop;
 mod record;
 mod server;
 mod setup;
@@ -51,6 +52,7 @@ pub use b3::{B3Format, extract_b3};
 pub use baggage::{BAGGAGE, MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS, parse_baggage};
 pub use bridge::tracing_layer;
 pub use client::{ClientSpanObserver, TraceClientLayer, inject};
+pub use noop::NoopExporter;
 pub use record::record_error;
 pub use server::{SpanObserver, TraceLayer, TraceService, parent_context};
 pub use setup::{ConfigError, OtlpProtocol, SamplerConfig, SetupError, Tracing, TracingConfig};

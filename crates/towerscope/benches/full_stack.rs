@@ -14,13 +14,10 @@
 //!
 //! Run: `cargo bench -p towerscope --bench full_stack` (`BENCH_ROUNDS`, `BENCH_BATCH`).
 
-use std::future::Future;
-
 use axum::Router;
 use axum::routing::get;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use prometheus_client::registry::Registry;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer as HttpTraceLayer};
@@ -28,20 +25,10 @@ use towerscope::core::CatchPanicLayer;
 use towerscope::log::{AccessLogLayer, LogFormat, Logging};
 use towerscope::metrics::{HttpMetricsLayer, InFlightLayer};
 use towerscope::request_id::RequestIdLayer;
-use towerscope::trace::TraceLayer;
+use towerscope::trace::{NoopExporter, TraceLayer};
 use towerscope::{Observability, Piece};
 use towerscope_bench::{Runner, Settings, router_runner, table};
 use tracing::{Dispatch, Level};
-
-#[derive(Debug)]
-struct NoopExporter;
-
-impl SpanExporter for NoopExporter {
-    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        drop(batch);
-        std::future::ready(Ok(()))
-    }
-}
 
 /// Runs `inner` with `dispatch` as this thread's subscriber.
 fn under(dispatch: &Dispatch, mut inner: Runner) -> Runner {

@@ -20,29 +20,16 @@
 //! Logs go to stdout in both logged stacks; redirect it to a file, as a service's supervisor
 //! would.
 
-use std::future::Future;
-
 use axum::Router;
 use axum::routing::get;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use towerscope::Observability;
 use towerscope::log::LogFormat;
+use towerscope::trace::NoopExporter;
 use tracing::Level;
-
-/// Drops every batch: the exporter's cost is not what is measured.
-#[derive(Debug)]
-struct NoopExporter;
-
-impl SpanExporter for NoopExporter {
-    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        drop(batch);
-        std::future::ready(Ok(()))
-    }
-}
 
 fn app() -> Router {
     Router::new().route("/users/{id}", get(|| async { r#"{"id":1,"name":"ada"}"# }))
