@@ -172,7 +172,9 @@ fn push_key(out: &mut Vec<u8>, name: &str) {
 
 fn push_f64(out: &mut Vec<u8>, v: f64) {
     if v.is_finite() {
-        let _ = write!(out, "{v}");
+        // ryu's shortest round-trip form (`0.017`, `1e-7`): valid JSON, and a fraction of
+        // the cost of `Display` for floats.
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
     } else {
         let _ = write!(out, "\"{v}\"");
     }
