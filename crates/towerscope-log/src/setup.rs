@@ -322,12 +322,11 @@ where
 /// A filter of targets and levels alone (`info,hyper=warn`, the usual case) is the same
 /// filter as a `Targets`, which decides once per callsite and does nothing on enter and
 /// exit. The text is always checked by `EnvFilter`'s parser, so errors read the same.
-// Lives only while the subscriber is built: the size difference does not matter.
-#[allow(clippy::large_enum_variant)]
+/// Exactly one of the two is set.
 #[derive(Debug)]
-enum Filter {
-    Targets(Targets),
-    Env(EnvFilter),
+struct Filter {
+    targets: Option<Targets>,
+    env: Option<EnvFilter>,
 }
 
 impl Filter {
@@ -339,12 +338,20 @@ impl Filter {
                 filter: text.to_owned(),
                 reason: e.to_string(),
             })?;
-        if text.contains(['[', '{']) {
-            return Ok(Self::Env(env));
-        }
-        Ok(match text.parse::<Targets>() {
-            Ok(targets) => Self::Targets(targets),
-            Err(_) => Self::Env(env),
+        let targets = if text.contains(['[', '{']) {
+            None
+        } else {
+            text.parse::<Targets>().ok()
+        };
+        Ok(match targets {
+            Some(targets) => Self {
+                targets: Some(targets),
+                env: None,
+            },
+            None => Self {
+                targets: None,
+                env: Some(env),
+            },
         })
     }
 }
@@ -359,14 +366,10 @@ fn subscriber<W>(
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let (targets, env) = match filter {
-        Filter::Targets(t) => (Some(t), None),
-        Filter::Env(e) => (None, Some(e)),
-    };
     let registry = tracing_subscriber::registry()
         .with(extra)
-        .with(targets)
-        .with(env);
+        .with(filter.targets)
+        .with(filter.env);
     match format {
         LogFormat::Json => Box::new(registry.with(JsonLayer::new(writer, redaction))),
         LogFormat::Pretty => Box::new(
