@@ -4,8 +4,10 @@
 //! batches that alternate round by round (the order rotated each round), so that the noise
 //! of a shared machine hits every stack alike; the report gives each stack's median time per
 //! request, the median of its per-round difference to the first (baseline) stack, and its
-//! heap allocations per request, counted by the `stats_alloc` global allocator this crate
-//! installs in every benchmark binary that links it.
+//! heap allocations per request, counted by `stats_alloc` in a separate, untimed pass. The
+//! global allocator this crate installs in every benchmark binary that links it counts only
+//! while a count is running ([`allocations`] and the allocation pass of [`table`]); the timed
+//! passes go straight to the system allocator.
 //!
 //! ```no_run
 //! use towerscope_bench::{Settings, runner, table};
@@ -18,7 +20,8 @@
 //! table("example", &rt, &mut stacks, settings);
 //! ```
 
-use std::alloc::System;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -27,8 +30,86 @@ use http_body_util::BodyExt;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{Service, ServiceExt};
 
+/// `stats_alloc`'s counting allocator, switched on only while allocations are counted.
+///
+/// `StatsAlloc` adds sequentially consistent read-modify-writes on shared counters to every
+/// allocation and free. Left on in the timed passes, it charged each stack for its
+/// allocations at more than their real price, and more again in rows whose exporter thread
+/// frees on the other core what the request thread allocated (the counters' cache lines
+/// bounce between the cores). No server pays that, so the timed passes must not either.
+struct Switched;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static STATS: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+// The one `unsafe` in the workspace outside dependencies: a `GlobalAlloc` cannot be written
+// without it, and no allocator crate counts only on demand. Benchmarks only.
+// SAFETY: every call is forwarded unchanged to `System`, directly or through `StatsAlloc`
+// (which forwards to `System`); a block may be freed by the other path than the one that
+// allocated it, which is sound because both end in `System`.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Switched {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if COUNTING.load(Ordering::Relaxed) {
+                STATS.alloc(layout)
+            } else {
+                System.alloc(layout)
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if COUNTING.load(Ordering::Relaxed) {
+                STATS.dealloc(ptr, layout);
+            } else {
+                System.dealloc(ptr, layout);
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if COUNTING.load(Ordering::Relaxed) {
+                STATS.alloc_zeroed(layout)
+            } else {
+                System.alloc_zeroed(layout)
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if COUNTING.load(Ordering::Relaxed) {
+                STATS.realloc(ptr, layout, new_size)
+            } else {
+                System.realloc(ptr, layout, new_size)
+            }
+        }
+    }
+}
+
 #[global_allocator]
-static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+static GLOBAL: Switched = Switched;
+
+/// Counts the allocations `f` makes (on any thread while it runs).
+fn counted<R>(f: impl FnOnce() -> R) -> (R, stats_alloc::Stats) {
+    COUNTING.store(true, Ordering::SeqCst);
+    let region = Region::new(STATS);
+    let r = f();
+    let stats = region.change();
+    COUNTING.store(false, Ordering::SeqCst);
+    (r, stats)
+}
 
 /// Times `n` requests through a stack.
 pub type Runner = Box<dyn FnMut(&tokio::runtime::Runtime, usize) -> Duration>;
@@ -152,9 +233,10 @@ pub fn table(
     let allocs: Vec<f64> = stacks
         .iter_mut()
         .map(|(_, r)| {
-            let region = Region::new(GLOBAL);
-            r(rt, 1_000);
-            region.change().allocations as f64 / 1_000.0
+            let ((), stats) = counted(|| {
+                r(rt, 1_000);
+            });
+            stats.allocations as f64 / 1_000.0
         })
         .collect();
     println!("\n### {title}\n");
@@ -195,9 +277,7 @@ fn profile(
 
 /// Bytes and allocations one call of `f` makes.
 pub fn allocations<R>(f: impl FnOnce() -> R) -> (R, usize, usize) {
-    let region = Region::new(GLOBAL);
-    let r = f();
-    let stats = region.change();
+    let (r, stats) = counted(f);
     let bytes = stats.bytes_allocated + stats.bytes_reallocated.max(0) as usize;
     (r, bytes, stats.allocations + stats.reallocations)
 }
