@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, Request, Response};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use tower_layer::Layer;
 use towerscope_core::{
@@ -246,7 +246,13 @@ where
             .with_kind(SpanKind::Client)
             .with_attributes(attributes)
             .start_with_context(&*self.tracer, &parent);
-        let cx = parent.with_span(span);
+        let recording = span.is_recording();
+        let cx = if recording {
+            parent.with_span(span)
+        } else {
+            // Sampled out: only the IDs travel on (see the server layer).
+            parent.with_remote_span_context(span.span_context().clone())
+        };
         inject(&cx, req.headers_mut());
         if let Some(format) = self.b3 {
             let span = cx.span();
@@ -254,7 +260,7 @@ where
                 crate::b3::inject_b3(span.span_context(), format, req.headers_mut());
             }
         }
-        Some(ClientSpanObserver {
+        recording.then(|| ClientSpanObserver {
             cx,
             method,
             grpc,

@@ -193,11 +193,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let observer = self.layer.make_observer(&mut req);
-        let cx = match &observer {
-            Some(o) => o.cx.clone(),
-            None => Context::current(),
-        };
+        let (cx, observer) = self.layer.start(&mut req);
         let future = {
             let _guard = cx.clone().attach();
             self.inner.call(req)
@@ -266,10 +262,12 @@ where
     T: Tracer,
     T::Span: Send + Sync + 'static,
 {
-    fn make_observer<B>(&self, req: &mut Request<B>) -> Option<SpanObserver> {
+    /// The request's context (its server span, or the caller's context for an excluded
+    /// path) and, for a span that records, the observer that ends it.
+    fn start<B>(&self, req: &mut Request<B>) -> (Context, Option<SpanObserver>) {
         let config = &*self.config;
         if config.exclude.contains(req.uri().path()) {
-            return None;
+            return (Context::current(), None);
         }
         let mut parent = parent_context(req.headers());
         if config.b3 && !parent.has_active_span() {
@@ -341,16 +339,22 @@ where
             span_id: sc.span_id().to_bytes(),
             sampled: sc.is_sampled(),
         });
+        if !recording {
+            // Sampled out: the handler's spans, logs and outgoing calls need the IDs, and
+            // nothing needs the span itself (ending it records nothing). A context that
+            // holds only the span context saves boxing the span and observing the response.
+            return (parent.with_remote_span_context(sc.clone()), None);
+        }
         let cx = parent.with_span(span);
-        Some(SpanObserver {
-            cx,
-            recording,
+        let observer = SpanObserver {
+            cx: cx.clone(),
             method,
             grpc,
             grpc_code: None,
             status: None,
             panic: false,
-        })
+        };
+        (cx, Some(observer))
     }
 }
 
@@ -412,10 +416,67 @@ const METHODS: usize = NormalizedMethod::Other as usize + 1;
 /// finite set, so each name is made once and kept for the life of the process; the `http.route`
 /// attribute borrows its tail. At most [`MAX_INTERNED`] names are kept (a route classifier
 /// with unbounded answers gets names made per span past that, as before).
+///
+/// Each thread keeps its last few answers in front of the shared table: a route template
+/// (axum's `MatchedPath`) is the same allocation on every request, so the common case is a
+/// pointer comparison and a short byte comparison, with no lock and no hashing.
 fn interned_name(method: NormalizedMethod, route: &str) -> Option<&'static str> {
     static NAMES: OnceLock<RwLock<(NameTable, usize)>> = OnceLock::new();
+    if let Some(name) = RECENT.with(|r| r.borrow().find(method, route)) {
+        return Some(name);
+    }
     let table = NAMES.get_or_init(|| RwLock::new((NameTable::default(), 0)));
-    intern(table, MAX_INTERNED, method, route)
+    let name = intern(table, MAX_INTERNED, method, route)?;
+    RECENT.with(|r| r.borrow_mut().push(method, route, name));
+    Some(name)
+}
+
+thread_local! {
+    static RECENT: std::cell::RefCell<Recent> = const { std::cell::RefCell::new(Recent::new()) };
+}
+
+/// A thread's last [`RECENT_NAMES`] interned names, replaced round robin.
+struct Recent {
+    entries: [Option<RecentName>; RECENT_NAMES],
+    next: usize,
+}
+
+const RECENT_NAMES: usize = 8;
+
+#[derive(Clone, Copy)]
+struct RecentName {
+    /// Where the route text was when it was looked up: a quick filter only. The text is
+    /// compared too, since the route's memory may since hold another string.
+    route: *const u8,
+    method: NormalizedMethod,
+    name: &'static str,
+}
+
+impl Recent {
+    const fn new() -> Self {
+        Self {
+            entries: [None; RECENT_NAMES],
+            next: 0,
+        }
+    }
+
+    fn find(&self, method: NormalizedMethod, route: &str) -> Option<&'static str> {
+        self.entries.iter().flatten().find_map(|e| {
+            (e.route == route.as_ptr()
+                && e.method == method
+                && e.name.get(method.as_str().len() + 1..) == Some(route))
+            .then_some(e.name)
+        })
+    }
+
+    fn push(&mut self, method: NormalizedMethod, route: &str, name: &'static str) {
+        self.entries[self.next] = Some(RecentName {
+            route: route.as_ptr(),
+            method,
+            name,
+        });
+        self.next = (self.next + 1) % RECENT_NAMES;
+    }
 }
 
 fn intern(
@@ -452,7 +513,6 @@ const OTHER: &str = "_OTHER";
 /// outcome.
 pub struct SpanObserver {
     cx: Context,
-    recording: bool,
     method: NormalizedMethod,
     grpc: bool,
     grpc_code: Option<GrpcCode>,
@@ -485,10 +545,6 @@ impl Observer for SpanObserver {
     }
 
     fn on_end(self, end: End<'_>) {
-        if !self.recording {
-            // Sampled out: nothing to record, and ending is a no-op.
-            return;
-        }
         let span = self.cx.span();
         let outcome = Outcome::of(&end, self.method, self.status, self.panic);
         let error: Option<Cow<'static, str>> = if self.grpc {
@@ -564,5 +620,35 @@ mod tests {
         assert_eq!(intern(&table, 3, NormalizedMethod::Get, "/b"), None);
         assert!(intern(&table, 3, NormalizedMethod::Post, "/users/{id}").is_some());
         assert_eq!(table.read().expect("lock").1, 3);
+    }
+
+    #[test]
+    fn recent_names_match_the_text_not_only_the_address() {
+        let mut recent = Recent::new();
+        let mut route = String::from("/users/{id}");
+        recent.push(NormalizedMethod::Get, &route, "GET /users/{id}");
+        assert_eq!(
+            recent.find(NormalizedMethod::Get, &route),
+            Some("GET /users/{id}")
+        );
+        assert_eq!(recent.find(NormalizedMethod::Post, &route), None);
+        // Same memory, other text (a route freed and its memory reused).
+        route.replace_range(.., "/items/{id}");
+        assert_eq!(recent.find(NormalizedMethod::Get, &route), None);
+        assert_eq!(
+            interned_name(NormalizedMethod::Get, &route),
+            Some("GET /items/{id}")
+        );
+        assert_eq!(
+            interned_name(NormalizedMethod::Get, &route),
+            Some("GET /items/{id}")
+        );
+        for i in 0..20 {
+            let r = format!("/r{i}");
+            assert_eq!(
+                interned_name(NormalizedMethod::Put, &r).map(str::to_owned),
+                Some(format!("PUT {r}"))
+            );
+        }
     }
 }

@@ -327,3 +327,99 @@ async fn the_client_layer_writes_b3_when_asked() {
             .contains(&trace)
     );
 }
+
+#[tokio::test]
+async fn a_sampled_out_request_still_carries_and_propagates_its_ids() {
+    use opentelemetry::trace::TraceContextExt as _;
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+            opentelemetry_sdk::trace::Sampler::AlwaysOn,
+        )))
+        .with_simple_exporter(exporter.clone())
+        .build();
+    // The handler answers with what an outgoing call would carry, and what it sees.
+    let app = Router::new()
+        .route(
+            "/users/{id}",
+            get(
+                |axum::Extension(ids): axum::Extension<TraceIds>| async move {
+                    let cx = opentelemetry::Context::current();
+                    let mut headers = http::HeaderMap::new();
+                    towerscope_trace::inject(&cx, &mut headers);
+                    format!(
+                        "{} {} {} {}",
+                        ids.trace_id_hex(),
+                        ids.sampled,
+                        cx.span().is_recording(),
+                        headers["traceparent"].to_str().expect("ascii")
+                    )
+                },
+            ),
+        )
+        .layer(TraceLayer::new(provider.tracer("test")));
+    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    let (status, body) = send(&app, "/users/7", &[("traceparent", caller)]).await;
+    assert_eq!(status, 200);
+    let parts: Vec<&str> = body.split(' ').collect();
+    assert_eq!(parts[0], "4bf92f3577b34da6a3ce929d0e0e4736", "{body}");
+    assert_eq!(parts[1], "false", "{body}");
+    assert_eq!(parts[2], "false", "nothing records: {body}");
+    let sent = parts[3];
+    assert!(
+        sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && sent.ends_with("-00"),
+        "same trace, not sampled: {sent}"
+    );
+    let own_span = &sent[36..52];
+    assert_ne!(own_span, "00f067aa0ba902b7", "a span ID of its own");
+    assert_ne!(own_span, "0000000000000000");
+    provider.force_flush().expect("flush");
+    assert!(exporter.get_finished_spans().expect("spans").is_empty());
+}
+
+#[tokio::test]
+async fn the_client_layer_passes_a_sampled_out_trace_on() {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId};
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(http::HeaderMap::new()));
+    let sink = seen.clone();
+    let svc = tower::ServiceBuilder::new()
+        .layer(towerscope_trace::TraceClientLayer::new(
+            provider.tracer("t"),
+        ))
+        .service(tower::service_fn(move |req: Request<Body>| {
+            *sink.lock().expect("lock") = req.headers().clone();
+            async { Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty())) }
+        }));
+    let trace = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex");
+    let parent = opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+        trace,
+        SpanId::from_hex("00f067aa0ba902b7").expect("hex"),
+        TraceFlags::NOT_SAMPLED,
+        true,
+        Default::default(),
+    ));
+    let mut req = Request::get("http://inventory/x")
+        .body(Body::empty())
+        .expect("req");
+    req.extensions_mut().insert(parent);
+    svc.oneshot(req).await.expect("ok");
+    let sent = seen.lock().expect("lock")["traceparent"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && sent.ends_with("-00"),
+        "{sent}"
+    );
+    assert_ne!(
+        &sent[36..52],
+        "00f067aa0ba902b7",
+        "the client span's own ID"
+    );
+    provider.force_flush().expect("flush");
+    assert!(exporter.get_finished_spans().expect("spans").is_empty());
+}
