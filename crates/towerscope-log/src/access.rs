@@ -2,7 +2,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use tower_layer::Layer;
@@ -140,6 +139,7 @@ impl AccessLogBuilder {
 
     /// Builds the layer.
     pub fn build(self) -> AccessLogLayer {
+        RequestStart::calibrate();
         AccessLogLayer {
             config: Arc::new(Config {
                 trusted: self.trusted,
@@ -194,7 +194,7 @@ fn cut(s: &str, max: usize) -> &str {
 /// Per-request state of [`AccessLog`].
 pub struct AccessLogObserver {
     span: Span,
-    start: Instant,
+    start: RequestStart,
     method: NormalizedMethod,
     route: Route,
     uri: Uri,

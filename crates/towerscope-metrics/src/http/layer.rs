@@ -271,6 +271,7 @@ impl HttpMetricsBuilder {
     }
 
     fn build_unchecked(self, registry: &mut Registry) -> HttpMetricsLayer {
+        towerscope_core::RequestStart::calibrate();
         let request_size = self.opts.request_size;
         let families = Arc::new(HttpFamilies::new(self.opts));
         registry.register_collector(Box::new(HttpCollector::new(families.clone())));

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::{Request, Response};
 use towerscope_core::{
@@ -72,7 +71,7 @@ pub struct HttpMetricsObserver {
     shared: Arc<Shared>,
     /// Released (dropped) with the observer, after the request is recorded.
     in_flight: Option<InFlightGuard>,
-    start: Instant,
+    start: RequestStart,
     method: NormalizedMethod,
     route: Route,
     grpc: bool,
