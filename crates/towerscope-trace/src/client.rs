@@ -251,7 +251,8 @@ where
             parent.with_span(span)
         } else {
             // Sampled out: only the IDs travel on (see the server layer).
-            parent.with_remote_span_context(span.span_context().clone())
+            let sc = crate::server::sampled_out(&parent, span.span_context());
+            parent.with_remote_span_context(sc)
         };
         inject(&cx, req.headers_mut());
         if let Some(format) = self.b3 {

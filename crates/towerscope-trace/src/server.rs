@@ -343,7 +343,10 @@ where
             // Sampled out: the handler's spans, logs and outgoing calls need the IDs, and
             // nothing needs the span itself (ending it records nothing). A context that
             // holds only the span context saves boxing the span and observing the response.
-            return (parent.with_remote_span_context(sc.clone()), None);
+            return (
+                parent.with_remote_span_context(sampled_out(&parent, sc)),
+                None,
+            );
         }
         let cx = parent.with_span(span);
         let observer = SpanObserver {
@@ -356,6 +359,29 @@ where
         };
         (cx, Some(observer))
     }
+}
+
+/// The span context a sampled-out span goes on with.
+///
+/// The SDK gives a span it drops default flags, so the caller's `random` flag (W3C Trace
+/// Context Level 2: the trace ID's right 7 bytes are random) would be lost for every
+/// request its sampler drops, though the span shares the caller's trace ID. It is kept.
+pub(crate) fn sampled_out(parent: &Context, sc: &SpanContext) -> SpanContext {
+    let span = parent.span();
+    let psc = span.span_context();
+    let random = psc.is_valid()
+        && psc.trace_id() == sc.trace_id()
+        && psc.trace_flags().to_u8() & crate::FLAG_RANDOM != 0;
+    if !random {
+        return sc.clone();
+    }
+    SpanContext::new(
+        sc.trace_id(),
+        sc.span_id(),
+        TraceFlags::new(sc.trace_flags().to_u8() | crate::FLAG_RANDOM),
+        sc.is_remote(),
+        sc.trace_state().clone(),
+    )
 }
 
 /// The attributes of a recording server span beyond those its sampler saw.

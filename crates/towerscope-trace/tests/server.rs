@@ -358,7 +358,8 @@ async fn a_sampled_out_request_still_carries_and_propagates_its_ids() {
             ),
         )
         .layer(TraceLayer::new(provider.tracer("test")));
-    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    // Not sampled, and the trace ID marked random (W3C Level 2), which must travel on.
+    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02";
     let (status, body) = send(&app, "/users/7", &[("traceparent", caller)]).await;
     assert_eq!(status, 200);
     let parts: Vec<&str> = body.split(' ').collect();
@@ -367,8 +368,8 @@ async fn a_sampled_out_request_still_carries_and_propagates_its_ids() {
     assert_eq!(parts[2], "false", "nothing records: {body}");
     let sent = parts[3];
     assert!(
-        sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && sent.ends_with("-00"),
-        "same trace, not sampled: {sent}"
+        sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && sent.ends_with("-02"),
+        "same trace, not sampled, still random: {sent}"
     );
     let own_span = &sent[36..52];
     assert_ne!(own_span, "00f067aa0ba902b7", "a span ID of its own");
@@ -398,7 +399,7 @@ async fn the_client_layer_passes_a_sampled_out_trace_on() {
     let parent = opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
         trace,
         SpanId::from_hex("00f067aa0ba902b7").expect("hex"),
-        TraceFlags::NOT_SAMPLED,
+        TraceFlags::new(towerscope_trace::FLAG_RANDOM),
         true,
         Default::default(),
     ));
@@ -412,8 +413,8 @@ async fn the_client_layer_passes_a_sampled_out_trace_on() {
         .expect("ascii")
         .to_owned();
     assert!(
-        sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && sent.ends_with("-00"),
-        "{sent}"
+        sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && sent.ends_with("-02"),
+        "not sampled, random kept: {sent}"
     );
     assert_ne!(
         &sent[36..52],
