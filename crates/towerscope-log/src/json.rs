@@ -54,8 +54,8 @@ const RESERVED: [&str; 7] = [
 /// Most distinct field names tracked for de-duplication; past this, duplicates may appear.
 const MAX_NAMES: usize = 64;
 
-/// The byte-at-a-time form of [`any_needs_escape`], which the tests check it against.
-#[cfg(test)]
+/// Whether one byte needs escaping (the short-string form of [`any_needs_escape`]).
+#[inline]
 fn needs_escape(b: u8) -> bool {
     // 0xC2 starts the UTF-8 form of U+0080..U+00BF, which holds the C1 controls
     // (U+0080..U+009F; U+009B is a terminal's CSI): checked more closely below.
@@ -91,19 +91,22 @@ fn any_needs_escape(bytes: &[u8]) -> bool {
             | has_zero(v ^ (ONES * 0xc2)))
             != 0
     }
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
+    #[inline]
+    fn load(w: &[u8]) -> u64 {
         let mut b = [0u8; 8];
         b.copy_from_slice(w);
-        if word(u64::from_ne_bytes(b)) {
-            return true;
-        }
+        u64::from_ne_bytes(b)
     }
-    // The tail, padded with a byte that needs nothing.
-    let tail = words.remainder();
-    let mut b = [b'a'; 8];
-    b[..tail.len()].copy_from_slice(tail);
-    word(u64::from_ne_bytes(b))
+    if bytes.len() < 8 {
+        return bytes.iter().any(|&b| needs_escape(b));
+    }
+    let mut words = bytes.chunks_exact(8);
+    if words.any(|w| word(load(w))) {
+        return true;
+    }
+    // The tail as the last eight bytes, overlapping the last word: copying a short tail
+    // into a padded buffer instead stalled every call on the load after the copy.
+    !words.remainder().is_empty() && word(load(&bytes[bytes.len() - 8..]))
 }
 
 /// Appends `s` to `out` as the inside of a JSON string. Control characters (C0, DEL and
