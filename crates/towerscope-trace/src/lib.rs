@@ -26,6 +26,10 @@
 //! Nothing here panics or allocates in proportion to hostile input beyond a fixed bound:
 //! `tracestate` headers past 8 KiB in total, or with more members than the limit allows,
 //! are discarded without reading further.
+//!
+//! ## Features
+//! - `tls` (default): OTLP export to `https://` collectors, trusting the system's roots and
+//!   the CAs named by `OTEL_EXPORTER_OTLP_CERTIFICATE` ([`TracingConfig::otlp_certificate`]).
 
 mod b3;
 

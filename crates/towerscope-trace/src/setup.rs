@@ -140,6 +140,7 @@ impl fmt::Debug for Otlp {
 /// | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_TRACES_PROTOCOL` | `grpc` or `http/protobuf` (default) |
 /// | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_TRACES_TIMEOUT` | export timeout in milliseconds (default 10000) |
 /// | `OTEL_EXPORTER_OTLP_HEADERS`, `…_TRACES_HEADERS` | `key=value,…` sent with every export |
+/// | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_TRACES_CERTIFICATE` | PEM file of CA certificates to trust for an `https://` endpoint, besides the system's |
 /// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | [`SamplerConfig`]; the ratio in `[0, 1]` |
 /// | `OTEL_BSP_*` | batch processor sizes and delays, read by the OpenTelemetry SDK |
 ///
@@ -168,6 +169,8 @@ pub struct TracingConfig {
     resource: Vec<(String, String)>,
     sampler: SamplerConfig,
     otlp: Option<Otlp>,
+    /// PEM certificates of certificate authorities to trust for an `https://` endpoint.
+    certificate: Option<Vec<u8>>,
     disabled: bool,
 }
 
@@ -182,6 +185,7 @@ impl TracingConfig {
             resource: Vec::new(),
             sampler: SamplerConfig::default(),
             otlp: None,
+            certificate: None,
             disabled: false,
         }
     }
@@ -219,6 +223,22 @@ impl TracingConfig {
             timeout: Duration::from_secs(10),
             headers: Vec::new(),
         });
+        self
+    }
+
+    /// Also trust the certificate authorities in `pem` (PEM, one or more certificates) for an
+    /// `https://` endpoint, besides the system's: for a collector whose certificate a
+    /// private CA signed. `OTEL_EXPORTER_OTLP_CERTIFICATE` names such a file.
+    ///
+    /// ```
+    /// let pem = "-----BEGIN CERTIFICATE-----\n…\n-----END CERTIFICATE-----\n";
+    /// let config = towerscope_trace::TracingConfig::new("shop")
+    ///     .otlp("https://collector.internal:4318/v1/traces", towerscope_trace::OtlpProtocol::HttpProtobuf)
+    ///     .otlp_certificate(pem);
+    /// # let _ = config;
+    /// ```
+    pub fn otlp_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.certificate = Some(pem.into());
         self
     }
 
@@ -269,6 +289,11 @@ impl TracingConfig {
                     "OTEL_TRACES_EXPORTER",
                     format!("`{other}` is not supported (use `otlp` or `none`)"),
                 ));
+            }
+        }
+        for key in [CERTIFICATE, "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"] {
+            if let Some(path) = get(key) {
+                self.certificate = Some(read_certificate(key, path.trim())?);
             }
         }
         let protocol = match get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") {
@@ -364,6 +389,18 @@ impl TracingConfig {
         };
         let exporting = self.exports();
         if let (Some(otlp), false) = (&self.otlp, self.disabled) {
+            let https = otlp
+                .endpoint
+                .get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+            #[cfg(not(feature = "tls"))]
+            if https {
+                return Err(ConfigError::new(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "an https:// endpoint needs towerscope-trace's `tls` feature",
+                )
+                .into());
+            }
             let exporter = match otlp.protocol {
                 OtlpProtocol::Grpc => {
                     if tokio::runtime::Handle::try_current().is_err() {
@@ -376,19 +413,40 @@ impl TracingConfig {
                         let value = v.parse().map_err(|_| header_error(k))?;
                         metadata.insert(key, value);
                     }
-                    opentelemetry_otlp::SpanExporter::builder()
+                    let builder = opentelemetry_otlp::SpanExporter::builder()
                         .with_tonic()
                         .with_endpoint(otlp.endpoint.clone())
                         .with_timeout(otlp.timeout)
-                        .with_metadata(metadata)
-                        .build()?
+                        .with_metadata(metadata);
+                    #[cfg(feature = "tls")]
+                    let builder = if https {
+                        // The system's roots (the exporter's own default has none), and
+                        // the configured CA.
+                        let mut tls = tonic::transport::ClientTlsConfig::new().with_enabled_roots();
+                        if let Some(pem) = &self.certificate {
+                            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+                        }
+                        builder.with_tls_config(tls)
+                    } else {
+                        builder
+                    };
+                    builder.build()?
                 }
-                OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_endpoint(otlp.endpoint.clone())
-                    .with_timeout(otlp.timeout)
-                    .with_headers(otlp.headers.iter().cloned().collect::<HashMap<_, _>>())
-                    .build()?,
+                OtlpProtocol::HttpProtobuf => {
+                    let builder = opentelemetry_otlp::SpanExporter::builder()
+                        .with_http()
+                        .with_endpoint(otlp.endpoint.clone())
+                        .with_timeout(otlp.timeout)
+                        .with_headers(otlp.headers.iter().cloned().collect::<HashMap<_, _>>());
+                    #[cfg(feature = "tls")]
+                    let builder = match &self.certificate {
+                        Some(pem) if https => {
+                            builder.with_http_client(https_client(otlp.timeout, pem)?)
+                        }
+                        _ => builder,
+                    };
+                    builder.build()?
+                }
             };
             builder = builder.with_batch_exporter(exporter);
         }
@@ -400,6 +458,45 @@ impl TracingConfig {
             exporting,
         })
     }
+}
+
+/// The variable that names a PEM file of CA certificates (`…_TRACES_CERTIFICATE` wins).
+const CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
+
+/// The PEM file at `path`, which must hold at least one certificate.
+fn read_certificate(key: &'static str, path: &str) -> Result<Vec<u8>, ConfigError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| ConfigError::new(key, format!("cannot read `{path}`: {e}")))?;
+    let marker = b"-----BEGIN CERTIFICATE-----";
+    if !pem.windows(marker.len()).any(|w| w == marker) {
+        return Err(ConfigError::new(
+            key,
+            format!("`{path}` holds no PEM certificate"),
+        ));
+    }
+    Ok(pem)
+}
+
+/// The blocking HTTP client of the OTLP/HTTP exporter, trusting the CAs in `pem` besides
+/// the system's.
+#[cfg(feature = "tls")]
+fn https_client(timeout: Duration, pem: &[u8]) -> Result<reqwest::blocking::Client, SetupError> {
+    let bad = |e: reqwest::Error| ConfigError::new(CERTIFICATE, format!("unusable: {e}"));
+    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(bad)?;
+    // The blocking client runs a runtime of its own, which cannot be started from a tokio
+    // runtime's thread: build it on a thread of its own, as the exporter does.
+    std::thread::spawn(move || {
+        certs
+            .into_iter()
+            .fold(reqwest::blocking::Client::builder(), |b, c| {
+                b.add_root_certificate(c)
+            })
+            .timeout(timeout)
+            .build()
+    })
+    .join()
+    .map_err(|_| ConfigError::new(CERTIFICATE, "building the HTTP client panicked"))?
+    .map_err(|e| bad(e).into())
 }
 
 fn header_error(name: &str) -> ConfigError {

@@ -263,3 +263,199 @@ async fn grpc_client_and_server_spans_reach_an_otlp_grpc_collector() {
     let server_ok = by_status(&servers, "OK");
     assert_eq!(attr(&server_ok, "error.type"), None);
 }
+
+/// OTLP to `https://` collectors (the `tls` feature).
+#[cfg(feature = "tls")]
+mod tls {
+    use super::*;
+    use towerscope_trace::OtlpProtocol;
+
+    /// A certificate for 127.0.0.1 signed by a CA made here.
+    struct TestPki {
+        ca_pem: String,
+        cert_der: Vec<u8>,
+        key_der: Vec<u8>,
+        cert_pem: String,
+        key_pem: String,
+    }
+
+    fn test_pki() -> TestPki {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+        let cert = params.signed_by(&key, &issuer).expect("signed");
+        TestPki {
+            ca_pem: ca_cert.pem(),
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// An OTLP/HTTP collector behind TLS with `cert`/`key`.
+    async fn https_collector(cert: Vec<u8>, key: Vec<u8>) -> (Received, SocketAddr) {
+        let received = Received::default();
+        let sink = received.clone();
+        let app = Router::new().route(
+            "/v1/traces",
+            post(move |body: Bytes| async move {
+                sink.add(ExportTraceServiceRequest::decode(body).expect("valid OTLP protobuf"));
+                ExportTraceServiceResponse::default().encode_to_vec()
+            }),
+        );
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.into()],
+                rustls::pki_types::PrivateKeyDer::try_from(key).expect("key"),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (l, addr) = listener().await;
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = l.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(
+                            hyper_util::rt::TokioIo::new(tls),
+                            hyper_util::service::TowerToHyperService::new(app),
+                        )
+                        .await;
+                });
+            }
+        });
+        (received, addr)
+    }
+
+    /// An OTLP/gRPC collector behind TLS with `cert`/`key` (PEM).
+    async fn grpcs_collector(cert: &str, key: &str) -> (Received, SocketAddr) {
+        let received = Received::default();
+        let (l, addr) = listener().await;
+        let identity = tonic::transport::Identity::from_pem(cert, key);
+        let server = tonic::transport::Server::builder()
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .expect("tls")
+            .add_service(TraceServiceServer::new(received.clone()));
+        tokio::spawn(server.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)));
+        (received, addr)
+    }
+
+    /// Sends one request through a server span and flushes the exporter.
+    async fn one_exported_span(tracing: towerscope_trace::Tracing) {
+        let app = Router::new()
+            .route("/users/{id}", get(|| async { "ok" }))
+            .layer(TraceLayer::new(tracing.tracer()));
+        let resp = app
+            .oneshot(
+                Request::get("/users/7")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        resp.into_body().collect().await.expect("body");
+        tokio::task::spawn_blocking(move || tracing.shutdown())
+            .await
+            .expect("join")
+            .expect("flushed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spans_reach_https_collectors_that_a_configured_ca_signed() {
+        let pki = test_pki();
+        let dir = std::env::temp_dir().join(format!("towerscope-otlp-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, &pki.ca_pem).expect("write ca");
+
+        // OTLP/HTTP, the CA named by the standard variable.
+        let (received, collector) =
+            https_collector(pki.cert_der.clone(), pki.key_der.clone()).await;
+        let tracing = TracingConfig::new("shop")
+            .with_vars(vars(vec![
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    format!("https://{collector}"),
+                ),
+                (
+                    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                    ca_file.display().to_string(),
+                ),
+            ]))
+            .expect("config")
+            .init()
+            .expect("init");
+        one_exported_span(tracing).await;
+        let spans = received.spans();
+        assert_eq!(spans.len(), 1, "the span crossed TLS");
+        assert_eq!(spans[0].1.name, "GET /users/{id}");
+
+        // OTLP/gRPC, the CA given in code.
+        let (received, collector) = grpcs_collector(&pki.cert_pem, &pki.key_pem).await;
+        let tracing = TracingConfig::new("shop")
+            .otlp(format!("https://{collector}"), OtlpProtocol::Grpc)
+            .otlp_certificate(pki.ca_pem.clone())
+            .init()
+            .expect("init");
+        one_exported_span(tracing).await;
+        let spans = received.spans();
+        assert_eq!(spans.len(), 1, "the span crossed TLS");
+        assert_eq!(spans[0].1.name, "GET /users/{id}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_https_collector_whose_ca_is_not_trusted_gets_nothing() {
+        let pki = test_pki();
+        let (received, collector) = https_collector(pki.cert_der, pki.key_der).await;
+        let tracing = TracingConfig::new("shop")
+            .otlp(
+                format!("https://{collector}/v1/traces"),
+                OtlpProtocol::HttpProtobuf,
+            )
+            .init()
+            .expect("init");
+        one_exported_span(tracing).await;
+        assert!(received.spans().is_empty(), "no handshake, no spans");
+    }
+}
+
+#[test]
+fn an_unreadable_or_empty_certificate_file_is_a_clear_error() {
+    let missing = TracingConfig::new("shop")
+        .with_vars(vars(vec![(
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            "/nonexistent/ca.pem".to_owned(),
+        )]))
+        .expect_err("missing file");
+    assert_eq!(missing.key(), "OTEL_EXPORTER_OTLP_CERTIFICATE");
+    assert!(
+        missing.to_string().contains("/nonexistent/ca.pem"),
+        "{missing}"
+    );
+    let dir = std::env::temp_dir().join(format!("towerscope-otlp-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("not-a-cert.pem");
+    std::fs::write(&file, "hello").expect("write");
+    let empty = TracingConfig::new("shop")
+        .with_vars(vars(vec![(
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            file.display().to_string(),
+        )]))
+        .expect_err("no certificate");
+    assert_eq!(empty.key(), "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE");
+    assert!(empty.to_string().contains("no PEM certificate"), "{empty}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
