@@ -111,6 +111,28 @@ fn attr(span: &Span, key: &str) -> Option<String> {
     })
 }
 
+/// Sends one request (`GET /users/7`, host `shop.example`) through a server span, then
+/// shuts the provider down, which flushes the exporter.
+async fn one_exported_span(tracing: towerscope_trace::Tracing) {
+    let app = Router::new()
+        .route("/users/{id}", get(|| async { "ok" }))
+        .layer(TraceLayer::new(tracing.tracer()));
+    let resp = app
+        .oneshot(
+            Request::get("/users/7")
+                .header("host", "shop.example")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    resp.into_body().collect().await.expect("body");
+    tokio::task::spawn_blocking(move || tracing.shutdown())
+        .await
+        .expect("join")
+        .expect("flushed");
+}
+
 fn vars(pairs: Vec<(&'static str, String)>) -> impl Fn(&str) -> Option<String> {
     move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
 }
@@ -128,24 +150,7 @@ async fn http_server_spans_reach_an_otlp_http_collector() {
         .init()
         .expect("init");
     assert!(tracing.exporting());
-    let app = Router::new()
-        .route("/users/{id}", get(|| async { "ok" }))
-        .layer(TraceLayer::new(tracing.tracer()));
-    let resp = app
-        .oneshot(
-            Request::get("/users/7")
-                .header("host", "shop.example")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("response");
-    resp.into_body().collect().await.expect("body");
-    let t = tracing.clone();
-    tokio::task::spawn_blocking(move || t.shutdown())
-        .await
-        .expect("join")
-        .expect("flushed");
+    one_exported_span(tracing).await;
 
     let spans = received.spans();
     assert_eq!(spans.len(), 1, "one span exported on shutdown");
@@ -350,26 +355,6 @@ mod tls {
             .add_service(TraceServiceServer::new(received.clone()));
         tokio::spawn(server.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)));
         (received, addr)
-    }
-
-    /// Sends one request through a server span and flushes the exporter.
-    async fn one_exported_span(tracing: towerscope_trace::Tracing) {
-        let app = Router::new()
-            .route("/users/{id}", get(|| async { "ok" }))
-            .layer(TraceLayer::new(tracing.tracer()));
-        let resp = app
-            .oneshot(
-                Request::get("/users/7")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await
-            .expect("response");
-        resp.into_body().collect().await.expect("body");
-        tokio::task::spawn_blocking(move || tracing.shutdown())
-            .await
-            .expect("join")
-            .expect("flushed");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,11 +13,17 @@ use tower::ServiceExt;
 use towerscope_core::{CatchPanicLayer, TraceIds};
 use towerscope_trace::TraceLayer;
 
-fn app() -> (Router, InMemorySpanExporter, SdkTracerProvider) {
+/// A provider (default sampler: parent-based, always on) exporting to memory.
+fn provider() -> (InMemorySpanExporter, SdkTracerProvider) {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
+    (exporter, provider)
+}
+
+fn app() -> (Router, InMemorySpanExporter, SdkTracerProvider) {
+    let (exporter, provider) = provider();
     let app = Router::new()
         .route(
             "/users/{id}",
@@ -209,10 +215,7 @@ async fn probe_paths_get_no_span() {
 
 #[tokio::test]
 async fn metrics_exemplars_name_the_server_span() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (exporter, provider) = provider();
     let mut registry = prometheus_client::registry::Registry::default();
     let app = Router::new()
         .route("/users/{id}", get(|| async { "u" }))
@@ -261,10 +264,7 @@ async fn a_head_response_whose_body_is_never_sent_is_not_an_error() {
 
 #[tokio::test]
 async fn b3_parents_are_accepted_when_asked_and_w3c_wins() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (exporter, provider) = provider();
     let plain = Router::new()
         .route("/x", get(|| async { "" }))
         .layer(TraceLayer::new(provider.tracer("t")));
@@ -331,13 +331,8 @@ async fn the_client_layer_writes_b3_when_asked() {
 #[tokio::test]
 async fn a_sampled_out_request_still_carries_and_propagates_its_ids() {
     use opentelemetry::trace::TraceContextExt as _;
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
-            opentelemetry_sdk::trace::Sampler::AlwaysOn,
-        )))
-        .with_simple_exporter(exporter.clone())
-        .build();
+    // The SDK's default sampler: the caller's decision, else record.
+    let (exporter, provider) = provider();
     // The handler answers with what an outgoing call would carry, and what it sees.
     let app = Router::new()
         .route(
@@ -381,10 +376,7 @@ async fn a_sampled_out_request_still_carries_and_propagates_its_ids() {
 #[tokio::test]
 async fn the_client_layer_passes_a_sampled_out_trace_on() {
     use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId};
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (exporter, provider) = provider();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(http::HeaderMap::new()));
     let sink = seen.clone();
     let svc = tower::ServiceBuilder::new()
