@@ -366,9 +366,9 @@ mod tls {
         std::fs::write(&ca_file, &pki.ca_pem).expect("write ca");
 
         // OTLP/HTTP, the CA named by the standard variable.
-        let (received, collector) =
+        let (http_received, collector) =
             https_collector(pki.cert_der.clone(), pki.key_der.clone()).await;
-        let tracing = TracingConfig::new("shop")
+        let http = TracingConfig::new("shop")
             .with_vars(vars(vec![
                 (
                     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -382,22 +382,19 @@ mod tls {
             .expect("config")
             .init()
             .expect("init");
-        one_exported_span(tracing).await;
-        let spans = received.spans();
-        assert_eq!(spans.len(), 1, "the span crossed TLS");
-        assert_eq!(spans[0].1.name, "GET /users/{id}");
-
         // OTLP/gRPC, the CA given in code.
-        let (received, collector) = grpcs_collector(&pki.cert_pem, &pki.key_pem).await;
-        let tracing = TracingConfig::new("shop")
+        let (grpc_received, collector) = grpcs_collector(&pki.cert_pem, &pki.key_pem).await;
+        let grpc = TracingConfig::new("shop")
             .otlp(format!("https://{collector}"), OtlpProtocol::Grpc)
             .otlp_certificate(pki.ca_pem.clone())
             .init()
             .expect("init");
-        one_exported_span(tracing).await;
-        let spans = received.spans();
-        assert_eq!(spans.len(), 1, "the span crossed TLS");
-        assert_eq!(spans[0].1.name, "GET /users/{id}");
+        for (received, tracing) in [(http_received, http), (grpc_received, grpc)] {
+            one_exported_span(tracing).await;
+            let spans = received.spans();
+            assert_eq!(spans.len(), 1, "the span crossed TLS");
+            assert_eq!(spans[0].1.name, "GET /users/{id}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
