@@ -348,6 +348,10 @@ mod tls {
     async fn grpcs_collector(cert: &str, key: &str) -> (Received, SocketAddr) {
         let received = Received::default();
         let (l, addr) = listener().await;
+        // tonic's server asks rustls for the process's provider, which rustls cannot pick
+        // by itself when both of its providers are compiled in (the workspace's test build
+        // has both). The exporter does not ask (tonic's and reqwest's clients pick theirs).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let identity = tonic::transport::Identity::from_pem(cert, key);
         let server = tonic::transport::Server::builder()
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
