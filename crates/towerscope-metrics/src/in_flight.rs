@@ -85,6 +85,18 @@ impl InFlightLayer {
     /// Takes one unit of the gauge for a request (unless its path is excluded); the unit is
     /// released when the guard drops.
     pub(crate) fn acquire(&self, path: &str, method: NormalizedMethod) -> Option<InFlightGuard> {
+        let method = self.take_unit(path, method)?;
+        Some(InFlightGuard {
+            gauges: self.gauges.clone(),
+            method,
+        })
+    }
+
+    /// Takes one unit for a request (unless its path is excluded) and returns what
+    /// [`release_unit`](Self::release_unit) needs to give it back: for an owner that holds
+    /// this layer anyway and releases the unit itself (the metrics layer's observer), which
+    /// saves the guard's reference count.
+    pub(crate) fn take_unit(&self, path: &str, method: NormalizedMethod) -> Option<usize> {
         if self.gauges.exclude.contains(path) {
             return None;
         }
@@ -92,10 +104,14 @@ impl InFlightLayer {
         if let Some(g) = self.gauges.by_method.get(method) {
             g.fetch_add(1, Ordering::Relaxed);
         }
-        Some(InFlightGuard {
-            gauges: self.gauges.clone(),
-            method,
-        })
+        Some(method)
+    }
+
+    /// Gives back a unit from [`take_unit`](Self::take_unit).
+    pub(crate) fn release_unit(&self, method: usize) {
+        if let Some(g) = self.gauges.by_method.get(method) {
+            g.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Requests in flight now, all methods.

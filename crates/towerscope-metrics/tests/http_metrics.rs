@@ -455,6 +455,28 @@ async fn in_flight_maintained_by_the_metrics_layer_balances() {
     );
 }
 
+#[test]
+fn a_panic_in_call_gives_the_in_flight_unit_back() {
+    use tower::Layer as _;
+    let mut registry = Registry::default();
+    let in_flight = InFlightLayer::new(&mut registry);
+    let layer = HttpMetricsLayer::builder()
+        .in_flight(in_flight.clone())
+        .build(&mut registry)
+        .expect("valid");
+    // The inner service panics in `call` itself, before any future exists.
+    let mut svc = layer.layer(tower::service_fn(
+        |_req: Request<Body>| -> std::future::Ready<Result<http::Response<Body>, std::convert::Infallible>> {
+            panic!("bug in call")
+        },
+    ));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(svc.call(Request::get("/x").body(Body::empty()).expect("req")));
+    }));
+    assert!(result.is_err());
+    assert_eq!(in_flight.current(), 0);
+}
+
 #[tokio::test]
 async fn body_sizes_are_recorded_when_enabled() {
     let mut registry = Registry::default();

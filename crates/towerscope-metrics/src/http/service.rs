@@ -13,7 +13,6 @@ use towerscope_core::{
 use super::HttpMetricsLayer;
 use super::layer::Shared;
 use super::{Completion, ErrorType};
-use crate::InFlightGuard;
 
 /// Response future of [`HttpMetrics`].
 pub type ResponseFuture<F> = ObservedFuture<F, Option<HttpMetricsObserver>>;
@@ -37,7 +36,7 @@ impl MakeObserver for HttpMetricsLayer {
             in_flight: shared
                 .in_flight
                 .as_ref()
-                .and_then(|g| g.acquire(req.uri().path(), method)),
+                .and_then(|g| g.take_unit(req.uri().path(), method)),
             start: RequestStart::get_or_now(req.extensions()),
             method,
             route: resolve_route(req, shared.classifier.as_ref()),
@@ -69,8 +68,9 @@ fn content_length<B>(req: &Request<B>) -> Option<u64> {
 /// Per-request state of [`HttpMetrics`]; see [`Observer`].
 pub struct HttpMetricsObserver {
     shared: Arc<Shared>,
-    /// Released (dropped) with the observer, after the request is recorded.
-    in_flight: Option<InFlightGuard>,
+    /// The in-flight unit taken for this request (its method's slot), given back when the
+    /// observer drops: after the request is recorded, and also when `call` panics.
+    in_flight: Option<usize>,
     start: RequestStart,
     method: NormalizedMethod,
     route: Route,
@@ -158,8 +158,15 @@ impl Observer for HttpMetricsObserver {
             response_size: self.response_size,
             error,
         });
-        // Released after recording: a scrape never sees the gauge fall before the request
-        // is counted.
-        drop(self.in_flight);
+        // The in-flight unit is given back when `self` drops, after recording: a scrape
+        // never sees the gauge fall before the request is counted.
+    }
+}
+
+impl Drop for HttpMetricsObserver {
+    fn drop(&mut self) {
+        if let (Some(method), Some(gauge)) = (self.in_flight.take(), &self.shared.in_flight) {
+            gauge.release_unit(method);
+        }
     }
 }
