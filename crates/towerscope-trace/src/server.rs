@@ -448,12 +448,19 @@ const METHODS: usize = NormalizedMethod::Other as usize + 1;
 /// pointer comparison and a short byte comparison, with no lock and no hashing.
 fn interned_name(method: NormalizedMethod, route: &str) -> Option<&'static str> {
     static NAMES: OnceLock<RwLock<(NameTable, usize)>> = OnceLock::new();
-    if let Some(name) = RECENT.with(|r| r.borrow().find(method, route)) {
+    // `try_with`/`try_borrow`: a thread being torn down, or a re-entrant call, just skips
+    // the cache.
+    let recent = RECENT.try_with(|r| r.try_borrow().ok()?.find(method, route));
+    if let Ok(Some(name)) = recent {
         return Some(name);
     }
     let table = NAMES.get_or_init(|| RwLock::new((NameTable::default(), 0)));
     let name = intern(table, MAX_INTERNED, method, route)?;
-    RECENT.with(|r| r.borrow_mut().push(method, route, name));
+    let _ = RECENT.try_with(|r| {
+        if let Ok(mut r) = r.try_borrow_mut() {
+            r.push(method, route, name);
+        }
+    });
     Some(name)
 }
 
