@@ -396,14 +396,20 @@ async fn probe_and_scrape_paths_are_excluded_by_default() {
     assert!(!text.contains("http_route=\"/metrics\""), "{text}");
 }
 
-#[tokio::test]
-async fn in_flight_maintained_by_the_metrics_layer_balances() {
+/// A metrics layer that maintains the in-flight gauge itself, and the gauge.
+fn metrics_with_gauge() -> (Registry, InFlightLayer, HttpMetricsLayer) {
     let mut registry = Registry::default();
     let in_flight = InFlightLayer::new(&mut registry);
     let layer = HttpMetricsLayer::builder()
         .in_flight(in_flight.clone())
         .build(&mut registry)
         .expect("valid");
+    (registry, in_flight, layer)
+}
+
+#[tokio::test]
+async fn in_flight_maintained_by_the_metrics_layer_balances() {
+    let (registry, in_flight, layer) = metrics_with_gauge();
     let app = Router::new()
         .route(
             "/slow",
@@ -458,12 +464,7 @@ async fn in_flight_maintained_by_the_metrics_layer_balances() {
 #[test]
 fn a_panic_in_call_gives_the_in_flight_unit_back() {
     use tower::Layer as _;
-    let mut registry = Registry::default();
-    let in_flight = InFlightLayer::new(&mut registry);
-    let layer = HttpMetricsLayer::builder()
-        .in_flight(in_flight.clone())
-        .build(&mut registry)
-        .expect("valid");
+    let (_registry, in_flight, layer) = metrics_with_gauge();
     // The inner service panics in `call` itself, before any future exists.
     let mut svc = layer.layer(tower::service_fn(
         |_req: Request<Body>| -> std::future::Ready<Result<http::Response<Body>, std::convert::Infallible>> {
