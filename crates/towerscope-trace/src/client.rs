@@ -247,13 +247,7 @@ where
             .with_attributes(attributes)
             .start_with_context(&*self.tracer, &parent);
         let recording = span.is_recording();
-        let cx = if recording {
-            parent.with_span(span)
-        } else {
-            // Sampled out: only the IDs travel on (see the server layer).
-            let sc = crate::server::sampled_out(&parent, span.span_context());
-            parent.with_remote_span_context(sc)
-        };
+        let cx = crate::server::child_context(&parent, span);
         inject(&cx, req.headers_mut());
         if let Some(format) = self.b3 {
             let span = cx.span();

@@ -339,16 +339,11 @@ where
             span_id: sc.span_id().to_bytes(),
             sampled: sc.is_sampled(),
         });
+        let cx = child_context(&parent, span);
         if !recording {
-            // Sampled out: the handler's spans, logs and outgoing calls need the IDs, and
-            // nothing needs the span itself (ending it records nothing). A context that
-            // holds only the span context saves boxing the span and observing the response.
-            return (
-                parent.with_remote_span_context(sampled_out(&parent, sc)),
-                None,
-            );
+            // Sampled out: ending the span records nothing, so nothing observes the response.
+            return (cx, None);
         }
-        let cx = parent.with_span(span);
         let observer = SpanObserver {
             cx: cx.clone(),
             method,
@@ -361,27 +356,38 @@ where
     }
 }
 
-/// The span context a sampled-out span goes on with.
+/// The context of a span started under `parent`: the span itself when it records; its IDs
+/// alone when its sampler dropped it (the handler's spans, logs and outgoing calls need the
+/// IDs, nothing needs the span, and a context holding only the span context saves boxing it).
 ///
 /// The SDK gives a span it drops default flags, so the caller's `random` flag (W3C Trace
 /// Context Level 2: the trace ID's right 7 bytes are random) would be lost for every
 /// request its sampler drops, though the span shares the caller's trace ID. It is kept.
-pub(crate) fn sampled_out(parent: &Context, sc: &SpanContext) -> SpanContext {
-    let span = parent.span();
-    let psc = span.span_context();
+pub(crate) fn child_context<S>(parent: &Context, span: S) -> Context
+where
+    S: Span + Send + Sync + 'static,
+{
+    if span.is_recording() {
+        return parent.with_span(span);
+    }
+    let sc = span.span_context();
+    let caller = parent.span();
+    let psc = caller.span_context();
     let random = psc.is_valid()
         && psc.trace_id() == sc.trace_id()
         && psc.trace_flags().to_u8() & crate::FLAG_RANDOM != 0;
-    if !random {
-        return sc.clone();
-    }
-    SpanContext::new(
-        sc.trace_id(),
-        sc.span_id(),
-        TraceFlags::new(sc.trace_flags().to_u8() | crate::FLAG_RANDOM),
-        sc.is_remote(),
-        sc.trace_state().clone(),
-    )
+    let sc = if random {
+        SpanContext::new(
+            sc.trace_id(),
+            sc.span_id(),
+            TraceFlags::new(sc.trace_flags().to_u8() | crate::FLAG_RANDOM),
+            sc.is_remote(),
+            sc.trace_state().clone(),
+        )
+    } else {
+        sc.clone()
+    };
+    parent.with_remote_span_context(sc)
 }
 
 /// The attributes of a recording server span beyond those its sampler saw.
