@@ -22,6 +22,15 @@ struct Gauges {
     exclude: ExcludedPaths,
 }
 
+impl Gauges {
+    /// Gives back one unit of `method`'s gauge.
+    fn release(&self, method: usize) {
+        if let Some(g) = self.by_method.get(method) {
+            g.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Counts requests in flight: up when a request enters, down when its response body ends,
 /// errors, or is dropped (client gone, timeout), and also when a panic unwinds through it.
 /// The gauge can therefore not drift, whatever happens to a request.
@@ -109,9 +118,7 @@ impl InFlightLayer {
 
     /// Gives back a unit from [`take_unit`](Self::take_unit).
     pub(crate) fn release_unit(&self, method: usize) {
-        if let Some(g) = self.gauges.by_method.get(method) {
-            g.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.gauges.release(method);
     }
 
     /// Requests in flight now, all methods.
@@ -157,9 +164,7 @@ impl Observer for InFlightGuard {
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        if let Some(g) = self.gauges.by_method.get(self.method) {
-            g.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.gauges.release(self.method);
     }
 }
 
