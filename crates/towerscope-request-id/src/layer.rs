@@ -292,7 +292,9 @@ where
             inner,
             span,
             id: Some(id),
-            config: config.clone(),
+            // The name alone, not the shared config: no reference count to bump per request
+            // (a static name, like the default, clones for free).
+            header: config.header.clone(),
         }
     }
 }
@@ -304,7 +306,7 @@ pin_project! {
         inner: F,
         span: Span,
         id: Option<RequestId>,
-        config: Arc<Config>,
+        header: HeaderName,
     }
 }
 
@@ -320,11 +322,10 @@ where
         let _entered = this.span.enter();
         let mut response = ready!(this.inner.poll(cx))?;
         if let Some(id) = this.id.take() {
-            let header = &this.config.header;
-            if !response.headers().contains_key(header) {
+            if !response.headers().contains_key(&*this.header) {
                 response
                     .headers_mut()
-                    .insert(header.clone(), id.header_value().clone());
+                    .insert(this.header.clone(), id.into_header_value());
             }
         }
         let span = this.span.clone();
