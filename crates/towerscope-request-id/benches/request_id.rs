@@ -8,15 +8,47 @@
 //! What it leaves out: the span's cost under a subscriber (see `towerscope-log`'s
 //! `access_log` bench, which runs the stack with the JSON subscriber).
 //!
+//! Two tower-http rows: tower-http asks uuid for `v4` only, so its users get one
+//! `getrandom` call (a system call here) per ID. In this workspace uuid is built with
+//! `fast-rng` (we enable it) and Cargo's feature unification hands tower-http's
+//! `MakeRequestUuid` the same generator; the second row reproduces uuid's code path without
+//! `fast-rng` (`getrandom::fill` of 16 bytes, version and variant bits, then tower-http's own
+//! `to_string().parse()`), which is what a service with tower-http alone runs.
+//!
 //! Run: `cargo bench -p towerscope-request-id --bench request_id`
 
 use axum::body::Body;
 use http::{Request, Response};
 use prometheus_client::registry::Registry;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer,
+};
 use towerscope_bench::{Runner, Settings, runner, table};
 use towerscope_request_id::RequestIdLayer;
+
+/// tower-http's `MakeRequestUuid` with uuid built as tower-http asks for it (`v4`, no
+/// `fast-rng`): `Uuid::new_v4` is then `getrandom::fill` of 16 bytes with the version and
+/// variant bits set (uuid 1.x `rng.rs`, `v4.rs`).
+#[derive(Clone, Copy)]
+struct MakeRequestUuidGetrandom;
+
+impl MakeRequestId for MakeRequestUuidGetrandom {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<tower_http::request_id::RequestId> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).ok()?;
+        let uuid = uuid::Uuid::from_u128(
+            u128::from_ne_bytes(bytes) & 0xFFFFFFFFFFFF4FFFBFFFFFFFFFFFFFFF
+                | 0x40008000000000000000,
+        );
+        let value = uuid.to_string().parse().ok()?;
+        Some(tower_http::request_id::RequestId::new(value))
+    }
+}
+
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+const FIXED: http::HeaderValue =
+    http::HeaderValue::from_static("0190a0c5-7f1e-7000-8000-000000000000");
 
 fn main() {
     let settings = Settings::from_env();
@@ -50,6 +82,33 @@ fn main() {
                 "/",
             ),
         ),
+        (
+            "tower-http as built alone (uuid v4 from getrandom)",
+            runner(
+                ServiceBuilder::new()
+                    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuidGetrandom))
+                    .layer(PropagateRequestIdLayer::x_request_id())
+                    .service(plain()),
+                "/",
+            ),
+        ),
+        (
+            "floor: a fixed ID put where both put theirs (extensions, request and response header)",
+            runner(
+                ServiceBuilder::new()
+                    .map_request(|mut req: Request<Body>| {
+                        req.headers_mut().insert(X_REQUEST_ID, FIXED.clone());
+                        req.extensions_mut().insert(FIXED.clone());
+                        req
+                    })
+                    .map_response(|mut res: Response<Body>| {
+                        res.headers_mut().insert(X_REQUEST_ID, FIXED.clone());
+                        res
+                    })
+                    .service(plain()),
+                "/",
+            ),
+        ),
     ];
     let o = table(
         "request IDs around a plain service",
@@ -59,7 +118,11 @@ fn main() {
     );
     println!();
     println!(
-        "towerscope / tower-http = {:.2} (target <= 0.25)",
+        "towerscope / tower-http (fast-rng, as unified here) = {:.2}",
         o[1] / o[2]
+    );
+    println!(
+        "towerscope / tower-http (getrandom, as built alone) = {:.2} (target <= 0.25)",
+        o[1] / o[3]
     );
 }
