@@ -281,3 +281,56 @@ pub fn allocations<R>(f: impl FnOnce() -> R) -> (R, usize, usize) {
     let bytes = stats.bytes_allocated + stats.bytes_reallocated.max(0) as usize;
     (r, bytes, stats.allocations + stats.reallocations)
 }
+
+/// A layer that only wraps the response future and body (towerscope-core's observer with
+/// nothing to do): the floor any layer that watches the response to the end of its body
+/// pays, under axum's `Router::layer` a boxed future and a boxed body per layer and request.
+///
+/// ```
+/// let app: axum::Router = axum::Router::new()
+///     .route("/", axum::routing::get(|| async { "ok" }))
+///     .layer(towerscope_bench::PassLayer);
+/// # let _ = app;
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct PassLayer;
+
+/// The observer of [`PassLayer`]: does nothing.
+#[derive(Debug)]
+pub struct Nothing;
+
+impl towerscope_core::Observer for Nothing {
+    fn on_end(self, _end: towerscope_core::End<'_>) {}
+}
+
+impl<S> tower::Layer<S> for PassLayer {
+    type Service = Pass<S>;
+    fn layer(&self, inner: S) -> Pass<S> {
+        Pass(inner)
+    }
+}
+
+/// The service of [`PassLayer`].
+#[derive(Debug, Clone)]
+pub struct Pass<S>(S);
+
+impl<S> Service<Request<Body>> for Pass<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+    S::Error: std::fmt::Display,
+{
+    type Response = Response<towerscope_core::ObservedBody<Body, Nothing>>;
+    type Error = S::Error;
+    type Future = towerscope_core::ObservedFuture<S::Future, Nothing>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        towerscope_core::ObservedFuture::new(self.0.call(req), Nothing)
+    }
+}

@@ -40,7 +40,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tower::{Layer, Service};
-use towerscope_bench::{Runner, Settings, table};
+use towerscope_bench::{PassLayer, Runner, Settings, table};
 use towerscope_metrics::{Buckets, HttpMetricsLayer, InFlightLayer};
 
 /// Every stack serves the same templated route (axum rows through `router`, as `axum::serve`
@@ -158,48 +158,6 @@ where
             m.in_flight.dec();
             resp
         })
-    }
-}
-
-// ---------------------------------------------------------------- the floor
-
-/// A layer that only wraps the future and body (towerscope-core's observer with no work):
-/// what any body-aware layer costs under axum's `Router::layer` (a boxed future and a boxed
-/// body per layer and request).
-#[derive(Clone)]
-struct PassLayer;
-
-struct Nothing;
-
-impl towerscope_core::Observer for Nothing {
-    fn on_end(self, _end: towerscope_core::End<'_>) {}
-}
-
-impl<S> Layer<S> for PassLayer {
-    type Service = Pass<S>;
-    fn layer(&self, inner: S) -> Pass<S> {
-        Pass(inner)
-    }
-}
-
-#[derive(Clone)]
-struct Pass<S>(S);
-
-impl<S> Service<Request<Body>> for Pass<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>>,
-    S::Error: std::fmt::Display,
-{
-    type Response = Response<towerscope_core::ObservedBody<Body, Nothing>>;
-    type Error = S::Error;
-    type Future = towerscope_core::ObservedFuture<S::Future, Nothing>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
-        towerscope_core::ObservedFuture::new(self.0.call(req), Nothing)
     }
 }
 

@@ -7,7 +7,10 @@
 //! - tower-http `TraceLayer` (span at INFO) bridged to OpenTelemetry by
 //!   tracing-opentelemetry, what users stack today;
 //! - towerscope `TraceLayer` plus one `info_span!` in the handler through the bridge
-//!   (`tracing_layer`), to price handler spans separately.
+//!   (`tracing_layer`), to price handler spans separately;
+//! - the floors for a sampled-out span: the direct-SDK layer with a sampler that drops
+//!   every span, and a layer that only wraps the response future and body (what any layer
+//!   that ends its span with the body pays under `Router::layer`).
 //!
 //! The global subscriber is `tracing_layer` over the same sampled provider for every row.
 //!
@@ -25,7 +28,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use tower::{Layer, Service};
-use towerscope_bench::{Runner, Settings, router_runner, table};
+use towerscope_bench::{PassLayer, Runner, Settings, router_runner, table};
 use towerscope_trace::{NoopExporter, TraceLayer, tracing_layer};
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -144,6 +147,14 @@ fn main() {
                 "/users/7",
             ),
         ),
+        (
+            "direct-SDK minimal layer, sampled out",
+            router_runner(app().layer(DirectLayer(off.clone())), "/users/7"),
+        ),
+        (
+            "floor: pass-through body-wrapping layer",
+            router_runner(app().layer(PassLayer), "/users/7"),
+        ),
     ];
     let o = table(
         "server span per request, bare axum router",
@@ -157,7 +168,10 @@ fn main() {
         o[1] / o[3],
         o[4] / o[1]
     );
-    println!("sampled out: {:.0} ns (target <= 300 ns)", o[2]);
+    println!(
+        "sampled out: {:.0} ns (target <= 300 ns); direct SDK sampled out {:.0} ns, pass-through floor {:.0} ns",
+        o[2], o[6], o[7]
+    );
     println!(
         "bridged handler span: +{:.0} ns over the server span alone",
         o[5] - o[1]
