@@ -89,6 +89,7 @@ async fn hyper_server_with_tracked_connections() {
     assert!(value(&text, "http_server_connection_duration_seconds_count") >= 1.0);
 }
 
+#[cfg(feature = "axum")] // `TrackedListener` is an axum `Listener` with the feature only
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axum_serve_with_tracked_listener() {
     let mut registry = Registry::default();

@@ -235,6 +235,7 @@ async fn the_rate_limit_answers_429_per_client() {
     assert!(encode(&registry).contains(r#"rum_beacons_total{outcome="rate_limited"}"#));
 }
 
+#[cfg(feature = "axum")] // `Rum::router` comes with the feature
 #[tokio::test]
 async fn cors_preflight_and_the_script() {
     let mut registry = Registry::default();
