@@ -207,20 +207,57 @@ impl RequestIdBuilder {
     }
 }
 
+/// What a request's ID headers held, and what the layer must do to them.
+struct Resolved {
+    id: RequestId,
+    /// The ID came from the written header, as its only value: nothing to rewrite.
+    in_place: bool,
+    /// An accepted header other than the written one was present: remove it.
+    strip_others: bool,
+}
+
 impl Config {
-    fn resolve(&self, headers: &HeaderMap) -> RequestId {
-        let mut values = self.accept.iter().flat_map(|h| headers.get_all(h).iter());
-        let verdict = match (values.next(), values.next()) {
-            (None, _) => return self.generator.generate(),
-            (Some(_), Some(_)) => Err(Rejection::Multiple),
-            (Some(v), None) => self.rules.accept(v),
+    /// Whether `accept[i]` is the header the layer writes.
+    fn is_written(&self, i: usize) -> bool {
+        self.accept[i] == self.header
+    }
+
+    fn resolve(&self, headers: &HeaderMap) -> Resolved {
+        // The first value found, and whether there were more; one lookup per header name.
+        let mut first: Option<(usize, &http::HeaderValue)> = None;
+        let mut several = false;
+        let mut strip_others = false;
+        for (i, name) in self.accept.iter().enumerate() {
+            let mut values = headers.get_all(name).iter();
+            let Some(value) = values.next() else {
+                continue;
+            };
+            strip_others |= !self.is_written(i);
+            several |= first.is_some() || values.next().is_some();
+            first.get_or_insert((i, value));
+        }
+        let verdict = match first {
+            None => {
+                return Resolved {
+                    id: self.generator.generate(),
+                    in_place: false,
+                    strip_others,
+                };
+            }
+            Some(_) if several => Err(Rejection::Multiple),
+            Some((i, value)) => self.rules.accept(value).map(|id| (id, self.is_written(i))),
         };
-        verdict.unwrap_or_else(|reason| {
+        let (id, in_place) = verdict.unwrap_or_else(|reason| {
             self.rejected.get_or_create(&label(reason)).inc();
             let id = self.generator.generate();
             tracing::debug!(reason = reason.as_str(), request_id = %id, "inbound request ID refused; replaced");
-            id
-        })
+            (id, false)
+        });
+        Resolved {
+            id,
+            in_place,
+            strip_others,
+        }
     }
 }
 
@@ -271,14 +308,20 @@ where
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         let config = &self.config;
-        let id = config.resolve(req.headers());
-        for h in &config.accept {
-            if *h != config.header {
-                req.headers_mut().remove(h);
+        let Resolved {
+            id,
+            in_place,
+            strip_others,
+        } = config.resolve(req.headers());
+        if strip_others {
+            for (i, name) in config.accept.iter().enumerate() {
+                if !config.is_written(i) {
+                    req.headers_mut().remove(name);
+                }
             }
         }
         // Handlers see exactly the ID in use: rewrite the header unless it already holds it.
-        if req.headers().get(&config.header) != Some(id.header_value()) {
+        if !in_place {
             req.headers_mut()
                 .insert(config.header.clone(), id.header_value().clone());
         }
@@ -322,10 +365,9 @@ where
         let _entered = this.span.enter();
         let mut response = ready!(this.inner.poll(cx))?;
         if let Some(id) = this.id.take() {
-            if !response.headers().contains_key(&*this.header) {
-                response
-                    .headers_mut()
-                    .insert(this.header.clone(), id.into_header_value());
+            // An ID set by the inner service (one it propagated, say) is kept.
+            if let http::header::Entry::Vacant(slot) = response.headers_mut().entry(&*this.header) {
+                slot.insert(id.into_header_value());
             }
         }
         let span = this.span.clone();

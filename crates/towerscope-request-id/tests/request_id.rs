@@ -212,3 +212,17 @@ async fn client_layer_copies_the_id_of_the_request_in_extensions() {
     client.oneshot(req).await.expect("ok");
     assert_eq!(seen.lock().expect("lock").as_deref(), Some(id.as_str()));
 }
+
+#[tokio::test]
+async fn an_id_the_handler_set_on_the_response_is_kept() {
+    let mut registry = Registry::default();
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async { ([("x-request-id", "set-by-handler")], "ok") }),
+        )
+        .layer(RequestIdLayer::new(&mut registry));
+    let (status, id, _) = get_with(&app, "/", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(id.as_deref(), Some("set-by-handler"));
+}
