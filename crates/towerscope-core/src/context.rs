@@ -90,7 +90,15 @@ impl TraceIds {
 /// assert!(req.extensions().get::<RequestStart>().is_some());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct RequestStart(quanta::Instant);
+pub struct RequestStart(u64);
+
+/// The process's request clock: the counter's raw readings are kept, and only a duration
+/// is scaled to nanoseconds. `quanta::Instant::now` would scale every reading and look for a
+/// per-thread mock clock first (a pair of readings: 38 ns raw against 53 ns here).
+fn clock() -> &'static quanta::Clock {
+    static CLOCK: std::sync::OnceLock<quanta::Clock> = std::sync::OnceLock::new();
+    CLOCK.get_or_init(quanta::Clock::new)
+}
 
 impl RequestStart {
     /// Now.
@@ -101,7 +109,7 @@ impl RequestStart {
     /// ```
     #[inline]
     pub fn now() -> Self {
-        Self(quanta::Instant::now())
+        Self(clock().raw())
     }
 
     /// Calibrates the clock now if no reading has yet (see the type's docs). The layers
@@ -111,7 +119,7 @@ impl RequestStart {
     /// towerscope_core::RequestStart::calibrate();
     /// ```
     pub fn calibrate() {
-        let _ = quanta::Instant::now();
+        let _ = clock();
     }
 
     /// Time since this start (zero if the clock reads earlier, which it does not).
@@ -123,7 +131,8 @@ impl RequestStart {
     /// ```
     #[inline]
     pub fn elapsed(&self) -> std::time::Duration {
-        self.0.elapsed()
+        let clock = clock();
+        clock.delta(self.0, clock.raw())
     }
 
     /// The start recorded in `extensions`, or now when no outer layer recorded one.
