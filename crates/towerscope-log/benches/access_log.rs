@@ -8,7 +8,9 @@
 //! - `RequestIdLayer` + `AccessLogLayer` + JSON: the same line, with the request span and
 //!   its `request_id` field;
 //! - tower-http `TraceLayer` with its span and `on_response` at INFO + fmt layer: one
-//!   span and one text line per request.
+//!   span and one text line per request;
+//! - `AccessLogLayer` with `sample_successes(0.1)` (no trace ID, so a random draw): nine
+//!   requests in ten write nothing.
 //!
 //! Run: `cargo bench -p towerscope-log --bench access_log`
 
@@ -98,6 +100,18 @@ fn main() {
                 ),
             ),
         ),
+        (
+            "towerscope AccessLogLayer, successes sampled at 0.1 (no trace ID)",
+            under(
+                json(),
+                runner(
+                    ServiceBuilder::new()
+                        .layer(AccessLogLayer::builder().sample_successes(0.1).build())
+                        .service(plain()),
+                    "/",
+                ),
+            ),
+        ),
     ];
     let o = table("access log line per request", &rt, &mut stacks, settings);
     println!();
@@ -108,5 +122,9 @@ fn main() {
     println!(
         "towerscope request ID + access log / tower-http TraceLayer = {:.2}",
         o[2] / o[3]
+    );
+    println!(
+        "access log sampled at 0.1 / every line = {:.2}",
+        o[4] / o[1]
     );
 }

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use tower_layer::Layer;
@@ -29,6 +30,76 @@ struct Config {
     classifier: Option<RouteClassifier>,
     redaction: Redaction,
     headers: Vec<HeaderName>,
+    sampling: Option<Sampling>,
+}
+
+/// Which completion lines of successful requests are written; see
+/// [`AccessLogBuilder::sample_successes`].
+#[derive(Debug, Clone, Copy)]
+struct Sampling {
+    /// A line is kept when the trace ID's low 63 bits (or a random number) fall below this:
+    /// OpenTelemetry's `TraceIdRatioBased` rule.
+    bound: u64,
+    /// One kept line stands for this many requests (`1 / ratio`), written as `sample_rate`.
+    rate: f64,
+    /// Successful requests at least this slow are always written.
+    slow: Option<Duration>,
+}
+
+impl Sampling {
+    fn new(ratio: f64, slow: Option<Duration>) -> Self {
+        // Same bound as opentelemetry_sdk's `sample_based_on_probability`.
+        let ratio = if ratio.is_nan() {
+            1.0
+        } else {
+            ratio.clamp(0.0, 1.0)
+        };
+        Self {
+            bound: (ratio * (1u64 << 63) as f64) as u64,
+            rate: if ratio > 0.0 { 1.0 / ratio } else { 0.0 },
+            slow,
+        }
+    }
+
+    /// Whether a successful request's line is written: `None` when not, else the
+    /// `sample_rate` to write (none for a slow request, which is written whatever the draw).
+    fn keeps(&self, trace: Option<&TraceIds>, duration: Duration) -> Option<Option<f64>> {
+        if self.slow.is_some_and(|slow| duration >= slow) {
+            return Some(None);
+        }
+        let draw = match trace {
+            Some(t) => {
+                let mut low = [0u8; 8];
+                low.copy_from_slice(&t.trace_id[8..]);
+                u64::from_be_bytes(low)
+            }
+            None => random_u64(),
+        };
+        (draw >> 1 < self.bound).then_some(Some(self.rate))
+    }
+}
+
+/// A random number for requests without a trace ID: xorshift64* per thread, seeded from
+/// the standard library's per-thread random hash keys.
+fn random_u64() -> u64 {
+    use std::cell::Cell;
+    use std::hash::BuildHasher;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(
+            std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1,
+        );
+    }
+    STATE
+        .try_with(|state| {
+            let mut x = state.get();
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            state.set(x);
+            x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        })
+        // A thread being torn down: keep the line.
+        .unwrap_or(0)
 }
 
 /// Logs each request: a `debug` event when it starts, and when it ends an `info` event
@@ -39,6 +110,8 @@ struct Config {
 /// [`UserId`] extension set by an auth layer, on the request or the response), `outcome`,
 /// and the configured request headers with secret ones masked. The request ID comes from
 /// the enclosing `request` span of `RequestIdLayer`, which must be outside this layer.
+/// [`AccessLogBuilder::sample_successes`] writes only a share of the successful requests'
+/// lines (those carry `sample_rate`).
 ///
 /// `client_addr` is the peer address (axum's `ConnectInfo<PeerAddr>` or
 /// `ConnectInfo<SocketAddr>`, or a [`PeerAddr`] or `SocketAddr` request extension); `Forwarded`/`X-Forwarded-For` are believed only when the peer is one
@@ -86,6 +159,8 @@ pub struct AccessLogBuilder {
     classifier: Option<RouteClassifier>,
     redaction: Redaction,
     headers: Vec<HeaderName>,
+    sample_ratio: Option<f64>,
+    always_slower_than: Option<Duration>,
 }
 
 impl AccessLogBuilder {
@@ -137,6 +212,39 @@ impl AccessLogBuilder {
         self
     }
 
+    /// Writes the completion line of only a share (`ratio`, 0.0–1.0) of successful requests
+    /// (status 1xx–3xx). Client errors (4xx), server errors, cancellations and panics are
+    /// always written, and so are successes slower than
+    /// [`always_log_slower_than`](Self::always_log_slower_than). A line kept by sampling
+    /// carries `sample_rate` (`1 / ratio`: how many requests it stands for), so log queries
+    /// can weight it. The `debug` start lines are not sampled.
+    ///
+    /// The choice follows the request's trace ID when a trace layer ran outside this one,
+    /// with OpenTelemetry's `TraceIdRatioBased` rule: every service with the same ratio keeps
+    /// the lines of the same traces, and with the ratio of your trace sampler the lines kept
+    /// are those of the traces it sampled at the root. Without a trace ID the choice is
+    /// random.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let layer = towerscope_log::AccessLogLayer::builder()
+    ///     .sample_successes(0.1)
+    ///     .always_log_slower_than(Duration::from_millis(500))
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
+    pub fn sample_successes(mut self, ratio: f64) -> Self {
+        self.sample_ratio = Some(ratio);
+        self
+    }
+
+    /// With [`sample_successes`](Self::sample_successes): successful requests that took at
+    /// least `duration` (to the end of the body) are always written.
+    pub fn always_log_slower_than(mut self, duration: Duration) -> Self {
+        self.always_slower_than = Some(duration);
+        self
+    }
+
     /// Builds the layer.
     pub fn build(self) -> AccessLogLayer {
         RequestStart::calibrate();
@@ -147,6 +255,9 @@ impl AccessLogBuilder {
                 classifier: self.classifier,
                 redaction: self.redaction,
                 headers: self.headers,
+                sampling: self
+                    .sample_ratio
+                    .map(|ratio| Sampling::new(ratio, self.always_slower_than)),
             }),
         }
     }
@@ -205,6 +316,7 @@ pub struct AccessLogObserver {
     headers: Option<String>,
     status: Option<u16>,
     panic: bool,
+    sampling: Option<Sampling>,
 }
 
 impl std::fmt::Debug for AccessLogObserver {
@@ -236,6 +348,7 @@ impl MakeObserver for AccessLogLayer {
             headers: (!config.headers.is_empty()).then(|| render_headers(config, req.headers())),
             status: None,
             panic: false,
+            sampling: config.sampling,
         };
         tracing::debug!(
             target: ACCESS_TARGET,
@@ -300,9 +413,18 @@ impl Observer for AccessLogObserver {
     }
 
     fn on_end(self, end: End<'_>) {
+        let duration = self.start.elapsed();
         // Milliseconds with microsecond resolution, without float noise in the text.
-        let duration_ms = (self.start.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+        let duration_ms = (duration.as_secs_f64() * 1e6).round() / 1e3;
         let outcome = Outcome::of(&end, self.method, self.status, self.panic);
+        let success = outcome == Outcome::Ok && self.status.is_some_and(|s| s < 400);
+        let sample_rate = match &self.sampling {
+            Some(sampling) if success => match sampling.keeps(self.trace.as_ref(), duration) {
+                Some(rate) => rate,
+                None => return,
+            },
+            _ => None,
+        };
         let level = match outcome {
             Outcome::Ok => Level::INFO,
             Outcome::Cancelled => Level::WARN,
@@ -346,7 +468,74 @@ impl Observer for AccessLogObserver {
             outcome,
             error = error.as_deref(),
             headers = self.headers.as_deref(),
+            sample_rate,
             "{method} {path} {status_text}"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanKind, TraceId};
+    use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample};
+
+    fn ids(trace_id: [u8; 16]) -> TraceIds {
+        TraceIds {
+            trace_id,
+            span_id: [1; 8],
+            sampled: false,
+        }
+    }
+
+    #[test]
+    fn with_a_trace_id_the_choice_is_opentelemetrys_ratio_sampler() {
+        for ratio in [0.0, 0.01, 0.25, 0.5, 0.9, 1.0] {
+            let ours = Sampling::new(ratio, None);
+            let sdk = Sampler::TraceIdRatioBased(ratio);
+            let mut kept = 0;
+            for _ in 0..2_000 {
+                let trace_id =
+                    (u128::from(random_u64()) << 64 | u128::from(random_u64())).to_be_bytes();
+                let decision = sdk
+                    .should_sample(
+                        None,
+                        TraceId::from_bytes(trace_id),
+                        "GET /",
+                        &SpanKind::Server,
+                        &[],
+                        &[],
+                    )
+                    .decision;
+                let keeps = ours.keeps(Some(&ids(trace_id)), Duration::ZERO).is_some();
+                assert_eq!(keeps, decision == SamplingDecision::RecordAndSample);
+                kept += usize::from(keeps);
+            }
+            let expected = ratio * 2_000.0;
+            assert!(
+                (kept as f64 - expected).abs() <= 150.0,
+                "ratio {ratio}: kept {kept}"
+            );
+        }
+    }
+
+    #[test]
+    fn slow_requests_are_kept_without_a_rate_and_bad_ratios_are_clamped() {
+        let never = Sampling::new(0.0, Some(Duration::from_millis(100)));
+        let trace = ids([0; 16]);
+        assert_eq!(never.keeps(Some(&trace), Duration::from_millis(99)), None);
+        assert_eq!(
+            never.keeps(Some(&trace), Duration::from_millis(100)),
+            Some(None)
+        );
+        let always = Sampling::new(f64::NAN, None);
+        assert_eq!(
+            always.keeps(Some(&ids([0xff; 16])), Duration::ZERO),
+            Some(Some(1.0))
+        );
+        let over = Sampling::new(7.0, None);
+        assert_eq!(over.keeps(None, Duration::ZERO), Some(Some(1.0)));
+        let under = Sampling::new(-1.0, None);
+        assert_eq!(under.keeps(Some(&ids([0; 16])), Duration::ZERO), None);
     }
 }

@@ -602,3 +602,93 @@ fn filters_keep_what_their_directives_say() {
         ["app info", "noisy warn", "checkout debug"]
     );
 }
+
+/// Completion lines (not the debug start lines) of the access log.
+fn completions(capture: &Capture) -> Vec<Value> {
+    capture
+        .json()
+        .into_iter()
+        .filter(|l| l["event_type"] == "http_request" && l["message"] != "request started")
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn sampling_drops_only_fast_successes_the_trace_id_does_not_pick() {
+    use http::StatusCode;
+    let capture = Capture::default();
+    let _default = json_subscriber(&capture);
+    let app = Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
+        .route("/fail", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                "slow"
+            }),
+        )
+        .layer(
+            AccessLogLayer::builder()
+                .sample_successes(0.5)
+                .always_log_slower_than(Duration::from_millis(20))
+                .build(),
+        )
+        // What a trace layer outside the access log leaves: the trace's IDs. The test
+        // chooses the trace ID's low half, which decides.
+        .layer(tower::util::MapRequestLayer::new(
+            |mut req: Request<Body>| {
+                let low = match req.headers().get("x-test-trace").map(HeaderValue::as_bytes) {
+                    Some(b"picked") => 0u8,
+                    Some(_) => 0xff,
+                    None => return req,
+                };
+                let mut trace_id = [0x11; 16];
+                trace_id[8..].fill(low);
+                req.extensions_mut().insert(towerscope_core::TraceIds {
+                    trace_id,
+                    span_id: [2; 8],
+                    sampled: false,
+                });
+                req
+            },
+        ));
+    let send = |path: &'static str, trace: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut req = Request::get(path);
+            if let Some(t) = trace {
+                req = req.header("x-test-trace", t);
+            }
+            let resp = app.oneshot(req.body(Body::empty()).expect("req")).await;
+            resp.expect("ok").into_body().collect().await.expect("body");
+        }
+    };
+    send("/ok", Some("picked")).await;
+    send("/ok", Some("not")).await;
+    send("/missing", Some("not")).await;
+    send("/fail", Some("not")).await;
+    send("/slow", Some("not")).await;
+    let lines = completions(&capture);
+    let seen: Vec<(&str, Option<f64>)> = lines
+        .iter()
+        .map(|l| (l["path"].as_str().expect("path"), l["sample_rate"].as_f64()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("/ok", Some(2.0)),
+            ("/missing", None),
+            ("/fail", None),
+            ("/slow", None)
+        ]
+    );
+
+    // Without a trace ID the draw is random: about half of 2,000 fast successes.
+    let before = completions(&capture).len();
+    for _ in 0..2_000 {
+        send("/ok", None).await;
+    }
+    let kept = completions(&capture).len() - before;
+    assert!((800..=1_200).contains(&kept), "{kept} of 2000 kept");
+}
