@@ -212,8 +212,8 @@ impl AccessLogBuilder {
         self
     }
 
-    /// Writes the completion line of only a share (`ratio`, 0.0–1.0) of successful requests
-    /// (status 1xx–3xx). Client errors (4xx), server errors, cancellations and panics are
+    /// Writes the completion line of only a share (`ratio`, 0.0–1.0; values outside are
+    /// clamped, NaN counts as 1.0) of successful requests (status 1xx–3xx). Client errors (4xx), server errors, cancellations and panics are
     /// always written, and so are successes slower than
     /// [`always_log_slower_than`](Self::always_log_slower_than). A line kept by sampling
     /// carries `sample_rate` (`1 / ratio`: how many requests it stands for), so log queries
