@@ -16,6 +16,8 @@
 //!   metrics with exemplars, the in-flight gauge, the performance window, one JSON access
 //!   line per request to stdout through the background writer, panic catching), and
 //!   `obs.router()` merged (metrics, health, dashboard, alerts evaluated in the background).
+//! - `towerscope-sampled`: the same, with the access lines of successful requests sampled
+//!   at one in ten (`AccessLogBuilder::sample_successes(0.1)`).
 //!
 //! Logs go to stdout in both logged stacks; redirect it to a file, as a service's supervisor
 //! would.
@@ -27,7 +29,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use towerscope::Observability;
-use towerscope::log::LogFormat;
+use towerscope::log::{AccessLogLayer, LogFormat};
 use towerscope::trace::NoopExporter;
 use tracing::Level;
 
@@ -62,20 +64,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         }
-        "towerscope" => {
+        "towerscope" | "towerscope-sampled" => {
             let p = SdkTracerProvider::builder()
                 .with_batch_exporter(NoopExporter)
                 .build();
-            let o = Observability::builder("loopback")
+            let mut builder = Observability::builder("loopback")
                 .tracer(p.tracer("loopback"))
-                .log_format(LogFormat::Json)
-                .build()?;
+                .log_format(LogFormat::Json);
+            if stack == "towerscope-sampled" {
+                builder = builder.access_log(AccessLogLayer::builder().sample_successes(0.1));
+            }
+            let o = builder.build()?;
             let router = app().layer(o.layer()).merge(o.router());
             provider = Some(p);
             obs = Some(o);
             router
         }
-        other => return Err(format!("unknown stack {other:?}: bare, peer or towerscope").into()),
+        other => {
+            return Err(format!(
+                "unknown stack {other:?}: bare, peer, towerscope or towerscope-sampled"
+            )
+            .into());
+        }
     };
     eprintln!("{stack} listening on {addr}");
     axum::serve(listener, router)
