@@ -144,7 +144,7 @@ struct LeanToBodyEnd<S> {
     m: LeanLayer,
 }
 
-/// What the lean layer records, held until the body ends.
+/// What the lean layer records for one request, from its start to `finish`.
 struct LeanRecord {
     m: LeanLayer,
     method: String,
@@ -153,8 +153,28 @@ struct LeanRecord {
     start: Instant,
 }
 
-impl towerscope_core::Observer for LeanRecord {
-    fn on_end(self, _end: towerscope_core::End<'_>) {
+impl LeanLayer {
+    /// Labels from the request, the gauge up, the clock started.
+    fn begin(&self, req: &Request<Body>) -> LeanRecord {
+        let method = req.method().as_str().to_owned();
+        let path = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(String::new, |p| p.as_str().to_owned());
+        let m = self.clone();
+        m.in_flight.inc();
+        LeanRecord {
+            m,
+            method,
+            path,
+            status: 0,
+            start: Instant::now(),
+        }
+    }
+}
+
+impl LeanRecord {
+    fn finish(self) {
         self.m
             .requests
             .get_or_create(&RequestLabels {
@@ -174,6 +194,12 @@ impl towerscope_core::Observer for LeanRecord {
     }
 }
 
+impl towerscope_core::Observer for LeanRecord {
+    fn on_end(self, _end: towerscope_core::End<'_>) {
+        self.finish();
+    }
+}
+
 impl<S> Service<Request<Body>> for LeanToBodyEnd<S>
 where
     S: Service<Request<Body>, Response = Response<Body>> + Send + 'static,
@@ -188,25 +214,11 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let method = req.method().as_str().to_owned();
-        let path = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or_else(String::new, |p| p.as_str().to_owned());
-        let m = self.m.clone();
-        m.in_flight.inc();
-        let start = Instant::now();
+        let mut record = self.m.begin(&req);
         let fut = self.inner.call(req);
         Box::pin(async move {
             let resp = fut.await?;
-            let status = resp.status().as_u16();
-            let record = LeanRecord {
-                m,
-                method,
-                path,
-                status,
-                start,
-            };
+            record.status = resp.status().as_u16();
             Ok(resp.map(|body| towerscope_core::ObservedBody::new(body, record)))
         })
     }
@@ -226,29 +238,12 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let method = req.method().as_str().to_owned();
-        let path = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or_else(String::new, |p| p.as_str().to_owned());
-        let m = self.m.clone();
-        m.in_flight.inc();
-        let start = Instant::now();
+        let mut record = self.m.begin(&req);
         let fut = self.inner.call(req);
         Box::pin(async move {
             let resp = fut.await;
-            let status = resp.as_ref().map_or(500, |r| r.status().as_u16());
-            m.requests
-                .get_or_create(&RequestLabels {
-                    method: method.clone(),
-                    path: path.clone(),
-                    status,
-                })
-                .inc();
-            m.duration
-                .get_or_create(&DurationLabels { method, path })
-                .observe(start.elapsed().as_secs_f64());
-            m.in_flight.dec();
+            record.status = resp.as_ref().map_or(500, |r| r.status().as_u16());
+            record.finish();
             resp
         })
     }
