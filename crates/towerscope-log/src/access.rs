@@ -61,11 +61,10 @@ impl Sampling {
         }
     }
 
-    /// Whether a successful request's line is written: `None` when not, else the
-    /// `sample_rate` to write (none for a slow request, which is written whatever the draw).
-    fn keeps(&self, trace: Option<&TraceIds>, duration: Duration) -> Option<Option<f64>> {
+    /// Whether a successful request's line is written, and with which `sample_rate`.
+    fn decide(&self, trace: Option<&TraceIds>, duration: Duration) -> Decision {
         if self.slow.is_some_and(|slow| duration >= slow) {
-            return Some(None);
+            return Decision::Write { sample_rate: None };
         }
         let draw = match trace {
             Some(t) => {
@@ -75,8 +74,24 @@ impl Sampling {
             }
             None => random_u64(),
         };
-        (draw >> 1 < self.bound).then_some(Some(self.rate))
+        if draw >> 1 < self.bound {
+            Decision::Write {
+                sample_rate: Some(self.rate),
+            }
+        } else {
+            Decision::Drop
+        }
     }
+}
+
+/// What [`Sampling::decide`] says of one successful request's line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Decision {
+    /// Not written.
+    Drop,
+    /// Written; with the rate when sampling picked it, without when it is always written
+    /// (slow).
+    Write { sample_rate: Option<f64> },
 }
 
 /// A random number for requests without a trace ID: xorshift64* per thread, seeded from
@@ -213,9 +228,9 @@ impl AccessLogBuilder {
     }
 
     /// Writes the completion line of only a share (`ratio`, 0.0–1.0; values outside are
-    /// clamped, NaN counts as 1.0) of successful requests (status 1xx–3xx). Client errors (4xx), server errors, cancellations and panics are
-    /// always written, and so are successes slower than
-    /// [`always_log_slower_than`](Self::always_log_slower_than). A line kept by sampling
+    /// clamped, NaN counts as 1.0) of successful requests (status 1xx–3xx). Client errors
+    /// (4xx), server errors, cancellations and panics are always written, and so are
+    /// successes slower than [`always_log_slower_than`](Self::always_log_slower_than). A line kept by sampling
     /// carries `sample_rate` (`1 / ratio`: how many requests it stands for), so log queries
     /// can weight it. The `debug` start lines are not sampled.
     ///
@@ -419,9 +434,9 @@ impl Observer for AccessLogObserver {
         let outcome = Outcome::of(&end, self.method, self.status, self.panic);
         let success = outcome == Outcome::Ok && self.status.is_some_and(|s| s < 400);
         let sample_rate = match &self.sampling {
-            Some(sampling) if success => match sampling.keeps(self.trace.as_ref(), duration) {
-                Some(rate) => rate,
-                None => return,
+            Some(sampling) if success => match sampling.decide(self.trace.as_ref(), duration) {
+                Decision::Write { sample_rate } => sample_rate,
+                Decision::Drop => return,
             },
             _ => None,
         };
@@ -507,7 +522,7 @@ mod tests {
                         &[],
                     )
                     .decision;
-                let keeps = ours.keeps(Some(&ids(trace_id)), Duration::ZERO).is_some();
+                let keeps = ours.decide(Some(&ids(trace_id)), Duration::ZERO) != Decision::Drop;
                 assert_eq!(keeps, decision == SamplingDecision::RecordAndSample);
                 kept += usize::from(keeps);
             }
@@ -521,21 +536,30 @@ mod tests {
 
     #[test]
     fn slow_requests_are_kept_without_a_rate_and_bad_ratios_are_clamped() {
+        let sampled = |rate| Decision::Write {
+            sample_rate: Some(rate),
+        };
         let never = Sampling::new(0.0, Some(Duration::from_millis(100)));
         let trace = ids([0; 16]);
-        assert_eq!(never.keeps(Some(&trace), Duration::from_millis(99)), None);
         assert_eq!(
-            never.keeps(Some(&trace), Duration::from_millis(100)),
-            Some(None)
+            never.decide(Some(&trace), Duration::from_millis(99)),
+            Decision::Drop
+        );
+        assert_eq!(
+            never.decide(Some(&trace), Duration::from_millis(100)),
+            Decision::Write { sample_rate: None }
         );
         let always = Sampling::new(f64::NAN, None);
         assert_eq!(
-            always.keeps(Some(&ids([0xff; 16])), Duration::ZERO),
-            Some(Some(1.0))
+            always.decide(Some(&ids([0xff; 16])), Duration::ZERO),
+            sampled(1.0)
         );
         let over = Sampling::new(7.0, None);
-        assert_eq!(over.keeps(None, Duration::ZERO), Some(Some(1.0)));
+        assert_eq!(over.decide(None, Duration::ZERO), sampled(1.0));
         let under = Sampling::new(-1.0, None);
-        assert_eq!(under.keeps(Some(&ids([0; 16])), Duration::ZERO), None);
+        assert_eq!(
+            under.decide(Some(&ids([0; 16])), Duration::ZERO),
+            Decision::Drop
+        );
     }
 }
