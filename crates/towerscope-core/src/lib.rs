@@ -74,6 +74,7 @@ pub use panic::{
     PanicError, is_panic_error,
 };
 pub use route::{
-    RequestHead, Route, RouteClassifier, UNMATCHED_ROUTE, is_grpc_method_path, resolve_route,
+    InlineRoute, RequestHead, Route, RouteClassifier, UNMATCHED_ROUTE, is_grpc_method_path,
+    resolve_route,
 };
 pub use time::{rfc3339_millis, utc_second};

@@ -25,7 +25,8 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 const MAX_GRPC_PATH: usize = 256;
 
 /// The resolved route of one request, captured before the request moves into the inner
-/// service. Cloning it never allocates (it holds reference-counted or static strings).
+/// service. Cloning it never allocates (it holds inline, reference-counted or static
+/// strings).
 ///
 /// ```
 /// use towerscope_core::Route;
@@ -34,7 +35,14 @@ const MAX_GRPC_PATH: usize = 256;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub enum Route {
-    /// axum's route template.
+    /// axum's route template, copied out of its `MatchedPath` when it is short (most are).
+    ///
+    /// Every request on a route shares one `MatchedPath` allocation; holding a clone of it
+    /// writes that allocation's reference count on every request, from every core, which
+    /// profiles showed as the costliest instructions of the metrics layer with two threads
+    /// serving one route.
+    Inline(InlineRoute),
+    /// axum's route template, when too long to copy inline.
     #[cfg(feature = "axum")]
     Matched(axum::extract::MatchedPath),
     /// A gRPC method path, `/pkg.Service/Method`.
@@ -58,6 +66,7 @@ impl Route {
     /// ```
     pub fn as_str(&self) -> &str {
         match self {
+            Self::Inline(r) => r.as_str(),
             #[cfg(feature = "axum")]
             Self::Matched(p) => p.as_str(),
             Self::Grpc(p) => p.path(),
@@ -89,6 +98,46 @@ impl Route {
             Self::Grpc(p) => p.path().get(1..)?.split_once('/'),
             _ => None,
         }
+    }
+}
+
+/// A route template of at most [`InlineRoute::CAPACITY`] bytes, held by value.
+///
+/// ```
+/// use towerscope_core::InlineRoute;
+/// assert_eq!(InlineRoute::new("/users/{id}").unwrap().as_str(), "/users/{id}");
+/// assert!(InlineRoute::new(&"x".repeat(InlineRoute::CAPACITY + 1)).is_none());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct InlineRoute {
+    len: u8,
+    bytes: [u8; InlineRoute::CAPACITY],
+}
+
+impl InlineRoute {
+    /// The longest template held inline, in bytes.
+    pub const CAPACITY: usize = 46;
+
+    /// A copy of `route`, if it fits.
+    pub fn new(route: &str) -> Option<Self> {
+        let len = u8::try_from(route.len())
+            .ok()
+            .filter(|&n| usize::from(n) <= Self::CAPACITY)?;
+        let mut bytes = [0; Self::CAPACITY];
+        bytes[..route.len()].copy_from_slice(route.as_bytes());
+        Some(Self { len, bytes })
+    }
+
+    /// The template.
+    pub fn as_str(&self) -> &str {
+        // Copied from a `&str` at a character boundary (the whole string): always UTF-8.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or(UNMATCHED_ROUTE)
+    }
+}
+
+impl std::fmt::Debug for InlineRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -185,7 +234,8 @@ pub fn resolve_route<B>(req: &Request<B>, classifier: Option<&RouteClassifier>) 
     }
     #[cfg(feature = "axum")]
     if let Some(p) = req.extensions().get::<axum::extract::MatchedPath>() {
-        return Route::Matched(p.clone());
+        return InlineRoute::new(p.as_str())
+            .map_or_else(|| Route::Matched(p.clone()), Route::Inline);
     }
     if crate::is_grpc(req.headers()) {
         if let Some(pq) = req.uri().path_and_query() {
@@ -267,31 +317,44 @@ mod tests {
 
     #[cfg(feature = "axum")]
     #[tokio::test]
-    async fn axum_matched_path_is_the_template() {
+    async fn axum_matched_path_is_the_template_short_or_long() {
         use std::sync::Mutex;
         use tower::ServiceExt;
-        let seen = Arc::new(Mutex::new(String::new()));
+        const LONG: &str = "/organisations/{org}/projects/{project}/environments/{env}";
+        assert!(LONG.len() > InlineRoute::CAPACITY);
+        let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
         let app = axum::Router::new()
             .route("/users/{id}", axum::routing::get(|| async { "ok" }))
+            .route(LONG, axum::routing::get(|| async { "ok" }))
             .layer(axum::middleware::from_fn(
                 move |req: axum::extract::Request, next: axum::middleware::Next| {
                     let seen = seen2.clone();
                     async move {
-                        *seen.lock().expect("lock") = resolve_route(&req, None).as_str().to_owned();
+                        let route = resolve_route(&req, None);
+                        let inline = matches!(route, Route::Inline(_));
+                        seen.lock()
+                            .expect("lock")
+                            .push((route.as_str().to_owned(), inline));
                         next.run(req).await
                     }
                 },
             ));
-        let resp = app
-            .oneshot(
-                Request::get("/users/42")
-                    .body(axum::body::Body::empty())
-                    .expect("req"),
-            )
-            .await
-            .expect("infallible");
-        assert_eq!(resp.status(), 200);
-        assert_eq!(*seen.lock().expect("lock"), "/users/{id}");
+        for path in ["/users/42", "/organisations/a/projects/b/environments/c"] {
+            let resp = app
+                .clone()
+                .oneshot(
+                    Request::get(path)
+                        .body(axum::body::Body::empty())
+                        .expect("req"),
+                )
+                .await
+                .expect("infallible");
+            assert_eq!(resp.status(), 200);
+        }
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            vec![("/users/{id}".to_owned(), true), (LONG.to_owned(), false)]
+        );
     }
 }

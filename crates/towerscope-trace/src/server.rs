@@ -449,9 +449,8 @@ const METHODS: usize = NormalizedMethod::Other as usize + 1;
 /// attribute borrows its tail. At most [`MAX_INTERNED`] names are kept (a route classifier
 /// with unbounded answers gets names made per span past that, as before).
 ///
-/// Each thread keeps its last few answers in front of the shared table: a route template
-/// (axum's `MatchedPath`) is the same allocation on every request, so the common case is a
-/// pointer comparison and a short byte comparison, with no lock and no hashing.
+/// Each thread keeps its last few answers in front of the shared table, so the common case
+/// is a few short byte comparisons, with no lock and no hashing.
 fn interned_name(method: NormalizedMethod, route: &str) -> Option<&'static str> {
     static NAMES: OnceLock<RwLock<(NameTable, usize)>> = OnceLock::new();
     // `try_with`/`try_borrow`: a thread being torn down, or a re-entrant call, just skips
@@ -464,7 +463,7 @@ fn interned_name(method: NormalizedMethod, route: &str) -> Option<&'static str> 
     let name = intern(table, MAX_INTERNED, method, route)?;
     let _ = RECENT.try_with(|r| {
         if let Ok(mut r) = r.try_borrow_mut() {
-            r.push(method, route, name);
+            r.push(method, name);
         }
     });
     Some(name)
@@ -484,10 +483,8 @@ const RECENT_NAMES: usize = 8;
 
 #[derive(Clone, Copy)]
 struct RecentName {
-    /// Where the route text was when it was looked up: a quick filter only. The text is
-    /// compared too, since the route's memory may since hold another string.
-    route: *const u8,
     method: NormalizedMethod,
+    /// `{METHOD} {route}`: the route is its tail.
     name: &'static str,
 }
 
@@ -501,19 +498,13 @@ impl Recent {
 
     fn find(&self, method: NormalizedMethod, route: &str) -> Option<&'static str> {
         self.entries.iter().flatten().find_map(|e| {
-            (e.route == route.as_ptr()
-                && e.method == method
-                && e.name.get(method.as_str().len() + 1..) == Some(route))
-            .then_some(e.name)
+            (e.method == method && e.name.get(method.as_str().len() + 1..) == Some(route))
+                .then_some(e.name)
         })
     }
 
-    fn push(&mut self, method: NormalizedMethod, route: &str, name: &'static str) {
-        self.entries[self.next] = Some(RecentName {
-            route: route.as_ptr(),
-            method,
-            name,
-        });
+    fn push(&mut self, method: NormalizedMethod, name: &'static str) {
+        self.entries[self.next] = Some(RecentName { method, name });
         self.next = (self.next + 1) % RECENT_NAMES;
     }
 }
@@ -662,16 +653,16 @@ mod tests {
     }
 
     #[test]
-    fn recent_names_match_the_text_not_only_the_address() {
+    fn recent_names_match_the_method_and_the_text() {
         let mut recent = Recent::new();
         let mut route = String::from("/users/{id}");
-        recent.push(NormalizedMethod::Get, &route, "GET /users/{id}");
+        recent.push(NormalizedMethod::Get, "GET /users/{id}");
         assert_eq!(
             recent.find(NormalizedMethod::Get, &route),
             Some("GET /users/{id}")
         );
         assert_eq!(recent.find(NormalizedMethod::Post, &route), None);
-        // Same memory, other text (a route freed and its memory reused).
+        // Same memory, other text.
         route.replace_range(.., "/items/{id}");
         assert_eq!(recent.find(NormalizedMethod::Get, &route), None);
         assert_eq!(
