@@ -190,6 +190,44 @@ pub fn router_runner(router: axum::Router, uri: &'static str) -> Runner {
     runner(router.with_state(()), uri)
 }
 
+/// A runner sending `GET uri` through `router` from `threads` threads at once, each with its
+/// own current-thread runtime and `n / threads` of the requests, so the stack's shared state
+/// (locks, atomics, reference counts) is contended as on a multi-core server. It returns the
+/// time until the last thread finished: divided by `n`, the wall time per request at that
+/// parallelism. Allocations are counted on every thread.
+///
+/// ```no_run
+/// let router = axum::Router::new().route("/", axum::routing::get(|| async { "hi" }));
+/// let _runner = towerscope_bench::router_runner_threads(router, "/", 2);
+/// ```
+pub fn router_runner_threads(router: axum::Router, uri: &'static str, threads: usize) -> Runner {
+    let router = router.with_state(());
+    let threads = threads.max(1);
+    Box::new(move |_rt, n| {
+        let barrier = std::sync::Barrier::new(threads);
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (router, barrier) = (router.clone(), &barrier);
+                    s.spawn(move || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .build()
+                            .expect("runtime");
+                        let mut run = runner(router, uri);
+                        barrier.wait();
+                        run(&rt, n / threads)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("worker"))
+                .max()
+                .unwrap_or_default()
+        })
+    })
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]

@@ -44,7 +44,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tower::{Layer, Service};
-use towerscope_bench::{PassLayer, Runner, Settings, table};
+use towerscope_bench::{PassLayer, Runner, Settings, router_runner_threads, table};
 use towerscope_metrics::{Buckets, HttpMetricsLayer, InFlightLayer};
 
 /// Every stack serves the same templated route (axum rows through `router`, as `axum::serve`
@@ -361,4 +361,47 @@ fn main() {
     );
     println!();
     println!("towerscope / lean = {:.2} (target <= 0.60)", o[1] / o[2]);
+
+    // 3. Two threads at once through one router: one series per stack, contended.
+    let mut r8 = Registry::default();
+    let mut r9 = Registry::default();
+    let mut r10 = Registry::default();
+    let two = |app: Router| router_runner_threads(app, "/users/42", 2);
+    let mut stacks: Vec<(&str, Runner)> = vec![
+        ("bare axum router, 2 threads", two(bare())),
+        (
+            "towerscope: HttpMetricsLayer maintaining the in-flight gauge, 2 threads",
+            two(bare().layer(
+                HttpMetricsLayer::builder()
+                    .in_flight(InFlightLayer::new(&mut r8))
+                    .build(&mut r8)
+                    .expect("valid"),
+            )),
+        ),
+        (
+            "axum-prometheus, 2 threads",
+            two(bare().layer(axum_prom.clone())),
+        ),
+        (
+            "lean prometheus-client layer, 2 threads",
+            two(bare().layer(LeanLayer::new(&mut r9))),
+        ),
+        (
+            "lean prometheus-client layer timed to the end of the body, 2 threads",
+            two(bare().layer(LeanToBodyEndLayer(LeanLayer::new(&mut r10)))),
+        ),
+    ];
+    let o = table(
+        "axum Router::layer, two threads at once (wall time per request)",
+        &rt,
+        &mut stacks,
+        settings,
+    );
+    println!();
+    println!(
+        "two threads: towerscope / lean = {:.2}; / lean timed to the end of the body = {:.2}; / axum-prometheus = {:.3}",
+        o[1] / o[3],
+        o[1] / o[4],
+        o[1] / o[2]
+    );
 }
