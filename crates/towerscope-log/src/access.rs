@@ -72,7 +72,8 @@ impl Sampling {
                 low.copy_from_slice(&t.trace_id[8..]);
                 u64::from_be_bytes(low)
             }
-            None => random_u64(),
+            // No trace ID: fastrand's per-thread generator.
+            None => fastrand::u64(..),
         };
         if draw >> 1 < self.bound {
             Decision::Write {
@@ -92,29 +93,6 @@ enum Decision {
     /// Written; with the rate when sampling picked it, without when it is always written
     /// (slow).
     Write { sample_rate: Option<f64> },
-}
-
-/// A random number for requests without a trace ID: xorshift64* per thread, seeded from
-/// the standard library's per-thread random hash keys.
-fn random_u64() -> u64 {
-    use std::cell::Cell;
-    use std::hash::BuildHasher;
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(
-            std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1,
-        );
-    }
-    STATE
-        .try_with(|state| {
-            let mut x = state.get();
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            state.set(x);
-            x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        })
-        // A thread being torn down: keep the line.
-        .unwrap_or(0)
 }
 
 /// Logs each request: a `debug` event when it starts, and when it ends an `info` event
@@ -510,8 +488,7 @@ mod tests {
             let sdk = Sampler::TraceIdRatioBased(ratio);
             let mut kept = 0;
             for _ in 0..2_000 {
-                let trace_id =
-                    (u128::from(random_u64()) << 64 | u128::from(random_u64())).to_be_bytes();
+                let trace_id = fastrand::u128(..).to_be_bytes();
                 let decision = sdk
                     .should_sample(
                         None,
