@@ -292,15 +292,21 @@ pub fn table(
     overheads
 }
 
-/// Runs only the first stack whose name contains `name`, `rounds × batch` requests, for a
-/// profiler (`BENCH_PROFILE=<part of a name> perf record …`); prints its time per request.
+/// Runs only the first stack whose name contains `name` (or, for `=name`, is `name`),
+/// `rounds × batch` requests, for a profiler (`BENCH_PROFILE=<part of a name> perf record
+/// …`); prints its time per request.
 fn profile(
     name: &str,
     rt: &tokio::runtime::Runtime,
     stacks: &mut [(&str, Runner)],
     settings: Settings,
 ) -> Vec<f64> {
-    let Some((title, r)) = stacks.iter_mut().find(|(t, _)| t.contains(name)) else {
+    // `=name` asks for that exact name (a row whose name another row's contains).
+    let matches = |t: &str| match name.strip_prefix('=') {
+        Some(exact) => t == exact,
+        None => t.contains(name),
+    };
+    let Some((title, r)) = stacks.iter_mut().find(|(t, _)| matches(t)) else {
         eprintln!("BENCH_PROFILE={name}: no stack with that in its name");
         return vec![0.0; stacks.len()];
     };

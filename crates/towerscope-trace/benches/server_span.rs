@@ -10,7 +10,11 @@
 //!   (`tracing_layer`), to price handler spans separately;
 //! - the floors for a sampled-out span: the direct-SDK layer with a sampler that drops
 //!   every span, and a layer that only wraps the response future and body (what any layer
-//!   that ends its span with the body pays under `Router::layer`).
+//!   that ends its span with the body pays under `Router::layer`);
+//! - a lower bound for any sampled-out server span that keeps its duties: the pass-through
+//!   floor plus fresh trace and span IDs (the SDK's generator) in a context attached around
+//!   `call` and each poll, so the handler's spans and outgoing calls see the decision. No
+//!   parent is read, no sampler runs, no name is made.
 //!
 //! The global subscriber is `tracing_layer` over the same sampled provider for every row.
 //!
@@ -91,6 +95,57 @@ where
     }
 }
 
+/// The lower bound for a sampled-out server span: see the module docs.
+#[derive(Clone, Copy)]
+struct DroppedBoundLayer;
+
+impl<S> Layer<S> for DroppedBoundLayer {
+    type Service = DroppedBound<S>;
+    fn layer(&self, inner: S) -> DroppedBound<S> {
+        DroppedBound(inner)
+    }
+}
+
+#[derive(Clone)]
+struct DroppedBound<S>(S);
+
+impl<S> Service<Request<Body>> for DroppedBound<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+    S::Error: std::fmt::Display,
+{
+    type Response = Response<towerscope_core::ObservedBody<Body, towerscope_bench::Nothing>>;
+    type Error = S::Error;
+    type Future = towerscope_core::ObservedFuture<
+        opentelemetry::context::WithContext<S::Future>,
+        towerscope_bench::Nothing,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        use opentelemetry::context::FutureExt as _;
+        use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
+        use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
+        let ids = RandomIdGenerator::default();
+        let sc = SpanContext::new(
+            ids.new_trace_id(),
+            ids.new_span_id(),
+            TraceFlags::default(),
+            false,
+            TraceState::NONE,
+        );
+        let cx = opentelemetry::Context::new().with_remote_span_context(sc);
+        let fut = {
+            let _guard = cx.clone().attach();
+            self.0.call(req)
+        };
+        towerscope_core::ObservedFuture::new(fut.with_context(cx), towerscope_bench::Nothing)
+    }
+}
+
 fn main() {
     let settings = Settings::from_env();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -155,6 +210,10 @@ fn main() {
             "floor: pass-through body-wrapping layer",
             router_runner(app().layer(PassLayer), "/users/7"),
         ),
+        (
+            "lower bound, sampled out: the floor + fresh IDs in a context attached around call and poll",
+            router_runner(app().layer(DroppedBoundLayer), "/users/7"),
+        ),
     ];
     let o = table(
         "server span per request, bare axum router",
@@ -171,6 +230,11 @@ fn main() {
     println!(
         "sampled out: {:.0} ns (target <= 300 ns); direct SDK sampled out {:.0} ns, pass-through floor {:.0} ns",
         o[2], o[6], o[7]
+    );
+    println!(
+        "sampled out, lower bound: {:.0} ns (target <= 300 ns); towerscope - lower bound = {:+.0} ns",
+        o[8],
+        o[2] - o[8]
     );
     println!(
         "bridged handler span: +{:.0} ns over the server span alone",
