@@ -318,6 +318,47 @@ async fn cardinality_cap_bounds_series_under_random_paths() {
     );
 }
 
+/// Each thread keeps its recent series in front of the shared map: a label set sent to
+/// the overflow series must still count as an overflow every time, and two layers with
+/// the same label sets must not share series.
+#[tokio::test]
+async fn recent_series_never_hide_overflow_or_cross_layers() {
+    let mut registry = Registry::default();
+    let layer = HttpMetricsLayer::builder()
+        .max_series(1)
+        .build(&mut registry)
+        .expect("valid");
+    let in_flight = InFlightLayer::new(&mut registry);
+    let capped = stack(registry, layer, in_flight);
+    let other = default_stack();
+    for _ in 0..3 {
+        send(&capped.app, "GET", "/users/1").await;
+        send(&other.app, "GET", "/users/1").await;
+    }
+    for _ in 0..4 {
+        send(&capped.app, "POST", "/orders").await;
+    }
+    send(&other.app, "POST", "/orders").await;
+
+    let text = capped.metrics.encode(Format::Prometheus);
+    assert_eq!(value(&text, &dur_count("GET", "/users/{id}", "200")), 3.0);
+    assert_eq!(
+        value(&text, &dur_count("_overflow", "_overflow", "_overflow")),
+        4.0
+    );
+    assert_eq!(
+        value(&text, "towerscope_series_overflow_total{family=\"http\"}"),
+        4.0
+    );
+    let text = other.metrics.encode(Format::Prometheus);
+    assert_eq!(value(&text, &dur_count("GET", "/users/{id}", "200")), 3.0);
+    assert_eq!(value(&text, &dur_count("POST", "/orders", "201")), 1.0);
+    assert_eq!(
+        value(&text, "towerscope_series_overflow_total{family=\"http\"}"),
+        0.0
+    );
+}
+
 #[tokio::test]
 async fn exemplars_carry_the_trace_in_openmetrics_only() {
     let mut registry = Registry::default();

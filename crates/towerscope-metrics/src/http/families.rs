@@ -1,9 +1,10 @@
 //! Storage and encoding of the request metric families.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use hashbrown::Equivalent;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -266,6 +267,8 @@ impl Observed {
 
 #[derive(Debug)]
 struct HttpSeries {
+    /// The route label's value, unescaped (what [`RecentSeries`] compares).
+    route: Box<str>,
     /// `method="GET",route="/x",status="200"` (escaped).
     labels: Box<str>,
     /// `method="GET",route="/x"` (escaped).
@@ -293,6 +296,54 @@ struct ErrorSeries {
     count: AtomicU64,
 }
 
+// ---------------------------------------------------------------- recent series
+
+/// Series a thread keeps in front of the shared maps.
+const RECENT_SERIES: usize = 8;
+
+thread_local! {
+    static RECENT: RefCell<RecentSeries> = const { RefCell::new(RecentSeries::new()) };
+}
+
+/// A thread's last [`RECENT_SERIES`] HTTP series, replaced round robin. Series are never
+/// removed from their family's map, so a cached one is the one the map holds; the entry
+/// keeps it alive if the families are dropped (until the thread replaces it).
+struct RecentSeries {
+    entries: [Option<RecentEntry>; RECENT_SERIES],
+    next: usize,
+}
+
+struct RecentEntry {
+    family: u64,
+    method: NormalizedMethod,
+    status: u16,
+    series: Arc<HttpSeries>,
+}
+
+impl RecentSeries {
+    const fn new() -> Self {
+        Self {
+            entries: [const { None }; RECENT_SERIES],
+            next: 0,
+        }
+    }
+
+    fn find(&self, family: u64, c: &Completion<'_>) -> Option<&HttpSeries> {
+        self.entries.iter().flatten().find_map(|e| {
+            (e.family == family
+                && e.status == c.status
+                && e.method == c.method
+                && *e.series.route == *c.route)
+                .then_some(&*e.series)
+        })
+    }
+
+    fn push(&mut self, entry: RecentEntry) {
+        self.entries[self.next] = Some(entry);
+        self.next = (self.next + 1) % RECENT_SERIES;
+    }
+}
+
 // ---------------------------------------------------------------- families
 
 /// What to record beyond the duration.
@@ -311,15 +362,18 @@ pub(crate) struct FamilyOptions {
 /// Every request metric family of one [`HttpMetricsLayer`](crate::HttpMetricsLayer).
 #[derive(Debug)]
 pub(crate) struct HttpFamilies {
+    /// Tells these families from any other in the per-thread cache of series.
+    id: u64,
     opts: FamilyOptions,
-    http: CappedMap<HttpKey, HttpSeries>,
+    http: CappedMap<HttpKey, Arc<HttpSeries>>,
     rpc: CappedMap<RpcKey, RpcSeries>,
     errors: CappedMap<ErrorKey, ErrorSeries>,
 }
 
 impl HttpFamilies {
     pub(crate) fn new(opts: FamilyOptions) -> Self {
-        let http_overflow = new_http_series(&opts, OVERFLOW, OVERFLOW, OVERFLOW);
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let http_overflow = Arc::new(new_http_series(&opts, OVERFLOW, OVERFLOW, OVERFLOW));
         let rpc_overflow = RpcSeries {
             labels: render_rpc_labels(OVERFLOW, OVERFLOW, OVERFLOW),
             service: OVERFLOW.into(),
@@ -332,6 +386,7 @@ impl HttpFamilies {
             count: AtomicU64::new(0),
         };
         Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             http: CappedMap::new("http", opts.max_series, http_overflow),
             rpc: CappedMap::new("rpc", opts.max_series, rpc_overflow),
             errors: CappedMap::new("errors", opts.max_series, err_overflow),
@@ -342,12 +397,38 @@ impl HttpFamilies {
     /// Records one finished request.
     pub(crate) fn record(&self, c: &Completion<'_>) {
         let opts = &self.opts;
+        let observe = |s: &HttpSeries| {
+            s.duration
+                .observe(&opts.duration_buckets, c.seconds, c.trace.as_ref());
+            if let Some(p) = &s.perf {
+                p.record(c.seconds);
+            }
+            if let (Some(h), Some(size)) = (&s.request_size, c.request_size) {
+                let v = size as f64;
+                h.observe_at(opts.size_buckets.index(v), v);
+            }
+            if let Some(h) = &s.response_size {
+                let v = c.response_size as f64;
+                h.observe_at(opts.size_buckets.index(v), v);
+            }
+        };
+        // The thread's recent series first: no lock, no hashing, and no write to a cache
+        // line that every core shares (a read lock's reader count is one).
+        // `try_with`/`try_borrow`: a thread being torn down, or a re-entrant call, goes to
+        // the shared map.
+        let cached = RECENT.try_with(|r| {
+            let recent = r.try_borrow().ok()?;
+            recent.find(self.id, c).map(&observe)
+        });
+        if let Ok(Some(())) = cached {
+            return self.record_others(c);
+        }
         let key = HttpKeyRef {
             method: c.method,
             status: c.status,
             route: c.route,
         };
-        self.http.with(
+        let series = self.http.with(
             &key,
             || {
                 let mut buf = itoa::Buffer::new();
@@ -362,24 +443,32 @@ impl HttpFamilies {
                     status: c.status,
                     route: c.route.into(),
                 };
-                (key, series)
+                (key, Arc::new(series))
             },
             |s| {
-                s.duration
-                    .observe(&opts.duration_buckets, c.seconds, c.trace.as_ref());
-                if let Some(p) = &s.perf {
-                    p.record(c.seconds);
-                }
-                if let (Some(h), Some(size)) = (&s.request_size, c.request_size) {
-                    let v = size as f64;
-                    h.observe_at(opts.size_buckets.index(v), v);
-                }
-                if let Some(h) = &s.response_size {
-                    let v = c.response_size as f64;
-                    h.observe_at(opts.size_buckets.index(v), v);
-                }
+                observe(s);
+                s.clone()
             },
         );
+        // Overflow observations are counted on the shared path: never cached.
+        if !Arc::ptr_eq(&series, self.http.overflow()) {
+            let _ = RECENT.try_with(|r| {
+                if let Ok(mut r) = r.try_borrow_mut() {
+                    r.push(RecentEntry {
+                        family: self.id,
+                        method: c.method,
+                        status: c.status,
+                        series,
+                    });
+                }
+            });
+        }
+        self.record_others(c);
+    }
+
+    /// The gRPC and error families of one finished request.
+    fn record_others(&self, c: &Completion<'_>) {
+        let opts = &self.opts;
         if let (Some(service), Some(_)) = (c.grpc_service, &opts.names.rpc_duration) {
             let path = c.route.strip_prefix('/').unwrap_or(c.route);
             let key = RpcKeyRef {
@@ -456,7 +545,7 @@ impl HttpFamilies {
         let names = &self.opts.names;
         let le = self.opts.duration_buckets.rendered();
         let http = self.http.read();
-        let mut series: Vec<&HttpSeries> = http.values().collect();
+        let mut series: Vec<&HttpSeries> = http.values().map(|s| &**s).collect();
         series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         let overflow = self.http.overflow();
         let overflow_used = overflow.duration.hist.snapshot().count() > 0;
@@ -629,7 +718,7 @@ impl HttpFamilies {
         let names = &self.opts.names;
         let http = self.http.read();
         let mut series: Vec<(Option<&HttpKey>, &HttpSeries)> =
-            http.iter().map(|(k, v)| (Some(k), v)).collect();
+            http.iter().map(|(k, v)| (Some(k), &**v)).collect();
         series.sort_unstable_by(|a, b| a.1.labels.cmp(&b.1.labels));
         let overflow = self.http.overflow();
         if overflow.duration.hist.snapshot().count() > 0 {
@@ -801,6 +890,7 @@ fn new_http_series(opts: &FamilyOptions, method: &str, route: &str, status: &str
     let mut labels = labels_no_status.clone();
     text::push_label(&mut labels, false, &names.status_label, status);
     HttpSeries {
+        route: route.into(),
         labels: labels.into(),
         labels_no_status: labels_no_status.into(),
         status: status.into(),
