@@ -334,10 +334,9 @@ where
         ResponseFuture {
             inner,
             span,
-            id: Some(id),
             // The name alone, not the shared config: no reference count to bump per request
             // (a static name, like the default, clones for free).
-            header: config.header.clone(),
+            pending: Some((id, config.header.clone())),
         }
     }
 }
@@ -348,8 +347,8 @@ pin_project! {
         #[pin]
         inner: F,
         span: Span,
-        id: Option<RequestId>,
-        header: HeaderName,
+        // The ID and the header it goes into, until the response comes.
+        pending: Option<(RequestId, HeaderName)>,
     }
 }
 
@@ -364,9 +363,10 @@ where
         let this = self.project();
         let _entered = this.span.enter();
         let mut response = ready!(this.inner.poll(cx))?;
-        if let Some(id) = this.id.take() {
-            // An ID set by the inner service (one it propagated, say) is kept.
-            if let http::header::Entry::Vacant(slot) = response.headers_mut().entry(&*this.header) {
+        if let Some((id, header)) = this.pending.take() {
+            // An ID set by the inner service (one it propagated, say) is kept. The name is
+            // moved into the lookup: an entry by reference clones it first.
+            if let http::header::Entry::Vacant(slot) = response.headers_mut().entry(header) {
                 slot.insert(id.into_header_value());
             }
         }
