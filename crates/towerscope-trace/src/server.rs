@@ -20,13 +20,54 @@ use towerscope_core::{
     Outcome, PanicCaught, RouteClassifier, TraceIds, is_grpc, resolve_route,
 };
 
-use crate::{TraceParent, TraceState};
+use crate::{SamplerConfig, TraceParent, TraceState};
 
 struct Config<T> {
     tracer: T,
     exclude: ExcludedPaths,
     classifier: Option<RouteClassifier>,
     b3: bool,
+    presample: Option<Presample>,
+}
+
+impl<T: Clone> Config<T> {
+    fn cloned(&self) -> Self {
+        Self {
+            tracer: self.tracer.clone(),
+            exclude: self.exclude.clone(),
+            classifier: self.classifier.clone(),
+            b3: self.b3,
+            presample: self.presample.clone(),
+        }
+    }
+}
+
+/// The provider's sampler, held by the layer so that it can tell a span the sampler drops
+/// before asking the SDK for one ([`TraceLayer::sampler`]).
+#[derive(Clone)]
+struct Presample {
+    config: SamplerConfig,
+    sampler: opentelemetry_sdk::trace::Sampler,
+}
+
+impl Presample {
+    fn new(config: SamplerConfig) -> Self {
+        Self {
+            config,
+            sampler: config.into(),
+        }
+    }
+
+    /// Whether a span without a valid parent is dropped whatever its trace ID: the SDK
+    /// draws that ID itself, so only such a decision can be made outside it.
+    fn drops_roots(&self) -> bool {
+        match self.config {
+            SamplerConfig::AlwaysOff | SamplerConfig::ParentBasedAlwaysOff => true,
+            // The SDK's ratio sampler keeps nothing at a ratio of 0 (or below, or NaN).
+            SamplerConfig::Ratio(r) | SamplerConfig::ParentBasedRatio(r) => r <= 0.0 || r.is_nan(),
+            SamplerConfig::AlwaysOn | SamplerConfig::ParentBasedAlwaysOn => false,
+        }
+    }
 }
 
 /// Starts an OpenTelemetry server span for every request and ends it when the response
@@ -79,6 +120,7 @@ impl<T> TraceLayer<T> {
                 exclude: ExcludedPaths::default(),
                 classifier: None,
                 b3: false,
+                presample: None,
             }),
         }
     }
@@ -92,10 +134,8 @@ impl<T> TraceLayer<T> {
     {
         Self {
             config: Arc::new(Config {
-                tracer: self.config.tracer.clone(),
                 exclude: ExcludedPaths::new(paths),
-                classifier: self.config.classifier.clone(),
-                b3: self.config.b3,
+                ..self.config.cloned()
             }),
         }
     }
@@ -115,10 +155,45 @@ impl<T> TraceLayer<T> {
     {
         Self {
             config: Arc::new(Config {
-                tracer: self.config.tracer.clone(),
-                exclude: self.config.exclude.clone(),
-                classifier: self.config.classifier.clone(),
                 b3: true,
+                ..self.config.cloned()
+            }),
+        }
+    }
+
+    /// The sampler the tracer's provider was built with, so the layer can recognise a span
+    /// that sampler drops before it asks the SDK for one. Such a request gets what a
+    /// dropped SDK span would give it (fresh span ID, the caller's trace ID or a fresh one,
+    /// not sampled, the caller's `tracestate` and `random` flag, [`TraceIds`] in the
+    /// extensions, the context current while it is served) without the SDK's span.
+    ///
+    /// The layer decides ahead only where its decision is the SDK's: for requests with a
+    /// valid parent (the trace ID is the caller's, so any of these samplers decides the
+    /// same), and for new traces only when the sampler drops every new trace
+    /// (`AlwaysOff`, `ParentBasedAlwaysOff`, a ratio of 0). Everything else goes to the
+    /// SDK as before. [`Tracing::sampler`](crate::Tracing::sampler) gives the sampler
+    /// [`TracingConfig::init`](crate::TracingConfig::init) configured; give a provider
+    /// built another way the sampler it was built with (a different one makes the layer
+    /// drop what that one drops).
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// use towerscope_trace::{SamplerConfig, TraceLayer};
+    /// let sampler = SamplerConfig::ParentBasedRatio(0.1);
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+    ///     .with_sampler(opentelemetry_sdk::trace::Sampler::from(sampler))
+    ///     .build();
+    /// let layer = TraceLayer::new(provider.tracer("shop")).sampler(sampler);
+    /// # let _ = layer;
+    /// ```
+    pub fn sampler(self, sampler: SamplerConfig) -> Self
+    where
+        T: Clone,
+    {
+        Self {
+            config: Arc::new(Config {
+                presample: Some(Presample::new(sampler)),
+                ..self.config.cloned()
             }),
         }
     }
@@ -275,6 +350,12 @@ where
                 parent = parent.with_remote_span_context(sc);
             }
         }
+        let parent_valid = parent.span().span_context().is_valid();
+        if let Some(pre) = &config.presample {
+            if !parent_valid && pre.drops_roots() {
+                return (dropped_context(req, &parent, None), None);
+            }
+        }
         let method = NormalizedMethod::from(req.method());
         let route = resolve_route(req, config.classifier.as_ref());
         let grpc = is_grpc(req.headers());
@@ -316,6 +397,25 @@ where
             Cow::Borrowed(n) if !grpc && !route.is_unmatched() => Some(*n),
             _ => None,
         };
+        if let (Some(pre), true) = (&config.presample, parent_valid) {
+            use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample as _};
+            // With a valid parent the SDK samples on the parent's trace ID: the same call
+            // here gives the same answer.
+            let decision = pre.sampler.should_sample(
+                Some(&parent),
+                parent.span().span_context().trace_id(),
+                &name,
+                &SpanKind::Server,
+                &attributes,
+                &[],
+            );
+            if decision.decision == SamplingDecision::Drop {
+                return (
+                    dropped_context(req, &parent, Some(decision.trace_state)),
+                    None,
+                );
+            }
+        }
         let mut span = config
             .tracer
             .span_builder(name)
@@ -387,6 +487,38 @@ where
     } else {
         sc.clone()
     };
+    parent.with_remote_span_context(sc)
+}
+
+/// The context of a server span its sampler drops, made without the SDK: what the SDK
+/// gives such a span (a fresh span ID; the parent's trace ID, or a fresh one from the same
+/// generator; no flags but the caller's `random`, as [`child_context`] keeps it; the
+/// sampler's `tracestate`, else the caller's) with its [`TraceIds`] in the extensions.
+fn dropped_context<B>(
+    req: &mut Request<B>,
+    parent: &Context,
+    state: Option<opentelemetry::trace::TraceState>,
+) -> Context {
+    use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
+    let ids = RandomIdGenerator::default();
+    let caller = parent.span();
+    let psc = caller.span_context();
+    let (trace_id, flags) = if psc.is_valid() {
+        (
+            psc.trace_id(),
+            psc.trace_flags().to_u8() & crate::FLAG_RANDOM,
+        )
+    } else {
+        (ids.new_trace_id(), 0)
+    };
+    let span_id = ids.new_span_id();
+    let state = state.unwrap_or_else(|| psc.trace_state().clone());
+    req.extensions_mut().insert(TraceIds {
+        trace_id: trace_id.to_bytes(),
+        span_id: span_id.to_bytes(),
+        sampled: false,
+    });
+    let sc = SpanContext::new(trace_id, span_id, TraceFlags::new(flags), false, state);
     parent.with_remote_span_context(sc)
 }
 

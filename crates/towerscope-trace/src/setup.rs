@@ -44,6 +44,20 @@ pub enum SamplerConfig {
     ParentBasedRatio(f64),
 }
 
+/// The SDK sampler for a configuration.
+///
+/// ```
+/// use towerscope_trace::SamplerConfig;
+/// let sampler: opentelemetry_sdk::trace::Sampler = SamplerConfig::ParentBasedRatio(0.5).into();
+/// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().with_sampler(sampler).build();
+/// # let _ = provider;
+/// ```
+impl From<SamplerConfig> for Sampler {
+    fn from(config: SamplerConfig) -> Self {
+        config.sampler()
+    }
+}
+
 impl SamplerConfig {
     fn sampler(self) -> Sampler {
         match self {
@@ -382,11 +396,12 @@ impl TracingConfig {
     /// no export otherwise. OTLP over gRPC must be set up inside a tokio runtime.
     pub fn init(self) -> Result<Tracing, SetupError> {
         let mut builder = SdkTracerProvider::builder().with_resource(self.resource());
-        builder = if self.disabled {
-            builder.with_sampler(Sampler::AlwaysOff)
+        let sampler = if self.disabled {
+            SamplerConfig::AlwaysOff
         } else {
-            builder.with_sampler(self.sampler.sampler())
+            self.sampler
         };
+        builder = builder.with_sampler(sampler.sampler());
         let exporting = self.exports();
         if let (Some(otlp), false) = (&self.otlp, self.disabled) {
             let https = otlp
@@ -455,6 +470,7 @@ impl TracingConfig {
         Ok(Tracing {
             provider,
             tracer,
+            sampler,
             exporting,
         })
     }
@@ -611,6 +627,7 @@ fn parse_pairs(
 pub struct Tracing {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
+    sampler: SamplerConfig,
     exporting: bool,
 }
 
@@ -619,6 +636,19 @@ impl Tracing {
     /// and [`tracing_layer`](crate::tracing_layer).
     pub fn tracer(&self) -> SdkTracer {
         self.tracer.clone()
+    }
+    /// The sampler the provider was built with (`AlwaysOff` when `OTEL_SDK_DISABLED` is
+    /// set), for [`TraceLayer::sampler`](crate::TraceLayer::sampler).
+    ///
+    /// ```
+    /// use towerscope_trace::{SamplerConfig, TraceLayer, TracingConfig};
+    /// let tracing = TracingConfig::new("shop").sampler(SamplerConfig::ParentBasedRatio(0.1)).init().unwrap();
+    /// assert_eq!(tracing.sampler(), SamplerConfig::ParentBasedRatio(0.1));
+    /// let layer = TraceLayer::new(tracing.tracer()).sampler(tracing.sampler());
+    /// # let _ = layer;
+    /// ```
+    pub fn sampler(&self) -> SamplerConfig {
+        self.sampler
     }
     /// The provider (for more tracers, or to install it as the global one).
     pub fn provider(&self) -> &SdkTracerProvider {

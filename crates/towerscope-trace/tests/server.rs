@@ -416,3 +416,180 @@ async fn the_client_layer_passes_a_sampled_out_trace_on() {
     provider.force_flush().expect("flush");
     assert!(exporter.get_finished_spans().expect("spans").is_empty());
 }
+
+/// What the handler of [`sampler_app`] saw and passed on, and whether a span was exported.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    /// The request's trace ID is the caller's.
+    callers_trace: bool,
+    sampled: bool,
+    recording: bool,
+    /// The context in the handler names the same IDs as the `TraceIds` extension.
+    ids_agree: bool,
+    /// The flags of the `traceparent` an outgoing call would carry.
+    flags_sent: String,
+    tracestate_sent: Option<String>,
+    exported: usize,
+}
+
+async fn sampler_seen(
+    sampler: towerscope_trace::SamplerConfig,
+    tell_layer: bool,
+    caller: &[(&str, &str)],
+) -> Seen {
+    use opentelemetry::trace::TraceContextExt as _;
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(opentelemetry_sdk::trace::Sampler::from(sampler))
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let layer = TraceLayer::new(provider.tracer("test"));
+    let layer = if tell_layer {
+        layer.sampler(sampler)
+    } else {
+        layer
+    };
+    let app = Router::new()
+        .route(
+            "/users/{id}",
+            get(
+                |axum::Extension(ids): axum::Extension<TraceIds>| async move {
+                    let cx = opentelemetry::Context::current();
+                    let span = cx.span();
+                    let sc = span.span_context();
+                    let mut headers = http::HeaderMap::new();
+                    towerscope_trace::inject(&cx, &mut headers);
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .map(|v| v.to_str().expect("ascii").to_owned())
+                    };
+                    serde_json::json!({
+                        "trace_id": ids.trace_id_hex().to_string(),
+                        "sampled": ids.sampled,
+                        "recording": span.is_recording(),
+                        "ids_agree": sc.trace_id().to_bytes() == ids.trace_id
+                            && sc.span_id().to_bytes() == ids.span_id
+                            && sc.is_sampled() == ids.sampled,
+                        "traceparent": header("traceparent"),
+                        "tracestate": header("tracestate"),
+                    })
+                    .to_string()
+                },
+            ),
+        )
+        .layer(layer);
+    let (status, body) = send(&app, "/users/7", caller).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    provider.force_flush().expect("flush");
+    let traceparent = v["traceparent"]
+        .as_str()
+        .expect("always injected")
+        .to_owned();
+    let trace_id = v["trace_id"].as_str().expect("id").to_owned();
+    assert_ne!(trace_id, "0".repeat(32));
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")),
+        "{traceparent}"
+    );
+    let caller_parent = caller
+        .iter()
+        .find(|(k, _)| *k == "traceparent")
+        .map(|(_, v)| *v);
+    if let Some(parent) = caller_parent {
+        assert_ne!(
+            &traceparent[36..52],
+            &parent[36..52],
+            "a span ID of its own"
+        );
+    }
+    Seen {
+        callers_trace: caller_parent.is_some_and(|p| p[3..35] == trace_id),
+        sampled: v["sampled"].as_bool().expect("bool"),
+        recording: v["recording"].as_bool().expect("bool"),
+        ids_agree: v["ids_agree"].as_bool().expect("bool"),
+        flags_sent: traceparent[53..].to_owned(),
+        tracestate_sent: v["tracestate"].as_str().map(str::to_owned),
+        exported: exporter.get_finished_spans().expect("spans").len(),
+    }
+}
+
+/// A layer told its provider's sampler decides some requests without the SDK: for every
+/// sampler the setup offers and every kind of caller, the handler must see, pass on and
+/// export exactly what it does when the SDK decides.
+#[tokio::test]
+async fn a_layer_told_its_sampler_decides_as_the_sdk_does() {
+    use towerscope_trace::SamplerConfig as C;
+    let samplers = [
+        C::AlwaysOn,
+        C::AlwaysOff,
+        C::Ratio(0.0),
+        C::Ratio(0.5),
+        C::Ratio(1.0),
+        C::ParentBasedAlwaysOn,
+        C::ParentBasedAlwaysOff,
+        C::ParentBasedRatio(0.0),
+        C::ParentBasedRatio(0.5),
+    ];
+    // Trace IDs the SDK's ratio sampler keeps at 0.5 (low right half) and drops (high).
+    let low = "4bf92f3577b34da60000000000000001";
+    let high = "4bf92f3577b34da6ffffffffffffff00";
+    let mut callers: Vec<Vec<(&str, String)>> = vec![vec![]];
+    for id in [low, high] {
+        for flags in ["00", "01", "02", "03"] {
+            callers.push(vec![(
+                "traceparent",
+                format!("00-{id}-00f067aa0ba902b7-{flags}"),
+            )]);
+        }
+        callers.push(vec![
+            ("traceparent", format!("00-{id}-00f067aa0ba902b7-00")),
+            ("tracestate", "congo=t61rcWkgMzE".to_owned()),
+        ]);
+    }
+    // An invalid parent starts a new trace on both paths.
+    callers.push(vec![(
+        "traceparent",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01".to_owned(),
+    )]);
+    let mut decided_ahead = 0;
+    for sampler in samplers {
+        for caller in &callers {
+            let caller: Vec<(&str, &str)> = caller.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let sdk = sampler_seen(sampler, false, &caller).await;
+            let ahead = sampler_seen(sampler, true, &caller).await;
+            for seen in [&sdk, &ahead] {
+                assert!(seen.ids_agree, "{sampler:?} {caller:?}");
+                assert_eq!(seen.recording, seen.sampled, "{sampler:?} {caller:?}");
+                assert_eq!(seen.exported, usize::from(seen.sampled));
+            }
+            // A new trace at a ratio strictly between 0 and 1 is a coin toss on a fresh
+            // trace ID on either path: only its consistency can be compared.
+            let zero = "0".repeat(32);
+            let new_trace = !caller
+                .iter()
+                .any(|(k, v)| *k == "traceparent" && v[3..35] != zero);
+            let coin =
+                matches!(sampler, C::Ratio(r) | C::ParentBasedRatio(r) if r > 0.0 && r < 1.0);
+            if new_trace && coin {
+                // Both outcomes must still happen when the layer knows the sampler
+                // (chance of a false failure: 2^-59).
+                let mut outcomes = [false; 2];
+                for _ in 0..60 {
+                    let seen = sampler_seen(sampler, true, &caller).await;
+                    outcomes[usize::from(seen.sampled)] = true;
+                    if outcomes == [true; 2] {
+                        break;
+                    }
+                }
+                assert_eq!(outcomes, [true; 2], "{sampler:?} {caller:?}");
+                continue;
+            }
+            assert_eq!(ahead, sdk, "{sampler:?} {caller:?}");
+            decided_ahead += usize::from(!sdk.sampled);
+        }
+    }
+    // The matrix holds both outcomes.
+    assert!(decided_ahead > 20, "{decided_ahead}");
+}

@@ -738,7 +738,15 @@ impl ObservabilityBuilder {
             // Off: a tracer that records nothing, so the tracing bridge has one to hold.
             None => SdkTracerProvider::builder().build().tracer("towerscope"),
         };
-        let trace = on(Piece::Tracing).then(|| TraceLayer::new(tracer.clone()));
+        let trace = on(Piece::Tracing).then(|| {
+            let layer = TraceLayer::new(tracer.clone());
+            // A provider built here: the layer knows its sampler and skips the SDK for
+            // the spans it drops. A tracer given by the caller keeps the SDK's decision.
+            match &tracing_handle {
+                Some(handle) => layer.sampler(handle.sampler()),
+                None => layer,
+            }
+        });
 
         let logging = if on(Piece::Logging) {
             let format = self.log_format.unwrap_or_else(|| {
