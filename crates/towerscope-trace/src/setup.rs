@@ -170,7 +170,7 @@ impl fmt::Debug for Otlp {
 ///     .environment("production")
 ///     .with_env()?
 ///     .init()?;
-/// let layer = towerscope_trace::TraceLayer::new(tracing.tracer());
+/// let layer = towerscope_trace::TraceLayer::new(tracing.tracer()).sampler(tracing.sampler());
 /// // … serve …
 /// tracing.shutdown()?; // flushes the batch
 /// # let _ = layer; Ok(()) }
