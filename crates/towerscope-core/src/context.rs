@@ -212,7 +212,8 @@ impl SpanRequestId {
 /// address is a `SocketAddr` (including towerscope-metrics' tracked listener, for which
 /// axum's own `SocketAddr` connect info is not available). The access log reads it.
 ///
-/// ```no_run
+#[cfg_attr(feature = "axum", doc = "```no_run")]
+#[cfg_attr(not(feature = "axum"), doc = "```ignore")]
 /// # async fn run(app: axum::Router) -> std::io::Result<()> {
 /// use towerscope_core::PeerAddr;
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;

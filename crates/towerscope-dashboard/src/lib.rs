@@ -18,7 +18,8 @@
 //! so an alert message containing markup shows as text. A bearer token, if set, protects
 //! the API and the page alike (the page carries it as `?token=` only if you open it so).
 //!
-//! ```no_run
+#![cfg_attr(feature = "axum", doc = "```no_run")]
+#![cfg_attr(not(feature = "axum"), doc = "```ignore")]
 //! # async fn run(metrics: towerscope_metrics::MetricsService, perf: towerscope_perf::PerfMonitor,
 //! #              health: towerscope_health::Health, alerting: towerscope_alert::Alerting, rum: towerscope_rum::Rum) {
 //! let dashboard = towerscope_dashboard::Dashboard::builder(metrics)

@@ -28,7 +28,8 @@ struct Metrics {
 /// shape of its `http.server.*` instruments.
 ///
 /// With axum 0.8, wrap the listener:
-/// ```no_run
+#[cfg_attr(feature = "axum", doc = "```no_run")]
+#[cfg_attr(not(feature = "axum"), doc = "```ignore")]
 /// # async fn run() -> std::io::Result<()> {
 /// use prometheus_client::registry::Registry;
 /// use towerscope_metrics::ConnectionTracker;

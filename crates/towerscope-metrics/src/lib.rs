@@ -15,7 +15,8 @@
 //! - [`ProcessCollector`], [`SystemCollector`], [`AppInfo`]: process metrics, the guide's
 //!   system metrics, and an `app_info` metric, all read at scrape time.
 //!
-//! ```
+#![cfg_attr(feature = "system", doc = "```")]
+#![cfg_attr(not(feature = "system"), doc = "```ignore")]
 //! use axum::{Router, routing::get};
 //! use prometheus_client::registry::Registry;
 //! use towerscope_core::CatchPanicLayer;

@@ -16,7 +16,8 @@
 //!   `rum_page_load_seconds`, `rum_api_request_duration_seconds`, `rum_js_errors_total`,
 //!   `rum_beacons_total{outcome}`, and a log event per browser error.
 //!
-//! ```
+#![cfg_attr(feature = "axum", doc = "```")]
+#![cfg_attr(not(feature = "axum"), doc = "```ignore")]
 //! use prometheus_client::registry::Registry;
 //! use towerscope_rum::{PageTemplates, Rum};
 //! let mut registry = Registry::default();

@@ -124,7 +124,8 @@ impl RumBuilder {
 
 /// Real-user monitoring: the ingestion service for the collector's beacons, and the script.
 ///
-/// ```
+#[cfg_attr(feature = "axum", doc = "```")]
+#[cfg_attr(not(feature = "axum"), doc = "```ignore")]
 /// use prometheus_client::registry::Registry;
 /// use towerscope_rum::{PageTemplates, Rum};
 /// let mut registry = Registry::default();

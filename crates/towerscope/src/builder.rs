@@ -879,7 +879,8 @@ impl ObservabilityBuilder {
 /// The running observability stack: the request-path layer, the operational endpoints,
 /// and the background tasks.
 ///
-/// ```
+#[cfg_attr(feature = "axum", doc = "```")]
+#[cfg_attr(not(feature = "axum"), doc = "```ignore")]
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use towerscope::Observability;
@@ -972,7 +973,8 @@ impl Observability {
     /// Wraps a listener so open connections, connections total and connection durations are
     /// measured (`None` when metrics are off: use the listener as it is).
     ///
-    /// ```no_run
+    #[cfg_attr(feature = "axum", doc = "```no_run")]
+    #[cfg_attr(not(feature = "axum"), doc = "```ignore")]
     /// # async fn run(obs: towerscope::Observability, app: axum::Router) -> std::io::Result<()> {
     /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
     /// match obs.connections() {

@@ -6,7 +6,8 @@
 //! logs, health checks, alert rules that page someone, a live dashboard and real-user
 //! monitoring.
 //!
-//! ```no_run
+#![cfg_attr(feature = "axum", doc = "```no_run")]
+#![cfg_attr(not(feature = "axum"), doc = "```ignore")]
 //! use axum::{Router, routing::get};
 //! use towerscope::Observability;
 //!
