@@ -98,44 +98,15 @@ where
     }
 }
 
-/// The lower bound for a sampled-out server span: see the module docs.
+/// The lower bound for a sampled-out server span: see the module docs. The body-less
+/// bound below, with the response future and body wrapped as the floor row wraps them.
 #[derive(Clone, Copy)]
 struct DroppedBoundLayer;
 
 impl<S> Layer<S> for DroppedBoundLayer {
-    type Service = DroppedBound<S>;
-    fn layer(&self, inner: S) -> DroppedBound<S> {
-        DroppedBound(inner)
-    }
-}
-
-#[derive(Clone)]
-struct DroppedBound<S>(S);
-
-impl<S> Service<Request<Body>> for DroppedBound<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>>,
-    S::Error: std::fmt::Display,
-{
-    type Response = Response<towerscope_core::ObservedBody<Body, towerscope_bench::Nothing>>;
-    type Error = S::Error;
-    type Future = towerscope_core::ObservedFuture<
-        opentelemetry::context::WithContext<S::Future>,
-        towerscope_bench::Nothing,
-    >;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
-        use opentelemetry::context::FutureExt as _;
-        let cx = dropped_span_context();
-        let fut = {
-            let _guard = cx.clone().attach();
-            self.0.call(req)
-        };
-        towerscope_core::ObservedFuture::new(fut.with_context(cx), towerscope_bench::Nothing)
+    type Service = towerscope_bench::Pass<DroppedBoundNoBody<S>>;
+    fn layer(&self, inner: S) -> Self::Service {
+        PassLayer.layer(DroppedBoundNoBody(inner))
     }
 }
 
