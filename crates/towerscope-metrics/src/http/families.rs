@@ -13,7 +13,7 @@ use towerscope_core::{GrpcCode, NormalizedMethod, TraceIds};
 
 use crate::histogram::{AtomicHistogram, Buckets, HistogramSnapshot};
 use crate::names::MetricNames;
-use crate::series::CappedMap;
+use crate::series::{CappedMap, RecentSeries, SeriesText};
 use crate::text::{self, Exemplar, Format};
 
 /// Name of the performance-monitor series the layer feeds (seconds, tagged `route`).
@@ -267,7 +267,7 @@ impl Observed {
 
 #[derive(Debug)]
 struct HttpSeries {
-    /// The route label's value, unescaped (what [`RecentSeries`] compares).
+    /// The route label's value, unescaped (what the recent series compare).
     route: Box<str>,
     /// `method="GET",route="/x",status="200"` (escaped).
     labels: Box<str>,
@@ -298,49 +298,22 @@ struct ErrorSeries {
 
 // ---------------------------------------------------------------- recent series
 
-/// Series a thread keeps in front of the shared maps.
-const RECENT_SERIES: usize = 8;
-
 thread_local! {
-    static RECENT: RefCell<RecentSeries> = const { RefCell::new(RecentSeries::new()) };
+    static RECENT_HTTP: RefCell<RecentSeries<HttpSeries>> =
+        const { RefCell::new(RecentSeries::new()) };
+    static RECENT_RPC: RefCell<RecentSeries<RpcSeries>> =
+        const { RefCell::new(RecentSeries::new()) };
 }
 
-/// A thread's last [`RECENT_SERIES`] HTTP series, replaced round robin. Series are never
-/// removed from their family's map, so a cached one is the one the map holds; the entry
-/// keeps it alive if the families are dropped (until the thread replaces it).
-struct RecentSeries {
-    entries: [Option<RecentEntry>; RECENT_SERIES],
-    next: usize,
-}
-
-struct RecentEntry {
-    family: u64,
-    method: NormalizedMethod,
-    status: u16,
-    series: Arc<HttpSeries>,
-}
-
-impl RecentSeries {
-    const fn new() -> Self {
-        Self {
-            entries: [const { None }; RECENT_SERIES],
-            next: 0,
-        }
+impl SeriesText for HttpSeries {
+    fn series_text(&self) -> &str {
+        &self.route
     }
+}
 
-    fn find(&self, family: u64, c: &Completion<'_>) -> Option<&HttpSeries> {
-        self.entries.iter().flatten().find_map(|e| {
-            (e.family == family
-                && e.status == c.status
-                && e.method == c.method
-                && *e.series.route == *c.route)
-                .then_some(&*e.series)
-        })
-    }
-
-    fn push(&mut self, entry: RecentEntry) {
-        self.entries[self.next] = Some(entry);
-        self.next = (self.next + 1) % RECENT_SERIES;
+impl SeriesText for RpcSeries {
+    fn series_text(&self) -> &str {
+        &self.method
     }
 }
 
@@ -362,31 +335,27 @@ pub(crate) struct FamilyOptions {
 /// Every request metric family of one [`HttpMetricsLayer`](crate::HttpMetricsLayer).
 #[derive(Debug)]
 pub(crate) struct HttpFamilies {
-    /// Tells these families from any other in the per-thread cache of series.
-    id: u64,
     opts: FamilyOptions,
     http: CappedMap<HttpKey, Arc<HttpSeries>>,
-    rpc: CappedMap<RpcKey, RpcSeries>,
+    rpc: CappedMap<RpcKey, Arc<RpcSeries>>,
     errors: CappedMap<ErrorKey, ErrorSeries>,
 }
 
 impl HttpFamilies {
     pub(crate) fn new(opts: FamilyOptions) -> Self {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let http_overflow = Arc::new(new_http_series(&opts, OVERFLOW, OVERFLOW, OVERFLOW));
-        let rpc_overflow = RpcSeries {
+        let rpc_overflow = Arc::new(RpcSeries {
             labels: render_rpc_labels(OVERFLOW, OVERFLOW, OVERFLOW),
             service: OVERFLOW.into(),
             method: OVERFLOW.into(),
             code: OVERFLOW,
             duration: Observed::new(&opts.duration_buckets, opts.exemplars),
-        };
+        });
         let err_overflow = ErrorSeries {
             labels: render_error_labels(&opts.names, OVERFLOW, OVERFLOW),
             count: AtomicU64::new(0),
         };
         Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             http: CappedMap::new("http", opts.max_series, http_overflow),
             rpc: CappedMap::new("rpc", opts.max_series, rpc_overflow),
             errors: CappedMap::new("errors", opts.max_series, err_overflow),
@@ -412,24 +381,15 @@ impl HttpFamilies {
                 h.observe_at(opts.size_buckets.index(v), v);
             }
         };
-        // The thread's recent series first: no lock, no hashing, and no write to a cache
-        // line that every core shares (a read lock's reader count is one).
-        // `try_with`/`try_borrow`: a thread being torn down, or a re-entrant call, goes to
-        // the shared map.
-        let cached = RECENT.try_with(|r| {
-            let recent = r.try_borrow().ok()?;
-            recent.find(self.id, c).map(&observe)
-        });
-        if let Ok(Some(())) = cached {
-            return self.record_others(c);
-        }
         let key = HttpKeyRef {
             method: c.method,
             status: c.status,
             route: c.route,
         };
-        let series = self.http.with(
-            &key,
+        let tag = (c.method as u32) << 16 | u32::from(c.status);
+        self.http.with_recent(
+            &RECENT_HTTP,
+            (tag, c.route, &key),
             || {
                 let mut buf = itoa::Buffer::new();
                 let status = if c.status == 0 {
@@ -445,24 +405,8 @@ impl HttpFamilies {
                 };
                 (key, Arc::new(series))
             },
-            |s| {
-                observe(s);
-                s.clone()
-            },
+            observe,
         );
-        // Overflow observations are counted on the shared path: never cached.
-        if !Arc::ptr_eq(&series, self.http.overflow()) {
-            let _ = RECENT.try_with(|r| {
-                if let Ok(mut r) = r.try_borrow_mut() {
-                    r.push(RecentEntry {
-                        family: self.id,
-                        method: c.method,
-                        status: c.status,
-                        series,
-                    });
-                }
-            });
-        }
         self.record_others(c);
     }
 
@@ -475,8 +419,10 @@ impl HttpFamilies {
                 code: c.grpc_code,
                 path,
             };
-            self.rpc.with(
-                &key,
+            let tag = c.grpc_code.map_or(0, |code| u32::from(code as u8) + 1);
+            self.rpc.with_recent(
+                &RECENT_RPC,
+                (tag, path, &key),
                 || {
                     let code = c.grpc_code.map_or("", GrpcCode::as_str);
                     let series = RpcSeries {
@@ -491,7 +437,7 @@ impl HttpFamilies {
                             code: c.grpc_code,
                             path: path.into(),
                         },
-                        series,
+                        Arc::new(series),
                     )
                 },
                 |s| {
@@ -676,7 +622,7 @@ impl HttpFamilies {
 
         if let Some(name) = &names.rpc_duration {
             let rpc = self.rpc.read();
-            let mut rows: Vec<&RpcSeries> = rpc.values().collect();
+            let mut rows: Vec<&RpcSeries> = rpc.values().map(|s| &**s).collect();
             rows.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
             let overflow = self.rpc.overflow();
             if overflow.duration.hist.snapshot().count() > 0 {
