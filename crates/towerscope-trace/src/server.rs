@@ -470,7 +470,12 @@ where
     if span.is_recording() {
         return parent.with_span(span);
     }
-    let sc = span.span_context();
+    dropped_child(parent, span.span_context())
+}
+
+/// The context of a dropped span `sc` under `parent`: its IDs alone, with the caller's
+/// `random` flag when it continues the caller's trace (see [`child_context`]).
+fn dropped_child(parent: &Context, sc: &SpanContext) -> Context {
     let caller = parent.span();
     let psc = caller.span_context();
     let random = psc.is_valid()
@@ -492,8 +497,9 @@ where
 
 /// The context of a server span its sampler drops, made without the SDK: what the SDK
 /// gives such a span (a fresh span ID; the parent's trace ID, or a fresh one from the same
-/// generator; no flags but the caller's `random`, as [`child_context`] keeps it; the
-/// sampler's `tracestate`, else the caller's) with its [`TraceIds`] in the extensions.
+/// generator; default flags; the sampler's `tracestate`, else the caller's), put into a
+/// context as [`child_context`] puts the SDK's (the caller's `random` flag kept), with its
+/// [`TraceIds`] in the extensions.
 fn dropped_context<B>(
     req: &mut Request<B>,
     parent: &Context,
@@ -503,13 +509,10 @@ fn dropped_context<B>(
     let ids = RandomIdGenerator::default();
     let caller = parent.span();
     let psc = caller.span_context();
-    let (trace_id, flags) = if psc.is_valid() {
-        (
-            psc.trace_id(),
-            psc.trace_flags().to_u8() & crate::FLAG_RANDOM,
-        )
+    let trace_id = if psc.is_valid() {
+        psc.trace_id()
     } else {
-        (ids.new_trace_id(), 0)
+        ids.new_trace_id()
     };
     let span_id = ids.new_span_id();
     let state = state.unwrap_or_else(|| psc.trace_state().clone());
@@ -518,8 +521,8 @@ fn dropped_context<B>(
         span_id: span_id.to_bytes(),
         sampled: false,
     });
-    let sc = SpanContext::new(trace_id, span_id, TraceFlags::new(flags), false, state);
-    parent.with_remote_span_context(sc)
+    let sc = SpanContext::new(trace_id, span_id, TraceFlags::default(), false, state);
+    dropped_child(parent, &sc)
 }
 
 /// The attributes of a recording server span beyond those its sampler saw.
