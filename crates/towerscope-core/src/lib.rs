@@ -62,7 +62,7 @@ pub mod test_body;
 mod time;
 
 pub use connection::{ConnectionObserver, TrackedIo, TrackedListener};
-pub use context::{HexId, PeerAddr, RequestStart, SpanRequestId, TraceIds, UserId};
+pub use context::{HexId, PeerAddr, RequestStart, SpanRequestId, TraceIds, UserId, unix_now};
 pub use exclude::ExcludedPaths;
 pub use grpc::{GrpcCode, is_grpc};
 pub use method::NormalizedMethod;

@@ -26,14 +26,15 @@ impl RequestId {
     /// millisecond, as RFC 9562 §6.2 describes); IDs made on different threads within the
     /// same millisecond sort in no particular order. The counter is per thread: uuid's own
     /// `Uuid::now_v7` keeps one behind a process-wide mutex, which every request on every
-    /// core would take.
+    /// core would take. The time is [`towerscope_core::unix_now`]: the request clock, set
+    /// by the system clock once a second.
     pub fn new_v7() -> Self {
         thread_local! {
             static CONTEXT: uuid::ContextV7 = const { uuid::ContextV7::new() };
         }
         let uuid = CONTEXT
             .try_with(|context| {
-                let now = unix_now();
+                let now = towerscope_core::unix_now();
                 let stamp = uuid::Timestamp::from_unix(context, now.as_secs(), now.subsec_nanos());
                 uuid::Uuid::new_v7(stamp)
             })
@@ -113,45 +114,6 @@ impl std::fmt::Debug for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "RequestId({})", self.as_str())
     }
-}
-
-/// How long a thread trusts the time-stamp counter before reading the system clock again.
-const WALL_CLOCK_RESYNC: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Unix time for v7 IDs: the system clock read once a second per thread, the time-stamp
-/// counter (`quanta`) in between.
-///
-/// A system clock reading costs 30–40 ns on the virtual machine we measure on, a counter
-/// reading about 20 (`benches/ids.rs`: 113 against 129 ns per ID). The counter runs at a constant rate, so
-/// between two system clock readings the result drifts from it by at most the clock's slew
-/// rate (NTP slews at most 500 ppm: half a millisecond per second); a step of the system
-/// clock shows within a second. IDs made on one thread still sort in the order they were
-/// made: the v7 context never lets its timestamp go backwards.
-fn unix_now() -> std::time::Duration {
-    use std::cell::Cell;
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
-    thread_local! {
-        static ANCHOR: Cell<Option<(quanta::Instant, Duration)>> = const { Cell::new(None) };
-    }
-    let system = || {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-    };
-    let counter = quanta::Instant::now();
-    ANCHOR
-        .try_with(|anchor| {
-            if let Some((at, wall)) = anchor.get() {
-                let since = counter.saturating_duration_since(at);
-                if since < WALL_CLOCK_RESYNC {
-                    return wall + since;
-                }
-            }
-            let wall = system();
-            anchor.set(Some((counter, wall)));
-            wall
-        })
-        .unwrap_or_else(|_| system())
 }
 
 /// Why an inbound ID was not accepted; the `reason` label of
