@@ -15,10 +15,13 @@
 //! `fast-rng` (`getrandom::fill` of 16 bytes, version and variant bits, then tower-http's own
 //! `to_string().parse()`), which is what a service with tower-http alone runs.
 //!
-//! Two reference rows: the floor (a constant put where both stacks put their ID) and a
+//! Three reference rows: the floor (a constant put where both stacks put their ID); a
 //! lower bound for any layer that does what the issue asks with its default generator: a
 //! fresh UUID v7 `RequestId` into the request extensions and the response header, inside a
-//! `request` span (no inbound header read, no request header written).
+//! `request` span (no inbound header read, no request header written); and the same with
+//! the cheapest v7 ID we could write (`cheapest_v7`: a non-cryptographic random source, no
+//! counter, no validation, no reference count): what the first bound would cost with an
+//! ID generator as cheap as we know how to make one.
 //!
 //! Run: `cargo bench -p towerscope-request-id --bench request_id`
 
@@ -51,12 +54,58 @@ impl MakeRequestId for MakeRequestUuidGetrandom {
     }
 }
 
+/// The cheapest UUID v7 text we could write, for the second lower bound: the request
+/// clock's Unix time, a per-thread wyrand (not the cryptographic generator RFC 9562 asks
+/// for), no per-thread counter, uuid's hex encoder, no allocation. The row puts the text
+/// into the extensions as it is (no reference count to keep) and into one unvalidated
+/// header value (one allocation).
+fn cheapest_v7() -> [u8; 36] {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(
+            std::collections::hash_map::RandomState::new().build_hasher().finish(),
+        );
+    }
+    let wyrand = || {
+        STATE.with(|s| {
+            let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
+            s.set(x);
+            let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
+            (t as u64) ^ ((t >> 64) as u64)
+        })
+    };
+    let millis = towerscope_core::unix_now().as_millis() as u64;
+    let hi = (millis << 16) | 0x7000 | (wyrand() & 0x0fff);
+    let lo = (wyrand() & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    let mut text = [0u8; 36];
+    uuid::Uuid::from_u128((u128::from(hi) << 64) | u128::from(lo))
+        .hyphenated()
+        .encode_lower(&mut text);
+    text
+}
+
+/// `text` as a header value, unvalidated: `cheapest_v7` writes hex digits and '-' only.
+#[allow(unsafe_code)]
+fn unvalidated(text: &[u8; 36]) -> http::HeaderValue {
+    // SAFETY: hex digits and '-' only, all visible ASCII.
+    unsafe { http::HeaderValue::from_maybe_shared_unchecked(bytes::Bytes::from(text.to_vec())) }
+}
+
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 const FIXED: http::HeaderValue =
     http::HeaderValue::from_static("0190a0c5-7f1e-7000-8000-000000000000");
 
 fn main() {
     let settings = Settings::from_env();
+    // The cheapest ID must still be a UUID v7 of the current millisecond.
+    let probe = unvalidated(&cheapest_v7());
+    let uuid = uuid::Uuid::parse_str(probe.to_str().expect("ASCII")).expect("a UUID");
+    assert_eq!(uuid.get_version_num(), 7, "{uuid}");
+    assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{uuid}");
+    let (secs, _) = uuid.get_timestamp().expect("v7 has a time").to_unix();
+    let now = towerscope_core::unix_now().as_secs();
+    assert!(secs.abs_diff(now) <= 1, "{uuid}: {secs} against {now}");
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -138,6 +187,32 @@ fn main() {
                 "/",
             ),
         ),
+        (
+            "lower bound with the cheapest v7 ID (non-cryptographic, unvalidated) into extensions and response header, in a span",
+            runner(
+                tower::service_fn({
+                    let mut inner = plain();
+                    move |mut req: Request<Body>| {
+                        let id = cheapest_v7();
+                        let span = tracing::info_span!(
+                            "request",
+                            request_id = std::str::from_utf8(&id).unwrap_or_default()
+                        );
+                        req.extensions_mut().insert(id);
+                        let fut = {
+                            let _entered = span.enter();
+                            tower::Service::call(&mut inner, req)
+                        };
+                        async move {
+                            let mut res = fut.await?;
+                            res.headers_mut().insert(X_REQUEST_ID, unvalidated(&id));
+                            Ok::<_, std::convert::Infallible>(res)
+                        }
+                    }
+                }),
+                "/",
+            ),
+        ),
     ];
     let o = table(
         "request IDs around a plain service",
@@ -158,5 +233,9 @@ fn main() {
         "lower bound / tower-http (getrandom, as built alone) = {:.2}; floor = {:.2}",
         o[5] / o[3],
         o[4] / o[3]
+    );
+    println!(
+        "lower bound with the cheapest v7 ID / tower-http (getrandom, as built alone) = {:.2}",
+        o[6] / o[3]
     );
 }
