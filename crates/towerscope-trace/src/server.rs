@@ -359,7 +359,9 @@ where
         let method = NormalizedMethod::from(req.method());
         let route = resolve_route(req, config.classifier.as_ref());
         let grpc = is_grpc(req.headers());
-        let mut attributes = Vec::with_capacity(12);
+        // Room for every attribute a span gets, the ones set when it ends included: the
+        // SDK keeps this vector as the span's own.
+        let mut attributes = Vec::with_capacity(16);
         let name: Cow<'static, str> = if grpc {
             let rpc_method = match route.grpc_parts() {
                 Some(_) => route.as_str().trim_start_matches('/').to_owned(),
@@ -390,8 +392,6 @@ where
                 name.into()
             }
         };
-        // A sampler sees the name (`{METHOD} {route}`, or the RPC method) and the method;
-        // the rest is only built for a span that records.
         // An interned name (`{METHOD} {route}`) lends its tail to `http.route`.
         let interned = match &name {
             Cow::Borrowed(n) if !grpc && !route.is_unmatched() => Some(*n),
@@ -400,7 +400,9 @@ where
         if let (Some(pre), true) = (&config.presample, parent_valid) {
             use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample as _};
             // With a valid parent the SDK samples on the parent's trace ID: the same call
-            // here gives the same answer.
+            // here gives the same answer. The SDK's own samplers (the only ones a layer is
+            // told of) read no attribute, so the request's are only built for a span that
+            // is not dropped here.
             let decision = pre.sampler.should_sample(
                 Some(&parent),
                 parent.span().span_context().trace_id(),
@@ -416,23 +418,25 @@ where
                 );
             }
         }
-        let mut span = config
+        // Every attribute goes in at creation: the semantic conventions ask for the
+        // sampling-relevant ones there (method, `url.*`, `server.address`,
+        // `user_agent.original`), so that the tracer's sampler, whichever it is, sees them;
+        // and one vector handed over costs less than a call per attribute on the span.
+        if !grpc && !route.is_unmatched() {
+            let value: opentelemetry::StringValue = match interned {
+                Some(n) => n[method.as_str().len() + 1..].into(),
+                None => route.as_str().to_owned().into(),
+            };
+            attributes.push(KeyValue::new("http.route", value));
+        }
+        request_attributes(&mut attributes, req, method, grpc);
+        let span = config
             .tracer
             .span_builder(name)
             .with_kind(SpanKind::Server)
             .with_attributes(attributes)
             .start_with_context(&config.tracer, &parent);
         let recording = span.is_recording();
-        if recording {
-            if !grpc && !route.is_unmatched() {
-                let value: opentelemetry::StringValue = match interned {
-                    Some(n) => n[method.as_str().len() + 1..].into(),
-                    None => route.as_str().to_owned().into(),
-                };
-                span.set_attribute(KeyValue::new("http.route", value));
-            }
-            record_attributes(&mut span, req, method, grpc);
-        }
         let sc = span.span_context();
         req.extensions_mut().insert(TraceIds {
             trace_id: sc.trace_id().to_bytes(),
@@ -525,16 +529,17 @@ fn dropped_context<B>(
     dropped_child(parent, &sc)
 }
 
-/// The attributes of a recording server span beyond those its sampler saw.
-fn record_attributes<B>(
-    span: &mut impl Span,
+/// The attributes of a server span read from the request, beyond the method (or the RPC
+/// method) and the route.
+fn request_attributes<B>(
+    attributes: &mut Vec<KeyValue>,
     req: &Request<B>,
     method: NormalizedMethod,
     grpc: bool,
 ) {
     if !grpc {
-        span.set_attribute(KeyValue::new("url.path", cut(req.uri().path(), 1024)));
-        span.set_attribute(KeyValue::new(
+        attributes.push(KeyValue::new("url.path", cut(req.uri().path(), 1024)));
+        attributes.push(KeyValue::new(
             "url.scheme",
             match req.uri().scheme_str() {
                 Some("https") => "https",
@@ -542,13 +547,13 @@ fn record_attributes<B>(
             },
         ));
         if method == NormalizedMethod::Other {
-            span.set_attribute(KeyValue::new(
+            attributes.push(KeyValue::new(
                 "http.request.method_original",
                 cut(req.method().as_str(), 64),
             ));
         }
     }
-    span.set_attribute(KeyValue::new(
+    attributes.push(KeyValue::new(
         "network.protocol.version",
         protocol_version(req.version()),
     ));
@@ -557,13 +562,13 @@ fn record_attributes<B>(
         .host()
         .or_else(|| header_str(req, http::header::HOST).map(|h| h.split(':').next().unwrap_or(h)));
     if let Some(host) = host {
-        span.set_attribute(KeyValue::new("server.address", cut(host, 256)));
+        attributes.push(KeyValue::new("server.address", cut(host, 256)));
     }
     if let Some(ua) = header_str(req, http::header::USER_AGENT) {
-        span.set_attribute(KeyValue::new("user_agent.original", cut(ua, 256)));
+        attributes.push(KeyValue::new("user_agent.original", cut(ua, 256)));
     }
     if let Some(id) = header_str(req, crate::names::REQUEST_ID) {
-        span.set_attribute(KeyValue::new("request.id", cut(id, 128)));
+        attributes.push(KeyValue::new("request.id", cut(id, 128)));
     }
 }
 
@@ -713,24 +718,31 @@ impl Observer for SpanObserver {
         let span = self.cx.span();
         let outcome = Outcome::of(&end, self.method, self.status, self.panic);
         let error: Option<Cow<'static, str>> = if self.grpc {
-            end_rpc(&span, outcome, self.grpc_code, GrpcCode::is_server_error)
-        } else {
-            if let Some(code) = self.status {
-                span.set_attribute(KeyValue::new("http.response.status_code", i64::from(code)));
+            let error = end_rpc(&span, outcome, self.grpc_code, GrpcCode::is_server_error);
+            if let Some(error) = &error {
+                span.set_attribute(KeyValue::new("error.type", error.clone()));
             }
-            match outcome {
+            error
+        } else {
+            let error = match outcome {
                 Outcome::Ok => None,
                 // The status code is the error type of a 5xx (semantic conventions).
                 Outcome::ServerError => self.status.map(|s| Cow::Owned(s.to_string())),
                 other => Some(other.as_str().into()),
-            }
+            };
+            // One call (one lock of the span) for the status code and the error type.
+            let status = self
+                .status
+                .map(|code| KeyValue::new("http.response.status_code", i64::from(code)));
+            let error_type = error.clone().map(|e| KeyValue::new("error.type", e));
+            span.set_attributes(status.into_iter().chain(error_type));
+            error
         };
         if let Some(error) = error {
             let description = match end {
                 End::ServiceError(e) | End::BodyError { error: e, .. } => e.to_string(),
                 _ => error.to_string(),
             };
-            span.set_attribute(KeyValue::new("error.type", error));
             span.set_status(Status::error(description));
         }
         span.end();

@@ -593,3 +593,84 @@ async fn a_layer_told_its_sampler_decides_as_the_sdk_does() {
     // The matrix holds both outcomes.
     assert!(decided_ahead > 20, "{decided_ahead}");
 }
+
+/// A sampler that keeps only requests under `/users`, deciding on `url.path` as the
+/// semantic conventions allow, and remembers which attributes each decision saw.
+#[derive(Debug, Clone, Default)]
+struct ByPath(std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>);
+
+impl opentelemetry_sdk::trace::ShouldSample for ByPath {
+    fn should_sample(
+        &self,
+        _parent: Option<&opentelemetry::Context>,
+        _trace_id: opentelemetry::trace::TraceId,
+        _name: &str,
+        _kind: &SpanKind,
+        attributes: &[opentelemetry::KeyValue],
+        _links: &[opentelemetry::trace::Link],
+    ) -> opentelemetry_sdk::trace::SamplingResult {
+        use opentelemetry::trace::TraceState;
+        use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult};
+        let keys = attributes.iter().map(|kv| kv.key.to_string()).collect();
+        self.0.lock().expect("lock").push(keys);
+        let users = attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "url.path" && kv.value.as_str().starts_with("/users"));
+        SamplingResult {
+            decision: if users {
+                SamplingDecision::RecordAndSample
+            } else {
+                SamplingDecision::Drop
+            },
+            attributes: Vec::new(),
+            trace_state: TraceState::default(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_tracers_sampler_sees_the_sampling_attributes_at_creation() {
+    let sampler = ByPath::default();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(sampler.clone())
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let app = Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .route("/orders", get(|| async { "orders" }))
+        .layer(TraceLayer::new(provider.tracer("test")));
+    send(&app, "/users/7", &[]).await;
+    send(&app, "/orders", &[("x-request-id", "req-1")]).await;
+
+    let seen = sampler.0.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 2, "one decision a request: {seen:?}");
+    for keys in &seen {
+        for key in [
+            "http.request.method",
+            "http.route",
+            "url.path",
+            "url.scheme",
+            "server.address",
+            "user_agent.original",
+            "network.protocol.version",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} not in {keys:?}");
+        }
+    }
+    assert!(seen[1].iter().any(|k| k == "request.id"), "{:?}", seen[1]);
+    let spans = exporter.get_finished_spans().expect("spans");
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+    assert_eq!(names, ["GET /users/{id}"], "the sampler's choice holds");
+    let user = &spans[0];
+    assert_eq!(attr(user, "url.path").as_deref(), Some("/users/7"));
+    assert_eq!(
+        attr(user, "server.address").as_deref(),
+        Some("shop.example")
+    );
+    assert_eq!(
+        attr(user, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(attr(user, "error.type"), None);
+}
