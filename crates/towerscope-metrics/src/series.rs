@@ -38,6 +38,11 @@ impl<K: Hash + Eq, V> CappedMap<K, V> {
 
     /// Runs `f` on the series for `key`, creating it (with `make`) if there is room, or on
     /// the overflow series. The common case takes one read lock and allocates nothing.
+    ///
+    /// A full map sends a new key to the overflow under the read lock: series are never
+    /// removed, so a map that is full stays full. Past the cap (a cardinality attack sends
+    /// a new label set with every request) no request takes the write lock, which would
+    /// make every core wait, the attack's requests and everyone else's alike.
     #[inline]
     pub(crate) fn with<Q, R>(
         &self,
@@ -53,8 +58,26 @@ impl<K: Hash + Eq, V> CappedMap<K, V> {
             if let Some(v) = map.get(key) {
                 return f(v);
             }
+            if map.len() >= self.cap {
+                drop(map);
+                return self.overflow_with(f);
+            }
         }
         self.insert_slow(key, make, f)
+    }
+
+    /// Counts one overflow (warning once) and runs `f` on the overflow series.
+    #[cold]
+    fn overflow_with<R>(&self, f: impl FnOnce(&V) -> R) -> R {
+        self.overflowed.fetch_add(1, Ordering::Relaxed);
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                family = self.family,
+                cap = self.cap,
+                "metric family reached its cardinality cap; new label sets go to the overflow series"
+            );
+        }
+        f(&self.overflow)
     }
 
     #[cold]
@@ -73,15 +96,7 @@ impl<K: Hash + Eq, V> CappedMap<K, V> {
         }
         if map.len() >= self.cap {
             drop(map);
-            self.overflowed.fetch_add(1, Ordering::Relaxed);
-            if !self.warned.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    family = self.family,
-                    cap = self.cap,
-                    "metric family reached its cardinality cap; new label sets go to the overflow series"
-                );
-            }
-            return f(&self.overflow);
+            return self.overflow_with(f);
         }
         let (k, v) = make();
         let v = map.entry(k).or_insert(v);
@@ -217,6 +232,30 @@ mod tests {
             |v| v.fetch_add(1, Ordering::Relaxed),
         );
         assert_eq!(m.read()[&1].load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_full_map_overflows_without_the_write_lock() {
+        let m = Arc::new(CappedMap::<u32, AtomicU64>::new("t", 1, AtomicU64::new(0)));
+        m.with(&0, || (0, AtomicU64::new(0)), |_| ());
+        // A reader holds the map (a scrape encoding it, or a request on another core):
+        // a new key past the cap must not wait for it.
+        let reader = m.read();
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = Arc::clone(&m);
+        std::thread::spawn(move || {
+            writer.with(
+                &1,
+                || unreachable!("the map is full"),
+                |v| v.fetch_add(1, Ordering::Relaxed),
+            );
+            let _ = done.send(());
+        });
+        let waited = finished.recv_timeout(std::time::Duration::from_secs(10));
+        drop(reader);
+        assert!(waited.is_ok(), "an overflow waited for the write lock");
+        assert_eq!(m.overflowed(), 1);
+        assert_eq!(m.overflow().load(Ordering::Relaxed), 1);
     }
 
     struct Named(&'static str, AtomicU64);

@@ -399,6 +399,11 @@ impl PerfMonitor {
             if let Some(w) = series.get(key) {
                 return Some(w.clone());
             }
+            // Series are never removed: a full map stays full, and past the cap no call
+            // takes the write lock (which would make every recording thread wait).
+            if series.len() >= inner.max_series {
+                return None;
+            }
         }
         let mut series = inner.series.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(w) = series.get(key) {
@@ -566,4 +571,34 @@ fn summarize(h: &hdrhistogram::Histogram<u64>) -> Option<Stats> {
         p99: v(h.value_at_quantile(0.99)),
         std_dev: h.stdev() / SCALE,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_monitor_refuses_new_series_without_the_write_lock() {
+        let perf = PerfMonitor::builder().max_series(1).build();
+        assert!(perf.series("a", &[]).is_some());
+        // A reader holds the series (another thread recording, or a snapshot): a new
+        // series past the cap must not wait for it.
+        let reader = perf
+            .inner
+            .series
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (done, finished) = std::sync::mpsc::channel();
+        let other = perf.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(other.series("b", &[("route", "/x")]).is_none());
+        });
+        let refused = finished.recv_timeout(Duration::from_secs(10));
+        drop(reader);
+        assert_eq!(
+            refused,
+            Ok(true),
+            "a new series past the cap waited or was made"
+        );
+    }
 }

@@ -660,6 +660,10 @@ fn intern(
         if let Some(name) = read.0.get(route).and_then(|names| names[slot]) {
             return Some(name);
         }
+        // Names are never removed: past the cap no span takes the write lock.
+        if read.1 >= max {
+            return None;
+        }
     }
     let mut write = table.write().ok()?;
     let (names, count) = &mut *write;
@@ -797,6 +801,21 @@ mod tests {
         assert_eq!(intern(&table, 3, NormalizedMethod::Get, "/b"), None);
         assert!(intern(&table, 3, NormalizedMethod::Post, "/users/{id}").is_some());
         assert_eq!(table.read().expect("lock").1, 3);
+        // Full, with a reader holding the table: a new name does not wait for it.
+        let table = std::sync::Arc::new(table);
+        let reader = table.read().expect("lock");
+        let (done, finished) = std::sync::mpsc::channel();
+        let other = std::sync::Arc::clone(&table);
+        std::thread::spawn(move || {
+            let _ = done.send(intern(&other, 3, NormalizedMethod::Get, "/c").is_none());
+        });
+        let refused = finished.recv_timeout(std::time::Duration::from_secs(10));
+        drop(reader);
+        assert_eq!(
+            refused,
+            Ok(true),
+            "a new name past the cap waited or was kept"
+        );
     }
 
     #[test]
