@@ -1,5 +1,6 @@
 //! A cardinality attack on the whole stack: one million requests, each with a unique path,
-//! method, user agent, host and request ID. Every metric family stays within its cap, and
+//! method, user agent, host and request ID, sent from two tasks at once on two worker
+//! threads. Every metric family stays within its cap, every request is counted once, and
 //! memory stops growing once the caps are reached.
 
 use std::collections::HashMap;
@@ -44,54 +45,73 @@ fn series(text: &str) -> HashMap<String, usize> {
     out
 }
 
-#[tokio::test(flavor = "current_thread")]
+/// Request `i` of the attack: a unique path no route matches (or a real route with a
+/// unique id), a method nobody uses, a user agent, a host, and an inbound ID (every third
+/// invalid).
+fn unique_request(i: usize) -> Request<Body> {
+    let path = if i % 2 == 0 {
+        format!("/users/{i}")
+    } else {
+        format!("/scan/{i:x}/{}", i.wrapping_mul(2_654_435_761))
+    };
+    let method = if i % 5 == 0 {
+        format!("M{i:X}")
+    } else {
+        "GET".to_owned()
+    };
+    let id = if i % 3 == 0 {
+        format!("bad id {i}")
+    } else {
+        format!("id-{i}")
+    };
+    Request::builder()
+        .method(method.as_str())
+        .uri(path)
+        .header("host", format!("h{i}.example"))
+        .header("user-agent", format!("bot/{i}"))
+        .header("x-request-id", id)
+        .body(Body::empty())
+        .expect("request")
+}
+
+/// Sends requests `range` through `app` from two tasks at once (one per core of the CI
+/// machine), each collecting every response body.
+async fn attack(app: &axum::Router, range: std::ops::Range<usize>) {
+    let tasks: Vec<_> = (0..2)
+        .map(|half| {
+            let mut app = app.clone();
+            let range = range.clone();
+            tokio::spawn(async move {
+                for i in range.filter(|i| i % 2 == half) {
+                    let svc = tower::ServiceExt::<Request<Body>>::ready(&mut app)
+                        .await
+                        .expect("ready");
+                    let resp = svc.call(unique_request(i)).await.expect("infallible");
+                    let _ = resp.into_body().collect().await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("attack task");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_unique_requests_stay_within_the_caps() {
     let obs = Observability::builder("cardinality")
         .without_logging()
         .http_metrics(HttpMetricsLayer::builder().max_series(CAP))
         .build()
         .expect("builds");
-    let mut app: axum::Router = axum::Router::new()
+    let app: axum::Router = axum::Router::new()
         .route("/users/{id}", axum::routing::get(|| async { "user" }))
         .fallback(|| async { (http::StatusCode::NOT_FOUND, "no") })
         .layer(obs.layer());
 
-    let mut warm_rss = 0;
-    for i in 0..REQUESTS {
-        // Unique everything: a path no route matches (or a real route with a unique id), a
-        // method nobody uses, a user agent, a host, and an inbound ID (every third invalid).
-        let path = if i % 2 == 0 {
-            format!("/users/{i}")
-        } else {
-            format!("/scan/{i:x}/{}", i.wrapping_mul(2_654_435_761))
-        };
-        let method = if i % 5 == 0 {
-            format!("M{i:X}")
-        } else {
-            "GET".to_owned()
-        };
-        let id = if i % 3 == 0 {
-            format!("bad id {i}")
-        } else {
-            format!("id-{i}")
-        };
-        let req = Request::builder()
-            .method(method.as_str())
-            .uri(path)
-            .header("host", format!("h{i}.example"))
-            .header("user-agent", format!("bot/{i}"))
-            .header("x-request-id", id)
-            .body(Body::empty())
-            .expect("request");
-        let svc = tower::ServiceExt::<Request<Body>>::ready(&mut app)
-            .await
-            .expect("ready");
-        let resp = svc.call(req).await.expect("infallible");
-        let _ = resp.into_body().collect().await;
-        if i == REQUESTS / 5 {
-            warm_rss = rss();
-        }
-    }
+    attack(&app, 0..REQUESTS / 5).await;
+    let warm_rss = rss();
+    attack(&app, REQUESTS / 5..REQUESTS).await;
     let end_rss = rss();
 
     let text = obs.metrics_service().encode(Format::Prometheus);
