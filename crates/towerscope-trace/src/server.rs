@@ -420,8 +420,7 @@ where
         }
         // Every attribute goes in at creation: the semantic conventions ask for the
         // sampling-relevant ones there (method, `url.*`, `server.address`,
-        // `user_agent.original`), so that the tracer's sampler, whichever it is, sees them;
-        // and one vector handed over costs less than a call per attribute on the span.
+        // `user_agent.original`), so that the tracer's sampler, whichever it is, sees them.
         if !grpc && !route.is_unmatched() {
             let value: opentelemetry::StringValue = match interned {
                 Some(n) => n[method.as_str().len() + 1..].into(),
@@ -722,31 +721,24 @@ impl Observer for SpanObserver {
         let span = self.cx.span();
         let outcome = Outcome::of(&end, self.method, self.status, self.panic);
         let error: Option<Cow<'static, str>> = if self.grpc {
-            let error = end_rpc(&span, outcome, self.grpc_code, GrpcCode::is_server_error);
-            if let Some(error) = &error {
-                span.set_attribute(KeyValue::new("error.type", error.clone()));
-            }
-            error
+            end_rpc(&span, outcome, self.grpc_code, GrpcCode::is_server_error)
         } else {
-            let error = match outcome {
+            if let Some(code) = self.status {
+                span.set_attribute(KeyValue::new("http.response.status_code", i64::from(code)));
+            }
+            match outcome {
                 Outcome::Ok => None,
                 // The status code is the error type of a 5xx (semantic conventions).
                 Outcome::ServerError => self.status.map(|s| Cow::Owned(s.to_string())),
                 other => Some(other.as_str().into()),
-            };
-            // One call (one lock of the span) for the status code and the error type.
-            let status = self
-                .status
-                .map(|code| KeyValue::new("http.response.status_code", i64::from(code)));
-            let error_type = error.clone().map(|e| KeyValue::new("error.type", e));
-            span.set_attributes(status.into_iter().chain(error_type));
-            error
+            }
         };
         if let Some(error) = error {
             let description = match end {
                 End::ServiceError(e) | End::BodyError { error: e, .. } => e.to_string(),
                 _ => error.to_string(),
             };
+            span.set_attribute(KeyValue::new("error.type", error));
             span.set_status(Status::error(description));
         }
         span.end();
