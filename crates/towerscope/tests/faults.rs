@@ -2,6 +2,7 @@
 //! middle of a response; panics, 500s and inner-service errors under concurrency; and
 //! dependencies that hang (a readiness check, an alert receiver) while traffic flows.
 
+#[path = "it/common.rs"]
 mod common;
 use common::Lines;
 use std::collections::HashSet;

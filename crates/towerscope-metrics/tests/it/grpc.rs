@@ -1,6 +1,6 @@
 //! gRPC: status read from trailers and from trailers-only heads, on a real tonic server.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! End-to-end behaviour of the request metrics on axum routers.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Plain hyper 1.x through hyper-util, and axum::serve, with connection tracking.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! exemplars) and JSON log lines all appear, and what each carries proves the order of the
 //! layers (request ID → span → metrics → access log → panic catching → service).
 
-mod common;
+use crate::common;
 use common::Lines;
 use std::collections::HashMap;
 use std::convert::Infallible;

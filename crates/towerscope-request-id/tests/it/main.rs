@@ -1,0 +1,6 @@
+//! The request-ID crate's integration tests, one module each, in one test binary: every
+//! test binary links the whole dependency tree again, so one binary per package instead of one
+//! per file keeps the build of the test suite short (see `docs/testing.md`).
+
+mod props;
+mod request_id;
