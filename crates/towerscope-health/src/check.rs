@@ -146,6 +146,18 @@ impl Status {
 }
 
 /// The outcome of one check, as reported by `/ready`.
+///
+/// ```
+/// use towerscope_health::{CheckOptions, Health, Status, check_fn};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let health = Health::builder("1.0.0")
+///     .check("queue", check_fn(|| async { Ok::<_, std::io::Error>(()) }), CheckOptions::default())
+///     .build();
+/// let report = &health.readiness().await.checks["queue"];
+/// assert_eq!((report.status, report.error.as_deref()), (Status::Healthy, None));
+/// assert!(report.duration_ms >= 0.0);
+/// # });
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckReport {
     /// `healthy`, or `degraded`/`unhealthy` by the check's criticality when it failed.

@@ -89,6 +89,14 @@ impl std::fmt::Debug for Health {
 }
 
 /// Builder for [`Health`].
+///
+/// ```
+/// use towerscope_health::{CheckOptions, Health, check_fn};
+/// let health = Health::builder("1.4.2")
+///     .check("cache", check_fn(|| async { Ok::<_, std::io::Error>(()) }), CheckOptions::default())
+///     .build();
+/// assert_eq!(health.liveness().version, "1.4.2");
+/// ```
 #[must_use]
 pub struct HealthBuilder {
     version: String,
@@ -162,6 +170,24 @@ impl HealthBuilder {
 }
 
 /// What `/ready` answers.
+///
+/// ```
+/// use towerscope_health::{CheckOptions, Criticality, Health, Status, check_fn};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let health = Health::builder("1.0.0")
+///     .check("db", check_fn(|| async { Ok::<_, std::io::Error>(()) }), CheckOptions::default())
+///     .check(
+///         "search",
+///         check_fn(|| async { Err(std::io::Error::other("connection refused")) }),
+///         CheckOptions::default().criticality(Criticality::NonCritical),
+///     )
+///     .build();
+/// let ready = health.readiness().await;
+/// assert_eq!(ready.status, Status::Degraded); // a non-critical check failed
+/// assert_eq!(ready.checks["db"].status, Status::Healthy);
+/// assert!(ready.checks["search"].error.as_deref().unwrap().contains("refused"));
+/// # });
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Readiness {
     /// The worst status of the checks.
@@ -171,6 +197,13 @@ pub struct Readiness {
 }
 
 /// What `/health` answers.
+///
+/// ```
+/// use towerscope_health::{Health, Status};
+/// let live = towerscope_health::Health::builder("2.0.1").build().liveness();
+/// assert_eq!((live.status, live.version.as_str()), (Status::Healthy, "2.0.1"));
+/// assert!(live.start_time > 0.0);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Liveness {
     /// Always `healthy` while the process answers.

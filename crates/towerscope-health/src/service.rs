@@ -26,6 +26,20 @@ fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Byte
 }
 
 /// `/health`: liveness as JSON (`status`, `version`, `uptime_seconds`, `start_time`).
+///
+/// ```
+/// use tower::ServiceExt as _;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let health = towerscope_health::Health::builder("1.0.0").build();
+/// let resp = health
+///     .liveness_service()
+///     .oneshot(http::Request::new(()))
+///     .await
+///     .unwrap();
+/// assert_eq!(resp.status(), 200);
+/// assert_eq!(resp.headers()["content-type"], "application/json");
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct LivenessService {
     health: Health,
@@ -53,6 +67,26 @@ impl<B> Service<Request<B>> for LivenessService {
 
 /// `/ready`: readiness as JSON (`status`, `checks`); 200 when healthy or degraded, 503 when
 /// unhealthy.
+///
+/// ```
+/// use tower::ServiceExt as _;
+/// use towerscope_health::{CheckOptions, Health, check_fn};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let health = Health::builder("1.0.0")
+///     .check(
+///         "db",
+///         check_fn(|| async { Err(std::io::Error::other("down")) }),
+///         CheckOptions::default(), // critical by default
+///     )
+///     .build();
+/// let resp = health
+///     .readiness_service()
+///     .oneshot(http::Request::new(()))
+///     .await
+///     .unwrap();
+/// assert_eq!(resp.status(), 503);
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct ReadinessService {
     health: Health,

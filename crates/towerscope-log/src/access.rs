@@ -16,6 +16,12 @@ use crate::client_addr::{IpRange, IpRangeError, client_addr};
 use crate::redact::{REDACTED, Redaction};
 
 /// Target of the access log events (for filters: `towerscope_log::access=debug`).
+///
+/// ```
+/// // Start lines are debug: turn them on for the access log alone.
+/// let filter = format!("info,{}=debug", towerscope_log::ACCESS_TARGET);
+/// assert_eq!(filter, "info,towerscope_log::access=debug");
+/// ```
 pub const ACCESS_TARGET: &str = "towerscope_log::access";
 
 /// Longest path written, in bytes; longer paths are cut at a character boundary.
@@ -144,6 +150,20 @@ impl AccessLogLayer {
 }
 
 /// Builder for [`AccessLogLayer`].
+///
+/// ```
+/// use std::time::Duration;
+/// let access_log = towerscope_log::AccessLogLayer::builder()
+///     .trusted_proxies(["10.0.0.0/8", "::1"])
+///     .expect("valid ranges")
+///     .log_headers(["x-tenant"])
+///     .sample_successes(0.1)
+///     .always_log_slower_than(Duration::from_millis(500))
+///     .build();
+/// let app: axum::Router = axum::Router::new()
+///     .route("/", axum::routing::get(|| async { "ok" }))
+///     .layer(access_log);
+/// ```
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct AccessLogBuilder {

@@ -20,6 +20,13 @@ pub struct IpRange {
 }
 
 /// An address range that does not parse.
+///
+/// ```
+/// let err = towerscope_log::AccessLogLayer::builder()
+///     .trusted_proxies(["10.0.0.0/33"])
+///     .unwrap_err();
+/// assert!(err.to_string().contains("10.0.0.0/33"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid address range {0:?} (expected ADDRESS or ADDRESS/PREFIX)")]
 pub struct IpRangeError(String);

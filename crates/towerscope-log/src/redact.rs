@@ -9,6 +9,12 @@ use tracing::callsite::Identifier;
 use tracing::field::Field;
 
 /// The text written instead of a secret.
+///
+/// ```
+/// use towerscope_log::{REDACTED, Redaction};
+/// assert!(Redaction::default().is_secret("password"));
+/// assert_eq!(REDACTED, "[REDACTED]");
+/// ```
 pub const REDACTED: &str = "[REDACTED]";
 
 /// Names whose values are masked wherever they appear: a field (of an event or a span) or a

@@ -22,6 +22,12 @@ use crate::{JsonLayer, RedactedFields, Redaction};
 /// `EnvFilter` matches targets by string prefix, so tower is named `tower::` here: a bare
 /// `tower=warn` would also silence every `towerscope_*` target. Keep that in mind in your
 /// own `RUST_LOG`.
+///
+/// ```
+/// // Your own filter can start from it: RUST_LOG="$(default),my_app=debug".
+/// let filter = format!("{},my_app=debug", towerscope_log::DEFAULT_FILTER);
+/// assert!(filter.starts_with("info,hyper=warn"));
+/// ```
 pub const DEFAULT_FILTER: &str =
     "info,hyper=warn,hyper_util=warn,h2=warn,tower::=warn,reqwest=warn,rustls=warn";
 
@@ -55,6 +61,14 @@ impl std::str::FromStr for LogFormat {
 }
 
 /// A logging setup that cannot be used.
+///
+/// ```
+/// use towerscope_log::{LogError, Logging};
+/// let Err(err) = Logging::builder().filter("my_app=loud").build() else {
+///     panic!("\"loud\" is not a level");
+/// };
+/// assert!(matches!(err, LogError::Filter { .. }), "{err}");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LogError {
@@ -78,6 +92,17 @@ pub enum LogError {
 }
 
 /// Keeps the background writer running; dropping it flushes the lines still buffered.
+///
+/// ```
+/// let (subscriber, guard) = towerscope_log::Logging::builder()
+///     .writer(std::io::sink)
+///     .buffered_lines(1_000)
+///     .build()
+///     .expect("valid setup");
+/// tracing::subscriber::with_default(subscriber, || tracing::info!("through the buffer"));
+/// assert_eq!(guard.dropped_lines(), 0); // the writer keeps up
+/// drop(guard); // flushes what is still buffered
+/// ```
 #[must_use = "dropping the guard stops the log writer"]
 #[derive(Debug)]
 pub struct LoggingGuard {
@@ -147,6 +172,22 @@ impl Logging {
 }
 
 /// Builder for the logging setup; see [`Logging`].
+///
+/// ```
+/// use towerscope_log::{LogFormat, Logging};
+/// // Without installing it globally: a subscriber to use where you choose.
+/// let (subscriber, _guard) = Logging::builder()
+///     .format(LogFormat::Pretty)
+///     .filter("info,my_app=debug")
+///     .redact(["card_number"])
+///     .writer(std::io::sink)
+///     .blocking()
+///     .build()
+///     .expect("valid setup");
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::info!(card_number = "4111 1111 1111 1111", "charged"); // written "[REDACTED]"
+/// });
+/// ```
 #[must_use]
 pub struct LoggingBuilder<W> {
     writer: W,
