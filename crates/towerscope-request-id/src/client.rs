@@ -72,6 +72,25 @@ impl<S> Layer<S> for RequestIdClientLayer {
 }
 
 /// Service made by [`RequestIdClientLayer`].
+///
+/// ```
+/// use tower::{ServiceBuilder, ServiceExt as _};
+/// use towerscope_request_id::{RequestId, RequestIdClientLayer};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// // A stand-in for a hyper-util client: echoes the header it was sent.
+/// let client = ServiceBuilder::new()
+///     .layer(RequestIdClientLayer::new())
+///     .service_fn(|req: http::Request<()>| async move {
+///         Ok::<_, std::convert::Infallible>(req.headers()["x-request-id"].clone())
+///     });
+/// // An ID in the outgoing request's extensions is the one sent (inside a request served
+/// // by `RequestIdLayer`, the served request's ID is used without it).
+/// let id = RequestId::new_v7();
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(id.clone());
+/// assert_eq!(client.oneshot(req).await.unwrap(), id.as_str());
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct RequestIdClient<S> {
     inner: S,

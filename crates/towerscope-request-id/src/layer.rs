@@ -20,9 +20,24 @@ use crate::span::request_span;
 use crate::{Generator, IdRules, Rejection, RequestId};
 
 /// The header the ID is read from and written to by default.
+///
+/// ```
+/// let mut req = http::Request::new(());
+/// req.headers_mut().insert(towerscope_request_id::REQUEST_ID_HEADER, "abc-123".parse().unwrap());
+/// assert_eq!(req.headers()["x-request-id"], "abc-123");
+/// ```
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Also accepted on the way in by default.
+///
+/// ```
+/// use towerscope_request_id::{CORRELATION_ID_HEADER, RequestIdLayer};
+/// // Accept only `x-correlation-id` on the way in (the ID still goes out in `x-request-id`).
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let layer = RequestIdLayer::builder()
+///     .accept_headers([CORRELATION_ID_HEADER])
+///     .build(&mut registry);
+/// ```
 pub const CORRELATION_ID_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -123,6 +138,20 @@ impl RequestIdLayer {
 }
 
 /// Builder for [`RequestIdLayer`].
+///
+/// ```
+/// use towerscope_request_id::{Generator, IdRules, RequestIdLayer};
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let layer = RequestIdLayer::builder()
+///     .header(http::HeaderName::from_static("x-trace-ref"))
+///     .rules(IdRules::default().max_len(64))
+///     .generator(Generator::UuidV4)
+///     .span_level(tracing::Level::DEBUG)
+///     .build(&mut registry);
+/// let app: axum::Router = axum::Router::new()
+///     .route("/", axum::routing::get(|| async { "ok" }))
+///     .layer(layer);
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct RequestIdBuilder {
@@ -272,6 +301,22 @@ impl<S> Layer<S> for RequestIdLayer {
 }
 
 /// Service made by [`RequestIdLayer`].
+///
+/// ```
+/// use tower::{ServiceBuilder, ServiceExt as _};
+/// use towerscope_request_id::{RequestId, RequestIdLayer};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let svc = ServiceBuilder::new()
+///     .layer(RequestIdLayer::new(&mut registry))
+///     .service_fn(|req: http::Request<String>| async move {
+///         let id = req.extensions().get::<RequestId>().expect("set by the layer").clone();
+///         Ok::<_, std::convert::Infallible>(http::Response::new(id.as_str().to_owned()))
+///     });
+/// let resp = svc.oneshot(http::Request::new(String::new())).await.unwrap();
+/// assert_eq!(resp.headers()["x-request-id"].len(), 36); // a fresh UUID v7
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct RequestIdService<S> {
     inner: S,

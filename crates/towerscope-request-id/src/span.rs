@@ -8,6 +8,12 @@ use towerscope_core::SpanRequestId;
 use crate::RequestId;
 
 /// Target of the request span, for filters (`towerscope_request_id=info`).
+///
+/// ```
+/// // Keep the request span (and so the `request_id` of every line) with warnings only elsewhere.
+/// let filter = format!("warn,{}=info", towerscope_request_id::SPAN_TARGET);
+/// assert_eq!(filter, "warn,towerscope_request_id=info");
+/// ```
 pub const SPAN_TARGET: &str = "towerscope_request_id";
 
 /// Opens the `request` span with a `request_id` field, and remembers the ID in the span's
