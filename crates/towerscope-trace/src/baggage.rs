@@ -6,10 +6,33 @@ use opentelemetry::baggage::{Baggage, BaggageExt as _};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 /// The `baggage` header name.
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(towerscope_trace::BAGGAGE, "tenant=acme".parse().unwrap());
+/// assert_eq!(towerscope_trace::parse_baggage(&headers).len(), 1);
+/// ```
 pub const BAGGAGE: &str = "baggage";
 /// At most this many members are read; the rest are dropped (W3C Baggage limit).
+///
+/// ```
+/// use towerscope_trace::{BAGGAGE, MAX_BAGGAGE_MEMBERS, parse_baggage};
+/// let members: Vec<String> = (0..100).map(|i| format!("k{i}=v")).collect();
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(BAGGAGE, members.join(",").parse().unwrap());
+/// assert_eq!(parse_baggage(&headers).len(), MAX_BAGGAGE_MEMBERS);
+/// ```
 pub const MAX_BAGGAGE_MEMBERS: usize = 64;
 /// At most this many bytes of `baggage` headers are read or written (W3C Baggage limit).
+///
+/// ```
+/// use towerscope_trace::{BAGGAGE, MAX_BAGGAGE_LEN, parse_baggage};
+/// // One member longer than the limit is not read.
+/// let mut headers = http::HeaderMap::new();
+/// let value = format!("k={}", "v".repeat(MAX_BAGGAGE_LEN));
+/// headers.insert(BAGGAGE, value.parse().unwrap());
+/// assert_eq!(parse_baggage(&headers).len(), 0);
+/// ```
 pub const MAX_BAGGAGE_LEN: usize = 8192;
 
 /// Characters percent-encoded in a baggage value: controls, space, `"`, `,`, `;`, `\`, `%`.

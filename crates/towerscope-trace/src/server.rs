@@ -213,6 +213,25 @@ impl<S, T> Layer<S> for TraceLayer<T> {
 /// while the inner service is called and its future polled, so the handler's own spans
 /// (directly, or through `tracing` with [`tracing_layer`](crate::tracing_layer)) and its
 /// outgoing calls ([`TraceClientLayer`](crate::TraceClientLayer)) are its children.
+///
+/// ```
+/// use opentelemetry::trace::TracerProvider as _;
+/// use tower::{ServiceBuilder, ServiceExt as _};
+/// use towerscope_core::TraceIds;
+/// use towerscope_trace::TraceLayer;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+/// let svc = ServiceBuilder::new()
+///     .layer(TraceLayer::new(provider.tracer("shop")))
+///     .service_fn(|req: http::Request<String>| async move {
+///         // The server span's IDs, for logs and exemplars.
+///         let ids = *req.extensions().get::<TraceIds>().expect("set by the layer");
+///         Ok::<_, std::convert::Infallible>(http::Response::new(ids.trace_id_hex().to_string()))
+///     });
+/// let resp = svc.oneshot(http::Request::new(String::new())).await.unwrap();
+/// assert_eq!(resp.status(), 200);
+/// # });
+/// ```
 pub struct TraceService<S, T> {
     inner: S,
     layer: TraceLayer<T>,

@@ -13,6 +13,15 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use percent_encoding::percent_decode_str;
 
 /// How spans leave the process.
+///
+/// ```
+/// use towerscope_trace::{OtlpProtocol, TracingConfig};
+/// let tracing = TracingConfig::new("shop")
+///     .otlp("http://127.0.0.1:4318", OtlpProtocol::HttpProtobuf)
+///     .init()
+///     .expect("an HTTP exporter needs no runtime");
+/// assert!(tracing.exporting());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtlpProtocol {
     /// OTLP over gRPC (port 4317 by convention).
@@ -103,6 +112,18 @@ impl ConfigError {
 }
 
 /// Why tracing could not start.
+///
+/// ```
+/// use towerscope_trace::{OtlpProtocol, SetupError, TracingConfig};
+/// // No tokio runtime here: the gRPC exporter's channel has nowhere to run.
+/// let Err(err) = TracingConfig::new("shop")
+///     .otlp("http://127.0.0.1:4317", OtlpProtocol::Grpc)
+///     .init()
+/// else {
+///     panic!("needs a runtime");
+/// };
+/// assert!(matches!(err, SetupError::NoRuntime), "{err}");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SetupError {
@@ -623,6 +644,16 @@ fn parse_pairs(
 }
 
 /// Running tracing: the provider, its tracer, and the shutdown that flushes.
+///
+/// ```
+/// use towerscope_trace::{TraceLayer, TracingConfig};
+/// // No endpoint: spans get IDs (for logs and exemplars) and nothing is exported.
+/// let tracing = TracingConfig::new("shop").init().expect("local tracing");
+/// assert!(!tracing.exporting());
+/// let layer = TraceLayer::new(tracing.tracer()).sampler(tracing.sampler());
+/// # let _ = layer;
+/// tracing.shutdown().expect("flushed");
+/// ```
 #[derive(Debug, Clone)]
 pub struct Tracing {
     provider: SdkTracerProvider,

@@ -4,11 +4,30 @@ use http::{HeaderMap, HeaderValue};
 use towerscope_core::TraceIds;
 
 /// The `traceparent` header name.
+///
+/// ```
+/// use towerscope_trace::{TRACEPARENT, TraceParent};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(TRACEPARENT, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".parse().unwrap());
+/// assert!(TraceParent::from_headers(&headers).unwrap().sampled());
+/// ```
 pub const TRACEPARENT: &str = "traceparent";
 
 /// Flag bit: the caller may have recorded the trace.
+///
+/// ```
+/// use towerscope_trace::{FLAG_SAMPLED, TraceParent};
+/// let p = TraceParent::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+/// assert_eq!(p.flags & FLAG_SAMPLED, FLAG_SAMPLED);
+/// ```
 pub const FLAG_SAMPLED: u8 = 0x01;
 /// Flag bit (Level 2): the trace ID's rightmost 7 bytes are random.
+///
+/// ```
+/// use towerscope_trace::{FLAG_RANDOM, TraceParent};
+/// let p = TraceParent::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03").unwrap();
+/// assert_eq!(p.flags & FLAG_RANDOM, FLAG_RANDOM); // kept, unlike the stock propagator
+/// ```
 pub const FLAG_RANDOM: u8 = 0x02;
 
 /// Why a `traceparent` value was refused. A refused parent is ignored: a new trace starts.

@@ -3,11 +3,32 @@
 use http::{HeaderMap, HeaderValue};
 
 /// The `tracestate` header name.
+///
+/// ```
+/// use towerscope_trace::{TRACESTATE, TraceState};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(TRACESTATE, "rojo=00f067aa0ba902b7".parse().unwrap());
+/// assert_eq!(TraceState::from_headers(&headers).to_string(), "rojo=00f067aa0ba902b7");
+/// ```
 pub const TRACESTATE: &str = "tracestate";
 
-/// Most list members kept.
+/// The most members a list may have: a longer one is discarded whole (W3C Trace Context).
+///
+/// ```
+/// use towerscope_trace::{MAX_MEMBERS, TraceState};
+/// let list = |n: usize| (0..n).map(|i| format!("v{i}=x")).collect::<Vec<_>>().join(",");
+/// assert_eq!(TraceState::parse(&list(MAX_MEMBERS)).members().count(), MAX_MEMBERS);
+/// assert_eq!(TraceState::parse(&list(MAX_MEMBERS + 1)).members().count(), 0);
+/// ```
 pub const MAX_MEMBERS: usize = 32;
 /// Longest header value written.
+///
+/// ```
+/// use towerscope_trace::{MAX_LEN, TraceState};
+/// let value: Vec<String> = (0..20).map(|i| format!("vendor{i}={}", "x".repeat(40))).collect();
+/// let written = TraceState::parse(&value.join(",")).header_value().unwrap();
+/// assert!(written.len() <= MAX_LEN);
+/// ```
 pub const MAX_LEN: usize = 512;
 /// Members longer than this are the first dropped when the value must be shortened.
 const LONG_MEMBER: usize = 128;
