@@ -35,6 +35,21 @@ pub struct AppCard {
 }
 
 /// `/api/dashboard/metrics`.
+///
+/// ```
+/// use http_body_util::BodyExt as _;
+/// use tower::ServiceExt as _;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+/// let dashboard = towerscope_dashboard::Dashboard::builder(metrics).spawn();
+/// let req = http::Request::get("/api/dashboard/metrics").body(()).unwrap();
+/// let body = dashboard.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+/// let current: serde_json::Value = serde_json::from_slice(&body.to_bytes()).unwrap();
+/// // A source that is not attached reads `null`: never a made-up number.
+/// assert!(current["app"]["p95_response_ms"].is_null());
+/// assert!(current["system"].is_object());
+/// # });
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CurrentMetrics {
     /// Seconds since the Unix epoch.

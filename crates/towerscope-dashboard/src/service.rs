@@ -20,6 +20,11 @@ use towerscope_rum::Rum;
 use crate::data::{CurrentMetrics, History, read};
 
 /// The dashboard page, written here and embedded (no CDN).
+///
+/// ```
+/// // The page loads nothing from elsewhere: no CDN, no third-party script.
+/// assert!(!towerscope_dashboard::DASHBOARD_HTML.contains("https://"));
+/// ```
 pub const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
 
 struct Inner {
@@ -50,6 +55,20 @@ impl Inner {
 }
 
 /// Builds a [`Dashboard`].
+///
+/// ```
+/// use std::time::Duration;
+/// use towerscope_metrics::MetricsService;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let metrics = MetricsService::new(prometheus_client::registry::Registry::default());
+/// let dashboard = towerscope_dashboard::Dashboard::builder(metrics)
+///     .bearer_token("0p3rations")
+///     .refresh(Duration::from_secs(2))
+///     .history(Duration::from_secs(10), Duration::from_secs(3600)) // a point every 10 s, for an hour
+///     .spawn(); // sampling runs on this runtime until the last clone is dropped
+/// # drop(dashboard);
+/// # });
+/// ```
 #[must_use]
 pub struct DashboardBuilder {
     metrics: MetricsService,
@@ -143,6 +162,19 @@ impl DashboardBuilder {
 }
 
 /// The running dashboard. Sampling stops when the last clone is dropped.
+///
+/// ```
+/// use tower::ServiceExt as _;
+/// use towerscope_metrics::MetricsService;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let metrics = MetricsService::new(prometheus_client::registry::Registry::default());
+/// let dashboard = towerscope_dashboard::Dashboard::builder(metrics).spawn();
+/// dashboard.sample_now();
+/// let req = http::Request::get("/api/dashboard/metrics").body(()).unwrap();
+/// let resp = dashboard.service().oneshot(req).await.unwrap();
+/// assert_eq!(resp.status(), 200);
+/// # });
+/// ```
 #[derive(Clone)]
 pub struct Dashboard {
     inner: Arc<Inner>,
@@ -316,6 +348,24 @@ impl Dashboard {
 }
 
 /// The dashboard as a tower service: see [`Dashboard`].
+///
+/// ```
+/// use tower::ServiceExt as _;
+/// use towerscope_metrics::MetricsService;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let metrics = MetricsService::new(prometheus_client::registry::Registry::default());
+/// let dashboard = towerscope_dashboard::Dashboard::builder(metrics).bearer_token("t0ken").spawn();
+/// let page = |auth: Option<&str>| {
+///     let mut req = http::Request::get("/dashboard");
+///     if let Some(auth) = auth {
+///         req = req.header("authorization", auth);
+///     }
+///     dashboard.service().oneshot(req.body(()).unwrap())
+/// };
+/// assert_eq!(page(None).await.unwrap().status(), 401);
+/// assert_eq!(page(Some("Bearer t0ken")).await.unwrap().status(), 200);
+/// # });
+/// ```
 #[derive(Clone, Debug)]
 pub struct DashboardService {
     dashboard: Dashboard,
