@@ -3,9 +3,22 @@
 use serde_json::Value;
 
 /// Most events one beacon may carry.
+///
+/// ```
+/// let events = vec![r#"{"type":"click"}"#; towerscope_rum::MAX_EVENTS + 1].join(",");
+/// let body = format!(r#"{{"session":"s1","page":"/","events":[{events}]}}"#);
+/// assert!(towerscope_rum::parse_beacon(body.as_bytes()).is_err());
+/// ```
 pub const MAX_EVENTS: usize = 200;
 
 /// A Core Web Vital or navigation metric the collector reports.
+///
+/// ```
+/// use towerscope_rum::Vital;
+/// assert_eq!(Vital::Inp.as_str(), "INP"); // INP, which replaced FID
+/// assert_eq!(Vital::Lcp.rating(2_000.0), "good");
+/// assert_eq!(Vital::Cls.rating(0.3), "poor");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Vital {
     /// Largest Contentful Paint, milliseconds.
@@ -85,6 +98,15 @@ impl Vital {
 }
 
 /// One checked event.
+///
+/// ```
+/// use towerscope_rum::{Event, Vital, parse_beacon};
+/// let b = parse_beacon(br#"{"session":"s1","page":"/","events":[
+///     {"type":"vital","name":"TTFB","value":120},
+///     {"type":"api","url":"/api/cart","method":"GET","status":200,"duration":87}]}"#).unwrap();
+/// assert_eq!(b.events[0], Event::Vital { vital: Vital::Ttfb, value: 120.0 });
+/// assert!(matches!(&b.events[1], Event::Api { status: 200, .. }));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A Core Web Vital.
@@ -126,6 +148,11 @@ pub enum Event {
 }
 
 /// A checked beacon.
+///
+/// ```
+/// let b = towerscope_rum::parse_beacon(br#"{"session":"tab-1","page":"/cart?x=1","events":[]}"#).unwrap();
+/// assert_eq!((b.session.as_str(), b.page.as_str(), b.events.len()), ("tab-1", "/cart?x=1", 0));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Beacon {
     /// The tab session's ID.

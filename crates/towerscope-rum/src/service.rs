@@ -20,9 +20,32 @@ use crate::state::{
 };
 
 /// The collector script, written for towerscope and embedded: no dependencies, no CDN.
+///
+/// ```
+/// let js = towerscope_rum::RUM_JS;
+/// assert!(js.contains("sendBeacon")); // sent when the page is hidden, so the last batch arrives
+/// assert!(!js.contains("https://")); // nothing loaded from elsewhere
+/// ```
 pub const RUM_JS: &str = include_str!("../assets/rum.js");
 
 /// The 75th percentile of one vital on one page, as the Core Web Vitals assess it.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower::ServiceExt as _;
+/// use towerscope_rum::{PageTemplates, Rum};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let rum = Rum::builder().pages(PageTemplates::new(["/products/{id}"])).build(&mut registry);
+/// let beacon = http::Request::post("/api/rum")
+///     .body(http_body_util::Full::new(bytes::Bytes::from_static(br#"{"session":"s1","page":"/products/7","events":[{"type":"vital","name":"LCP","value":1800}]}"#)))
+///     .unwrap();
+/// rum.ingest_service().oneshot(beacon).await.unwrap();
+/// let summary = &rum.vitals_p75(Duration::from_secs(300))[0];
+/// assert_eq!((summary.page.as_str(), summary.vital, summary.p75), ("/products/{id}", "LCP", 1800.0));
+/// assert_eq!(summary.rating, "good");
+/// # });
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct VitalSummary {
     /// The page template.
@@ -55,6 +78,18 @@ struct Inner {
 }
 
 /// Builds [`Rum`].
+///
+/// ```
+/// use towerscope_rum::{PageTemplates, Rum};
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let rum = Rum::builder()
+///     .pages(PageTemplates::new(["/", "/products/{id}"]))
+///     .max_body(32 * 1024)
+///     .rate_limit(30, 10, 5_000) // per client: 30 beacons a minute, bursts of 10; 5,000 clients tracked
+///     .allow_origins(["https://shop.example"])
+///     .build(&mut registry);
+/// # let _ = rum;
+/// ```
 #[must_use]
 pub struct RumBuilder {
     pages: PageTemplates,
@@ -473,6 +508,25 @@ fn client_ip<B>(req: &Request<B>) -> Option<IpAddr> {
 }
 
 /// `POST /api/rum`: see [`Rum`].
+///
+/// ```
+/// use tower::ServiceExt as _;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let rum = towerscope_rum::Rum::builder().build(&mut registry);
+/// let post = |body: &'static [u8]| {
+///     let req = http::Request::post("/api/rum")
+///         .body(http_body_util::Full::new(bytes::Bytes::from_static(body)))
+///         .unwrap();
+///     rum.ingest_service().oneshot(req)
+/// };
+/// let ok = br#"{"session":"s1","page":"/","events":[{"type":"vital","name":"CLS","value":0.02}]}"#;
+/// assert_eq!(post(ok).await.unwrap().status(), 204);
+/// // A bad beacon is refused whole, with the field that is wrong.
+/// let bad = br#"{"session":"s1","page":"/","events":[{"type":"vital","name":"FID","value":8}]}"#;
+/// assert_eq!(post(bad).await.unwrap().status(), 400);
+/// # });
+/// ```
 #[derive(Clone, Debug)]
 pub struct RumService {
     rum: Rum,
@@ -499,6 +553,16 @@ where
 }
 
 /// `GET /rum.js`: the collector script, cacheable for an hour.
+///
+/// ```
+/// use tower::ServiceExt as _;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let req = http::Request::get("/rum.js").body(()).unwrap();
+/// let resp = towerscope_rum::ScriptService.oneshot(req).await.unwrap();
+/// assert_eq!(resp.status(), 200);
+/// assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+/// # });
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ScriptService;
 

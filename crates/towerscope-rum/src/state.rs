@@ -14,6 +14,11 @@ use prometheus_client::registry::Registry;
 use crate::payload::Vital;
 
 /// The label for a page or API URL that matches no template.
+///
+/// ```
+/// let pages = towerscope_rum::PageTemplates::new(["/cart"]);
+/// assert_eq!(pages.normalize("/admin/users/7"), towerscope_rum::OTHER_PAGE);
+/// ```
 pub const OTHER_PAGE: &str = "other";
 
 /// Route templates that page and API URLs are reduced to before they become labels, so a
