@@ -17,6 +17,16 @@ use crate::eval::Notification;
 use crate::runtime::Notify;
 
 /// Why one delivery attempt failed, and whether another attempt can help.
+///
+/// ```
+/// use std::time::Duration;
+/// use towerscope_alert::DeliveryError;
+/// // What a notifier returns for a 429 with `Retry-After: 30`, and for a 410.
+/// let busy = DeliveryError::Retry { reason: "429".into(), after: Some(Duration::from_secs(30)) };
+/// let gone = DeliveryError::Permanent("410: channel archived".into());
+/// assert_eq!(busy.to_string(), "retryable: 429");
+/// assert_eq!(gone.to_string(), "permanent: 410: channel archived");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
     /// Try again later (connection refused, timeout, 429, 5xx); `after` is the receiver's
@@ -45,10 +55,38 @@ impl DeliveryError {
 }
 
 /// A boxed delivery future.
+///
+/// ```
+/// use towerscope_alert::{DeliveryError, SendFuture};
+/// let attempt: SendFuture<'static> = Box::pin(async { Err(DeliveryError::retry("connection refused")) });
+/// # let _ = attempt;
+/// ```
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
 
 /// One receiver of notifications (Slack, PagerDuty, a webhook, Alertmanager, email).
 /// [`Delivery`] wraps it with a queue, retries and metrics.
+///
+/// ```
+/// use towerscope_alert::{Delivery, Notification, Notifier, SendFuture};
+/// /// Writes each notification to standard error.
+/// struct Stderr;
+/// impl Notifier for Stderr {
+///     fn name(&self) -> &str {
+///         "stderr"
+///     }
+///     fn send<'a>(&'a self, n: &'a Notification) -> SendFuture<'a> {
+///         Box::pin(async move {
+///             let verb = if n.is_resolved() { "resolved" } else { "firing" };
+///             eprintln!("{} {verb}: {}", n.alert().name, n.alert().message);
+///             Ok(())
+///         })
+///     }
+/// }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let delivery = Delivery::builder(Stderr).spawn(); // a queue, retries and metrics around it
+/// # drop(delivery);
+/// # });
+/// ```
 pub trait Notifier: Send + Sync + 'static {
     /// A short name for metrics and logs (`slack`, `pagerduty`, …).
     fn name(&self) -> &str;
@@ -92,6 +130,22 @@ impl Counters {
 }
 
 /// Builds a [`Delivery`].
+///
+/// ```
+/// use std::time::Duration;
+/// use towerscope_alert::{Delivery, WebhookNotifier};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let delivery = Delivery::builder(WebhookNotifier::new("http://127.0.0.1:9/hooks/alerts"))
+///     .queue(500)
+///     .timeout(Duration::from_secs(5))
+///     .backoff(Duration::from_millis(500), Duration::from_secs(60))
+///     .retry_horizon(Duration::from_secs(15 * 60)) // then the notification is dropped, and counted
+///     .metrics(&mut registry)
+///     .spawn();
+/// assert_eq!(delivery.delivered(), 0);
+/// # });
+/// ```
 #[must_use]
 pub struct DeliveryBuilder<N> {
     notifier: N,

@@ -9,6 +9,16 @@ use crate::rule::{Rule, Severity};
 
 /// One value of a signal: the labels that tell its series apart (empty for an overall
 /// signal; `route` for a per-route one) and the value.
+///
+/// ```
+/// use towerscope_alert::Sample;
+/// // A per-route signal gives one sample per route: one alert each.
+/// let per_route = vec![
+///     Sample { labels: vec![("route".into(), "/orders".into())], value: 840.0 },
+///     Sample { labels: vec![("route".into(), "/users/{id}".into())], value: 35.0 },
+/// ];
+/// assert_eq!(per_route[0].labels[0].1, "/orders");
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     /// Series labels.
@@ -32,6 +42,15 @@ impl Sample {
 }
 
 /// Where an alert is.
+///
+/// ```
+/// use std::time::{Duration, Instant, SystemTime};
+/// use towerscope_alert::{AlertState, Condition, Evaluator, Rule, Sample, Signal};
+/// let rule = Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0).for_duration(Duration::from_secs(60));
+/// let mut eval = Evaluator::new(vec![rule], Duration::from_secs(3600));
+/// eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(150.0)]);
+/// assert_eq!(eval.active()[0].state, AlertState::Pending); // firing after a minute
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
@@ -42,6 +61,18 @@ pub enum AlertState {
 }
 
 /// An alert: a rule whose condition holds for one label set.
+///
+/// ```
+/// use std::time::{Duration, Instant, SystemTime};
+/// use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+/// let rule = Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0);
+/// let mut eval = Evaluator::new(vec![rule], Duration::from_secs(3600));
+/// let t0 = Instant::now();
+/// let sent = eval.evaluate(t0, SystemTime::now(), |_| vec![Sample::single(150.0)]);
+/// let alert = sent[0].alert();
+/// assert_eq!((alert.name.as_str(), alert.value, alert.threshold), ("Busy", 150.0, 100.0));
+/// assert_eq!(alert.labels["alertname"], "Busy");
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
     /// The rule's name.
@@ -104,6 +135,20 @@ mod unix_seconds_opt {
 }
 
 /// What the evaluator asks notifiers to deliver.
+///
+/// ```
+/// use std::time::{Duration, Instant, SystemTime};
+/// use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+/// let rule = Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0);
+/// let mut eval = Evaluator::new(vec![rule], Duration::from_secs(3600));
+/// let t0 = Instant::now();
+/// let fired = eval.evaluate(t0, SystemTime::now(), |_| vec![Sample::single(150.0)]);
+/// assert!(!fired[0].is_resolved());
+/// // The condition clears: the alert resolves (it does not just stop firing).
+/// let later = t0 + Duration::from_secs(30);
+/// let resolved = eval.evaluate(later, SystemTime::now(), |_| vec![Sample::single(3.0)]);
+/// assert!(resolved[0].is_resolved());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Notification {
     /// The alert fires (first time, or again after the re-notification interval).

@@ -29,6 +29,17 @@ pub struct RuleFileError {
 }
 
 /// Most rules one file may hold.
+///
+/// ```
+/// use towerscope_alert::{MAX_RULES, parse_rules};
+/// let rules = |n: usize| -> String {
+///     let rule = |i| format!("  - name: R{i}\n    signal: in_flight\n    condition: gt\n    threshold: 1\n");
+///     format!("rules:\n{}", (0..n).map(rule).collect::<String>())
+/// };
+/// assert_eq!(parse_rules("rules.yaml", &rules(MAX_RULES)).unwrap().len(), MAX_RULES);
+/// let err = parse_rules("rules.yaml", &rules(MAX_RULES + 1)).unwrap_err();
+/// assert!(err.to_string().contains("10000"), "{err}");
+/// ```
 pub const MAX_RULES: usize = 10_000;
 
 /// Reads rules from a `.yaml`/`.yml` or `.toml` file.

@@ -320,6 +320,11 @@ pub struct WebhookNotifier {
 }
 
 /// The signature header of [`WebhookNotifier`].
+///
+/// ```
+/// // A receiver checks the HMAC-SHA256 of the body in this header before it trusts a post.
+/// assert_eq!(towerscope_alert::SIGNATURE_HEADER, "x-towerscope-signature");
+/// ```
 pub const SIGNATURE_HEADER: &str = "x-towerscope-signature";
 
 impl WebhookNotifier {
@@ -606,6 +611,12 @@ impl std::fmt::Debug for EmailNotifier {
 }
 
 /// An address that does not parse.
+///
+/// ```
+/// let err = towerscope_alert::EmailNotifier::new("127.0.0.1", 25, "alerts@shop.example", ["not an address"])
+///     .unwrap_err();
+/// assert_eq!(err.to_string(), "invalid email address `not an address`");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("invalid email address `{0}`")]
 pub struct AddressError(String);

@@ -128,6 +128,19 @@ impl fmt::Display for Severity {
 }
 
 /// Which routes a latency or traffic signal looks at.
+///
+/// ```
+/// use towerscope_alert::{Condition, RouteScope, Rule, Signal};
+/// // One alert per slow route, labelled with it; and one for checkout alone.
+/// let each = Rule::new("SlowRoute", Signal::P95ResponseTime(RouteScope::EachRoute), Condition::Gt, 800.0);
+/// let checkout = Rule::new(
+///     "SlowCheckout",
+///     Signal::P95ResponseTime(RouteScope::Route("/checkout".into())),
+///     Condition::Gt,
+///     1500.0,
+/// );
+/// # let _ = (each, checkout);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum RouteScope {
     /// All requests together.

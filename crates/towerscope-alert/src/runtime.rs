@@ -12,6 +12,21 @@ use crate::source::Sources;
 /// Where notifications go. `notify` must not block: a delivery worker (one per notifier,
 /// with its own bounded queue) takes it from there, so a slow receiver never holds up the
 /// evaluator.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use towerscope_alert::{Notification, Notify};
+/// /// Counts firing notifications (a `Notify` hands work off; it never waits).
+/// #[derive(Default)]
+/// struct Pages(AtomicU64);
+/// impl Notify for Pages {
+///     fn notify(&self, n: &Notification) {
+///         if !n.is_resolved() {
+///             self.0.fetch_add(1, Ordering::Relaxed);
+///         }
+///     }
+/// }
+/// ```
 pub trait Notify: Send + Sync + 'static {
     /// Accepts one notification.
     fn notify(&self, notification: &Notification);
@@ -59,6 +74,23 @@ impl Notify for ChannelSink {
 }
 
 /// Builds [`Alerting`].
+///
+/// ```
+/// use std::time::Duration;
+/// use towerscope_alert::{Alerting, ChannelSink, Condition, Rule, Signal, Sources, default_rules};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+/// let (sink, _notifications) = ChannelSink::new(64);
+/// let alerting = Alerting::builder(Sources::new(metrics))
+///     .rules(default_rules())
+///     .rules([Rule::new("Busy", Signal::InFlight, Condition::Gt, 500.0)])
+///     .interval(Duration::from_secs(15))
+///     .renotify_every(Duration::from_secs(4 * 3600))
+///     .notify(sink)
+///     .spawn();
+/// assert!(alerting.rules().iter().any(|r| r.name == "Busy"));
+/// # });
+/// ```
 #[must_use]
 pub struct AlertingBuilder {
     sources: Sources,

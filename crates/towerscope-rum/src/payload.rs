@@ -5,9 +5,13 @@ use serde_json::Value;
 /// Most events one beacon may carry.
 ///
 /// ```
-/// let events = vec![r#"{"type":"click"}"#; towerscope_rum::MAX_EVENTS + 1].join(",");
-/// let body = format!(r#"{{"session":"s1","page":"/","events":[{events}]}}"#);
-/// assert!(towerscope_rum::parse_beacon(body.as_bytes()).is_err());
+/// use towerscope_rum::{MAX_EVENTS, parse_beacon};
+/// let beacon = |n: usize| {
+///     let events = vec![r#"{"type":"click"}"#; n].join(",");
+///     format!(r#"{{"session":"s1","page":"/","events":[{events}]}}"#)
+/// };
+/// assert_eq!(parse_beacon(beacon(MAX_EVENTS).as_bytes()).unwrap().events.len(), MAX_EVENTS);
+/// assert_eq!(parse_beacon(beacon(MAX_EVENTS + 1).as_bytes()).unwrap_err().field, "events");
 /// ```
 pub const MAX_EVENTS: usize = 200;
 

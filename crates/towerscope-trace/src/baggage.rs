@@ -27,11 +27,14 @@ pub const MAX_BAGGAGE_MEMBERS: usize = 64;
 ///
 /// ```
 /// use towerscope_trace::{BAGGAGE, MAX_BAGGAGE_LEN, parse_baggage};
-/// // One member longer than the limit is not read.
-/// let mut headers = http::HeaderMap::new();
-/// let value = format!("k={}", "v".repeat(MAX_BAGGAGE_LEN));
-/// headers.insert(BAGGAGE, value.parse().unwrap());
-/// assert_eq!(parse_baggage(&headers).len(), 0);
+/// let members = |len: usize| {
+///     let mut headers = http::HeaderMap::new();
+///     let value = format!("k={}", "v".repeat(len - 2)); // `len` bytes
+///     headers.insert(BAGGAGE, value.parse().unwrap());
+///     parse_baggage(&headers).len()
+/// };
+/// assert_eq!(members(MAX_BAGGAGE_LEN), 1);
+/// assert_eq!(members(MAX_BAGGAGE_LEN + 1), 0); // not read at all
 /// ```
 pub const MAX_BAGGAGE_LEN: usize = 8192;
 
