@@ -99,6 +99,14 @@ impl<IO: AsyncWrite, G> AsyncWrite for TrackedIo<IO, G> {
 
 /// A listener whose accepted connections are observed. With axum 0.8 it is a
 /// `serve::Listener`, and [`PeerAddr`](crate::PeerAddr) works as connect info with it.
+///
+/// ```no_run
+/// # async fn run(app: axum::Router, observer: impl towerscope_core::ConnectionObserver) -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// let listener = towerscope_core::TrackedListener::new(listener, observer);
+/// axum::serve(listener, app).await
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct TrackedListener<L, O> {
     listener: L,

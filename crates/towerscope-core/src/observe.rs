@@ -438,6 +438,42 @@ pub trait MakeObserver: Clone {
 
 /// A service that observes every request with the observer its [`MakeObserver`] makes:
 /// the `Service` impl behind towerscope's metrics, in-flight and access-log layers.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use tower::ServiceExt as _;
+/// use towerscope_core::{End, MakeObserver, ObserveService, Observer};
+/// /// Counts the requests whose response body was read to its end.
+/// #[derive(Clone, Default)]
+/// struct Completed(Arc<AtomicUsize>);
+/// impl Observer for Completed {
+///     fn on_end(self, end: End<'_>) {
+///         if matches!(end, End::Complete) {
+///             self.0.fetch_add(1, Ordering::Relaxed);
+///         }
+///     }
+/// }
+/// impl MakeObserver for Completed {
+///     type Observer = Completed;
+///     fn make_observer<B>(&self, _req: &mut http::Request<B>) -> Option<Completed> {
+///         Some(self.clone())
+///     }
+/// }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let completed = Completed::default();
+/// let svc = ObserveService::new(
+///     tower::service_fn(|_r: http::Request<()>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))
+///     }),
+///     completed.clone(),
+/// );
+/// let resp = svc.oneshot(http::Request::new(())).await.unwrap();
+/// assert_eq!(completed.0.load(Ordering::Relaxed), 0); // the body is not read yet
+/// http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+/// assert_eq!(completed.0.load(Ordering::Relaxed), 1);
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct ObserveService<S, M> {
     inner: S,

@@ -28,6 +28,11 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 /// A boxed error, the error type of [`CatchPanicBody`].
+///
+/// ```
+/// let e: towerscope_core::BoxError = Box::new(towerscope_core::PanicError);
+/// assert!(e.is::<towerscope_core::PanicError>());
+/// ```
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Response extension set on the response [`CatchPanicLayer`] makes for a panicking handler.
@@ -133,6 +138,24 @@ impl<S> Layer<S> for CatchPanicLayer {
 }
 
 /// Service made by [`CatchPanicLayer`].
+///
+/// ```
+/// use tower::{ServiceBuilder, ServiceExt as _};
+/// use towerscope_core::{CatchPanicLayer, PanicCaught};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let svc = ServiceBuilder::new()
+///     .layer(CatchPanicLayer::new())
+///     .service_fn(|_req: http::Request<()>| async {
+///         if true {
+///             panic!("a bug");
+///         }
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+///     });
+/// let resp = svc.oneshot(http::Request::new(())).await.unwrap();
+/// assert_eq!(resp.status(), 500);
+/// assert!(resp.extensions().get::<PanicCaught>().is_some()); // metrics count it as a panic
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct CatchPanic<S> {
     inner: S,

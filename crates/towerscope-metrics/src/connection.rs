@@ -111,6 +111,16 @@ impl ConnectionTracker {
 }
 
 /// Held by a tracked connection; closing it records the connection's end.
+///
+/// ```
+/// use towerscope_core::ConnectionObserver as _;
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let tracker = towerscope_metrics::ConnectionTracker::new(&mut registry);
+/// let guard = tracker.on_open(); // what a tracked listener does for each accepted connection
+/// assert_eq!(tracker.open(), 1);
+/// drop(guard); // the connection closed: its duration is observed
+/// assert_eq!(tracker.open(), 0);
+/// ```
 #[derive(Debug)]
 pub struct ConnectionGuard {
     metrics: Arc<Metrics>,
@@ -140,7 +150,24 @@ impl ConnectionObserver for ConnectionTracker {
 }
 
 /// A connection counted by a [`ConnectionTracker`] until dropped.
+///
+/// ```
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let tracker = towerscope_metrics::ConnectionTracker::new(&mut registry);
+/// let io: towerscope_metrics::TrackedIo<tokio::io::Empty> = tracker.track(tokio::io::empty());
+/// # drop(io);
+/// ```
 pub type TrackedIo<IO> = towerscope_core::TrackedIo<IO, ConnectionGuard>;
 
 /// A listener whose connections a [`ConnectionTracker`] counts.
+///
+/// ```no_run
+/// # async fn run(app: axum::Router) -> std::io::Result<()> {
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let tracker = towerscope_metrics::ConnectionTracker::new(&mut registry);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// let listener: towerscope_metrics::TrackedListener<_> = tracker.listener(listener);
+/// axum::serve(listener, app).await
+/// # }
+/// ```
 pub type TrackedListener<L> = towerscope_core::TrackedListener<L, ConnectionTracker>;

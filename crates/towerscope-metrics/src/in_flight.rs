@@ -147,9 +147,37 @@ impl MakeObserver for InFlightLayer {
 }
 
 /// Service made by [`InFlightLayer`].
+///
+/// ```
+/// use tower::{Layer as _, service_fn};
+/// use towerscope_metrics::{InFlight, InFlightLayer};
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let svc = service_fn(|_req: http::Request<String>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+/// });
+/// let svc: InFlight<_> = InFlightLayer::new(&mut registry).layer(svc);
+/// # let _ = svc;
+/// ```
 pub type InFlight<S> = ObserveService<S, InFlightLayer>;
 
 /// Per-request state of [`InFlight`]: holds one unit of the gauge until the exchange ends.
+///
+/// ```
+/// use tower::{ServiceBuilder, ServiceExt as _};
+/// use towerscope_metrics::InFlightLayer;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let in_flight = InFlightLayer::new(&mut registry);
+/// let probe = in_flight.clone();
+/// let svc = ServiceBuilder::new().layer(in_flight).service_fn(|_req: http::Request<String>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new("streamed".to_owned()))
+/// });
+/// let resp = svc.oneshot(http::Request::new(String::new())).await.unwrap();
+/// assert_eq!(probe.current(), 1); // held until the response body is over
+/// drop(resp);
+/// assert_eq!(probe.current(), 0);
+/// # });
+/// ```
 #[derive(Debug)]
 pub struct InFlightGuard {
     gauges: Arc<Gauges>,

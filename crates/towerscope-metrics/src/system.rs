@@ -184,6 +184,16 @@ pub struct SystemCollector {
 }
 
 /// Builder for [`SystemCollector`].
+///
+/// ```
+/// use towerscope_metrics::{SystemCollector, SystemNames};
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// SystemCollector::builder()
+///     .names(SystemNames::system()) // `system_cpu_usage_percent`, …
+///     .disk_path("/")
+///     .register(&mut registry)
+///     .expect("valid metric names");
+/// ```
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct SystemCollectorBuilder {

@@ -6,6 +6,17 @@ use std::time::Duration;
 
 /// Where a [`PerfMonitor`](crate::PerfMonitor) reads the time: nanoseconds since an
 /// arbitrary origin, never going backwards.
+///
+/// ```
+/// use std::time::Duration;
+/// use towerscope_perf::{ManualClock, PerfMonitor};
+/// // Tests drive the windows by hand.
+/// let clock = ManualClock::new();
+/// let perf = PerfMonitor::builder().clock(clock.clone()).build();
+/// perf.record("checkout", 0.120, &[]);
+/// clock.advance(Duration::from_secs(600));
+/// assert!(perf.stats("checkout", Duration::from_secs(60)).is_none()); // out of the window
+/// ```
 pub trait Clock: Send + Sync + 'static {
     /// Nanoseconds since the clock's origin.
     fn now_nanos(&self) -> u64;

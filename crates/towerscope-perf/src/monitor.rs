@@ -532,6 +532,17 @@ impl PerfMonitor {
 }
 
 /// One series of a [`PerfMonitor`]; see [`PerfMonitor::series`].
+///
+/// ```
+/// use std::time::Duration;
+/// let perf = towerscope_perf::PerfMonitor::new();
+/// let query = perf.series("db_query", &[("table", "orders")]).expect("under the series cap");
+/// for seconds in [0.002, 0.003, 0.250] {
+///     query.record(seconds);
+/// }
+/// let stats = perf.stats_tagged("db_query", &[("table", "orders")], Duration::from_secs(60)).unwrap();
+/// assert_eq!(stats.count, 3);
+/// ```
 #[derive(Clone)]
 pub struct Series {
     window: Arc<Window>,

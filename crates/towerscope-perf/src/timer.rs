@@ -58,6 +58,16 @@ impl Drop for Timer {
 
 pin_project! {
     /// A future whose run time is recorded; see [`PerfMonitor::time`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let perf = towerscope_perf::PerfMonitor::new();
+    /// let rows = perf.time("load_orders", async { 42 }).await;
+    /// assert_eq!(rows, 42);
+    /// assert_eq!(perf.stats("load_orders", Duration::from_secs(60)).unwrap().count, 1);
+    /// # });
+    /// ```
     pub struct Timed<F> {
         #[pin]
         inner: F,
