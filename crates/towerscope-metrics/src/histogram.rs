@@ -22,11 +22,22 @@ pub struct Buckets {
 impl Buckets {
     /// The OpenTelemetry HTTP semantic conventions' boundaries for
     /// `http.server.request.duration`, in seconds (the same as the Python client's defaults).
+    ///
+    /// ```
+    /// use towerscope_metrics::Buckets;
+    /// assert_eq!(Buckets::HTTP_DURATION_SECONDS.first(), Some(&0.005));
+    /// assert_eq!(Buckets::HTTP_DURATION_SECONDS.last(), Some(&10.0));
+    /// ```
     pub const HTTP_DURATION_SECONDS: [f64; 14] = [
         0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
     ];
 
     /// Boundaries for body sizes in bytes: powers of four from 64 B to 64 MiB.
+    ///
+    /// ```
+    /// use towerscope_metrics::Buckets;
+    /// assert!(Buckets::BODY_SIZE_BYTES.windows(2).all(|w| w[1] == w[0] * 4.0));
+    /// ```
     pub const BODY_SIZE_BYTES: [f64; 11] = [
         64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
         67108864.0,

@@ -388,6 +388,14 @@ where
 
 pin_project! {
     /// Response future of [`RequestIdService`]: polls the inner future inside the request span.
+    ///
+    /// ```
+    /// use towerscope_request_id::{RequestIdBody, RequestIdService, ResponseFuture};
+    /// // The types a `RequestIdService` around `S` answers with, for a struct field or a signature.
+    /// type Svc<S> = RequestIdService<S>;
+    /// type Fut<F> = ResponseFuture<F>;
+    /// type Body = RequestIdBody<String>;
+    /// ```
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
@@ -423,6 +431,22 @@ where
 pin_project! {
     /// Response body of [`RequestIdService`]: polled inside the request span, so events
     /// logged while streaming carry the ID.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt as _;
+    /// use tower::{ServiceBuilder, ServiceExt as _};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(towerscope_request_id::RequestIdLayer::new(&mut registry))
+    ///     .service_fn(|_req: http::Request<()>| async {
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("streamed")))
+    ///     });
+    /// let body: towerscope_request_id::RequestIdBody<String> =
+    ///     svc.oneshot(http::Request::new(())).await.unwrap().into_body();
+    /// assert_eq!(body.collect().await.unwrap().to_bytes(), "streamed");
+    /// # });
+    /// ```
     pub struct RequestIdBody<B> {
         #[pin]
         inner: B,

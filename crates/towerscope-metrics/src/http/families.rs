@@ -17,6 +17,23 @@ use crate::series::{CappedMap, RecentSeries, SeriesText};
 use crate::text::{self, Exemplar, Format};
 
 /// Name of the performance-monitor series the layer feeds (seconds, tagged `route`).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower::{ServiceBuilder, ServiceExt as _};
+/// use towerscope_metrics::{HttpMetricsLayer, PERF_SERIES};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let perf = towerscope_perf::PerfMonitor::new();
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let layer = HttpMetricsLayer::builder().perf(perf.clone()).build(&mut registry).expect("valid");
+/// let svc = ServiceBuilder::new().layer(layer).service_fn(|_req: http::Request<String>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+/// });
+/// drop(svc.oneshot(http::Request::new(String::new())).await.unwrap()); // an empty body is complete
+/// let stats = perf.stats_tagged(PERF_SERIES, &[("route", "unmatched")], Duration::from_secs(60));
+/// assert_eq!(stats.unwrap().count, 1);
+/// # });
+/// ```
 pub const PERF_SERIES: &str = "http_server_request_duration_seconds";
 
 /// Label value of the overflow series, for every label.

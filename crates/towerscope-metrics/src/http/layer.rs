@@ -11,6 +11,17 @@ use crate::{Buckets, ConfigError, InFlightLayer, MetricNames};
 use towerscope_core::ExcludedPaths;
 
 /// Default cap on label sets per metric family.
+///
+/// ```
+/// use towerscope_metrics::{DEFAULT_MAX_SERIES, HttpMetricsLayer};
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// // Routes times methods times status codes: raise the cap for a large API.
+/// let layer = HttpMetricsLayer::builder()
+///     .max_series(4 * DEFAULT_MAX_SERIES)
+///     .build(&mut registry)
+///     .expect("valid configuration");
+/// # let _ = layer;
+/// ```
 pub const DEFAULT_MAX_SERIES: usize = 2000;
 
 #[derive(Debug)]

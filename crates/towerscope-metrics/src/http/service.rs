@@ -15,11 +15,38 @@ use super::layer::Shared;
 use super::{Completion, ErrorType};
 
 /// Response future of [`HttpMetrics`].
+///
+/// ```
+/// use towerscope_metrics::{HttpMetrics, ResponseBody, ResponseFuture};
+/// // Naming the types, for a struct field or a hand-written `Service` impl around the layer.
+/// type Metered<S> = HttpMetrics<S>;
+/// type MeteredFuture<F> = ResponseFuture<F>;
+/// type MeteredBody = ResponseBody<axum::body::Body>;
+/// ```
 pub type ResponseFuture<F> = ObservedFuture<F, Option<HttpMetricsObserver>>;
 /// Response body of [`HttpMetrics`].
+///
+/// ```
+/// use towerscope_metrics::{HttpMetrics, ResponseBody, ResponseFuture};
+/// // Naming the types, for a struct field or a hand-written `Service` impl around the layer.
+/// type Metered<S> = HttpMetrics<S>;
+/// type MeteredFuture<F> = ResponseFuture<F>;
+/// type MeteredBody = ResponseBody<axum::body::Body>;
+/// ```
 pub type ResponseBody<B> = ObservedBody<B, Option<HttpMetricsObserver>>;
 
 /// Service made by [`HttpMetricsLayer`].
+///
+/// ```
+/// use tower::Layer as _;
+/// use towerscope_metrics::{HttpMetrics, HttpMetricsLayer};
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let inner = tower::service_fn(|_req: http::Request<String>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+/// });
+/// let svc: HttpMetrics<_> = HttpMetricsLayer::new(&mut registry).layer(inner);
+/// # let _ = svc;
+/// ```
 pub type HttpMetrics<S> = ObserveService<S, HttpMetricsLayer>;
 
 impl MakeObserver for HttpMetricsLayer {
@@ -66,6 +93,17 @@ fn content_length<B>(req: &Request<B>) -> Option<u64> {
 }
 
 /// Per-request state of [`HttpMetrics`]; see [`Observer`].
+///
+/// ```
+/// use towerscope_core::{MakeObserver as _, Observer as _};
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let layer = towerscope_metrics::HttpMetricsLayer::new(&mut registry);
+/// let mut req = http::Request::get("/users/7").body(()).unwrap();
+/// let observer = layer.make_observer(&mut req).expect("not an excluded path");
+/// observer.on_end(towerscope_core::End::Cancelled { response_started: false });
+/// let text = towerscope_metrics::MetricsService::new(registry).encode(towerscope_metrics::Format::Prometheus);
+/// assert!(text.contains("error_type=\"cancelled\""), "{text}");
+/// ```
 pub struct HttpMetricsObserver {
     shared: Arc<Shared>,
     /// The in-flight unit taken for this request (its method's slot), given back when the
