@@ -42,6 +42,16 @@ pin_project! {
     /// A connection that holds its observer's guard until dropped. Reads and writes pass
     /// through unchanged.
     #[derive(Debug)]
+    ///
+    /// ```
+    /// use tokio::io::AsyncReadExt as _;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut io = towerscope_core::TrackedIo::new(&b"ping"[..], "the guard");
+    /// let mut read = String::new();
+    /// io.read_to_string(&mut read).await.unwrap(); // reads pass through unchanged
+    /// assert_eq!(read, "ping");
+    /// # });
+    /// ```
     pub struct TrackedIo<IO, G> {
         #[pin]
         io: IO,

@@ -16,6 +16,13 @@ pub struct ExcludedPaths(Box<[Box<str>]>);
 
 impl ExcludedPaths {
     /// The default paths.
+    ///
+    /// ```
+    /// use towerscope_core::ExcludedPaths;
+    /// // The defaults and a Kubernetes-style probe.
+    /// let paths = ExcludedPaths::new(ExcludedPaths::DEFAULT.into_iter().chain(["/livez"]));
+    /// assert!(paths.contains("/metrics") && paths.contains("/livez"));
+    /// ```
     pub const DEFAULT: [&'static str; 3] = ["/metrics", "/health", "/ready"];
 
     /// Exactly these paths.

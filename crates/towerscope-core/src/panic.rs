@@ -207,6 +207,14 @@ where
 
 pin_project! {
     /// Response future of [`CatchPanic`]. `grpc` records whether the request was gRPC.
+    ///
+    /// ```
+    /// use towerscope_core::{CatchPanic, CatchPanicBody, CatchPanicFuture};
+    /// // Naming the types, for a struct field or a hand-written `Service` impl around the layer.
+    /// type Guarded<S> = CatchPanic<S>;
+    /// type GuardedFuture<F> = CatchPanicFuture<F>;
+    /// type GuardedBody<B> = CatchPanicBody<B>;
+    /// ```
     #[allow(missing_docs)]
     #[project = CatchPanicFutureProj]
     pub enum CatchPanicFuture<F> {
@@ -287,6 +295,14 @@ pin_project! {
     /// Response body of [`CatchPanic`]: the inner body, or the fixed body of a panic response.
     /// `grpc` records whether the request was gRPC (a body panic then ends with trailers);
     /// `done` is set once the inner body panicked, after which it is not polled again.
+    ///
+    /// ```
+    /// use towerscope_core::{CatchPanic, CatchPanicBody, CatchPanicFuture};
+    /// // Naming the types, for a struct field or a hand-written `Service` impl around the layer.
+    /// type Guarded<S> = CatchPanic<S>;
+    /// type GuardedFuture<F> = CatchPanicFuture<F>;
+    /// type GuardedBody<B> = CatchPanicBody<B>;
+    /// ```
     #[allow(missing_docs)]
     #[project = CatchPanicBodyProj]
     pub enum CatchPanicBody<B> {

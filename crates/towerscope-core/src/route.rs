@@ -116,6 +116,12 @@ pub struct InlineRoute {
 
 impl InlineRoute {
     /// The longest template held inline, in bytes.
+    ///
+    /// ```
+    /// use towerscope_core::InlineRoute;
+    /// assert!(InlineRoute::new(&"x".repeat(InlineRoute::CAPACITY)).is_some());
+    /// assert!(InlineRoute::new(&"x".repeat(InlineRoute::CAPACITY + 1)).is_none()); // kept by reference instead
+    /// ```
     pub const CAPACITY: usize = 46;
 
     /// A copy of `route`, if it fits.

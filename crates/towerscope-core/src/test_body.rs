@@ -13,6 +13,13 @@ use http_body::{Body, Frame};
 use crate::panic::BoxError;
 
 /// One scripted frame.
+///
+/// ```
+/// use towerscope_core::test_body::{ScriptedFrame, frame_data, frame_trailers};
+/// // A gRPC response body: one message, then the status in trailers.
+/// let frames: Vec<ScriptedFrame> = vec![frame_data("message"), frame_trailers("grpc-status", "0")];
+/// assert_eq!(frames.len(), 2);
+/// ```
 pub type ScriptedFrame = Result<Frame<Bytes>, BoxError>;
 
 /// A data frame.

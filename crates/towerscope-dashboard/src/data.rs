@@ -7,6 +7,26 @@ use serde::Serialize;
 use towerscope_alert::{RouteScope, Signal, Sources};
 
 /// The system card.
+///
+/// ```
+/// use http_body_util::BodyExt as _;
+/// use tower::ServiceExt as _;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+/// let dashboard = towerscope_dashboard::Dashboard::builder(metrics).spawn();
+/// dashboard.sample_now();
+/// let get = |path: &'static str| {
+///     let svc = dashboard.service();
+///     async move {
+///         let req = http::Request::get(path).body(()).unwrap();
+///         let body = svc.oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+///         serde_json::from_slice::<serde_json::Value>(&body.to_bytes()).unwrap()
+///     }
+/// };
+/// let system = &get("/api/dashboard/metrics").await["system"];
+/// assert!(system.get("cpu_percent").is_some() && system.get("disk_percent").is_some());
+/// # });
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SystemCard {
     /// CPU in use, percent.
@@ -18,6 +38,27 @@ pub struct SystemCard {
 }
 
 /// The application card.
+///
+/// ```
+/// use http_body_util::BodyExt as _;
+/// use tower::ServiceExt as _;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+/// let dashboard = towerscope_dashboard::Dashboard::builder(metrics).spawn();
+/// dashboard.sample_now();
+/// let get = |path: &'static str| {
+///     let svc = dashboard.service();
+///     async move {
+///         let req = http::Request::get(path).body(()).unwrap();
+///         let body = svc.oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+///         serde_json::from_slice::<serde_json::Value>(&body.to_bytes()).unwrap()
+///     }
+/// };
+/// let app = &get("/api/dashboard/metrics").await["app"];
+/// // No RUM attached: the number of real users is unknown (`null`), not zero.
+/// assert!(app["active_users"].is_null());
+/// # });
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AppCard {
     /// Requests per minute over the last minute.
@@ -61,6 +102,20 @@ pub struct CurrentMetrics {
 }
 
 /// One point of history.
+///
+/// ```
+/// use towerscope_dashboard::HistoryPoint;
+/// let point = HistoryPoint {
+///     time: 1_764_600_000.0,
+///     p50_ms: Some(12.5),
+///     p95_ms: None,
+///     requests_per_minute: Some(60.0),
+///     error_rate_percent: Some(0.0),
+/// };
+/// let json = serde_json::to_value(&point).unwrap();
+/// assert_eq!(json["p50_ms"], 12.5);
+/// assert!(json["p95_ms"].is_null()); // unknown is `null` on the chart, never a made-up 0
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryPoint {
     /// Seconds since the Unix epoch.

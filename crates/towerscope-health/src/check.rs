@@ -9,6 +9,23 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 /// The future a check returns.
+///
+/// ```
+/// use towerscope_health::{CheckFuture, HealthCheck};
+/// /// Unhealthy while a maintenance flag is set.
+/// struct Maintenance(std::sync::atomic::AtomicBool);
+/// impl HealthCheck for Maintenance {
+///     fn check(&self) -> CheckFuture<'_> {
+///         Box::pin(async move {
+///             if self.0.load(std::sync::atomic::Ordering::Relaxed) {
+///                 Err("in maintenance".to_owned())
+///             } else {
+///                 Ok(())
+///             }
+///         })
+///     }
+/// }
+/// ```
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// A dependency check: `Ok(())` when the dependency is usable, `Err(reason)` otherwise.

@@ -9,6 +9,15 @@ use crate::{Health, Status};
 
 /// Keeps a tonic-health reporter in step with readiness; see [`Health::sync_grpc`].
 /// Dropping it (or calling [`GrpcHealthSync::shutdown`]) stops the task.
+///
+/// ```no_run
+/// # async fn run(health: towerscope_health::Health) {
+/// let (reporter, _health_service) = tonic_health::server::health_reporter();
+/// let sync = health.sync_grpc(reporter, ["shop.Orders"], std::time::Duration::from_secs(5));
+/// // ... serve; on shutdown:
+/// sync.shutdown();
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct GrpcHealthSync {
     task: tokio::task::JoinHandle<()>,

@@ -284,6 +284,16 @@ impl<S> Layer<S> for AccessLogLayer {
 }
 
 /// Service made by [`AccessLogLayer`].
+///
+/// ```
+/// use tower::Layer as _;
+/// use towerscope_log::{AccessLog, AccessLogLayer};
+/// let inner = tower::service_fn(|_req: http::Request<String>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+/// });
+/// let svc: AccessLog<_> = AccessLogLayer::new().layer(inner);
+/// # let _ = svc;
+/// ```
 pub type AccessLog<S> = ObserveService<S, AccessLogLayer>;
 
 fn peer<B>(req: &Request<B>) -> Option<IpAddr> {
@@ -316,6 +326,13 @@ fn cut(s: &str, max: usize) -> &str {
 }
 
 /// Per-request state of [`AccessLog`].
+///
+/// ```
+/// use towerscope_core::ObservedBody;
+/// use towerscope_log::AccessLogObserver;
+/// // The completion line is written when the response body ends (or is dropped).
+/// type LoggedBody<B> = ObservedBody<B, Option<AccessLogObserver>>;
+/// ```
 pub struct AccessLogObserver {
     span: Span,
     start: RequestStart,

@@ -266,6 +266,13 @@ where
 }
 
 /// Per-request state of [`TraceClientLayer`]: the client span, ended once with the outcome.
+///
+/// ```
+/// use towerscope_core::ObservedBody;
+/// use towerscope_trace::ClientSpanObserver;
+/// // The response body a traced client returns: the client span ends when it is read.
+/// type TracedResponseBody<B> = ObservedBody<B, Option<ClientSpanObserver>>;
+/// ```
 pub struct ClientSpanObserver {
     cx: Context,
     method: NormalizedMethod,

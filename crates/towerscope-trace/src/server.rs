@@ -703,6 +703,14 @@ const OTHER: &str = "_OTHER";
 
 /// Per-request state of [`TraceLayer`]: the span (inside its context), ended once with the
 /// outcome.
+///
+/// ```
+/// use towerscope_core::{ObservedBody, ObservedFuture};
+/// use towerscope_trace::SpanObserver;
+/// // The response body a `TraceService` gives for an inner body `B`: the span ends with it.
+/// type Traced<B> = ObservedBody<B, Option<SpanObserver>>;
+/// type TracedFuture<F> = ObservedFuture<F, Option<SpanObserver>>;
+/// ```
 pub struct SpanObserver {
     cx: Context,
     method: NormalizedMethod,
