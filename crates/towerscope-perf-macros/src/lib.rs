@@ -15,6 +15,16 @@ use syn::{ItemFn, LitStr, parse_macro_input};
 /// Records the function's run time (seconds) under the given name, or `module::function`
 /// when none is given, into `towerscope_perf::global()`. For an `async fn` the time runs
 /// from the first poll to completion.
+///
+/// The example is compiled and run in `towerscope_perf`'s crate docs (a proc-macro crate
+/// cannot run its own macro in a doctest):
+///
+/// ```ignore
+/// #[towerscope_perf::timed] // recorded as `my_app::orders::total`
+/// fn total(prices: &[u64]) -> u64 {
+///     prices.iter().sum()
+/// }
+/// ```
 #[proc_macro_attribute]
 pub fn timed(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func = parse_macro_input!(item as ItemFn);
