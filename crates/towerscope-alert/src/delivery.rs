@@ -46,6 +46,11 @@ pub enum DeliveryError {
 
 impl DeliveryError {
     /// A retryable failure without a requested delay.
+    ///
+    /// ```
+    /// use towerscope_alert::DeliveryError;
+    /// assert_eq!(DeliveryError::retry("connection refused"), DeliveryError::Retry { reason: "connection refused".into(), after: None });
+    /// ```
     pub fn retry(reason: impl Into<String>) -> Self {
         Self::Retry {
             reason: reason.into(),
@@ -159,12 +164,44 @@ pub struct DeliveryBuilder<N> {
 impl<N: Notifier> DeliveryBuilder<N> {
     /// At most `n` notifications wait (default 1024); beyond, new ones are dropped and
     /// counted (`queue_full`), never waited for.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Delivery, WebhookNotifier};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let delivery = Delivery::builder(WebhookNotifier::new("https://ops.example/hooks/alerts"))
+    ///     .queue(256)
+    ///     .timeout(Duration::from_secs(5))
+    ///     .backoff(Duration::from_millis(500), Duration::from_secs(30))
+    ///     .retry_horizon(Duration::from_secs(30 * 60))
+    ///     .metrics(&mut registry)
+    ///     .spawn();
+    /// assert_eq!(delivery.queued(), 0);
+    /// # });
+    /// ```
     pub fn queue(mut self, n: usize) -> Self {
         self.queue = n.max(1);
         self
     }
 
     /// Each attempt is cut off after `t` (default 10 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Delivery, WebhookNotifier};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let delivery = Delivery::builder(WebhookNotifier::new("https://ops.example/hooks/alerts"))
+    ///     .queue(256)
+    ///     .timeout(Duration::from_secs(5))
+    ///     .backoff(Duration::from_millis(500), Duration::from_secs(30))
+    ///     .retry_horizon(Duration::from_secs(30 * 60))
+    ///     .metrics(&mut registry)
+    ///     .spawn();
+    /// assert_eq!(delivery.queued(), 0);
+    /// # });
+    /// ```
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
         self
@@ -172,6 +209,22 @@ impl<N: Notifier> DeliveryBuilder<N> {
 
     /// A notification is retried for at most `h` after it was queued (default 1 h), then
     /// dropped and counted (`expired`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Delivery, WebhookNotifier};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let delivery = Delivery::builder(WebhookNotifier::new("https://ops.example/hooks/alerts"))
+    ///     .queue(256)
+    ///     .timeout(Duration::from_secs(5))
+    ///     .backoff(Duration::from_millis(500), Duration::from_secs(30))
+    ///     .retry_horizon(Duration::from_secs(30 * 60))
+    ///     .metrics(&mut registry)
+    ///     .spawn();
+    /// assert_eq!(delivery.queued(), 0);
+    /// # });
+    /// ```
     pub fn retry_horizon(mut self, h: Duration) -> Self {
         self.horizon = h;
         self
@@ -179,6 +232,22 @@ impl<N: Notifier> DeliveryBuilder<N> {
 
     /// Backoff between attempts: doubling from `first`, capped at `max`, each with up to
     /// 50 % random jitter (defaults 1 s and 60 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Delivery, WebhookNotifier};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let delivery = Delivery::builder(WebhookNotifier::new("https://ops.example/hooks/alerts"))
+    ///     .queue(256)
+    ///     .timeout(Duration::from_secs(5))
+    ///     .backoff(Duration::from_millis(500), Duration::from_secs(30))
+    ///     .retry_horizon(Duration::from_secs(30 * 60))
+    ///     .metrics(&mut registry)
+    ///     .spawn();
+    /// assert_eq!(delivery.queued(), 0);
+    /// # });
+    /// ```
     pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
         self.backoff = (first, max.max(first));
         self
@@ -186,6 +255,22 @@ impl<N: Notifier> DeliveryBuilder<N> {
 
     /// Counts outcomes in `towerscope_alert_notifications_total{notifier,outcome}` in
     /// `registry` (outcomes: `delivered`, `retried`, `failed`, `expired`, `queue_full`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Delivery, WebhookNotifier};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let delivery = Delivery::builder(WebhookNotifier::new("https://ops.example/hooks/alerts"))
+    ///     .queue(256)
+    ///     .timeout(Duration::from_secs(5))
+    ///     .backoff(Duration::from_millis(500), Duration::from_secs(30))
+    ///     .retry_horizon(Duration::from_secs(30 * 60))
+    ///     .metrics(&mut registry)
+    ///     .spawn();
+    /// assert_eq!(delivery.queued(), 0);
+    /// # });
+    /// ```
     pub fn metrics(mut self, registry: &mut Registry) -> Self {
         let family = Family::<OutcomeLabels, Counter>::default();
         registry.register(
@@ -198,6 +283,22 @@ impl<N: Notifier> DeliveryBuilder<N> {
     }
 
     /// Starts the worker (inside a tokio runtime).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Delivery, WebhookNotifier};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let delivery = Delivery::builder(WebhookNotifier::new("https://ops.example/hooks/alerts"))
+    ///     .queue(256)
+    ///     .timeout(Duration::from_secs(5))
+    ///     .backoff(Duration::from_millis(500), Duration::from_secs(30))
+    ///     .retry_horizon(Duration::from_secs(30 * 60))
+    ///     .metrics(&mut registry)
+    ///     .spawn();
+    /// assert_eq!(delivery.queued(), 0);
+    /// # });
+    /// ```
     pub fn spawn(self) -> Delivery {
         let (tx, mut rx) = mpsc::channel::<(Notification, Instant)>(self.queue);
         let notifier = Arc::new(self.notifier);
@@ -286,6 +387,22 @@ impl std::fmt::Debug for Delivery {
 
 impl Delivery {
     /// Delivery through `notifier`, with the defaults.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Delivery, WebhookNotifier};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let delivery = Delivery::builder(WebhookNotifier::new("https://ops.example/hooks/alerts"))
+    ///     .queue(256)
+    ///     .timeout(Duration::from_secs(5))
+    ///     .backoff(Duration::from_millis(500), Duration::from_secs(30))
+    ///     .retry_horizon(Duration::from_secs(30 * 60))
+    ///     .metrics(&mut registry)
+    ///     .spawn();
+    /// assert_eq!(delivery.queued(), 0);
+    /// # });
+    /// ```
     pub fn builder<N: Notifier>(notifier: N) -> DeliveryBuilder<N> {
         DeliveryBuilder {
             notifier,
@@ -298,26 +415,194 @@ impl Delivery {
     }
 
     /// Notifications delivered so far.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Delivery, DeliveryError, Evaluator, Notification, Notifier, Notify as _, Rule, Sample, SendFuture, Signal};
+    /// /// A Slack channel that was archived: every attempt gets a 410.
+    /// struct Archived;
+    /// impl Notifier for Archived {
+    ///     fn name(&self) -> &str {
+    ///         "archived"
+    ///     }
+    ///     fn send<'a>(&'a self, _n: &'a Notification) -> SendFuture<'a> {
+    ///         Box::pin(async { Err(DeliveryError::Permanent("410: channel archived".into())) })
+    ///     }
+    /// }
+    /// # let mut eval = Evaluator::new(vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 1.0)], Duration::from_secs(3600));
+    /// # let firing = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(5.0)]).remove(0);
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let delivery = Delivery::builder(Archived).spawn();
+    /// delivery.notify(&firing);
+    /// for _ in 0..2_000 {
+    ///     if delivery.failed() > 0 {
+    ///         break;
+    ///     }
+    ///     tokio::time::sleep(Duration::from_millis(5)).await;
+    /// }
+    /// assert_eq!(delivery.delivered(), 0);
+    /// # });
+    /// ```
     pub fn delivered(&self) -> u64 {
         self.counters.delivered.load(Ordering::Relaxed)
     }
     /// Notifications refused for good.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Delivery, DeliveryError, Evaluator, Notification, Notifier, Notify as _, Rule, Sample, SendFuture, Signal};
+    /// /// A Slack channel that was archived: every attempt gets a 410.
+    /// struct Archived;
+    /// impl Notifier for Archived {
+    ///     fn name(&self) -> &str {
+    ///         "archived"
+    ///     }
+    ///     fn send<'a>(&'a self, _n: &'a Notification) -> SendFuture<'a> {
+    ///         Box::pin(async { Err(DeliveryError::Permanent("410: channel archived".into())) })
+    ///     }
+    /// }
+    /// # let mut eval = Evaluator::new(vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 1.0)], Duration::from_secs(3600));
+    /// # let firing = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(5.0)]).remove(0);
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let delivery = Delivery::builder(Archived).spawn();
+    /// delivery.notify(&firing);
+    /// for _ in 0..2_000 {
+    ///     if delivery.failed() > 0 {
+    ///         break;
+    ///     }
+    ///     tokio::time::sleep(Duration::from_millis(5)).await;
+    /// }
+    /// assert_eq!(delivery.failed(), 1);
+    /// # });
+    /// ```
     pub fn failed(&self) -> u64 {
         self.counters.failed.load(Ordering::Relaxed)
     }
     /// Failed attempts that were retried.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Delivery, DeliveryError, Evaluator, Notification, Notifier, Notify as _, Rule, Sample, SendFuture, Signal};
+    /// /// A Slack channel that was archived: every attempt gets a 410.
+    /// struct Archived;
+    /// impl Notifier for Archived {
+    ///     fn name(&self) -> &str {
+    ///         "archived"
+    ///     }
+    ///     fn send<'a>(&'a self, _n: &'a Notification) -> SendFuture<'a> {
+    ///         Box::pin(async { Err(DeliveryError::Permanent("410: channel archived".into())) })
+    ///     }
+    /// }
+    /// # let mut eval = Evaluator::new(vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 1.0)], Duration::from_secs(3600));
+    /// # let firing = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(5.0)]).remove(0);
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let delivery = Delivery::builder(Archived).spawn();
+    /// delivery.notify(&firing);
+    /// for _ in 0..2_000 {
+    ///     if delivery.failed() > 0 {
+    ///         break;
+    ///     }
+    ///     tokio::time::sleep(Duration::from_millis(5)).await;
+    /// }
+    /// assert_eq!((delivery.failed(), delivery.retries()), (1, 0)); // a 410 is not retried
+    /// # });
+    /// ```
     pub fn retries(&self) -> u64 {
         self.counters.retries.load(Ordering::Relaxed)
     }
     /// Notifications dropped (queue full, or expired past the retry horizon).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Delivery, DeliveryError, Evaluator, Notification, Notifier, Notify as _, Rule, Sample, SendFuture, Signal};
+    /// /// A Slack channel that was archived: every attempt gets a 410.
+    /// struct Archived;
+    /// impl Notifier for Archived {
+    ///     fn name(&self) -> &str {
+    ///         "archived"
+    ///     }
+    ///     fn send<'a>(&'a self, _n: &'a Notification) -> SendFuture<'a> {
+    ///         Box::pin(async { Err(DeliveryError::Permanent("410: channel archived".into())) })
+    ///     }
+    /// }
+    /// # let mut eval = Evaluator::new(vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 1.0)], Duration::from_secs(3600));
+    /// # let firing = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(5.0)]).remove(0);
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let delivery = Delivery::builder(Archived).spawn();
+    /// delivery.notify(&firing);
+    /// for _ in 0..2_000 {
+    ///     if delivery.failed() > 0 {
+    ///         break;
+    ///     }
+    ///     tokio::time::sleep(Duration::from_millis(5)).await;
+    /// }
+    /// assert_eq!((delivery.failed(), delivery.dropped()), (1, 0));
+    /// # });
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.counters.dropped.load(Ordering::Relaxed)
     }
     /// Notifications waiting.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Delivery, DeliveryError, Evaluator, Notification, Notifier, Notify as _, Rule, Sample, SendFuture, Signal};
+    /// /// A Slack channel that was archived: every attempt gets a 410.
+    /// struct Archived;
+    /// impl Notifier for Archived {
+    ///     fn name(&self) -> &str {
+    ///         "archived"
+    ///     }
+    ///     fn send<'a>(&'a self, _n: &'a Notification) -> SendFuture<'a> {
+    ///         Box::pin(async { Err(DeliveryError::Permanent("410: channel archived".into())) })
+    ///     }
+    /// }
+    /// # let mut eval = Evaluator::new(vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 1.0)], Duration::from_secs(3600));
+    /// # let firing = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(5.0)]).remove(0);
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let delivery = Delivery::builder(Archived).spawn();
+    /// delivery.notify(&firing);
+    /// for _ in 0..2_000 {
+    ///     if delivery.failed() > 0 {
+    ///         break;
+    ///     }
+    ///     tokio::time::sleep(Duration::from_millis(5)).await;
+    /// }
+    /// assert_eq!((delivery.failed(), delivery.queued()), (1, 0));
+    /// # });
+    /// ```
     pub fn queued(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
     }
     /// Whether the worker has stopped (it stops only if the runtime shuts down).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Delivery, DeliveryError, Evaluator, Notification, Notifier, Notify as _, Rule, Sample, SendFuture, Signal};
+    /// /// A Slack channel that was archived: every attempt gets a 410.
+    /// struct Archived;
+    /// impl Notifier for Archived {
+    ///     fn name(&self) -> &str {
+    ///         "archived"
+    ///     }
+    ///     fn send<'a>(&'a self, _n: &'a Notification) -> SendFuture<'a> {
+    ///         Box::pin(async { Err(DeliveryError::Permanent("410: channel archived".into())) })
+    ///     }
+    /// }
+    /// # let mut eval = Evaluator::new(vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 1.0)], Duration::from_secs(3600));
+    /// # let firing = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(5.0)]).remove(0);
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let delivery = Delivery::builder(Archived).spawn();
+    /// delivery.notify(&firing);
+    /// for _ in 0..2_000 {
+    ///     if delivery.failed() > 0 {
+    ///         break;
+    ///     }
+    ///     tokio::time::sleep(Duration::from_millis(5)).await;
+    /// }
+    /// assert!(!delivery.is_finished());
+    /// # });
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.worker.is_finished()
     }

@@ -164,6 +164,19 @@ pub enum Notification {
 
 impl Notification {
     /// The alert either way.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// let mut eval = Evaluator::new(
+    ///     vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0)],
+    ///     Duration::from_secs(3600),
+    /// );
+    /// let t0 = Instant::now();
+    /// let fired = eval.evaluate(t0, SystemTime::now(), |_| vec![Sample::single(150.0)]);
+    /// let resolved = eval.evaluate(t0, SystemTime::now(), |_| vec![Sample::single(10.0)]);
+    /// assert_eq!(fired[0].alert().name, resolved[0].alert().name);
+    /// ```
     pub fn alert(&self) -> &Alert {
         match self {
             Self::Firing(a) => a,
@@ -171,6 +184,20 @@ impl Notification {
         }
     }
     /// Whether this is a resolution.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// let mut eval = Evaluator::new(
+    ///     vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0)],
+    ///     Duration::from_secs(3600),
+    /// );
+    /// let t0 = Instant::now();
+    /// let fired = eval.evaluate(t0, SystemTime::now(), |_| vec![Sample::single(150.0)]);
+    /// assert!(!fired[0].is_resolved());
+    /// let cleared = eval.evaluate(t0, SystemTime::now(), |_| vec![]); // the series is gone
+    /// assert!(cleared[0].is_resolved());
+    /// ```
     pub fn is_resolved(&self) -> bool {
         matches!(self, Self::Resolved { .. })
     }
@@ -213,6 +240,21 @@ pub struct Evaluator {
 
 impl Evaluator {
     /// Evaluates `rules`, re-sending a still-firing alert every `renotify_every`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// let mut eval = Evaluator::new(
+    ///     vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0)],
+    ///     Duration::from_secs(3600),
+    /// );
+    /// let t0 = Instant::now();
+    /// assert_eq!(eval.evaluate(t0, SystemTime::now(), |_| vec![Sample::single(150.0)]).len(), 1);
+    /// let soon = t0 + Duration::from_secs(60);
+    /// assert!(eval.evaluate(soon, SystemTime::now(), |_| vec![Sample::single(150.0)]).is_empty());
+    /// let later = t0 + Duration::from_secs(3601);
+    /// assert_eq!(eval.evaluate(later, SystemTime::now(), |_| vec![Sample::single(150.0)]).len(), 1); // sent again
+    /// ```
     pub fn new(rules: Vec<Rule>, renotify_every: Duration) -> Self {
         Self {
             rules,
@@ -225,17 +267,54 @@ impl Evaluator {
     }
 
     /// The rules.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// let mut eval = Evaluator::new(
+    ///     vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0)],
+    ///     Duration::from_secs(3600),
+    /// );
+    /// let t0 = Instant::now();
+    /// assert_eq!(eval.rules()[0].name, "Busy");
+    /// # let _ = t0;
+    /// ```
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
 
     /// Label sets not tracked because `max_alerts` were already active.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// let mut eval = Evaluator::new(
+    ///     vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0)],
+    ///     Duration::from_secs(3600),
+    /// );
+    /// let t0 = Instant::now();
+    /// eval.evaluate(t0, SystemTime::now(), |_| vec![Sample::single(150.0)]);
+    /// assert_eq!(eval.dropped(), 0);
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// Holds back notifications of `rule` until `until` (the alerts are still evaluated and
     /// listed, marked silenced). Returns whether the rule exists.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// let mut eval = Evaluator::new(
+    ///     vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0)],
+    ///     Duration::from_secs(3600),
+    /// );
+    /// let t0 = Instant::now();
+    /// assert!(eval.silence("Busy", t0 + Duration::from_secs(600)));
+    /// let sent = eval.evaluate(t0, SystemTime::now(), |_| vec![Sample::single(150.0)]);
+    /// assert!(sent.is_empty() && eval.active()[0].silenced); // evaluated and listed, not sent
+    /// ```
     pub fn silence(&mut self, rule: &str, until: Instant) -> bool {
         if !self.rules.iter().any(|r| r.name == rule) {
             return false;
@@ -245,11 +324,36 @@ impl Evaluator {
     }
 
     /// Lifts a silence.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// let mut eval = Evaluator::new(
+    ///     vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0)],
+    ///     Duration::from_secs(3600),
+    /// );
+    /// let t0 = Instant::now();
+    /// eval.silence("Busy", t0 + Duration::from_secs(600));
+    /// assert!(eval.unsilence("Busy"));
+    /// assert_eq!(eval.evaluate(t0, SystemTime::now(), |_| vec![Sample::single(150.0)]).len(), 1);
+    /// ```
     pub fn unsilence(&mut self, rule: &str) -> bool {
         self.silences.remove(rule).is_some()
     }
 
     /// Pending and firing alerts, most severe first.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// let mut eval = Evaluator::new(
+    ///     vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0)],
+    ///     Duration::from_secs(3600),
+    /// );
+    /// let t0 = Instant::now();
+    /// eval.evaluate(t0, SystemTime::now(), |_| vec![Sample::single(150.0)]);
+    /// assert_eq!(eval.active()[0].value, 150.0);
+    /// ```
     pub fn active(&self) -> Vec<Alert> {
         let mut out: Vec<Alert> = self.entries.values().map(|e| e.alert.clone()).collect();
         out.sort_by(|a, b| {
@@ -264,6 +368,25 @@ impl Evaluator {
     /// One evaluation at `now` (`wall` is the same moment on the wall clock, for the
     /// notifications). `values` gives each rule's current samples; a label set that no
     /// longer appears counts as cleared.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// let mut eval = Evaluator::new(
+    ///     vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0)],
+    ///     Duration::from_secs(3600),
+    /// );
+    /// let t0 = Instant::now();
+    /// // Per-route samples: one alert per label set.
+    /// let sent = eval.evaluate(t0, SystemTime::now(), |_| {
+    ///     vec![
+    ///         Sample { labels: vec![("route".into(), "/a".into())], value: 150.0 },
+    ///         Sample { labels: vec![("route".into(), "/b".into())], value: 5.0 },
+    ///     ]
+    /// });
+    /// assert_eq!(sent.len(), 1);
+    /// assert_eq!(sent[0].alert().labels["route"], "/a");
+    /// ```
     pub fn evaluate(
         &mut self,
         now: Instant,

@@ -129,6 +129,15 @@ pub struct SlackNotifier {
 
 impl SlackNotifier {
     /// Posts to the webhook at `url` (a secret: it is never logged).
+    ///
+    /// ```
+    /// use towerscope_alert::{Delivery, SlackNotifier};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let slack = SlackNotifier::new("https://hooks.slack.com/services/T000/B000/XXXX");
+    /// let delivery = Delivery::builder(slack).spawn();
+    /// # drop(delivery);
+    /// # });
+    /// ```
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -137,6 +146,16 @@ impl SlackNotifier {
     }
 
     /// The JSON body sent for `n`.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant, SystemTime};
+    /// # use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// # let rule = Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0);
+    /// # let mut eval = Evaluator::new(vec![rule], Duration::from_secs(3600));
+    /// # let firing = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(150.0)]).remove(0);
+    /// let body = towerscope_alert::SlackNotifier::payload(&firing);
+    /// assert!(body["text"].as_str().unwrap().starts_with("[FIRING] Busy"));
+    /// ```
     pub fn payload(n: &Notification) -> Value {
         let a = n.alert();
         let color = match (n.is_resolved(), a.severity) {
@@ -204,6 +223,11 @@ pub struct PagerDutyNotifier {
 
 impl PagerDutyNotifier {
     /// Events for the service integration with `routing_key`, to PagerDuty's US endpoint.
+    ///
+    /// ```
+    /// let pd = towerscope_alert::PagerDutyNotifier::new("R0UT1NGKEY").source("shop-api");
+    /// # let _ = pd;
+    /// ```
     pub fn new(routing_key: impl Into<String>) -> Self {
         Self {
             routing_key: routing_key.into(),
@@ -214,18 +238,47 @@ impl PagerDutyNotifier {
     }
 
     /// Another endpoint (PagerDuty's EU service region, or a test receiver).
+    ///
+    /// ```
+    /// // A PagerDuty-compatible receiver of your own (the default is PagerDuty's Events API v2).
+    /// let pd = towerscope_alert::PagerDutyNotifier::new("key").endpoint("http://127.0.0.1:9000/v2/enqueue");
+    /// # let _ = pd;
+    /// ```
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoint = url.into();
         self
     }
 
     /// The `source` field (default: this host's name).
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant, SystemTime};
+    /// # use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// # let rule = Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0);
+    /// # let mut eval = Evaluator::new(vec![rule], Duration::from_secs(3600));
+    /// # let firing = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(150.0)]).remove(0);
+    /// let pd = towerscope_alert::PagerDutyNotifier::new("key").source("shop-api.eu-1");
+    /// assert_eq!(pd.payload(&firing)["payload"]["source"], "shop-api.eu-1");
+    /// ```
     pub fn source(mut self, source: impl Into<String>) -> Self {
         self.source = source.into();
         self
     }
 
     /// The JSON body sent for `n`.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant, SystemTime};
+    /// # use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// # let rule = Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0);
+    /// # let mut eval = Evaluator::new(vec![rule], Duration::from_secs(3600));
+    /// # let firing = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(150.0)]).remove(0);
+    /// let pd = towerscope_alert::PagerDutyNotifier::new("key");
+    /// let event = pd.payload(&firing);
+    /// assert_eq!(event["event_action"], "trigger");
+    /// // The same key on resolution, so PagerDuty closes the incident it opened.
+    /// assert_eq!(event["dedup_key"], firing.alert().fingerprint.as_str());
+    /// ```
     pub fn payload(&self, n: &Notification) -> Value {
         let a = n.alert();
         match n {
@@ -329,6 +382,11 @@ pub const SIGNATURE_HEADER: &str = "x-towerscope-signature";
 
 impl WebhookNotifier {
     /// Posts to `url`.
+    ///
+    /// ```
+    /// let hook = towerscope_alert::WebhookNotifier::new("https://ops.example/hooks/alerts").secret("shared-secret");
+    /// # let _ = hook;
+    /// ```
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -338,12 +396,29 @@ impl WebhookNotifier {
     }
 
     /// Signs requests with `secret`.
+    ///
+    /// ```
+    /// // Each post carries `x-towerscope-signature: t=<unix time>,v1=<HMAC-SHA256 hex>`.
+    /// let hook = towerscope_alert::WebhookNotifier::new("https://ops.example/hooks/alerts").secret(b"shared-secret");
+    /// # let _ = hook;
+    /// ```
     pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
         self.secret = Some(secret.as_ref().to_vec());
         self
     }
 
     /// The JSON body sent for `n`.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant, SystemTime};
+    /// # use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// # let rule = Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0);
+    /// # let mut eval = Evaluator::new(vec![rule], Duration::from_secs(3600));
+    /// # let firing = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(150.0)]).remove(0);
+    /// let body = towerscope_alert::WebhookNotifier::payload(&firing);
+    /// assert_eq!(body["status"], "firing");
+    /// assert_eq!(body["alert"]["name"], "Busy");
+    /// ```
     pub fn payload(n: &Notification) -> Value {
         let a = n.alert();
         let mut v = json!({
@@ -434,7 +509,17 @@ impl std::fmt::Debug for AlertmanagerNotifier {
 }
 
 impl AlertmanagerNotifier {
-    /// Alertmanager at `base` (`http://host:9093`).
+    /// Alertmanager at `base` (`http://host:9093`). Call it inside a tokio runtime: it
+    /// keeps a task that re-sends firing alerts before Alertmanager would time them out.
+    ///
+    /// ```
+    /// use towerscope_alert::{AlertmanagerNotifier, Delivery};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let am = AlertmanagerNotifier::new("http://127.0.0.1:9093");
+    /// let delivery = Delivery::builder(am).spawn();
+    /// # drop(delivery);
+    /// # });
+    /// ```
     pub fn new(base: impl Into<String>) -> Self {
         Self::build(base.into(), String::new(), Duration::from_secs(60))
     }
@@ -486,12 +571,34 @@ impl AlertmanagerNotifier {
     }
 
     /// The link each alert carries back to its source (`generatorURL`).
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant, SystemTime};
+    /// # use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// # let rule = Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0);
+    /// # let mut eval = Evaluator::new(vec![rule], Duration::from_secs(3600));
+    /// # let firing = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(150.0)]).remove(0);
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async { // it keeps a resend task
+    /// let am = towerscope_alert::AlertmanagerNotifier::new("http://127.0.0.1:9093")
+    ///     .generator_url("https://shop.example/dashboard");
+    /// assert_eq!(am.payload(&firing)["generatorURL"], "https://shop.example/dashboard");
+    /// # });
+    /// ```
     pub fn generator_url(self, url: impl Into<String>) -> Self {
         self.replace(|b, _, r| (b, url.into(), r))
     }
 
     /// How often firing alerts are re-sent (default 60 s; keep it below Alertmanager's
     /// `resolve_timeout`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// // Alertmanager resolves an alert that is not re-sent before its `endsAt`: keep it fresh.
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async { // it keeps a resend task
+    /// let am = towerscope_alert::AlertmanagerNotifier::new("http://127.0.0.1:9093").resend_every(Duration::from_secs(30));
+    /// # let _ = am;
+    /// # });
+    /// ```
     pub fn resend_every(self, every: Duration) -> Self {
         let every = every.max(Duration::from_millis(100));
         self.replace(|b, g, _| (b, g, every))
@@ -518,6 +625,20 @@ impl AlertmanagerNotifier {
     }
 
     /// The JSON alert Alertmanager receives for `n`.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant, SystemTime};
+    /// # use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// # let rule = Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0);
+    /// # let mut eval = Evaluator::new(vec![rule], Duration::from_secs(3600));
+    /// # let firing = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(150.0)]).remove(0);
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async { // it keeps a resend task
+    /// let am = towerscope_alert::AlertmanagerNotifier::new("http://127.0.0.1:9093");
+    /// let alert = am.payload(&firing);
+    /// assert_eq!(alert["labels"]["alertname"], "Busy");
+    /// assert!(alert["startsAt"].is_string() && alert["endsAt"].is_string());
+    /// # });
+    /// ```
     pub fn payload(&self, n: &Notification) -> Value {
         match n {
             Notification::Firing(a) => self.inner.am_alert(a, None),
@@ -623,6 +744,14 @@ pub struct AddressError(String);
 
 impl EmailNotifier {
     /// Mail from `from` to every address in `to` through the server at `host:port`.
+    ///
+    /// ```
+    /// let email = towerscope_alert::EmailNotifier::new("smtp.example", 587, "alerts@shop.example", ["oncall@shop.example"])
+    ///     .expect("valid addresses")
+    ///     .starttls(true)
+    ///     .credentials("alerts", "app-password");
+    /// # let _ = email;
+    /// ```
     pub fn new<I, S>(
         host: impl Into<String>,
         port: u16,
@@ -652,6 +781,13 @@ impl EmailNotifier {
     }
 
     /// Requires STARTTLS before sending.
+    ///
+    /// ```
+    /// let email = towerscope_alert::EmailNotifier::new("smtp.example", 587, "a@shop.example", ["b@shop.example"])
+    ///     .unwrap()
+    ///     .starttls(true); // upgrade the connection before authenticating
+    /// # let _ = email;
+    /// ```
     pub fn starttls(mut self, on: bool) -> Self {
         self.starttls = on;
         self
@@ -659,18 +795,47 @@ impl EmailNotifier {
 
     /// Also trusts this root certificate (PEM) for STARTTLS: a server with a certificate
     /// from a private CA. The system's roots are trusted anyway.
+    ///
+    /// ```
+    /// let ca_pem = b"-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n".to_vec();
+    /// let email = towerscope_alert::EmailNotifier::new("smtp.internal", 587, "a@shop.example", ["b@shop.example"])
+    ///     .unwrap()
+    ///     .starttls(true)
+    ///     .root_certificate(ca_pem); // a private CA
+    /// # let _ = email;
+    /// ```
     pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.root_pem = Some(pem.into());
         self
     }
 
     /// Logs in with `user` and `password` (never logged).
+    ///
+    /// ```
+    /// let email = towerscope_alert::EmailNotifier::new("smtp.example", 587, "a@shop.example", ["b@shop.example"])
+    ///     .unwrap()
+    ///     .credentials("alerts", "app-password"); // never logged: `Debug` leaves it out
+    /// assert!(!format!("{email:?}").contains("app-password"));
+    /// ```
     pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
         self.credentials = Some((user.into(), password.into()));
         self
     }
 
     /// The message for `n`.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant, SystemTime};
+    /// # use towerscope_alert::{Condition, Evaluator, Rule, Sample, Signal};
+    /// # let rule = Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0);
+    /// # let mut eval = Evaluator::new(vec![rule], Duration::from_secs(3600));
+    /// # let firing = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(150.0)]).remove(0);
+    /// let email = towerscope_alert::EmailNotifier::new("smtp.example", 25, "alerts@shop.example", ["oncall@shop.example"])
+    ///     .unwrap();
+    /// let message = email.message(&firing).expect("a message");
+    /// let text = String::from_utf8(message.formatted()).unwrap();
+    /// assert!(text.contains("Subject: [FIRING] Busy"), "{text}");
+    /// ```
     pub fn message(&self, n: &Notification) -> Result<lettre::Message, DeliveryError> {
         let a = n.alert();
         let subject = format!(

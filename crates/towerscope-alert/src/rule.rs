@@ -29,6 +29,12 @@ pub enum Condition {
 
 impl Condition {
     /// Whether `value` meets the condition; a NaN value never does.
+    ///
+    /// ```
+    /// use towerscope_alert::Condition;
+    /// assert!(Condition::Gt.holds(5.1, 5.0));
+    /// assert!(!Condition::Ne.holds(f64::NAN, 0.0)); // no data is not an alert
+    /// ```
     pub fn holds(self, value: f64, threshold: f64) -> bool {
         if value.is_nan() {
             return false;
@@ -44,6 +50,10 @@ impl Condition {
     }
 
     /// `gt`, `ge`, `lt`, `le`, `eq`, `ne`.
+    ///
+    /// ```
+    /// assert_eq!(towerscope_alert::Condition::Ge.as_str(), "ge"); // as written in rule files
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Gt => "gt",
@@ -56,6 +66,10 @@ impl Condition {
     }
 
     /// The PromQL comparison operator.
+    ///
+    /// ```
+    /// assert_eq!(towerscope_alert::Condition::Ge.promql(), ">=");
+    /// ```
     pub fn promql(self) -> &'static str {
         match self {
             Self::Gt => ">",
@@ -101,6 +115,10 @@ pub enum Severity {
 
 impl Severity {
     /// `low`, `medium`, `high` or `critical`.
+    ///
+    /// ```
+    /// assert_eq!(towerscope_alert::Severity::Critical.as_str(), "critical");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Low => "low",
@@ -210,6 +228,11 @@ pub enum Signal {
 
 impl Signal {
     /// The signal's name in rule files.
+    ///
+    /// ```
+    /// use towerscope_alert::{RouteScope, Signal};
+    /// assert_eq!(Signal::P95ResponseTime(RouteScope::EachRoute).kind(), "p95_response_time");
+    /// ```
     pub fn kind(&self) -> &'static str {
         match self {
             Self::RequestRate(_) => "request_rate",
@@ -228,6 +251,12 @@ impl Signal {
     }
 
     /// The route scope, for signals that have one.
+    ///
+    /// ```
+    /// use towerscope_alert::{RouteScope, Signal};
+    /// assert_eq!(Signal::ErrorRate(RouteScope::EachRoute).scope(), Some(&RouteScope::EachRoute));
+    /// assert_eq!(Signal::InFlight.scope(), None);
+    /// ```
     pub fn scope(&self) -> Option<&RouteScope> {
         match self {
             Self::RequestRate(s)
@@ -280,6 +309,12 @@ pub struct Rule {
 
 impl Rule {
     /// A rule with no `for` delay, a 5-minute window, severity medium and a default message.
+    ///
+    /// ```
+    /// use towerscope_alert::{Condition, Rule, Signal};
+    /// let rule = Rule::new("Busy", Signal::InFlight, Condition::Gt, 100.0);
+    /// assert_eq!(rule.render_message(150.0, &[]), "Busy: 150 (threshold 100)");
+    /// ```
     pub fn new(
         name: impl Into<String>,
         signal: Signal,
@@ -301,36 +336,114 @@ impl Rule {
     }
 
     /// How long the condition must hold before firing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Condition, RouteScope, Rule, Severity, Signal};
+    /// let rule = Rule::new("HighErrorRate", Signal::ErrorRate(RouteScope::Overall), Condition::Gt, 5.0)
+    ///     .for_duration(Duration::from_secs(120)) // pending for two minutes before it fires
+    ///     .window(Duration::from_secs(300))
+    ///     .severity(Severity::High)
+    ///     .message("{value}% of requests failed (threshold {threshold}%)")
+    ///     .label("team", "payments")
+    ///     .annotation("runbook_url", "https://runbooks.example/errors");
+    /// assert_eq!(rule.for_duration, Duration::from_secs(120));
+    /// ```
     pub fn for_duration(mut self, d: Duration) -> Self {
         self.for_duration = d;
         self
     }
 
     /// The window for rates and statistics.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Condition, RouteScope, Rule, Severity, Signal};
+    /// let rule = Rule::new("HighErrorRate", Signal::ErrorRate(RouteScope::Overall), Condition::Gt, 5.0)
+    ///     .for_duration(Duration::from_secs(120)) // pending for two minutes before it fires
+    ///     .window(Duration::from_secs(300))
+    ///     .severity(Severity::High)
+    ///     .message("{value}% of requests failed (threshold {threshold}%)")
+    ///     .label("team", "payments")
+    ///     .annotation("runbook_url", "https://runbooks.example/errors");
+    /// assert_eq!(rule.window, Duration::from_secs(300));
+    /// ```
     pub fn window(mut self, d: Duration) -> Self {
         self.window = d;
         self
     }
 
     /// The severity.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Condition, RouteScope, Rule, Severity, Signal};
+    /// let rule = Rule::new("HighErrorRate", Signal::ErrorRate(RouteScope::Overall), Condition::Gt, 5.0)
+    ///     .for_duration(Duration::from_secs(120)) // pending for two minutes before it fires
+    ///     .window(Duration::from_secs(300))
+    ///     .severity(Severity::High)
+    ///     .message("{value}% of requests failed (threshold {threshold}%)")
+    ///     .label("team", "payments")
+    ///     .annotation("runbook_url", "https://runbooks.example/errors");
+    /// assert_eq!(rule.severity, Severity::High);
+    /// ```
     pub fn severity(mut self, s: Severity) -> Self {
         self.severity = s;
         self
     }
 
     /// The message template.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Condition, RouteScope, Rule, Severity, Signal};
+    /// let rule = Rule::new("HighErrorRate", Signal::ErrorRate(RouteScope::Overall), Condition::Gt, 5.0)
+    ///     .for_duration(Duration::from_secs(120)) // pending for two minutes before it fires
+    ///     .window(Duration::from_secs(300))
+    ///     .severity(Severity::High)
+    ///     .message("{value}% of requests failed (threshold {threshold}%)")
+    ///     .label("team", "payments")
+    ///     .annotation("runbook_url", "https://runbooks.example/errors");
+    /// assert_eq!(rule.render_message(7.5, &[]), "7.5% of requests failed (threshold 5%)");
+    /// ```
     pub fn message(mut self, m: impl Into<String>) -> Self {
         self.message = m.into();
         self
     }
 
     /// Adds a label.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Condition, RouteScope, Rule, Severity, Signal};
+    /// let rule = Rule::new("HighErrorRate", Signal::ErrorRate(RouteScope::Overall), Condition::Gt, 5.0)
+    ///     .for_duration(Duration::from_secs(120)) // pending for two minutes before it fires
+    ///     .window(Duration::from_secs(300))
+    ///     .severity(Severity::High)
+    ///     .message("{value}% of requests failed (threshold {threshold}%)")
+    ///     .label("team", "payments")
+    ///     .annotation("runbook_url", "https://runbooks.example/errors");
+    /// assert_eq!(rule.labels["team"], "payments");
+    /// ```
     pub fn label(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
         self.labels.insert(k.into(), v.into());
         self
     }
 
     /// Adds an annotation.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Condition, RouteScope, Rule, Severity, Signal};
+    /// let rule = Rule::new("HighErrorRate", Signal::ErrorRate(RouteScope::Overall), Condition::Gt, 5.0)
+    ///     .for_duration(Duration::from_secs(120)) // pending for two minutes before it fires
+    ///     .window(Duration::from_secs(300))
+    ///     .severity(Severity::High)
+    ///     .message("{value}% of requests failed (threshold {threshold}%)")
+    ///     .label("team", "payments")
+    ///     .annotation("runbook_url", "https://runbooks.example/errors");
+    /// assert_eq!(rule.annotations["runbook_url"], "https://runbooks.example/errors");
+    /// ```
     pub fn annotation(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
         self.annotations.insert(k.into(), v.into());
         self
@@ -338,6 +451,14 @@ impl Rule {
 
     /// The message for `value`, with `extra` labels (those of the alert's series) available
     /// as placeholders. Unknown placeholders are left as written.
+    ///
+    /// ```
+    /// use towerscope_alert::{Condition, RouteScope, Rule, Signal};
+    /// let rule = Rule::new("SlowRoute", Signal::P95ResponseTime(RouteScope::EachRoute), Condition::Gt, 800.0)
+    ///     .message("{route} p95 is {value} ms ({missing} stays as written)");
+    /// let route = vec![("route".to_owned(), "/orders".to_owned())];
+    /// assert_eq!(rule.render_message(950.0, &route), "/orders p95 is 950 ms ({missing} stays as written)");
+    /// ```
     pub fn render_message(&self, value: f64, extra: &[(String, String)]) -> String {
         self.render(&self.message, value, extra)
     }

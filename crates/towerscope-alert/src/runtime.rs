@@ -47,6 +47,14 @@ pub struct ChannelSink {
 
 impl ChannelSink {
     /// A sink and its receiver, holding at most `capacity` notifications.
+    ///
+    /// ```
+    /// use towerscope_alert::{ChannelSink, Notify as _};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let (sink, mut rx) = ChannelSink::new(8);
+    /// # let _ = &mut rx;
+    /// # });
+    /// ```
     pub fn new(capacity: usize) -> (Self, mpsc::Receiver<Notification>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         (
@@ -59,6 +67,17 @@ impl ChannelSink {
     }
 
     /// Notifications dropped because the channel was full.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use towerscope_alert::{ChannelSink, Condition, Evaluator, Notify as _, Rule, Sample, Signal};
+    /// let mut eval = Evaluator::new(vec![Rule::new("Busy", Signal::InFlight, Condition::Gt, 1.0)], Duration::from_secs(3600));
+    /// let n = eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(5.0)]).remove(0);
+    /// let (sink, _rx) = ChannelSink::new(1);
+    /// sink.notify(&n);
+    /// sink.notify(&n); // the channel is full: dropped, never waited for
+    /// assert_eq!(sink.dropped(), 1);
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -112,24 +131,88 @@ impl std::fmt::Debug for AlertingBuilder {
 
 impl AlertingBuilder {
     /// Adds rules.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Alerting, ChannelSink, Sources, default_rules};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let (sink, _notifications) = ChannelSink::new(64);
+    /// let alerting = Alerting::builder(Sources::new(metrics))
+    ///     .rules(default_rules())
+    ///     .interval(Duration::from_secs(30))
+    ///     .renotify_every(Duration::from_secs(3600))
+    ///     .notify(sink)
+    ///     .spawn();
+    /// assert_eq!(alerting.rules().len(), default_rules().len());
+    /// # });
+    /// ```
     pub fn rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
         self.rules.extend(rules);
         self
     }
 
     /// How often rules are evaluated (default 15 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Alerting, ChannelSink, Sources, default_rules};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let (sink, _notifications) = ChannelSink::new(64);
+    /// let alerting = Alerting::builder(Sources::new(metrics))
+    ///     .rules(default_rules())
+    ///     .interval(Duration::from_secs(30))
+    ///     .renotify_every(Duration::from_secs(3600))
+    ///     .notify(sink)
+    ///     .spawn();
+    /// # drop(alerting);
+    /// # });
+    /// ```
     pub fn interval(mut self, every: Duration) -> Self {
         self.interval = every.max(Duration::from_millis(10));
         self
     }
 
     /// How often a still-firing alert is sent again (default 4 h).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Alerting, ChannelSink, Sources, default_rules};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let (sink, _notifications) = ChannelSink::new(64);
+    /// let alerting = Alerting::builder(Sources::new(metrics))
+    ///     .rules(default_rules())
+    ///     .interval(Duration::from_secs(30))
+    ///     .renotify_every(Duration::from_secs(3600))
+    ///     .notify(sink)
+    ///     .spawn();
+    /// # drop(alerting);
+    /// # });
+    /// ```
     pub fn renotify_every(mut self, every: Duration) -> Self {
         self.renotify = every;
         self
     }
 
     /// Sends notifications to `sink`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Alerting, ChannelSink, Delivery, Sources, SlackNotifier, default_rules};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let (sink, _notifications) = ChannelSink::new(64);
+    /// let slack = Delivery::builder(SlackNotifier::new("https://hooks.slack.com/services/T/B/X")).spawn();
+    /// let alerting = Alerting::builder(Sources::new(metrics))
+    ///     .rules(default_rules())
+    ///     .notify(sink) // every sink gets every notification
+    ///     .notify(slack)
+    ///     .spawn();
+    /// # drop(alerting);
+    /// # });
+    /// ```
     pub fn notify(mut self, sink: impl Notify) -> Self {
         self.sinks.push(Arc::new(sink));
         self
@@ -137,6 +220,22 @@ impl AlertingBuilder {
 
     /// Evaluates once now (the baseline for rates), then every interval on a tokio task
     /// (call inside a runtime).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Alerting, ChannelSink, Delivery, Sources, SlackNotifier, default_rules};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let (sink, _notifications) = ChannelSink::new(64);
+    /// let slack = Delivery::builder(SlackNotifier::new("https://hooks.slack.com/services/T/B/X")).spawn();
+    /// let alerting = Alerting::builder(Sources::new(metrics))
+    ///     .rules(default_rules())
+    ///     .notify(sink) // every sink gets every notification
+    ///     .notify(slack)
+    ///     .spawn();
+    /// # drop(alerting);
+    /// # });
+    /// ```
     pub fn spawn(self) -> Alerting {
         let shared = Arc::new(Shared {
             evaluator: Mutex::new(Evaluator::new(self.rules, self.renotify)),
@@ -236,6 +335,23 @@ impl std::fmt::Debug for Alerting {
 
 impl Alerting {
     /// Evaluation over `sources`, no rules yet.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prometheus_client::metrics::gauge::Gauge;
+    /// use towerscope_alert::{Alerting, Condition, Rule, Signal, Sources};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let depth = Gauge::<i64>::default();
+    /// registry.register("queue_depth", "Jobs waiting", depth.clone());
+    /// let backlog = Signal::Gauge { metric: "queue_depth".into(), matchers: vec![] };
+    /// let alerting = Alerting::builder(Sources::new(towerscope_metrics::MetricsService::new(registry)))
+    ///     .rules([Rule::new("Backlog", backlog, Condition::Gt, 100.0)])
+    ///     .spawn();
+    /// depth.set(250);
+    /// assert_eq!(alerting.evaluate_now().len(), 1);
+    /// # });
+    /// ```
     pub fn builder(sources: Sources) -> AlertingBuilder {
         AlertingBuilder {
             sources,
@@ -247,6 +363,24 @@ impl Alerting {
     }
 
     /// Pending and firing alerts, most severe first (the dashboard's list).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prometheus_client::metrics::gauge::Gauge;
+    /// use towerscope_alert::{Alerting, Condition, Rule, Signal, Sources};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let depth = Gauge::<i64>::default();
+    /// registry.register("queue_depth", "Jobs waiting", depth.clone());
+    /// let backlog = Signal::Gauge { metric: "queue_depth".into(), matchers: vec![] };
+    /// let alerting = Alerting::builder(Sources::new(towerscope_metrics::MetricsService::new(registry)))
+    ///     .rules([Rule::new("Backlog", backlog, Condition::Gt, 100.0)])
+    ///     .spawn();
+    /// depth.set(250);
+    /// alerting.evaluate_now();
+    /// assert_eq!(alerting.active()[0].name, "Backlog");
+    /// # });
+    /// ```
     pub fn active(&self) -> Vec<Alert> {
         self.shared
             .evaluator
@@ -256,6 +390,23 @@ impl Alerting {
     }
 
     /// The rules being evaluated.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prometheus_client::metrics::gauge::Gauge;
+    /// use towerscope_alert::{Alerting, Condition, Rule, Signal, Sources};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let depth = Gauge::<i64>::default();
+    /// registry.register("queue_depth", "Jobs waiting", depth.clone());
+    /// let backlog = Signal::Gauge { metric: "queue_depth".into(), matchers: vec![] };
+    /// let alerting = Alerting::builder(Sources::new(towerscope_metrics::MetricsService::new(registry)))
+    ///     .rules([Rule::new("Backlog", backlog, Condition::Gt, 100.0)])
+    ///     .spawn();
+    /// depth.set(250);
+    /// assert_eq!(alerting.rules()[0].name, "Backlog");
+    /// # });
+    /// ```
     pub fn rules(&self) -> Vec<Rule> {
         self.shared
             .evaluator
@@ -266,6 +417,26 @@ impl Alerting {
     }
 
     /// Holds back notifications of `rule` for `duration`. `false` if there is no such rule.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prometheus_client::metrics::gauge::Gauge;
+    /// use towerscope_alert::{Alerting, Condition, Rule, Signal, Sources};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let depth = Gauge::<i64>::default();
+    /// registry.register("queue_depth", "Jobs waiting", depth.clone());
+    /// let backlog = Signal::Gauge { metric: "queue_depth".into(), matchers: vec![] };
+    /// let alerting = Alerting::builder(Sources::new(towerscope_metrics::MetricsService::new(registry)))
+    ///     .rules([Rule::new("Backlog", backlog, Condition::Gt, 100.0)])
+    ///     .spawn();
+    /// depth.set(250);
+    /// assert!(alerting.silence("Backlog", Duration::from_secs(3600))); // a deploy is under way
+    /// assert!(alerting.evaluate_now().is_empty()); // firing, but silenced
+    /// assert!(alerting.active()[0].silenced);
+    /// assert!(!alerting.silence("NoSuchRule", Duration::from_secs(60)));
+    /// # });
+    /// ```
     pub fn silence(&self, rule: &str, duration: Duration) -> bool {
         let until = Instant::now() + duration;
         self.shared
@@ -276,6 +447,24 @@ impl Alerting {
     }
 
     /// Lifts a silence.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prometheus_client::metrics::gauge::Gauge;
+    /// use towerscope_alert::{Alerting, Condition, Rule, Signal, Sources};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let depth = Gauge::<i64>::default();
+    /// registry.register("queue_depth", "Jobs waiting", depth.clone());
+    /// let backlog = Signal::Gauge { metric: "queue_depth".into(), matchers: vec![] };
+    /// let alerting = Alerting::builder(Sources::new(towerscope_metrics::MetricsService::new(registry)))
+    ///     .rules([Rule::new("Backlog", backlog, Condition::Gt, 100.0)])
+    ///     .spawn();
+    /// depth.set(250);
+    /// alerting.silence("Backlog", Duration::from_secs(3600));
+    /// assert!(alerting.unsilence("Backlog"));
+    /// # });
+    /// ```
     pub fn unsilence(&self, rule: &str) -> bool {
         self.shared
             .evaluator
@@ -285,11 +474,48 @@ impl Alerting {
     }
 
     /// Evaluates now, outside the schedule, and returns what was sent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prometheus_client::metrics::gauge::Gauge;
+    /// use towerscope_alert::{Alerting, Condition, Rule, Signal, Sources};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let depth = Gauge::<i64>::default();
+    /// registry.register("queue_depth", "Jobs waiting", depth.clone());
+    /// let backlog = Signal::Gauge { metric: "queue_depth".into(), matchers: vec![] };
+    /// let alerting = Alerting::builder(Sources::new(towerscope_metrics::MetricsService::new(registry)))
+    ///     .rules([Rule::new("Backlog", backlog, Condition::Gt, 100.0)])
+    ///     .spawn();
+    /// depth.set(250);
+    /// let sent = alerting.evaluate_now();
+    /// assert_eq!(sent[0].alert().name, "Backlog");
+    /// depth.set(0);
+    /// assert!(alerting.evaluate_now()[0].is_resolved()); // and it resolves
+    /// # });
+    /// ```
     pub fn evaluate_now(&self) -> Vec<Notification> {
         self.shared.evaluate()
     }
 
     /// Stops the evaluation task and waits for it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prometheus_client::metrics::gauge::Gauge;
+    /// use towerscope_alert::{Alerting, Condition, Rule, Signal, Sources};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let depth = Gauge::<i64>::default();
+    /// registry.register("queue_depth", "Jobs waiting", depth.clone());
+    /// let backlog = Signal::Gauge { metric: "queue_depth".into(), matchers: vec![] };
+    /// let alerting = Alerting::builder(Sources::new(towerscope_metrics::MetricsService::new(registry)))
+    ///     .rules([Rule::new("Backlog", backlog, Condition::Gt, 100.0)])
+    ///     .spawn();
+    /// depth.set(250);
+    /// alerting.shutdown().await;
+    /// # });
+    /// ```
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
         let task = self

@@ -246,6 +246,17 @@ pub(crate) struct Snapshot {
 
 impl Sources {
     /// Values from `metrics` (with the default metric names).
+    ///
+    /// ```
+    /// use towerscope_alert::Sources;
+    /// use towerscope_metrics::{MetricNames, MetricsService, SystemNames};
+    /// let metrics = MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let sources = Sources::new(metrics)
+    ///     .perf(towerscope_perf::PerfMonitor::new())
+    ///     .metric_names(MetricNames::guide()) // the guide's `app_requests_total`, …
+    ///     .system_names(SystemNames::guide());
+    /// # let _ = sources;
+    /// ```
     pub fn new(metrics: MetricsService) -> Self {
         Self {
             metrics,
@@ -259,18 +270,51 @@ impl Sources {
     }
 
     /// Latency signals from `perf` (fed by `HttpMetricsLayer::builder().perf(..)`).
+    ///
+    /// ```
+    /// use towerscope_alert::Sources;
+    /// use towerscope_metrics::{MetricNames, MetricsService, SystemNames};
+    /// let metrics = MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let sources = Sources::new(metrics)
+    ///     .perf(towerscope_perf::PerfMonitor::new())
+    ///     .metric_names(MetricNames::guide()) // the guide's `app_requests_total`, …
+    ///     .system_names(SystemNames::guide());
+    /// # let _ = sources;
+    /// ```
     pub fn perf(mut self, perf: PerfMonitor) -> Self {
         self.perf = Some(perf);
         self
     }
 
     /// The request metric names the metrics layer uses.
+    ///
+    /// ```
+    /// use towerscope_alert::Sources;
+    /// use towerscope_metrics::{MetricNames, MetricsService, SystemNames};
+    /// let metrics = MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let sources = Sources::new(metrics)
+    ///     .perf(towerscope_perf::PerfMonitor::new())
+    ///     .metric_names(MetricNames::guide()) // the guide's `app_requests_total`, …
+    ///     .system_names(SystemNames::guide());
+    /// # let _ = sources;
+    /// ```
     pub fn metric_names(mut self, names: MetricNames) -> Self {
         self.names = names;
         self
     }
 
     /// The system metric names the system collector uses.
+    ///
+    /// ```
+    /// use towerscope_alert::Sources;
+    /// use towerscope_metrics::{MetricNames, MetricsService, SystemNames};
+    /// let metrics = MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let sources = Sources::new(metrics)
+    ///     .perf(towerscope_perf::PerfMonitor::new())
+    ///     .metric_names(MetricNames::guide()) // the guide's `app_requests_total`, …
+    ///     .system_names(SystemNames::guide());
+    /// # let _ = sources;
+    /// ```
     pub fn system_names(mut self, names: SystemNames) -> Self {
         self.system = names;
         self

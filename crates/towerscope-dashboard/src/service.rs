@@ -90,37 +90,170 @@ impl std::fmt::Debug for DashboardBuilder {
 
 impl DashboardBuilder {
     /// Latency from the performance monitor the metrics layer feeds.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use towerscope_dashboard::Dashboard;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let perf = towerscope_perf::PerfMonitor::new();
+    /// perf.record(towerscope_metrics::PERF_SERIES, 0.040, &[("route", "/orders")]);
+    /// let dashboard = Dashboard::builder(metrics).perf(perf).spawn();
+    /// dashboard.sample_now();
+    /// let history = get(&dashboard, "/api/dashboard/history").await;
+    /// let p50 = history["points"][0]["p50_ms"].as_f64().expect("a median from the monitor");
+    /// assert!((p50 - 40.0).abs() < 1.0, "{history}"); // 40 ms
+    /// # });
+    /// ```
     pub fn perf(mut self, perf: PerfMonitor) -> Self {
         self.perf = Some(perf);
         self
     }
     /// The health card.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use towerscope_dashboard::Dashboard;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let health = towerscope_health::Health::builder("1.0.0").build();
+    /// let dashboard = Dashboard::builder(metrics).health(health).spawn();
+    /// let card = get(&dashboard, "/api/dashboard/health").await;
+    /// assert_eq!(card["status"], "healthy");
+    /// # });
+    /// ```
     pub fn health(mut self, health: Health) -> Self {
         self.health = Some(health);
         self
     }
     /// The alerts card.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use towerscope_dashboard::Dashboard;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// use towerscope_alert::{Alerting, Sources};
+    /// let alerting = Alerting::builder(Sources::new(metrics.clone())).spawn();
+    /// let dashboard = Dashboard::builder(metrics).alerting(alerting).spawn();
+    /// let alerts = get(&dashboard, "/api/dashboard/alerts").await;
+    /// assert_eq!(alerts, serde_json::json!({ "alerts": [] })); // attached, nothing firing
+    /// # });
+    /// ```
     pub fn alerting(mut self, alerting: Alerting) -> Self {
         self.alerting = Some(alerting);
         self
     }
     /// Active users and the Core Web Vitals chart.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use towerscope_dashboard::Dashboard;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let rum = towerscope_rum::Rum::builder().build(&mut registry);
+    /// let dashboard = Dashboard::builder(metrics).rum(rum).spawn();
+    /// dashboard.sample_now();
+    /// let current = get(&dashboard, "/api/dashboard/metrics").await;
+    /// assert_eq!(current["app"]["active_users"], 0); // known, and zero (not `null`)
+    /// # });
+    /// ```
     pub fn rum(mut self, rum: Rum) -> Self {
         self.rum = Some(rum);
         self
     }
     /// Requires `Authorization: Bearer <token>` (or `?token=` for the page), the same
     /// token you give `/metrics`.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use towerscope_dashboard::Dashboard;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let dashboard = Dashboard::builder(metrics).bearer_token("t0ken").spawn();
+    /// let page = |uri: &'static str| dashboard.service().oneshot(http::Request::get(uri).body(()).unwrap());
+    /// assert_eq!(page("/dashboard").await.unwrap().status(), 401);
+    /// assert_eq!(page("/dashboard?token=t0ken").await.unwrap().status(), 200);
+    /// # });
+    /// ```
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
         self
     }
     /// How often the page refreshes (default 5 s).
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use towerscope_dashboard::Dashboard;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let dashboard = Dashboard::builder(metrics).refresh(std::time::Duration::from_secs(2)).spawn();
+    /// let req = http::Request::get("/dashboard").body(()).unwrap();
+    /// let page = dashboard.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// assert!(String::from_utf8_lossy(&page.to_bytes()).contains("data-refresh-ms=\"2000\""));
+    /// # });
+    /// ```
     pub fn refresh(mut self, every: Duration) -> Self {
         self.refresh = every.max(Duration::from_millis(250));
         self
     }
     /// One history point every `every`, kept for `keep` (defaults 5 s and 1 h).
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use towerscope_dashboard::Dashboard;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// use std::time::Duration;
+    /// let dashboard = Dashboard::builder(metrics)
+    ///     .history(Duration::from_secs(30), Duration::from_secs(24 * 3600)) // a day, 2,880 points
+    ///     .spawn();
+    /// # drop(dashboard);
+    /// # });
+    /// ```
     pub fn history(mut self, every: Duration, keep: Duration) -> Self {
         self.interval = every.max(Duration::from_millis(100));
         self.keep = keep;
@@ -128,6 +261,23 @@ impl DashboardBuilder {
     }
 
     /// Takes the first sample and starts sampling on a tokio task.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use towerscope_dashboard::Dashboard;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let dashboard = Dashboard::builder(metrics).spawn(); // inside a tokio runtime
+    /// let current = get(&dashboard, "/api/dashboard/metrics").await;
+    /// assert!(current["time"].as_f64().unwrap() > 0.0); // the first sample is there at once
+    /// # });
+    /// ```
     pub fn spawn(self) -> Dashboard {
         let capacity = (self.keep.as_secs_f64() / self.interval.as_secs_f64()).ceil() as usize;
         let inner = Arc::new(Inner {
@@ -201,6 +351,22 @@ fn json(status: StatusCode, body: &impl serde::Serialize) -> Response<Full<Bytes
 
 impl Dashboard {
     /// A dashboard over the application's metrics; add the other sources on the builder.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use towerscope_dashboard::Dashboard;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let dashboard = Dashboard::builder(metrics).spawn();
+    /// # drop(dashboard);
+    /// # });
+    /// ```
     pub fn builder(metrics: MetricsService) -> DashboardBuilder {
         DashboardBuilder {
             metrics,
@@ -216,11 +382,46 @@ impl Dashboard {
     }
 
     /// Takes a sample now (outside the schedule).
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use towerscope_dashboard::Dashboard;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let dashboard = Dashboard::builder(metrics).spawn();
+    /// dashboard.sample_now();
+    /// let history = get(&dashboard, "/api/dashboard/history").await;
+    /// assert!(!history["points"].as_array().unwrap().is_empty(), "{history}");
+    /// # });
+    /// ```
     pub fn sample_now(&self) {
         self.inner.sample();
     }
 
     /// The page and the API as one tower service (it routes by path itself).
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use towerscope_dashboard::Dashboard;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let dashboard = Dashboard::builder(metrics).spawn();
+    /// let req = http::Request::get("/api/dashboard/nothing-here").body(()).unwrap();
+    /// assert_eq!(dashboard.service().oneshot(req).await.unwrap().status(), 404);
+    /// # });
+    /// ```
     pub fn service(&self) -> DashboardService {
         DashboardService {
             dashboard: self.clone(),

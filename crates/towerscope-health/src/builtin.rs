@@ -22,6 +22,18 @@ pub struct TcpCheck {
 
 impl TcpCheck {
     /// A check of `addr` (`host:port`).
+    ///
+    /// ```
+    /// use towerscope_health::{CheckOptions, Health, Status};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let addr = listener.local_addr().unwrap().to_string();
+    /// let health = Health::builder("1")
+    ///     .check("redis", towerscope_health::TcpCheck::new(addr), CheckOptions::default())
+    ///     .build();
+    /// assert_eq!(health.readiness().await.status, Status::Healthy); // it accepts connections
+    /// # });
+    /// ```
     pub fn new(addr: impl Into<String>) -> Self {
         Self { addr: addr.into() }
     }
@@ -55,6 +67,15 @@ pub struct HttpCheck {
 
 impl HttpCheck {
     /// A check of `uri`.
+    ///
+    /// ```
+    /// use towerscope_health::{CheckOptions, Health, Status};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let check = towerscope_health::HttpCheck::new("http://127.0.0.1:1/health".parse().unwrap());
+    /// let health = Health::builder("1").check("search", check, CheckOptions::default()).build();
+    /// assert_eq!(health.readiness().await.status, Status::Unhealthy); // nothing answers there
+    /// # });
+    /// ```
     pub fn new(uri: Uri) -> Self {
         Self {
             uri,
@@ -64,6 +85,12 @@ impl HttpCheck {
     }
 
     /// The status that counts as up.
+    ///
+    /// ```
+    /// let check = towerscope_health::HttpCheck::new("http://127.0.0.1:9000/ping".parse().unwrap())
+    ///     .expect_status(http::StatusCode::NO_CONTENT);
+    /// # let _ = check;
+    /// ```
     pub fn expect_status(mut self, status: StatusCode) -> Self {
         self.expected = status;
         self
@@ -108,6 +135,15 @@ pub struct DiskSpaceCheck {
 #[cfg(feature = "system")]
 impl DiskSpaceCheck {
     /// A check of the filesystem holding `path`.
+    ///
+    /// ```
+    /// use towerscope_health::{CheckOptions, Health, Status};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let check = towerscope_health::DiskSpaceCheck::new("/", 0.0); // any free space will do
+    /// let health = Health::builder("1").check("disk", check, CheckOptions::default()).build();
+    /// assert_eq!(health.readiness().await.status, Status::Healthy);
+    /// # });
+    /// ```
     pub fn new(path: impl Into<std::path::PathBuf>, min_free_percent: f64) -> Self {
         Self {
             path: path.into(),
@@ -164,6 +200,15 @@ pub struct MemoryCheck {
 #[cfg(feature = "system")]
 impl MemoryCheck {
     /// A check with the given ceiling.
+    ///
+    /// ```
+    /// use towerscope_health::{CheckOptions, Health, Status};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let check = towerscope_health::MemoryCheck::new(100.0); // never above 100 %
+    /// let health = Health::builder("1").check("memory", check, CheckOptions::default()).build();
+    /// assert_eq!(health.readiness().await.status, Status::Healthy);
+    /// # });
+    /// ```
     pub fn new(max_used_percent: f64) -> Self {
         Self { max_used_percent }
     }
@@ -213,6 +258,15 @@ pub struct SqlxCheck<DB: sqlx::Database> {
 #[cfg(feature = "sqlx")]
 impl<DB: sqlx::Database> SqlxCheck<DB> {
     /// A check of `pool`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sqlx::Error> {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+    /// let health = towerscope_health::Health::builder("1")
+    ///     .check("db", towerscope_health::SqlxCheck::new(pool), towerscope_health::CheckOptions::default())
+    ///     .build();
+    /// # let _ = health; Ok(()) }
+    /// ```
     pub fn new(pool: sqlx::Pool<DB>) -> Self {
         Self { pool }
     }
@@ -250,6 +304,15 @@ pub struct RedisCheck {
 #[cfg(feature = "redis")]
 impl RedisCheck {
     /// A check of the server `client` points at.
+    ///
+    /// ```no_run
+    /// # fn run() -> redis::RedisResult<()> {
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+    /// let health = towerscope_health::Health::builder("1")
+    ///     .check("redis", towerscope_health::RedisCheck::new(client), towerscope_health::CheckOptions::default())
+    ///     .build();
+    /// # let _ = health; Ok(()) }
+    /// ```
     pub fn new(client: redis::Client) -> Self {
         Self { client }
     }

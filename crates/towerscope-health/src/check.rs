@@ -117,17 +117,75 @@ impl Default for CheckOptions {
 
 impl CheckOptions {
     /// Longest a run may take before it counts as failed (default 2 s).
+    ///
+    /// ```
+    /// use towerscope_health::{CheckOptions, Criticality, Health, Status, check_fn};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// let health = Health::builder("1")
+    ///     .check(
+    ///         "slow",
+    ///         check_fn(|| async {
+    ///             tokio::time::sleep(Duration::from_secs(60)).await;
+    ///             Ok::<_, std::io::Error>(())
+    ///         }),
+    ///         CheckOptions::default().timeout(Duration::from_millis(50)),
+    ///     )
+    ///     .build();
+    /// let ready = health.readiness().await;
+    /// assert_eq!(ready.checks["slow"].status, Status::Unhealthy); // a hung dependency fails fast
+    /// # });
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
     /// Whether a failure makes the service unready (default critical).
+    ///
+    /// ```
+    /// use towerscope_health::{CheckOptions, Criticality, Health, Status, check_fn};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let health = Health::builder("1")
+    ///     .check(
+    ///         "recommendations",
+    ///         check_fn(|| async { Err(std::io::Error::other("down")) }),
+    ///         CheckOptions::default().criticality(Criticality::NonCritical),
+    ///     )
+    ///     .build();
+    /// assert_eq!(health.readiness().await.status, Status::Degraded); // still ready: 200
+    /// # });
+    /// ```
     pub fn criticality(mut self, criticality: Criticality) -> Self {
         self.criticality = criticality;
         self
     }
     /// How long a result is reused, so that a burst of probes runs the check once
     /// (default 5 s; zero runs it for every probe, one run at a time).
+    ///
+    /// ```
+    /// use towerscope_health::{CheckOptions, Criticality, Health, Status, check_fn};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::time::Duration;
+    /// let runs = Arc::new(AtomicUsize::new(0));
+    /// let counter = runs.clone();
+    /// let health = Health::builder("1")
+    ///     .check(
+    ///         "db",
+    ///         check_fn(move || {
+    ///             counter.fetch_add(1, Ordering::Relaxed);
+    ///             async { Ok::<_, std::io::Error>(()) }
+    ///         }),
+    ///         CheckOptions::default().cache_for(Duration::from_secs(5)),
+    ///     )
+    ///     .build();
+    /// for _ in 0..10 {
+    ///     health.readiness().await;
+    /// }
+    /// assert_eq!(runs.load(Ordering::Relaxed), 1); // ten probes, one run
+    /// # });
+    /// ```
     pub fn cache_for(mut self, cache: Duration) -> Self {
         self.cache = cache;
         self
@@ -153,6 +211,10 @@ pub enum Status {
 
 impl Status {
     /// The lower-case name.
+    ///
+    /// ```
+    /// assert_eq!(towerscope_health::Status::Degraded.as_str(), "degraded");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Healthy => "healthy",

@@ -25,6 +25,14 @@ pub struct GrpcHealthSync {
 
 impl GrpcHealthSync {
     /// Stops updating the reporter.
+    ///
+    /// ```no_run
+    /// # async fn run(health: towerscope_health::Health) {
+    /// let (reporter, _service) = tonic_health::server::health_reporter();
+    /// let sync = health.sync_grpc(reporter, ["shop.Orders"], std::time::Duration::from_secs(5));
+    /// sync.shutdown(); // the reporter keeps its last status
+    /// # }
+    /// ```
     pub fn shutdown(self) {}
 }
 

@@ -114,6 +114,18 @@ impl std::fmt::Debug for HealthBuilder {
 
 impl HealthBuilder {
     /// Registers a check. Names must be unique; a repeated name replaces the earlier check.
+    ///
+    /// ```
+    /// use towerscope_health::{CheckOptions, Health, Status, TcpCheck};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let health = Health::builder("1")
+    ///     .check("cache", TcpCheck::new("127.0.0.1:1"), CheckOptions::default()) // nothing listens
+    ///     .check("cache", towerscope_health::check_fn(|| async { Ok::<_, std::io::Error>(()) }), CheckOptions::default())
+    ///     .build();
+    /// let ready = health.readiness().await;
+    /// assert_eq!((ready.checks.len(), ready.status), (1, Status::Healthy)); // the second replaced the first
+    /// # });
+    /// ```
     pub fn check(
         mut self,
         name: impl Into<Arc<str>>,
@@ -132,6 +144,21 @@ impl HealthBuilder {
     }
 
     /// Exports the checks' state into `registry`.
+    ///
+    /// ```
+    /// use towerscope_health::{CheckOptions, Health, Status, TcpCheck};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let health = Health::builder("1")
+    ///     .check("db", TcpCheck::new("127.0.0.1:1"), CheckOptions::default())
+    ///     .metrics(&mut registry)
+    ///     .build();
+    /// health.readiness().await;
+    /// let mut text = String::new();
+    /// prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    /// assert!(text.contains("check=\"db\""), "{text}");
+    /// # });
+    /// ```
     pub fn metrics(mut self, registry: &mut Registry) -> Self {
         let m = Metrics::default();
         registry.register(
@@ -154,6 +181,15 @@ impl HealthBuilder {
     }
 
     /// Builds the registry of checks.
+    ///
+    /// ```
+    /// use towerscope_health::{CheckOptions, Health, Status, TcpCheck};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let health = Health::builder("1").build(); // no checks: always ready
+    /// assert_eq!(health.readiness().await.status, Status::Healthy);
+    /// # let _ = (CheckOptions::default(), TcpCheck::new("x:1"));
+    /// # });
+    /// ```
     pub fn build(self) -> Health {
         Health {
             inner: Arc::new(Inner {
@@ -226,6 +262,11 @@ fn status_code(s: Status) -> u8 {
 
 impl Health {
     /// A builder for a service of `version`.
+    ///
+    /// ```
+    /// let health = towerscope_health::Health::builder(env!("CARGO_PKG_VERSION")).build();
+    /// assert_eq!(health.liveness().version, env!("CARGO_PKG_VERSION"));
+    /// ```
     pub fn builder(version: impl Into<String>) -> HealthBuilder {
         HealthBuilder {
             version: version.into(),
@@ -235,6 +276,12 @@ impl Health {
     }
 
     /// Liveness: never touches a dependency.
+    ///
+    /// ```
+    /// use towerscope_health::{CheckOptions, Health, Status, TcpCheck};
+    /// let health = Health::builder("1").check("db", TcpCheck::new("127.0.0.1:1"), CheckOptions::default()).build();
+    /// assert_eq!(health.liveness().status, Status::Healthy); // alive, even with the database down
+    /// ```
     pub fn liveness(&self) -> Liveness {
         let i = &self.inner;
         Liveness {
@@ -249,6 +296,14 @@ impl Health {
     }
 
     /// Readiness: every check, concurrently.
+    ///
+    /// ```
+    /// use towerscope_health::{CheckOptions, Health, Status, TcpCheck};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let health = Health::builder("1").check("db", TcpCheck::new("127.0.0.1:1"), CheckOptions::default()).build();
+    /// assert_eq!(health.readiness().await.status, Status::Unhealthy); // not ready without the database
+    /// # });
+    /// ```
     pub async fn readiness(&self) -> Readiness {
         let i = &self.inner;
         let reports = futures_util::future::join_all(i.checks.iter().map(Registered::report)).await;
@@ -312,11 +367,21 @@ impl Health {
     }
 
     /// `GET /health` as a tower service (JSON, 200).
+    ///
+    /// ```
+    /// let health = towerscope_health::Health::builder("1").build();
+    /// let app: axum::Router = axum::Router::new().route_service("/health", health.liveness_service());
+    /// ```
     pub fn liveness_service(&self) -> crate::service::LivenessService {
         crate::service::LivenessService::new(self.clone())
     }
 
     /// `GET /ready` as a tower service (JSON; 200 healthy or degraded, 503 unhealthy).
+    ///
+    /// ```
+    /// let health = towerscope_health::Health::builder("1").build();
+    /// let app: axum::Router = axum::Router::new().route_service("/ready", health.readiness_service());
+    /// ```
     pub fn readiness_service(&self) -> crate::service::ReadinessService {
         crate::service::ReadinessService::new(self.clone())
     }

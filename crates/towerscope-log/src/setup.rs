@@ -112,6 +112,11 @@ pub struct LoggingGuard {
 
 impl LoggingGuard {
     /// Lines dropped because the buffer was full (0 without a non-blocking writer).
+    ///
+    /// ```
+    /// let (_subscriber, guard) = towerscope_log::Logging::builder().writer(std::io::sink).build().unwrap();
+    /// assert_eq!(guard.dropped_lines(), 0);
+    /// ```
     pub fn dropped_lines(&self) -> usize {
         usize::try_from(self.dropped.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
     }
@@ -157,6 +162,11 @@ pub struct Logging;
 
 impl Logging {
     /// A builder writing to stdout.
+    ///
+    /// ```
+    /// let builder = towerscope_log::Logging::builder(); // then `.init()` once, in `main`
+    /// # let _ = builder;
+    /// ```
     pub fn builder() -> LoggingBuilder<fn() -> io::Stdout> {
         LoggingBuilder {
             writer: io::stdout,
@@ -219,18 +229,86 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     /// The output format (overrides `TOWERSCOPE_LOG_FORMAT`).
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Clone, Default)]
+    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Capture {
+    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
+    /// use towerscope_log::{LogFormat, Logging};
+    /// let out = Capture::default();
+    /// let writer = out.clone();
+    /// let (subscriber, _guard) = Logging::builder()
+    ///     .writer(move || writer.clone())
+    ///     .blocking()
+    ///     .format(LogFormat::Json)
+    ///     .build()
+    ///     .unwrap();
+    /// tracing::subscriber::with_default(subscriber, || tracing::info!(order_id = 7, "placed"));
+    /// let line: serde_json::Value = serde_json::from_str(out.text().trim()).unwrap();
+    /// assert_eq!((line["message"].as_str(), line["order_id"].as_i64()), (Some("placed"), Some(7)));
+    /// ```
     pub fn format(mut self, format: LogFormat) -> Self {
         self.format = Some(format);
         self
     }
 
     /// The filter, in `RUST_LOG` syntax (overrides `RUST_LOG`).
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Clone, Default)]
+    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Capture {
+    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
+    /// use towerscope_log::{LogFormat, Logging};
+    /// let out = Capture::default();
+    /// let writer = out.clone();
+    /// let (subscriber, _guard) = Logging::builder()
+    ///     .writer(move || writer.clone())
+    ///     .blocking()
+    ///     .filter("warn")
+    ///     .build()
+    ///     .unwrap();
+    /// tracing::subscriber::with_default(subscriber, || tracing::info!("not written"));
+    /// assert!(out.text().is_empty());
+    /// ```
     pub fn filter(mut self, filter: impl Into<String>) -> Self {
         self.filter = Some(filter.into());
         self
     }
 
     /// More secret field names (added to the defaults).
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Clone, Default)]
+    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Capture {
+    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
+    /// use towerscope_log::{LogFormat, Logging};
+    /// let out = Capture::default();
+    /// let writer = out.clone();
+    /// let (subscriber, _guard) = Logging::builder()
+    ///     .writer(move || writer.clone())
+    ///     .blocking()
+    ///     .redact(["card_number"])
+    ///     .build()
+    ///     .unwrap();
+    /// tracing::subscriber::with_default(subscriber, || tracing::info!(card_number = "4111 1111 1111 1111", password = "hunter2", "charged"));
+    /// let text = out.text();
+    /// assert!(!text.contains("4111") && !text.contains("hunter2"), "{text}");
+    /// ```
     pub fn redact<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -241,24 +319,99 @@ where
     }
 
     /// Replaces the redaction list.
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Clone, Default)]
+    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Capture {
+    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
+    /// use towerscope_log::{LogFormat, Logging};
+    /// let out = Capture::default();
+    /// let writer = out.clone();
+    /// let (subscriber, _guard) = Logging::builder()
+    ///     .writer(move || writer.clone())
+    ///     .blocking()
+    ///     .redaction(towerscope_log::Redaction::only(["pin"]))
+    ///     .build()
+    ///     .unwrap();
+    /// tracing::subscriber::with_default(subscriber, || tracing::info!(pin = "1234", token = "visible-now", "only pin is masked"));
+    /// let text = out.text();
+    /// assert!(!text.contains("1234") && text.contains("visible-now"), "{text}");
+    /// ```
     pub fn redaction(mut self, redaction: Redaction) -> Self {
         self.redaction = redaction;
         self
     }
 
     /// Lines buffered for the writer thread before new lines are dropped (default 128,000).
+    ///
+    /// ```
+    /// let (_subscriber, guard) = towerscope_log::Logging::builder()
+    ///     .buffered_lines(10_000) // a smaller bound on memory; more lines dropped (and counted) in a burst
+    ///     .writer(std::io::sink)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(guard.dropped_lines(), 0);
+    /// ```
     pub fn buffered_lines(mut self, lines: usize) -> Self {
         self.buffered_lines = lines;
         self
     }
 
     /// Write on the calling thread instead of a background thread (tests).
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Clone, Default)]
+    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Capture {
+    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
+    /// use towerscope_log::{LogFormat, Logging};
+    /// let out = Capture::default();
+    /// let writer = out.clone();
+    /// let (subscriber, _guard) = Logging::builder()
+    ///     .writer(move || writer.clone())
+    ///     .blocking()
+    ///     .build()
+    ///     .unwrap();
+    /// tracing::subscriber::with_default(subscriber, || tracing::warn!("written before this call returns"));
+    /// assert!(out.text().contains("written before this call returns"));
+    /// ```
     pub fn blocking(mut self) -> Self {
         self.non_blocking = false;
         self
     }
 
     /// Where lines go (default stdout).
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Clone, Default)]
+    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Capture {
+    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
+    /// use towerscope_log::{LogFormat, Logging};
+    /// let out = Capture::default();
+    /// let writer = out.clone();
+    /// let (subscriber, _guard) = Logging::builder()
+    ///     .writer(move || writer.clone())
+    ///     .blocking()
+    ///     .format(LogFormat::Pretty)
+    ///     .build()
+    ///     .unwrap();
+    /// tracing::subscriber::with_default(subscriber, || tracing::info!("to the capture"));
+    /// assert!(out.text().contains("to the capture"));
+    /// ```
     pub fn writer<W2>(self, writer: W2) -> LoggingBuilder<W2>
     where
         W2: for<'a> MakeWriter<'a> + Send + Sync + 'static,
@@ -293,6 +446,18 @@ where
     }
 
     /// Registers `towerscope_log_dropped_lines_total` into `registry`.
+    ///
+    /// ```
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let (_subscriber, _guard) = towerscope_log::Logging::builder()
+    ///     .writer(std::io::sink)
+    ///     .metrics(&mut registry)
+    ///     .build()
+    ///     .unwrap();
+    /// let mut text = String::new();
+    /// prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    /// assert!(text.contains("towerscope_log_dropped_lines_total 0"), "{text}");
+    /// ```
     pub fn metrics(self, registry: &mut Registry) -> Self {
         registry.register_collector(Box::new(DroppedLines(self.dropped.clone())));
         self
@@ -300,6 +465,27 @@ where
 
     /// Builds the subscriber without installing it (for `tracing::subscriber::with_default`
     /// in tests, or to add layers of your own).
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Clone, Default)]
+    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Capture {
+    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
+    /// use towerscope_log::{LogFormat, Logging};
+    /// let out = Capture::default();
+    /// let writer = out.clone();
+    /// let (subscriber, _guard) = Logging::builder()
+    ///     .writer(move || writer.clone())
+    ///     .blocking()
+    ///     .build()
+    ///     .unwrap();
+    /// tracing::subscriber::with_default(subscriber, || tracing::info!("scoped to this closure"));
+    /// assert!(out.text().contains("scoped to this closure"));
+    /// ```
     pub fn build(self) -> Result<(Box<dyn Subscriber + Send + Sync>, LoggingGuard), LogError> {
         let format = match self.format {
             Some(f) => f,
@@ -349,6 +535,14 @@ where
     }
 
     /// Builds the subscriber and installs it as the global default.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), towerscope_log::LogError> {
+    /// let _guard = towerscope_log::Logging::builder().init()?; // keep the guard until exit
+    /// tracing::info!("logging is set up");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn init(self) -> Result<LoggingGuard, LogError> {
         let (subscriber, guard) = self.build()?;
         tracing::subscriber::set_global_default(subscriber).map_err(|_| LogError::AlreadySet)?;

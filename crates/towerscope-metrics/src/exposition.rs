@@ -95,18 +95,52 @@ pub struct MetricsServiceBuilder {
 
 impl MetricsServiceBuilder {
     /// Require `Authorization: Bearer <token>`.
+    ///
+    /// ```
+    /// use tower::ServiceExt as _;
+    /// use towerscope_metrics::MetricsService;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = MetricsService::builder()
+    ///     .bearer_token("s3cret")
+    ///     .build(prometheus_client::registry::Registry::default());
+    /// let scrape = |auth: &'static str| {
+    ///     let req = http::Request::get("/metrics").header("authorization", auth).body(()).unwrap();
+    ///     metrics.clone().oneshot(req)
+    /// };
+    /// assert_eq!(scrape("Bearer wrong").await.unwrap().status(), 401);
+    /// assert_eq!(scrape("Bearer s3cret").await.unwrap().status(), 200);
+    /// # });
+    /// ```
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
         self
     }
 
     /// Whether to compress when the scraper accepts gzip (default on).
+    ///
+    /// ```
+    /// use tower::ServiceExt as _;
+    /// use towerscope_metrics::MetricsService;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = MetricsService::builder().gzip(false).build(prometheus_client::registry::Registry::default());
+    /// let req = http::Request::get("/metrics").header("accept-encoding", "gzip").body(()).unwrap();
+    /// let resp = metrics.oneshot(req).await.unwrap();
+    /// assert!(resp.headers().get("content-encoding").is_none());
+    /// # });
+    /// ```
     pub fn gzip(mut self, on: bool) -> Self {
         self.no_gzip = !on;
         self
     }
 
     /// Registers the service's own metrics into `registry` and takes it over.
+    ///
+    /// ```
+    /// use towerscope_metrics::{Format, MetricsService};
+    /// let metrics = MetricsService::builder().build(prometheus_client::registry::Registry::default());
+    /// // Its own scrape counter and encode duration are in the registry it serves.
+    /// assert!(metrics.encode(Format::Prometheus).contains("# TYPE"));
+    /// ```
     pub fn build(self, mut registry: Registry) -> MetricsService {
         let scrapes = Family::<FormatLabel, Counter>::default();
         registry.register(
@@ -136,21 +170,52 @@ impl MetricsServiceBuilder {
 
 impl MetricsService {
     /// A service with defaults (no token, gzip on), taking over `registry`.
+    ///
+    /// ```
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let layer = towerscope_metrics::HttpMetricsLayer::new(&mut registry);
+    /// let metrics = towerscope_metrics::MetricsService::new(registry); // after every layer registered
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "hi" }))
+    ///     .layer(layer)
+    ///     .route_service("/metrics", metrics); // beside the layer: scrapes are not requests
+    /// ```
     pub fn new(registry: Registry) -> Self {
         MetricsServiceBuilder::default().build(registry)
     }
 
     /// A builder.
+    ///
+    /// ```
+    /// let metrics = towerscope_metrics::MetricsService::builder()
+    ///     .bearer_token("s3cret")
+    ///     .build(prometheus_client::registry::Registry::default());
+    /// # let _ = metrics;
+    /// ```
     pub fn builder() -> MetricsServiceBuilder {
         MetricsServiceBuilder::default()
     }
 
     /// The registry, for other readers (a dashboard, a test).
+    ///
+    /// ```
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let mut text = String::new();
+    /// prometheus_client::encoding::text::encode(&mut text, metrics.registry()).unwrap(); // OpenMetrics
+    /// assert!(text.ends_with("# EOF\n"));
+    /// ```
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
     }
 
     /// Encodes the whole registry in `format`.
+    ///
+    /// ```
+    /// use towerscope_metrics::{Format, MetricsService};
+    /// let metrics = MetricsService::new(prometheus_client::registry::Registry::default());
+    /// assert!(metrics.encode(Format::OpenMetrics).ends_with("# EOF\n"));
+    /// assert!(!metrics.encode(Format::Prometheus).contains("# EOF")); // text 0.0.4 has no EOF marker
+    /// ```
     pub fn encode(&self, format: Format) -> String {
         let start = Instant::now();
         let inner = &self.inner;

@@ -121,6 +121,18 @@ impl std::fmt::Debug for PerfMonitorBuilder {
 
 impl PerfMonitorBuilder {
     /// Time resolution of windows (default 10 s): a window covers whole slots.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// // Finer windows for a short, busy horizon: 1-second slots over 2 minutes, 64 series at most.
+    /// let perf = towerscope_perf::PerfMonitor::builder()
+    ///     .slot(Duration::from_secs(1))
+    ///     .horizon(Duration::from_secs(120))
+    ///     .max_series(64)
+    ///     .shards(4)
+    ///     .build();
+    /// # let _ = perf;
+    /// ```
     pub fn slot(mut self, slot: Duration) -> Self {
         self.slot = slot.max(Duration::from_millis(1));
         self
@@ -128,6 +140,13 @@ impl PerfMonitorBuilder {
 
     /// Longest window that can be asked for (default 5 minutes). Memory per series is
     /// `shards × horizon / slot` histograms.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let perf = towerscope_perf::PerfMonitor::builder().horizon(Duration::from_secs(900)).build();
+    /// perf.record("export", 2.5, &[]);
+    /// assert!(perf.stats("export", Duration::from_secs(900)).is_some()); // a 15-minute window
+    /// ```
     pub fn horizon(mut self, horizon: Duration) -> Self {
         self.horizon = horizon;
         self
@@ -135,24 +154,50 @@ impl PerfMonitorBuilder {
 
     /// Most series (name and tags); past it, values go to a series named `_overflow`
     /// (default 256).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let perf = towerscope_perf::PerfMonitor::builder().max_series(1).build();
+    /// perf.record("a", 0.1, &[]);
+    /// perf.record("b", 0.2, &[]); // no room: counted in `_overflow`
+    /// assert_eq!(perf.overflowed(), 1);
+    /// assert!(perf.stats("b", Duration::from_secs(60)).is_none());
+    /// ```
     pub fn max_series(mut self, max: usize) -> Self {
         self.max_series = max.max(1);
         self
     }
 
     /// Shards per series (default: twice the available parallelism, at most 16).
+    ///
+    /// ```
+    /// // One shard: least memory, for a monitor written from one thread.
+    /// let perf = towerscope_perf::PerfMonitor::builder().shards(1).build();
+    /// # let _ = perf;
+    /// ```
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = shards.clamp(1, 64);
         self
     }
 
     /// The time source (default the monotonic clock).
+    ///
+    /// ```
+    /// let clock = towerscope_perf::ManualClock::new();
+    /// let perf = towerscope_perf::PerfMonitor::builder().clock(clock.clone()).build();
+    /// # let _ = perf;
+    /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
     /// Builds the monitor.
+    ///
+    /// ```
+    /// let perf = towerscope_perf::PerfMonitor::builder().build();
+    /// perf.record("startup", 0.8, &[]);
+    /// ```
     pub fn build(self) -> PerfMonitor {
         let slot_nanos = u64::try_from(self.slot.as_nanos())
             .unwrap_or(u64::MAX)
@@ -297,11 +342,22 @@ fn render_key(name: &str, tags: &[(Box<str>, Box<str>)]) -> String {
 
 impl PerfMonitor {
     /// A monitor with 10-second slots and a 5-minute horizon.
+    ///
+    /// ```
+    /// let perf = towerscope_perf::PerfMonitor::new();
+    /// perf.record("checkout", 0.120, &[]);
+    /// ```
     pub fn new() -> Self {
         Self::builder().build()
     }
 
     /// A builder.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let perf = towerscope_perf::PerfMonitor::builder().slot(Duration::from_secs(5)).build();
+    /// # let _ = perf;
+    /// ```
     pub fn builder() -> PerfMonitorBuilder {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         PerfMonitorBuilder {
@@ -318,6 +374,15 @@ impl PerfMonitor {
     }
 
     /// Records `value` (finite, non-negative; others are ignored) under `name` and `tags`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let perf = towerscope_perf::PerfMonitor::new();
+    /// perf.record("db_query", 0.004, &[("table", "orders")]);
+    /// perf.record("db_query", f64::NAN, &[("table", "orders")]); // ignored
+    /// let stats = perf.stats_tagged("db_query", &[("table", "orders")], Duration::from_secs(60)).unwrap();
+    /// assert_eq!(stats.count, 1);
+    /// ```
     pub fn record(&self, name: &str, value: f64, tags: &[(&str, &str)]) {
         if !value.is_finite() || value < 0.0 {
             return;
@@ -427,11 +492,33 @@ impl PerfMonitor {
 
     /// Statistics of the series `name` without tags over the last `window` (at most the
     /// horizon), or `None` when nothing was recorded in it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let perf = towerscope_perf::PerfMonitor::new();
+    /// for ms in 1..=100 {
+    ///     perf.record("render", f64::from(ms) / 1000.0, &[]);
+    /// }
+    /// let s = perf.stats("render", Duration::from_secs(60)).unwrap();
+    /// assert_eq!(s.count, 100);
+    /// assert!((s.p95 - 0.095).abs() < 0.002, "{}", s.p95);
+    /// assert!(perf.stats("never_recorded", Duration::from_secs(60)).is_none());
+    /// ```
     pub fn stats(&self, name: &str, window: Duration) -> Option<Stats> {
         self.stats_tagged(name, &[], window)
     }
 
     /// Statistics of the series `name` with exactly these tags.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let perf = towerscope_perf::PerfMonitor::new();
+    /// perf.record("http", 0.010, &[("route", "/a")]);
+    /// perf.record("http", 0.900, &[("route", "/b")]);
+    /// let a = perf.stats_tagged("http", &[("route", "/a")], Duration::from_secs(60)).unwrap();
+    /// assert_eq!(a.count, 1);
+    /// assert!((a.max - 0.010).abs() < 0.0001); // within the histograms' precision
+    /// ```
     pub fn stats_tagged(
         &self,
         name: &str,
@@ -453,6 +540,16 @@ impl PerfMonitor {
 
     /// Statistics of every series named `name`, whatever its tags, merged (p95 over all
     /// routes, say).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let perf = towerscope_perf::PerfMonitor::new();
+    /// perf.record("http", 0.010, &[("route", "/a")]);
+    /// perf.record("http", 0.900, &[("route", "/b")]);
+    /// let all = perf.stats_merged("http", Duration::from_secs(60)).unwrap();
+    /// assert_eq!(all.count, 2);
+    /// assert!((all.max - 0.900).abs() < 0.01); // the slow route, within the histograms' precision
+    /// ```
     pub fn stats_merged(&self, name: &str, window: Duration) -> Option<Stats> {
         let (first, last) = self.epochs(window);
         let mut h = new_histogram();
@@ -471,6 +568,15 @@ impl PerfMonitor {
     }
 
     /// Statistics of every series with data in the window, keyed `name{k=v,...}`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let perf = towerscope_perf::PerfMonitor::new();
+    /// perf.record("http", 0.010, &[("route", "/a")]);
+    /// perf.record("startup", 0.8, &[]);
+    /// let keys: Vec<String> = perf.all_stats(Duration::from_secs(60)).into_keys().collect();
+    /// assert_eq!(keys, ["http{route=/a}", "startup"]);
+    /// ```
     pub fn all_stats(&self, window: Duration) -> BTreeMap<String, Stats> {
         let (first, last) = self.epochs(window);
         let series = self
@@ -495,6 +601,14 @@ impl PerfMonitor {
     }
 
     /// Values recorded into `_overflow` because the series cap was reached.
+    ///
+    /// ```
+    /// let perf = towerscope_perf::PerfMonitor::builder().max_series(1).build();
+    /// perf.record("a", 0.1, &[]);
+    /// assert_eq!(perf.overflowed(), 0);
+    /// perf.record("b", 0.1, &[]);
+    /// assert_eq!(perf.overflowed(), 1);
+    /// ```
     pub fn overflowed(&self) -> u64 {
         self.inner.overflowed.load(Ordering::Relaxed)
     }
@@ -511,11 +625,28 @@ impl PerfMonitor {
     }
 
     /// A guard that records the seconds until it is dropped under `name`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let perf = towerscope_perf::PerfMonitor::new();
+    /// {
+    ///     let _t = perf.timer("rebuild_index");
+    ///     // ... the work ...
+    /// } // recorded here
+    /// assert_eq!(perf.stats("rebuild_index", Duration::from_secs(60)).unwrap().count, 1);
+    /// ```
     pub fn timer(&self, name: &'static str) -> crate::Timer {
         crate::Timer::new(self.clone(), name, &[])
     }
 
     /// [`PerfMonitor::timer`] with tags.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let perf = towerscope_perf::PerfMonitor::new();
+    /// drop(perf.timer_tagged("db_query", &[("table", "orders")]));
+    /// assert!(perf.stats_tagged("db_query", &[("table", "orders")], Duration::from_secs(60)).is_some());
+    /// ```
     pub fn timer_tagged(
         &self,
         name: &'static str,
@@ -526,6 +657,16 @@ impl PerfMonitor {
 
     /// Wraps a future: the seconds from its first poll to its completion are recorded
     /// under `name` (a future dropped before completing records nothing).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let perf = towerscope_perf::PerfMonitor::new();
+    /// let total = perf.time("fetch_prices", async { 3 + 4 }).await;
+    /// assert_eq!(total, 7);
+    /// assert_eq!(perf.stats("fetch_prices", Duration::from_secs(60)).unwrap().count, 1);
+    /// # });
+    /// ```
     pub fn time<F: std::future::Future>(&self, name: &'static str, fut: F) -> crate::Timed<F> {
         crate::Timed::new(self.clone(), name, fut)
     }
@@ -557,6 +698,15 @@ impl std::fmt::Debug for Series {
 
 impl Series {
     /// Records `value` (finite and non-negative; others are ignored).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let perf = towerscope_perf::PerfMonitor::new();
+    /// let series = perf.series("payload_bytes", &[]).unwrap();
+    /// series.record(512.0);
+    /// series.record(-1.0); // ignored
+    /// assert_eq!(perf.stats("payload_bytes", Duration::from_secs(60)).unwrap().count, 1);
+    /// ```
     pub fn record(&self, value: f64) {
         if !value.is_finite() || value < 0.0 {
             return;

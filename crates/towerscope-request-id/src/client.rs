@@ -49,6 +49,16 @@ impl Default for RequestIdClientLayer {
 
 impl RequestIdClientLayer {
     /// Writes `x-request-id`.
+    ///
+    /// ```
+    /// use tower::ServiceBuilder;
+    /// use towerscope_request_id::RequestIdClientLayer;
+    /// let client = tower::service_fn(|_req: http::Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    /// });
+    /// let client = ServiceBuilder::new().layer(RequestIdClientLayer::new()).service(client);
+    /// # let _ = client;
+    /// ```
     pub fn new() -> Self {
         Self {
             header: REQUEST_ID_HEADER,
@@ -56,6 +66,17 @@ impl RequestIdClientLayer {
     }
 
     /// Writes another header.
+    ///
+    /// ```
+    /// use tower::ServiceBuilder;
+    /// use towerscope_request_id::RequestIdClientLayer;
+    /// let client = tower::service_fn(|_req: http::Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    /// });
+    /// let header = http::HeaderName::from_static("x-correlation-id"); // what the callee reads
+    /// let client = ServiceBuilder::new().layer(RequestIdClientLayer::header(header)).service(client);
+    /// # let _ = client;
+    /// ```
     pub fn header(header: HeaderName) -> Self {
         Self { header }
     }

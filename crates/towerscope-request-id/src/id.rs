@@ -28,6 +28,13 @@ impl RequestId {
     /// `Uuid::now_v7` keeps one behind a process-wide mutex, which every request on every
     /// core would take. The time is [`towerscope_core::unix_now`]: the request clock, set
     /// by the system clock once a second.
+    ///
+    /// ```
+    /// use towerscope_request_id::RequestId;
+    /// let (a, b) = (RequestId::new_v7(), RequestId::new_v7());
+    /// assert_eq!(&a.as_str()[14..15], "7"); // the version digit
+    /// assert!(a.as_str() < b.as_str()); // made on one thread: in order
+    /// ```
     pub fn new_v7() -> Self {
         thread_local! {
             static CONTEXT: uuid::ContextV7 = const { uuid::ContextV7::new() };
@@ -66,12 +73,24 @@ impl RequestId {
     }
 
     /// The ID as text (always visible ASCII).
+    ///
+    /// ```
+    /// let id = towerscope_request_id::RequestId::new_v7();
+    /// assert!(id.as_str().bytes().all(|b| b.is_ascii_graphic()));
+    /// ```
     pub fn as_str(&self) -> &str {
         // Every constructor checks for visible ASCII.
         self.0.to_str().unwrap_or_default()
     }
 
     /// The ID as a header value.
+    ///
+    /// ```
+    /// let id = towerscope_request_id::RequestId::new_v7();
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-request-id", id.header_value().clone());
+    /// assert_eq!(headers["x-request-id"], id.as_str());
+    /// ```
     pub fn header_value(&self) -> &HeaderValue {
         &self.0
     }
@@ -151,6 +170,10 @@ impl Rejection {
     ];
 
     /// The label value.
+    ///
+    /// ```
+    /// assert_eq!(towerscope_request_id::Rejection::TooLong.as_str(), "too_long"); // the metric's `reason`
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Empty => "empty",
@@ -198,6 +221,13 @@ impl std::fmt::Debug for IdRules {
 
 impl IdRules {
     /// Longest accepted ID, in bytes.
+    ///
+    /// ```
+    /// use towerscope_request_id::{IdRules, Rejection};
+    /// let rules = IdRules::default().max_len(8);
+    /// assert_eq!(rules.check(b"abc-1234"), Ok(()));
+    /// assert_eq!(rules.check(b"abc-12345"), Err(Rejection::TooLong));
+    /// ```
     pub fn max_len(mut self, max_len: usize) -> Self {
         self.max_len = max_len;
         self
@@ -205,12 +235,27 @@ impl IdRules {
 
     /// Which bytes an ID may contain. Control characters, space, `"`, `\` and non-ASCII are
     /// always refused, whatever this says.
+    ///
+    /// ```
+    /// use towerscope_request_id::{IdRules, Rejection};
+    /// let hex_only = IdRules::default().allowed(|b| b.is_ascii_hexdigit());
+    /// assert_eq!(hex_only.check(b"0af7651916cd"), Ok(()));
+    /// assert_eq!(hex_only.check(b"req-42"), Err(Rejection::InvalidCharacter));
+    /// ```
     pub fn allowed(mut self, f: impl Fn(u8) -> bool + Send + Sync + 'static) -> Self {
         self.allowed = Arc::new(f);
         self
     }
 
     /// Checks one inbound value.
+    ///
+    /// ```
+    /// use towerscope_request_id::{IdRules, Rejection};
+    /// let rules = IdRules::default();
+    /// assert_eq!(rules.check(b"0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b"), Ok(()));
+    /// assert_eq!(rules.check(b"evil\r\nx-admin: 1"), Err(Rejection::InvalidCharacter));
+    /// assert_eq!(rules.check(b""), Err(Rejection::Empty));
+    /// ```
     pub fn check(&self, value: &[u8]) -> Result<(), Rejection> {
         if value.is_empty() {
             return Err(Rejection::Empty);
@@ -261,11 +306,26 @@ impl std::fmt::Debug for Generator {
 
 impl Generator {
     /// A generator from a function.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use towerscope_request_id::{Generator, request_id_from};
+    /// static NEXT: AtomicU64 = AtomicU64::new(1);
+    /// let sequential = Generator::custom(|| {
+    ///     request_id_from(&format!("req-{}", NEXT.fetch_add(1, Ordering::Relaxed))).expect("valid text")
+    /// });
+    /// assert_eq!(sequential.generate().as_str(), "req-1");
+    /// ```
     pub fn custom(f: impl Fn() -> RequestId + Send + Sync + 'static) -> Self {
         Self::Custom(Arc::new(f))
     }
 
     /// Makes one ID.
+    ///
+    /// ```
+    /// let id = towerscope_request_id::Generator::UuidV4.generate();
+    /// assert_eq!(&id.as_str()[14..15], "4");
+    /// ```
     pub fn generate(&self) -> RequestId {
         match self {
             Self::UuidV7 => RequestId::new_v7(),

@@ -116,6 +116,28 @@ pub struct RequestIdLayer {
 
 impl RequestIdLayer {
     /// A layer with defaults, counting refused IDs into `registry`.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_request_id::RequestIdLayer;
+    /// # /// The ID header of the response to a request carrying `headers`.
+    /// # fn answer(layer: RequestIdLayer, headers: &[(&'static str, &'static str)], name: &str) -> Option<String> {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         let svc = ServiceBuilder::new().layer(layer).service_fn(|_r: http::Request<()>| async {
+    /// #             Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// #         });
+    /// #         let mut req = http::Request::new(());
+    /// #         for (k, v) in headers { req.headers_mut().insert(*k, v.parse().unwrap()); }
+    /// #         let resp = svc.oneshot(req).await.unwrap();
+    /// #         resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
+    /// #     })
+    /// # }
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let layer = RequestIdLayer::new(&mut registry);
+    /// // A valid inbound ID is kept; a hostile one is replaced, never echoed.
+    /// assert_eq!(answer(layer.clone(), &[("x-request-id", "abc-123")], "x-request-id").as_deref(), Some("abc-123"));
+    /// assert_ne!(answer(layer, &[("x-request-id", "a b")], "x-request-id").as_deref(), Some("a b"));
+    /// ```
     pub fn new(registry: &mut Registry) -> Self {
         RequestIdBuilder::default().build(registry)
     }
@@ -177,6 +199,28 @@ impl Default for RequestIdBuilder {
 impl RequestIdBuilder {
     /// The header written on requests and responses (default `x-request-id`); it is also
     /// accepted on the way in.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_request_id::RequestIdLayer;
+    /// # /// The ID header of the response to a request carrying `headers`.
+    /// # fn answer(layer: RequestIdLayer, headers: &[(&'static str, &'static str)], name: &str) -> Option<String> {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         let svc = ServiceBuilder::new().layer(layer).service_fn(|_r: http::Request<()>| async {
+    /// #             Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// #         });
+    /// #         let mut req = http::Request::new(());
+    /// #         for (k, v) in headers { req.headers_mut().insert(*k, v.parse().unwrap()); }
+    /// #         let resp = svc.oneshot(req).await.unwrap();
+    /// #         resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
+    /// #     })
+    /// # }
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let layer = RequestIdLayer::builder()
+    ///     .header(http::HeaderName::from_static("x-trace-ref"))
+    ///     .build(&mut registry);
+    /// assert_eq!(answer(layer, &[("x-trace-ref", "abc")], "x-trace-ref").as_deref(), Some("abc"));
+    /// ```
     pub fn header(mut self, header: HeaderName) -> Self {
         if !self.accept.contains(&header) {
             self.accept.insert(0, header.clone());
@@ -186,18 +230,87 @@ impl RequestIdBuilder {
     }
 
     /// The headers an inbound ID is read from (default `x-request-id`, `x-correlation-id`).
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_request_id::RequestIdLayer;
+    /// # /// The ID header of the response to a request carrying `headers`.
+    /// # fn answer(layer: RequestIdLayer, headers: &[(&'static str, &'static str)], name: &str) -> Option<String> {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         let svc = ServiceBuilder::new().layer(layer).service_fn(|_r: http::Request<()>| async {
+    /// #             Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// #         });
+    /// #         let mut req = http::Request::new(());
+    /// #         for (k, v) in headers { req.headers_mut().insert(*k, v.parse().unwrap()); }
+    /// #         let resp = svc.oneshot(req).await.unwrap();
+    /// #         resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
+    /// #     })
+    /// # }
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let layer = RequestIdLayer::builder()
+    ///     .accept_headers([towerscope_request_id::CORRELATION_ID_HEADER])
+    ///     .build(&mut registry);
+    /// // Read from `x-correlation-id`, written back in `x-request-id`.
+    /// assert_eq!(answer(layer, &[("x-correlation-id", "c-9")], "x-request-id").as_deref(), Some("c-9"));
+    /// ```
     pub fn accept_headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
         self.accept = headers.into_iter().collect();
         self
     }
 
     /// What an inbound ID must look like.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_request_id::RequestIdLayer;
+    /// # /// The ID header of the response to a request carrying `headers`.
+    /// # fn answer(layer: RequestIdLayer, headers: &[(&'static str, &'static str)], name: &str) -> Option<String> {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         let svc = ServiceBuilder::new().layer(layer).service_fn(|_r: http::Request<()>| async {
+    /// #             Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// #         });
+    /// #         let mut req = http::Request::new(());
+    /// #         for (k, v) in headers { req.headers_mut().insert(*k, v.parse().unwrap()); }
+    /// #         let resp = svc.oneshot(req).await.unwrap();
+    /// #         resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
+    /// #     })
+    /// # }
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let layer = RequestIdLayer::builder()
+    ///     .rules(towerscope_request_id::IdRules::default().max_len(8))
+    ///     .build(&mut registry);
+    /// let sent = "longer-than-eight";
+    /// assert_ne!(answer(layer, &[("x-request-id", sent)], "x-request-id").as_deref(), Some(sent)); // replaced
+    /// ```
     pub fn rules(mut self, rules: IdRules) -> Self {
         self.rules = rules;
         self
     }
 
     /// How new IDs are made.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_request_id::RequestIdLayer;
+    /// # /// The ID header of the response to a request carrying `headers`.
+    /// # fn answer(layer: RequestIdLayer, headers: &[(&'static str, &'static str)], name: &str) -> Option<String> {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         let svc = ServiceBuilder::new().layer(layer).service_fn(|_r: http::Request<()>| async {
+    /// #             Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// #         });
+    /// #         let mut req = http::Request::new(());
+    /// #         for (k, v) in headers { req.headers_mut().insert(*k, v.parse().unwrap()); }
+    /// #         let resp = svc.oneshot(req).await.unwrap();
+    /// #         resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
+    /// #     })
+    /// # }
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let layer = RequestIdLayer::builder()
+    ///     .generator(towerscope_request_id::Generator::UuidV4)
+    ///     .build(&mut registry);
+    /// let id = answer(layer, &[], "x-request-id").unwrap();
+    /// assert_eq!(&id[14..15], "4");
+    /// ```
     pub fn generator(mut self, generator: Generator) -> Self {
         self.generator = generator;
         self
@@ -206,12 +319,55 @@ impl RequestIdBuilder {
     /// Level of the `request` span (default INFO). A span is only recorded when its level is
     /// enabled: keep `towerscope_request_id=info` in your filter (towerscope-log's setup
     /// does) so that warnings and errors carry the ID even when INFO is off elsewhere.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_request_id::RequestIdLayer;
+    /// # /// The ID header of the response to a request carrying `headers`.
+    /// # fn answer(layer: RequestIdLayer, headers: &[(&'static str, &'static str)], name: &str) -> Option<String> {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         let svc = ServiceBuilder::new().layer(layer).service_fn(|_r: http::Request<()>| async {
+    /// #             Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// #         });
+    /// #         let mut req = http::Request::new(());
+    /// #         for (k, v) in headers { req.headers_mut().insert(*k, v.parse().unwrap()); }
+    /// #         let resp = svc.oneshot(req).await.unwrap();
+    /// #         resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
+    /// #     })
+    /// # }
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let layer = RequestIdLayer::builder().span_level(tracing::Level::DEBUG).build(&mut registry);
+    /// assert!(answer(layer, &[], "x-request-id").is_some()); // the ID is set whatever the level
+    /// ```
     pub fn span_level(mut self, level: Level) -> Self {
         self.span_level = level;
         self
     }
 
     /// Builds the layer, registering `towerscope_request_id_rejected_total` into `registry`.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_request_id::RequestIdLayer;
+    /// # /// The ID header of the response to a request carrying `headers`.
+    /// # fn answer(layer: RequestIdLayer, headers: &[(&'static str, &'static str)], name: &str) -> Option<String> {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         let svc = ServiceBuilder::new().layer(layer).service_fn(|_r: http::Request<()>| async {
+    /// #             Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// #         });
+    /// #         let mut req = http::Request::new(());
+    /// #         for (k, v) in headers { req.headers_mut().insert(*k, v.parse().unwrap()); }
+    /// #         let resp = svc.oneshot(req).await.unwrap();
+    /// #         resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
+    /// #     })
+    /// # }
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let layer = RequestIdLayer::builder().build(&mut registry);
+    /// answer(layer, &[("x-request-id", "has space")], "x-request-id");
+    /// let mut text = String::new();
+    /// prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    /// assert!(text.contains("towerscope_request_id_rejected_total{reason=\"invalid_character\"} 1"), "{text}");
+    /// ```
     pub fn build(self, registry: &mut Registry) -> RequestIdLayer {
         let rejected = Family::<ReasonLabel, Counter>::default();
         for r in Rejection::ALL {

@@ -108,12 +108,47 @@ impl std::fmt::Debug for RumBuilder {
 
 impl RumBuilder {
     /// The route templates page and API URLs are reduced to (anything else is `other`).
+    ///
+    /// ```
+    /// # use tower::ServiceExt as _;
+    /// # async fn post(rum: &towerscope_rum::Rum, body: &'static [u8], from: [u8; 4]) -> u16 {
+    /// #     let mut req = http::Request::post("/api/rum")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(body)))
+    /// #         .unwrap();
+    /// #     req.extensions_mut().insert(towerscope_core::PeerAddr((from, 40000).into()));
+    /// #     rum.ingest_service().oneshot(req).await.unwrap().status().as_u16()
+    /// # }
+    /// use towerscope_rum::{PageTemplates, Rum};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let rum = Rum::builder().pages(PageTemplates::new(["/products/{id}"])).build(&mut registry);
+    /// post(&rum, br#"{"session":"s1","page":"/products/42?ref=ad","events":[{"type":"vital","name":"INP","value":180}]}"#, [10, 0, 0, 1]).await;
+    /// assert_eq!(rum.vitals_p75(std::time::Duration::from_secs(60))[0].page, "/products/{id}");
+    /// # });
+    /// ```
     pub fn pages(mut self, pages: PageTemplates) -> Self {
         self.pages = pages;
         self
     }
 
     /// The largest body accepted (default 64 KiB); larger ones get 413.
+    ///
+    /// ```
+    /// # use tower::ServiceExt as _;
+    /// # async fn post(rum: &towerscope_rum::Rum, body: &'static [u8], from: [u8; 4]) -> u16 {
+    /// #     let mut req = http::Request::post("/api/rum")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(body)))
+    /// #         .unwrap();
+    /// #     req.extensions_mut().insert(towerscope_core::PeerAddr((from, 40000).into()));
+    /// #     rum.ingest_service().oneshot(req).await.unwrap().status().as_u16()
+    /// # }
+    /// use towerscope_rum::{PageTemplates, Rum};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let rum = Rum::builder().max_body(64).build(&mut registry);
+    /// assert_eq!(post(&rum, br#"{"session":"s1","page":"/products/42?ref=ad","events":[{"type":"vital","name":"INP","value":180}]}"#, [10, 0, 0, 1]).await, 413);
+    /// # });
+    /// ```
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
         self
@@ -121,6 +156,26 @@ impl RumBuilder {
 
     /// Beacons per minute per client address, with a burst (defaults 60 and 20); more get
     /// 429. At most `max_clients` addresses are remembered (default 10,000).
+    ///
+    /// ```
+    /// # use tower::ServiceExt as _;
+    /// # async fn post(rum: &towerscope_rum::Rum, body: &'static [u8], from: [u8; 4]) -> u16 {
+    /// #     let mut req = http::Request::post("/api/rum")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(body)))
+    /// #         .unwrap();
+    /// #     req.extensions_mut().insert(towerscope_core::PeerAddr((from, 40000).into()));
+    /// #     rum.ingest_service().oneshot(req).await.unwrap().status().as_u16()
+    /// # }
+    /// use towerscope_rum::{PageTemplates, Rum};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let rum = Rum::builder().rate_limit(60, 2, 1_000).build(&mut registry);
+    /// assert_eq!(post(&rum, br#"{"session":"s1","page":"/products/42?ref=ad","events":[{"type":"vital","name":"INP","value":180}]}"#, [10, 0, 0, 1]).await, 204);
+    /// assert_eq!(post(&rum, br#"{"session":"s1","page":"/products/42?ref=ad","events":[{"type":"vital","name":"INP","value":180}]}"#, [10, 0, 0, 1]).await, 204);
+    /// assert_eq!(post(&rum, br#"{"session":"s1","page":"/products/42?ref=ad","events":[{"type":"vital","name":"INP","value":180}]}"#, [10, 0, 0, 1]).await, 429); // past the burst
+    /// assert_eq!(post(&rum, br#"{"session":"s1","page":"/products/42?ref=ad","events":[{"type":"vital","name":"INP","value":180}]}"#, [10, 0, 0, 2]).await, 204); // another client
+    /// # });
+    /// ```
     pub fn rate_limit(mut self, per_minute: u32, burst: u32, max_clients: usize) -> Self {
         self.per_minute = per_minute;
         self.burst = burst;
@@ -129,6 +184,14 @@ impl RumBuilder {
     }
 
     /// Origins allowed to send beacons cross-origin (CORS). Same-origin pages need none.
+    ///
+    /// ```
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let rum = towerscope_rum::Rum::builder()
+    ///     .allow_origins(["https://shop.example", "https://m.shop.example"])
+    ///     .build(&mut registry);
+    /// # let _ = rum;
+    /// ```
     pub fn allow_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -142,6 +205,26 @@ impl RumBuilder {
     }
 
     /// Registers the RUM metrics into `registry`.
+    ///
+    /// ```
+    /// # use tower::ServiceExt as _;
+    /// # async fn post(rum: &towerscope_rum::Rum, body: &'static [u8], from: [u8; 4]) -> u16 {
+    /// #     let mut req = http::Request::post("/api/rum")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(body)))
+    /// #         .unwrap();
+    /// #     req.extensions_mut().insert(towerscope_core::PeerAddr((from, 40000).into()));
+    /// #     rum.ingest_service().oneshot(req).await.unwrap().status().as_u16()
+    /// # }
+    /// use towerscope_rum::{PageTemplates, Rum};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let rum = Rum::builder().build(&mut registry);
+    /// post(&rum, br#"{"session":"s1","page":"/products/42?ref=ad","events":[{"type":"vital","name":"INP","value":180}]}"#, [10, 0, 0, 1]).await;
+    /// let mut text = String::new();
+    /// prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    /// assert!(text.contains("rum_inp_seconds_count{page=\"other\",rating=\"good\"} 1"), "{text}");
+    /// # });
+    /// ```
     pub fn build(self, registry: &mut Registry) -> Rum {
         Rum {
             inner: Arc::new(Inner {
@@ -199,6 +282,24 @@ fn empty(status: StatusCode) -> Response<Full<Bytes>> {
 impl Rum {
     /// Defaults: no page templates (every page is `other`), 64 KiB bodies, 60 beacons a
     /// minute per client with a burst of 20, no cross-origin senders.
+    ///
+    /// ```
+    /// # use tower::ServiceExt as _;
+    /// # async fn post(rum: &towerscope_rum::Rum, body: &'static [u8], from: [u8; 4]) -> u16 {
+    /// #     let mut req = http::Request::post("/api/rum")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(body)))
+    /// #         .unwrap();
+    /// #     req.extensions_mut().insert(towerscope_core::PeerAddr((from, 40000).into()));
+    /// #     rum.ingest_service().oneshot(req).await.unwrap().status().as_u16()
+    /// # }
+    /// use towerscope_rum::{PageTemplates, Rum};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let rum = Rum::builder().build(&mut registry);
+    /// post(&rum, br#"{"session":"s1","page":"/products/42?ref=ad","events":[{"type":"vital","name":"INP","value":180}]}"#, [10, 0, 0, 1]).await;
+    /// assert_eq!(rum.vitals_p75(std::time::Duration::from_secs(60))[0].page, "other");
+    /// # });
+    /// ```
     pub fn builder() -> RumBuilder {
         RumBuilder {
             pages: PageTemplates::default(),
@@ -211,12 +312,50 @@ impl Rum {
     }
 
     /// Distinct sessions that sent a beacon within `within` (the dashboard's active users).
+    ///
+    /// ```
+    /// # use tower::ServiceExt as _;
+    /// # async fn post(rum: &towerscope_rum::Rum, body: &'static [u8], from: [u8; 4]) -> u16 {
+    /// #     let mut req = http::Request::post("/api/rum")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(body)))
+    /// #         .unwrap();
+    /// #     req.extensions_mut().insert(towerscope_core::PeerAddr((from, 40000).into()));
+    /// #     rum.ingest_service().oneshot(req).await.unwrap().status().as_u16()
+    /// # }
+    /// use towerscope_rum::{PageTemplates, Rum};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let rum = Rum::builder().build(&mut registry);
+    /// post(&rum, br#"{"session":"s1","page":"/products/42?ref=ad","events":[{"type":"vital","name":"INP","value":180}]}"#, [10, 0, 0, 1]).await;
+    /// post(&rum, br#"{"session":"s1","page":"/products/42?ref=ad","events":[{"type":"vital","name":"INP","value":180}]}"#, [10, 0, 0, 1]).await; // the same session again
+    /// assert_eq!(rum.active_sessions(std::time::Duration::from_secs(300)), 1);
+    /// # });
+    /// ```
     pub fn active_sessions(&self, within: Duration) -> usize {
         self.inner.sessions.active(within, Instant::now())
     }
 
     /// The p75 of each vital on each page over the last `within` (the dashboard's Core Web
     /// Vitals chart), from the most recent values (at most 500 per page and vital).
+    ///
+    /// ```
+    /// # use tower::ServiceExt as _;
+    /// # async fn post(rum: &towerscope_rum::Rum, body: &'static [u8], from: [u8; 4]) -> u16 {
+    /// #     let mut req = http::Request::post("/api/rum")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(body)))
+    /// #         .unwrap();
+    /// #     req.extensions_mut().insert(towerscope_core::PeerAddr((from, 40000).into()));
+    /// #     rum.ingest_service().oneshot(req).await.unwrap().status().as_u16()
+    /// # }
+    /// use towerscope_rum::{PageTemplates, Rum};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let rum = Rum::builder().pages(PageTemplates::new(["/products/{id}"])).build(&mut registry);
+    /// post(&rum, br#"{"session":"s1","page":"/products/42?ref=ad","events":[{"type":"vital","name":"INP","value":180}]}"#, [10, 0, 0, 1]).await;
+    /// let inp = &rum.vitals_p75(std::time::Duration::from_secs(60))[0];
+    /// assert_eq!((inp.vital, inp.p75, inp.rating), ("INP", 180.0, "good"));
+    /// # });
+    /// ```
     pub fn vitals_p75(&self, within: Duration) -> Vec<VitalSummary> {
         let now = Instant::now();
         let recent = self
@@ -253,11 +392,38 @@ impl Rum {
     }
 
     /// The ingestion endpoint as a tower service (mount it at `POST /api/rum`).
+    ///
+    /// ```
+    /// # use tower::ServiceExt as _;
+    /// # async fn post(rum: &towerscope_rum::Rum, body: &'static [u8], from: [u8; 4]) -> u16 {
+    /// #     let mut req = http::Request::post("/api/rum")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(body)))
+    /// #         .unwrap();
+    /// #     req.extensions_mut().insert(towerscope_core::PeerAddr((from, 40000).into()));
+    /// #     rum.ingest_service().oneshot(req).await.unwrap().status().as_u16()
+    /// # }
+    /// use towerscope_rum::{PageTemplates, Rum};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let rum = Rum::builder().build(&mut registry);
+    /// assert_eq!(post(&rum, br#"{"session":"s1","page":"/products/42?ref=ad","events":[{"type":"vital","name":"INP","value":180}]}"#, [10, 0, 0, 1]).await, 204);
+    /// # });
+    /// ```
     pub fn ingest_service(&self) -> RumService {
         RumService { rum: self.clone() }
     }
 
     /// The collector script as a tower service (mount it at `GET /rum.js`).
+    ///
+    /// ```
+    /// use tower::ServiceExt as _;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let rum = towerscope_rum::Rum::builder().build(&mut registry);
+    /// let resp = rum.script_service().oneshot(http::Request::get("/rum.js").body(()).unwrap()).await.unwrap();
+    /// assert_eq!(resp.status(), 200);
+    /// # });
+    /// ```
     pub fn script_service(&self) -> ScriptService {
         ScriptService
     }

@@ -106,6 +106,13 @@ impl ConfigError {
         }
     }
     /// The configuration key (environment variable name) that was wrong.
+    ///
+    /// ```
+    /// let err = towerscope_trace::TracingConfig::new("shop")
+    ///     .with_vars(|k| (k == "OTEL_TRACES_SAMPLER").then(|| "sometimes".to_owned()))
+    ///     .unwrap_err();
+    /// assert_eq!(err.key(), "OTEL_TRACES_SAMPLER");
+    /// ```
     pub fn key(&self) -> &'static str {
         self.key
     }
@@ -212,6 +219,11 @@ pub struct TracingConfig {
 impl TracingConfig {
     /// Defaults for the service `service_name`: parent-based always-on sampling, no
     /// exporter.
+    ///
+    /// ```
+    /// let config = towerscope_trace::TracingConfig::new("shop");
+    /// assert!(!config.exports()); // no endpoint: IDs for logs and exemplars, nothing exported
+    /// ```
     pub fn new(service_name: impl Into<String>) -> Self {
         Self {
             service_name: service_name.into(),
@@ -226,24 +238,68 @@ impl TracingConfig {
     }
 
     /// `service.version`.
+    ///
+    /// ```
+    /// use towerscope_trace::{OtlpProtocol, SamplerConfig, TracingConfig};
+    /// let config = TracingConfig::new("shop")
+    ///     .version("1.4.2")
+    ///     .environment("production")
+    ///     .resource_attribute("team", "payments")
+    ///     .sampler(SamplerConfig::ParentBasedRatio(0.1))
+    ///     .otlp("http://collector:4318/v1/traces", OtlpProtocol::HttpProtobuf);
+    /// assert!(config.exports());
+    /// ```
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = Some(version.into());
         self
     }
 
     /// `deployment.environment.name`.
+    ///
+    /// ```
+    /// use towerscope_trace::{OtlpProtocol, SamplerConfig, TracingConfig};
+    /// let config = TracingConfig::new("shop")
+    ///     .version("1.4.2")
+    ///     .environment("production")
+    ///     .resource_attribute("team", "payments")
+    ///     .sampler(SamplerConfig::ParentBasedRatio(0.1))
+    ///     .otlp("http://collector:4318/v1/traces", OtlpProtocol::HttpProtobuf);
+    /// assert!(config.exports());
+    /// ```
     pub fn environment(mut self, environment: impl Into<String>) -> Self {
         self.environment = Some(environment.into());
         self
     }
 
     /// One more resource attribute.
+    ///
+    /// ```
+    /// use towerscope_trace::{OtlpProtocol, SamplerConfig, TracingConfig};
+    /// let config = TracingConfig::new("shop")
+    ///     .version("1.4.2")
+    ///     .environment("production")
+    ///     .resource_attribute("team", "payments")
+    ///     .sampler(SamplerConfig::ParentBasedRatio(0.1))
+    ///     .otlp("http://collector:4318/v1/traces", OtlpProtocol::HttpProtobuf);
+    /// assert!(config.exports());
+    /// ```
     pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.resource.push((key.into(), value.into()));
         self
     }
 
     /// The sampler.
+    ///
+    /// ```
+    /// use towerscope_trace::{OtlpProtocol, SamplerConfig, TracingConfig};
+    /// let config = TracingConfig::new("shop")
+    ///     .version("1.4.2")
+    ///     .environment("production")
+    ///     .resource_attribute("team", "payments")
+    ///     .sampler(SamplerConfig::ParentBasedRatio(0.1))
+    ///     .otlp("http://collector:4318/v1/traces", OtlpProtocol::HttpProtobuf);
+    /// assert!(config.exports());
+    /// ```
     pub fn sampler(mut self, sampler: SamplerConfig) -> Self {
         self.sampler = sampler;
         self
@@ -251,6 +307,17 @@ impl TracingConfig {
 
     /// Export over OTLP to `endpoint` (for HTTP the full URL of the traces resource, e.g.
     /// `http://collector:4318/v1/traces`; for gRPC the collector's address).
+    ///
+    /// ```
+    /// use towerscope_trace::{OtlpProtocol, SamplerConfig, TracingConfig};
+    /// let config = TracingConfig::new("shop")
+    ///     .version("1.4.2")
+    ///     .environment("production")
+    ///     .resource_attribute("team", "payments")
+    ///     .sampler(SamplerConfig::ParentBasedRatio(0.1))
+    ///     .otlp("http://collector:4318/v1/traces", OtlpProtocol::HttpProtobuf);
+    /// assert!(config.exports());
+    /// ```
     pub fn otlp(mut self, endpoint: impl Into<String>, protocol: OtlpProtocol) -> Self {
         self.otlp = Some(Otlp {
             endpoint: endpoint.into(),
@@ -278,17 +345,40 @@ impl TracingConfig {
     }
 
     /// Whether spans will be exported.
+    ///
+    /// ```
+    /// use towerscope_trace::{OtlpProtocol, TracingConfig};
+    /// assert!(!TracingConfig::new("shop").exports());
+    /// assert!(TracingConfig::new("shop").otlp("http://127.0.0.1:4317", OtlpProtocol::Grpc).exports());
+    /// ```
     pub fn exports(&self) -> bool {
         self.otlp.is_some() && !self.disabled
     }
 
     /// Applies the `OTEL_*` environment variables over this configuration.
+    ///
+    /// ```
+    /// // OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER, … override the code.
+    /// let config = towerscope_trace::TracingConfig::new("shop").with_env().expect("valid OTEL_* variables");
+    /// # let _ = config;
+    /// ```
     pub fn with_env(self) -> Result<Self, ConfigError> {
         self.with_vars(|key| std::env::var(key).ok())
     }
 
     /// Applies `OTEL_*` variables read through `var` (for tests and for configuration
     /// that is not the process environment).
+    ///
+    /// ```
+    /// use towerscope_trace::{SamplerConfig, TracingConfig};
+    /// let vars = |k: &str| match k {
+    ///     "OTEL_TRACES_SAMPLER" => Some("parentbased_traceidratio".to_owned()),
+    ///     "OTEL_TRACES_SAMPLER_ARG" => Some("0.25".to_owned()),
+    ///     _ => None,
+    /// };
+    /// let tracing = TracingConfig::new("shop").with_vars(vars).unwrap().init().unwrap();
+    /// assert_eq!(tracing.sampler(), SamplerConfig::ParentBasedRatio(0.25));
+    /// ```
     pub fn with_vars(mut self, var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |key: &'static str| var(key).filter(|v| !v.trim().is_empty());
         if let Some(v) = get("OTEL_SDK_DISABLED") {
@@ -415,6 +505,13 @@ impl TracingConfig {
 
     /// Builds the tracer provider: batch export over OTLP when an endpoint is configured,
     /// no export otherwise. OTLP over gRPC must be set up inside a tokio runtime.
+    ///
+    /// ```
+    /// use towerscope_trace::TracingConfig;
+    /// let tracing = TracingConfig::new("shop").init().expect("local tracing");
+    /// assert!(!tracing.exporting());
+    /// tracing.shutdown().unwrap();
+    /// ```
     pub fn init(self) -> Result<Tracing, SetupError> {
         let mut builder = SdkTracerProvider::builder().with_resource(self.resource());
         let sampler = if self.disabled {
@@ -665,6 +762,13 @@ pub struct Tracing {
 impl Tracing {
     /// The tracer for [`TraceLayer`](crate::TraceLayer), [`TraceClientLayer`](crate::TraceClientLayer)
     /// and [`tracing_layer`](crate::tracing_layer).
+    ///
+    /// ```
+    /// use towerscope_trace::TracingConfig;
+    /// let tracing = TracingConfig::new("shop").init().expect("local tracing");
+    /// let layer = towerscope_trace::TraceLayer::new(tracing.tracer());
+    /// # let _ = layer;
+    /// ```
     pub fn tracer(&self) -> SdkTracer {
         self.tracer.clone()
     }
@@ -682,19 +786,47 @@ impl Tracing {
         self.sampler
     }
     /// The provider (for more tracers, or to install it as the global one).
+    ///
+    /// ```
+    /// use towerscope_trace::TracingConfig;
+    /// let tracing = TracingConfig::new("shop").init().expect("local tracing");
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// let jobs = tracing.provider().tracer("shop-jobs"); // a second tracer, same pipeline
+    /// # let _ = jobs;
+    /// ```
     pub fn provider(&self) -> &SdkTracerProvider {
         &self.provider
     }
     /// Whether spans are exported.
+    ///
+    /// ```
+    /// use towerscope_trace::TracingConfig;
+    /// let tracing = TracingConfig::new("shop").init().expect("local tracing");
+    /// assert!(!tracing.exporting());
+    /// ```
     pub fn exporting(&self) -> bool {
         self.exporting
     }
     /// Exports every finished span now.
+    ///
+    /// ```
+    /// use towerscope_trace::TracingConfig;
+    /// let tracing = TracingConfig::new("shop").init().expect("local tracing");
+    /// tracing.flush().expect("nothing to export is not an error");
+    /// ```
     pub fn flush(&self) -> Result<(), SetupError> {
         Ok(self.provider.force_flush()?)
     }
     /// Flushes and stops the exporter. This blocks until the batch is sent (or the export
     /// timeout passes): from async code, call it in `spawn_blocking`.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let tracing = towerscope_trace::TracingConfig::new("shop").init().unwrap();
+    /// // ... serve; on shutdown, from async code:
+    /// tokio::task::spawn_blocking(move || tracing.shutdown()).await.unwrap().unwrap();
+    /// # });
+    /// ```
     pub fn shutdown(&self) -> Result<(), SetupError> {
         Ok(self.provider.shutdown()?)
     }

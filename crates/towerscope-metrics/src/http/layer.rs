@@ -75,6 +75,13 @@ pub struct HttpMetricsLayer {
 impl HttpMetricsLayer {
     /// A layer with the default configuration ([`MetricNames::otel`], OpenTelemetry's
     /// duration buckets, exemplars on, body sizes off), registered into `registry`.
+    ///
+    /// ```
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route("/users/{id}", axum::routing::get(|| async { "user" }))
+    ///     .layer(towerscope_metrics::HttpMetricsLayer::new(&mut registry));
+    /// ```
     pub fn new(registry: &mut Registry) -> Self {
         HttpMetricsBuilder::default().build_unchecked(registry)
     }
@@ -170,18 +177,99 @@ impl Default for HttpMetricsBuilder {
 
 impl HttpMetricsBuilder {
     /// Metric and label names; see [`MetricNames`].
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_metrics::{Format, HttpMetricsLayer, MetricsService};
+    /// # use prometheus_client::registry::Registry;
+    /// # /// Sends one request for each path through `layer`, reads each body, and scrapes.
+    /// # fn scrape(layer: HttpMetricsLayer, registry: Registry, paths: &[&str]) -> String {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         for path in paths {
+    /// #             let svc = ServiceBuilder::new().layer(layer.clone()).service_fn(|_r: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new("hello".to_owned()))
+    /// #             });
+    /// #             let req = http::Request::get(*path).header("content-length", "0").body(String::new()).unwrap();
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         }
+    /// #     });
+    /// #     MetricsService::new(registry).encode(Format::Prometheus)
+    /// # }
+    /// let mut registry = Registry::default();
+    /// let layer = HttpMetricsLayer::builder()
+    ///     .names(towerscope_metrics::MetricNames::guide())
+    ///     .build(&mut registry)
+    ///     .unwrap();
+    /// let text = scrape(layer, registry, &["/"]);
+    /// assert!(text.contains("app_requests_total{"), "{text}");
+    /// ```
     pub fn names(mut self, names: MetricNames) -> Self {
         self.opts.names = names;
         self
     }
 
     /// Duration histogram buckets, in seconds.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_metrics::{Format, HttpMetricsLayer, MetricsService};
+    /// # use prometheus_client::registry::Registry;
+    /// # /// Sends one request for each path through `layer`, reads each body, and scrapes.
+    /// # fn scrape(layer: HttpMetricsLayer, registry: Registry, paths: &[&str]) -> String {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         for path in paths {
+    /// #             let svc = ServiceBuilder::new().layer(layer.clone()).service_fn(|_r: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new("hello".to_owned()))
+    /// #             });
+    /// #             let req = http::Request::get(*path).header("content-length", "0").body(String::new()).unwrap();
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         }
+    /// #     });
+    /// #     MetricsService::new(registry).encode(Format::Prometheus)
+    /// # }
+    /// let mut registry = Registry::default();
+    /// let buckets = towerscope_metrics::Buckets::new([0.05, 0.5, 5.0]).unwrap();
+    /// let layer = HttpMetricsLayer::builder().duration_buckets(buckets).build(&mut registry).unwrap();
+    /// let text = scrape(layer, registry, &["/"]);
+    /// assert!(text.contains("le=\"0.05\"") && !text.contains("le=\"0.025\""), "{text}");
+    /// ```
     pub fn duration_buckets(mut self, buckets: Buckets) -> Self {
         self.opts.duration_buckets = buckets;
         self
     }
 
     /// Body size histogram buckets, in bytes.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_metrics::{Format, HttpMetricsLayer, MetricsService};
+    /// # use prometheus_client::registry::Registry;
+    /// # /// Sends one request for each path through `layer`, reads each body, and scrapes.
+    /// # fn scrape(layer: HttpMetricsLayer, registry: Registry, paths: &[&str]) -> String {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         for path in paths {
+    /// #             let svc = ServiceBuilder::new().layer(layer.clone()).service_fn(|_r: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new("hello".to_owned()))
+    /// #             });
+    /// #             let req = http::Request::get(*path).header("content-length", "0").body(String::new()).unwrap();
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         }
+    /// #     });
+    /// #     MetricsService::new(registry).encode(Format::Prometheus)
+    /// # }
+    /// let mut registry = Registry::default();
+    /// let buckets = towerscope_metrics::Buckets::new([1024.0, 1_048_576.0]).unwrap();
+    /// let layer = HttpMetricsLayer::builder()
+    ///     .response_body_size(true)
+    ///     .body_size_buckets(buckets)
+    ///     .build(&mut registry)
+    ///     .unwrap();
+    /// let text = scrape(layer, registry, &["/"]);
+    /// assert!(text.contains("http_server_response_body_size_bytes_bucket{") && text.contains("le=\"1024.0\""), "{text}");
+    /// ```
     pub fn body_size_buckets(mut self, buckets: Buckets) -> Self {
         self.opts.size_buckets = buckets;
         self
@@ -189,12 +277,60 @@ impl HttpMetricsBuilder {
 
     /// Record request body sizes (from `Content-Length`; requests without it are not
     /// recorded). Off by default.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_metrics::{Format, HttpMetricsLayer, MetricsService};
+    /// # use prometheus_client::registry::Registry;
+    /// # /// Sends one request for each path through `layer`, reads each body, and scrapes.
+    /// # fn scrape(layer: HttpMetricsLayer, registry: Registry, paths: &[&str]) -> String {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         for path in paths {
+    /// #             let svc = ServiceBuilder::new().layer(layer.clone()).service_fn(|_r: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new("hello".to_owned()))
+    /// #             });
+    /// #             let req = http::Request::get(*path).header("content-length", "0").body(String::new()).unwrap();
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         }
+    /// #     });
+    /// #     MetricsService::new(registry).encode(Format::Prometheus)
+    /// # }
+    /// let mut registry = Registry::default();
+    /// let layer = HttpMetricsLayer::builder().request_body_size(true).build(&mut registry).unwrap();
+    /// let text = scrape(layer, registry, &["/"]);
+    /// assert!(text.contains("http_server_request_body_size_bytes_count{"), "{text}");
+    /// ```
     pub fn request_body_size(mut self, on: bool) -> Self {
         self.opts.request_size = on;
         self
     }
 
     /// Record response body sizes (bytes that passed through the body). Off by default.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_metrics::{Format, HttpMetricsLayer, MetricsService};
+    /// # use prometheus_client::registry::Registry;
+    /// # /// Sends one request for each path through `layer`, reads each body, and scrapes.
+    /// # fn scrape(layer: HttpMetricsLayer, registry: Registry, paths: &[&str]) -> String {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         for path in paths {
+    /// #             let svc = ServiceBuilder::new().layer(layer.clone()).service_fn(|_r: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new("hello".to_owned()))
+    /// #             });
+    /// #             let req = http::Request::get(*path).header("content-length", "0").body(String::new()).unwrap();
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         }
+    /// #     });
+    /// #     MetricsService::new(registry).encode(Format::Prometheus)
+    /// # }
+    /// let mut registry = Registry::default();
+    /// let layer = HttpMetricsLayer::builder().response_body_size(true).build(&mut registry).unwrap();
+    /// let text = scrape(layer, registry, &["/"]);
+    /// assert!(text.contains("http_server_response_body_size_bytes_sum{"), "{text}"); // 5 bytes: "hello"
+    /// ```
     pub fn response_body_size(mut self, on: bool) -> Self {
         self.opts.response_size = on;
         self
@@ -203,12 +339,46 @@ impl HttpMetricsBuilder {
     /// Attach the request's sampled trace (from [`TraceIds`](towerscope_core::TraceIds) in
     /// the request extensions) to duration observations as OpenMetrics exemplars. On by
     /// default; costs nothing for requests without trace context.
+    ///
+    /// ```
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// // Off: OpenMetrics scrapes carry no `trace_id` exemplars.
+    /// let layer = towerscope_metrics::HttpMetricsLayer::builder().exemplars(false).build(&mut registry).unwrap();
+    /// # let _ = layer;
+    /// ```
     pub fn exemplars(mut self, on: bool) -> Self {
         self.opts.exemplars = on;
         self
     }
 
     /// Cap on label sets per family (default 2000). At least 1.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_metrics::{Format, HttpMetricsLayer, MetricsService};
+    /// # use prometheus_client::registry::Registry;
+    /// # /// Sends one request for each path through `layer`, reads each body, and scrapes.
+    /// # fn scrape(layer: HttpMetricsLayer, registry: Registry, paths: &[&str]) -> String {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         for path in paths {
+    /// #             let svc = ServiceBuilder::new().layer(layer.clone()).service_fn(|_r: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new("hello".to_owned()))
+    /// #             });
+    /// #             let req = http::Request::get(*path).header("content-length", "0").body(String::new()).unwrap();
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         }
+    /// #     });
+    /// #     MetricsService::new(registry).encode(Format::Prometheus)
+    /// # }
+    /// let mut registry = Registry::default();
+    /// use towerscope_core::{Route, RouteClassifier};
+    /// // A classifier that (wrongly) makes every raw path a route: the cap contains the damage.
+    /// let leaky = RouteClassifier::new(|req| Some(Route::Shared(req.uri.path().into())));
+    /// let layer = HttpMetricsLayer::builder().route_classifier(leaky).max_series(1).build(&mut registry).unwrap();
+    /// let text = scrape(layer, registry, &["/a", "/b", "/c"]);
+    /// assert!(text.contains("http_route=\"_overflow\""), "{text}");
+    /// ```
     pub fn max_series(mut self, max: usize) -> Self {
         self.opts.max_series = max;
         self
@@ -216,6 +386,33 @@ impl HttpMetricsBuilder {
 
     /// Exact request paths not to record (default `/metrics`, `/health`, `/ready`).
     /// Replaces the defaults; pass an empty list to record everything.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_metrics::{Format, HttpMetricsLayer, MetricsService};
+    /// # use prometheus_client::registry::Registry;
+    /// # /// Sends one request for each path through `layer`, reads each body, and scrapes.
+    /// # fn scrape(layer: HttpMetricsLayer, registry: Registry, paths: &[&str]) -> String {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         for path in paths {
+    /// #             let svc = ServiceBuilder::new().layer(layer.clone()).service_fn(|_r: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new("hello".to_owned()))
+    /// #             });
+    /// #             let req = http::Request::get(*path).header("content-length", "0").body(String::new()).unwrap();
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         }
+    /// #     });
+    /// #     MetricsService::new(registry).encode(Format::Prometheus)
+    /// # }
+    /// let mut registry = Registry::default();
+    /// let layer = HttpMetricsLayer::builder()
+    ///     .exclude_paths(["/metrics", "/livez"])
+    ///     .build(&mut registry)
+    ///     .unwrap();
+    /// let text = scrape(layer, registry, &["/livez"]);
+    /// assert!(!text.contains("http_server_requests_total{"), "{text}");
+    /// ```
     pub fn exclude_paths<I, P>(mut self, paths: I) -> Self
     where
         I: IntoIterator<Item = P>,
@@ -226,6 +423,35 @@ impl HttpMetricsBuilder {
     }
 
     /// A classifier consulted before the built-in route rules.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use towerscope_metrics::{Format, HttpMetricsLayer, MetricsService};
+    /// # use prometheus_client::registry::Registry;
+    /// # /// Sends one request for each path through `layer`, reads each body, and scrapes.
+    /// # fn scrape(layer: HttpMetricsLayer, registry: Registry, paths: &[&str]) -> String {
+    /// #     tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// #         for path in paths {
+    /// #             let svc = ServiceBuilder::new().layer(layer.clone()).service_fn(|_r: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new("hello".to_owned()))
+    /// #             });
+    /// #             let req = http::Request::get(*path).header("content-length", "0").body(String::new()).unwrap();
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         }
+    /// #     });
+    /// #     MetricsService::new(registry).encode(Format::Prometheus)
+    /// # }
+    /// let mut registry = Registry::default();
+    /// use towerscope_core::{Route, RouteClassifier};
+    /// // Plain hyper has no `MatchedPath`: name the routes yourself (a fixed set, never the raw path).
+    /// let classifier = RouteClassifier::new(|req| {
+    ///     req.uri.path().starts_with("/users/").then_some(Route::Static("/users/{id}"))
+    /// });
+    /// let layer = HttpMetricsLayer::builder().route_classifier(classifier).build(&mut registry).unwrap();
+    /// let text = scrape(layer, registry, &["/users/7", "/users/8"]);
+    /// assert!(text.contains("http_route=\"/users/{id}\""), "{text}");
+    /// ```
     pub fn route_classifier(mut self, classifier: RouteClassifier) -> Self {
         self.classifier = Some(classifier);
         self
@@ -273,6 +499,15 @@ impl HttpMetricsBuilder {
     /// Register into the root registry: the families encode their own names, so a
     /// sub-registry's prefix and constant labels do not apply to them (set names through
     /// [`MetricNames`] instead).
+    ///
+    /// ```
+    /// use towerscope_metrics::{HttpMetricsLayer, MetricNames};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let mut names = MetricNames::otel();
+    /// names.route_label = "http route".into(); // not a valid label name
+    /// let err = HttpMetricsLayer::builder().names(names).build(&mut registry).unwrap_err();
+    /// assert!(err.to_string().contains("http route"), "{err}");
+    /// ```
     pub fn build(self, registry: &mut Registry) -> Result<HttpMetricsLayer, ConfigError> {
         self.opts.names.validate()?;
         if self.opts.max_series == 0 {
