@@ -61,11 +61,25 @@ pin_project! {
 
 impl<IO, G> TrackedIo<IO, G> {
     /// Wraps `io`, holding `guard`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let guard = Arc::new(()); // anything whose drop marks the close
+    /// let io = towerscope_core::TrackedIo::new(tokio::io::empty(), guard.clone());
+    /// assert_eq!(Arc::strong_count(&guard), 2);
+    /// drop(io); // the connection closed: its guard is dropped with it
+    /// assert_eq!(Arc::strong_count(&guard), 1);
+    /// ```
     pub fn new(io: IO, guard: G) -> Self {
         Self { io, guard }
     }
 
     /// The wrapped connection.
+    ///
+    /// ```
+    /// let io = towerscope_core::TrackedIo::new(&b"ping"[..], ());
+    /// assert_eq!(*io.get_ref(), b"ping");
+    /// ```
     pub fn get_ref(&self) -> &IO {
         &self.io
     }
@@ -125,11 +139,43 @@ pub struct TrackedListener<L, O> {
 
 impl<L, O: ConnectionObserver> TrackedListener<L, O> {
     /// Wraps `listener`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use towerscope_core::{ConnectionObserver, TrackedListener};
+    /// #[derive(Clone, Default)]
+    /// struct Accepted(Arc<AtomicUsize>);
+    /// impl ConnectionObserver for Accepted {
+    ///     type Guard = ();
+    ///     fn on_open(&self) { self.0.fetch_add(1, Ordering::Relaxed); }
+    /// }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let addr = tcp.local_addr().unwrap();
+    /// let mut listener = TrackedListener::new(tcp, Accepted::default());
+    /// let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    /// let (_io, _peer) = listener.try_accept().await.unwrap();
+    /// assert_eq!(listener.observer().0.load(Ordering::Relaxed), 1);
+    /// # });
+    /// ```
     pub fn new(listener: L, observer: O) -> Self {
         Self { listener, observer }
     }
 
     /// The observer.
+    ///
+    /// ```
+    /// use towerscope_core::{ConnectionObserver, TrackedListener};
+    /// #[derive(Clone)]
+    /// struct Named(&'static str);
+    /// impl ConnectionObserver for Named {
+    ///     type Guard = ();
+    ///     fn on_open(&self) {}
+    /// }
+    /// let listener = TrackedListener::new((), Named("public port"));
+    /// assert_eq!(listener.observer().0, "public port");
+    /// ```
     pub fn observer(&self) -> &O {
         &self.observer
     }
@@ -137,6 +183,31 @@ impl<L, O: ConnectionObserver> TrackedListener<L, O> {
 
 impl<O: ConnectionObserver> TrackedListener<tokio::net::TcpListener, O> {
     /// Accepts one TCP connection, observed (for hand-written hyper-util accept loops).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use towerscope_core::{ConnectionObserver, TrackedListener};
+    /// /// Open connections: the guard's reference count, less the observer's own.
+    /// #[derive(Clone, Default)]
+    /// struct Open(Arc<()>);
+    /// impl ConnectionObserver for Open {
+    ///     type Guard = Arc<()>;
+    ///     fn on_open(&self) -> Arc<()> { self.0.clone() }
+    /// }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let addr = tcp.local_addr().unwrap();
+    /// let mut listener = TrackedListener::new(tcp, Open::default());
+    /// let open = listener.observer().clone();
+    /// let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    /// let (io, peer) = listener.try_accept().await.unwrap();
+    /// assert_eq!(peer, client.local_addr().unwrap());
+    /// assert_eq!(Arc::strong_count(&open.0) - 2, 1);
+    /// // A hyper-util accept loop would hand `io` (through `TokioIo`) to a connection task.
+    /// drop(io);
+    /// assert_eq!(Arc::strong_count(&open.0) - 2, 0);
+    /// # });
+    /// ```
     pub async fn try_accept(
         &mut self,
     ) -> io::Result<(

@@ -44,6 +44,12 @@ pub struct HexId<const M: usize>([u8; M]);
 
 impl<const M: usize> HexId<M> {
     /// The hex string.
+    ///
+    /// ```
+    /// use towerscope_core::TraceIds;
+    /// let ids = TraceIds { trace_id: [0xab; 16], span_id: [0x01; 8], sampled: false };
+    /// assert_eq!(ids.trace_id_hex().as_str(), "ab".repeat(16));
+    /// ```
     pub fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever written.
         std::str::from_utf8(&self.0).unwrap_or_default()
@@ -64,10 +70,24 @@ impl<const M: usize> std::fmt::Display for HexId<M> {
 
 impl TraceIds {
     /// The trace ID as 32 lower-case hex digits.
+    ///
+    /// ```
+    /// use towerscope_core::TraceIds;
+    /// let mut trace_id = [0; 16];
+    /// trace_id[15] = 0x2a;
+    /// let ids = TraceIds { trace_id, span_id: [1; 8], sampled: true };
+    /// assert_eq!(ids.trace_id_hex().to_string(), "0000000000000000000000000000002a");
+    /// ```
     pub fn trace_id_hex(&self) -> HexId<32> {
         hex(&self.trace_id)
     }
     /// The span ID as 16 lower-case hex digits.
+    ///
+    /// ```
+    /// use towerscope_core::TraceIds;
+    /// let ids = TraceIds { trace_id: [1; 16], span_id: [0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31], sampled: true };
+    /// assert_eq!(ids.span_id_hex().as_str(), "b7ad6b7169203331");
+    /// ```
     pub fn span_id_hex(&self) -> HexId<16> {
         hex(&self.span_id)
     }
@@ -217,10 +237,22 @@ pub struct UserId(std::sync::Arc<str>);
 
 impl UserId {
     /// A user ID.
+    ///
+    /// ```
+    /// use towerscope_core::UserId;
+    /// let from_string = UserId::new(String::from("u-42"));
+    /// assert_eq!(from_string, UserId::new("u-42"));
+    /// assert_eq!(from_string.to_string(), "u-42");
+    /// ```
     pub fn new(id: impl Into<std::sync::Arc<str>>) -> Self {
         Self(id.into())
     }
     /// The ID as text.
+    ///
+    /// ```
+    /// let id = towerscope_core::UserId::new("u-42");
+    /// assert_eq!(id.as_str(), "u-42");
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -251,6 +283,14 @@ pub struct SpanRequestId(pub http::HeaderValue);
 
 impl SpanRequestId {
     /// The ID as text (empty if the value is not visible ASCII, which request IDs always are).
+    ///
+    /// ```
+    /// use towerscope_core::SpanRequestId;
+    /// assert_eq!(SpanRequestId(http::HeaderValue::from_static("req-1")).as_str(), "req-1");
+    /// // Not visible ASCII: no text rather than a lossy one.
+    /// let raw = http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap();
+    /// assert_eq!(SpanRequestId(raw).as_str(), "");
+    /// ```
     pub fn as_str(&self) -> &str {
         self.0.to_str().unwrap_or_default()
     }

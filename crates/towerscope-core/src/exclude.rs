@@ -26,6 +26,13 @@ impl ExcludedPaths {
     pub const DEFAULT: [&'static str; 3] = ["/metrics", "/health", "/ready"];
 
     /// Exactly these paths.
+    ///
+    /// ```
+    /// use towerscope_core::ExcludedPaths;
+    /// let paths = ExcludedPaths::new(["/livez", "/readyz"]);
+    /// assert!(paths.contains("/livez"));
+    /// assert!(!paths.contains("/metrics"), "the defaults are replaced, not extended");
+    /// ```
     pub fn new<I, P>(paths: I) -> Self
     where
         I: IntoIterator<Item = P>,
@@ -35,6 +42,14 @@ impl ExcludedPaths {
     }
 
     /// Whether `path` is one of them (compared byte for byte).
+    ///
+    /// ```
+    /// let paths = towerscope_core::ExcludedPaths::default();
+    /// assert!(paths.contains("/health"));
+    /// // Exact bytes: no prefix, no trailing slash, no case folding.
+    /// assert!(!paths.contains("/health/"));
+    /// assert!(!paths.contains("/Health"));
+    /// ```
     #[inline]
     pub fn contains(&self, path: &str) -> bool {
         self.0.iter().any(|p| **p == *path)

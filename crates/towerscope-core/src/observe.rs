@@ -58,6 +58,13 @@ pub enum End<'a> {
 
 impl End<'_> {
     /// Whether the exchange was cut short by the caller.
+    ///
+    /// ```
+    /// use towerscope_core::End;
+    /// assert!(End::Cancelled { response_started: false }.is_cancelled());
+    /// assert!(!End::Complete.is_cancelled());
+    /// assert!(!End::Panicked.is_cancelled()); // a panic is not the caller's doing
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         matches!(self, Self::Cancelled { .. })
     }
@@ -109,6 +116,19 @@ impl Outcome {
     /// Classifies `end`, given the request method, the response status (if a response was
     /// made) and whether the response is one [`CatchPanicLayer`](crate::CatchPanicLayer)
     /// made for a panic ([`PanicCaught`](crate::PanicCaught)).
+    ///
+    /// ```
+    /// use towerscope_core::{End, NormalizedMethod, Outcome};
+    /// let get = NormalizedMethod::Get;
+    /// assert_eq!(Outcome::of(&End::Complete, get, Some(404), false), Outcome::Ok);
+    /// assert_eq!(Outcome::of(&End::Complete, get, Some(500), false), Outcome::ServerError);
+    /// // A 500 made by the panic layer is a panic, not a server error.
+    /// assert_eq!(Outcome::of(&End::Complete, get, Some(500), true), Outcome::Panic);
+    /// let error = std::io::Error::other("reset");
+    /// assert_eq!(Outcome::of(&End::BodyError { error: &error, panic: false }, get, Some(200), false),
+    ///            Outcome::BodyError);
+    /// assert_eq!(Outcome::of(&End::ServiceError(&error), get, None, false), Outcome::ServiceError);
+    /// ```
     pub fn of(
         end: &End<'_>,
         method: crate::NormalizedMethod,
@@ -134,6 +154,12 @@ impl Outcome {
     }
 
     /// `ok`, `server_error`, `cancelled`, `service_error`, `body_error` or `panic`.
+    ///
+    /// ```
+    /// use towerscope_core::Outcome;
+    /// assert_eq!(Outcome::ServerError.as_str(), "server_error");
+    /// assert_eq!(Outcome::Cancelled.as_str(), "cancelled");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
@@ -243,6 +269,22 @@ pin_project! {
 
 impl<F, O: Observer> ObservedFuture<F, O> {
     /// Wraps `inner`, reporting to `observer`.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use towerscope_core::{End, ObservedFuture, Observer};
+    /// struct Report(Arc<Mutex<String>>);
+    /// impl Observer for Report {
+    ///     fn on_end(self, end: End<'_>) { *self.0.lock().unwrap() = format!("{end:?}"); }
+    /// }
+    /// let seen = Arc::new(Mutex::new(String::new()));
+    /// let fut = ObservedFuture::new(
+    ///     std::future::pending::<Result<http::Response<String>, std::io::Error>>(),
+    ///     Report(seen.clone()),
+    /// );
+    /// drop(fut); // the caller went away before the response
+    /// assert_eq!(*seen.lock().unwrap(), "Cancelled { response_started: false }");
+    /// ```
     pub fn new(inner: F, observer: O) -> Self {
         Self {
             inner,
@@ -336,6 +378,24 @@ impl<B: Body + fmt::Debug, O: Observer> fmt::Debug for ObservedBody<B, O> {
 
 impl<B: Body, O: Observer> ObservedBody<B, O> {
     /// Wraps `inner`, reporting to `observer`.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use towerscope_core::{End, ObservedBody, Observer};
+    /// struct Bytes(Arc<Mutex<Option<usize>>>, usize);
+    /// impl Observer for Bytes {
+    ///     fn on_data(&mut self, len: usize) { self.1 += len; }
+    ///     fn on_end(self, end: End<'_>) {
+    ///         if matches!(end, End::Complete) { *self.0.lock().unwrap() = Some(self.1); }
+    ///     }
+    /// }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let total = Arc::new(Mutex::new(None));
+    /// let body = ObservedBody::new(String::from("hello"), Bytes(total.clone(), 0));
+    /// http_body_util::BodyExt::collect(body).await.unwrap();
+    /// assert_eq!(*total.lock().unwrap(), Some(5));
+    /// # });
+    /// ```
     pub fn new(inner: B, observer: O) -> Self {
         Self {
             inner,
@@ -344,6 +404,16 @@ impl<B: Body, O: Observer> ObservedBody<B, O> {
     }
 
     /// The wrapped body.
+    ///
+    /// ```
+    /// use towerscope_core::{End, ObservedBody, Observer};
+    /// struct Quiet;
+    /// impl Observer for Quiet {
+    ///     fn on_end(self, _end: End<'_>) {}
+    /// }
+    /// let body = ObservedBody::new(String::from("hello"), Quiet);
+    /// assert_eq!(body.get_ref(), "hello");
+    /// ```
     pub fn get_ref(&self) -> &B {
         &self.inner
     }
@@ -482,18 +552,81 @@ pub struct ObserveService<S, M> {
 
 impl<S, M> ObserveService<S, M> {
     /// Wraps `inner`.
+    ///
+    /// ```
+    /// use towerscope_core::{End, MakeObserver, ObserveService, Observer};
+    /// #[derive(Clone)]
+    /// struct Log;
+    /// impl Observer for Log {
+    ///     fn on_end(self, end: End<'_>) { println!("request ended: {end:?}"); }
+    /// }
+    /// impl MakeObserver for Log {
+    ///     type Observer = Log;
+    ///     fn make_observer<B>(&self, _req: &mut http::Request<B>) -> Option<Log> { Some(Log) }
+    /// }
+    /// let svc = ObserveService::new(vec![1], Log);
+    /// assert_eq!(svc.get_ref(), &[1]);
+    /// ```
     pub fn new(inner: S, make: M) -> Self {
         Self { inner, make }
     }
     /// The inner service.
+    ///
+    /// ```
+    /// use towerscope_core::{End, MakeObserver, ObserveService, Observer};
+    /// #[derive(Clone)]
+    /// struct Log;
+    /// impl Observer for Log {
+    ///     fn on_end(self, _end: End<'_>) {}
+    /// }
+    /// impl MakeObserver for Log {
+    ///     type Observer = Log;
+    ///     fn make_observer<B>(&self, _req: &mut http::Request<B>) -> Option<Log> { Some(Log) }
+    /// }
+    /// let mut svc = ObserveService::new(vec![1], Log);
+    /// svc.get_mut().push(2);
+    /// assert_eq!(svc.get_ref(), &[1, 2]);
+    /// assert_eq!(svc.into_inner(), [1, 2]);
+    /// ```
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
     /// The inner service, mutably.
+    ///
+    /// ```
+    /// use towerscope_core::{End, MakeObserver, ObserveService, Observer};
+    /// #[derive(Clone)]
+    /// struct Log;
+    /// impl Observer for Log {
+    ///     fn on_end(self, _end: End<'_>) {}
+    /// }
+    /// impl MakeObserver for Log {
+    ///     type Observer = Log;
+    ///     fn make_observer<B>(&self, _req: &mut http::Request<B>) -> Option<Log> { Some(Log) }
+    /// }
+    /// let mut svc = ObserveService::new(vec![1], Log);
+    /// svc.get_mut().push(2);
+    /// assert_eq!(svc.get_ref(), &[1, 2]);
+    /// ```
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
     /// Unwraps the inner service.
+    ///
+    /// ```
+    /// use towerscope_core::{End, MakeObserver, ObserveService, Observer};
+    /// #[derive(Clone)]
+    /// struct Log;
+    /// impl Observer for Log {
+    ///     fn on_end(self, _end: End<'_>) {}
+    /// }
+    /// impl MakeObserver for Log {
+    ///     type Observer = Log;
+    ///     fn make_observer<B>(&self, _req: &mut http::Request<B>) -> Option<Log> { Some(Log) }
+    /// }
+    /// let svc = ObserveService::new(vec![1], Log);
+    /// assert_eq!(svc.into_inner(), [1]);
+    /// ```
     pub fn into_inner(self) -> S {
         self.inner
     }

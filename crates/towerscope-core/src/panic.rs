@@ -125,6 +125,22 @@ pub struct CatchPanicLayer {
 
 impl CatchPanicLayer {
     /// A new layer.
+    ///
+    /// ```
+    /// use tower::{ServiceBuilder, ServiceExt as _};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(towerscope_core::CatchPanicLayer::new())
+    ///     .service_fn(|req: http::Request<()>| async move {
+    ///         assert!(req.uri().path() != "/boom", "a bug");
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("fine")))
+    ///     });
+    /// let ok = svc.clone().oneshot(http::Request::get("/fine").body(()).unwrap()).await.unwrap();
+    /// assert_eq!(ok.status(), 200);
+    /// let boom = svc.oneshot(http::Request::get("/boom").body(()).unwrap()).await.unwrap();
+    /// assert_eq!(boom.status(), 500);
+    /// # });
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -163,14 +179,35 @@ pub struct CatchPanic<S> {
 
 impl<S> CatchPanic<S> {
     /// The inner service.
+    ///
+    /// ```
+    /// use tower::Layer as _;
+    /// let mut svc = towerscope_core::CatchPanicLayer::new().layer(vec![1]);
+    /// svc.get_mut().push(2);
+    /// assert_eq!(svc.get_ref(), &[1, 2]);
+    /// assert_eq!(svc.into_inner(), [1, 2]);
+    /// ```
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
     /// The inner service, mutably.
+    ///
+    /// ```
+    /// use tower::Layer as _;
+    /// let mut svc = towerscope_core::CatchPanicLayer::new().layer(vec![1]);
+    /// svc.get_mut().push(2);
+    /// assert_eq!(svc.get_ref(), &[1, 2]);
+    /// ```
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
     /// Unwraps the inner service.
+    ///
+    /// ```
+    /// use tower::Layer as _;
+    /// let svc = towerscope_core::CatchPanicLayer::new().layer(vec![1]);
+    /// assert_eq!(svc.into_inner(), [1]);
+    /// ```
     pub fn into_inner(self) -> S {
         self.inner
     }

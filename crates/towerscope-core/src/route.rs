@@ -125,6 +125,13 @@ impl InlineRoute {
     pub const CAPACITY: usize = 46;
 
     /// A copy of `route`, if it fits.
+    ///
+    /// ```
+    /// use towerscope_core::InlineRoute;
+    /// let route = InlineRoute::new("/orders/{id}/items").expect("fits");
+    /// assert_eq!(route.as_str(), "/orders/{id}/items");
+    /// assert_eq!(InlineRoute::new(&"/x".repeat(24)), None); // 48 bytes
+    /// ```
     pub fn new(route: &str) -> Option<Self> {
         let len = u8::try_from(route.len())
             .ok()
@@ -135,6 +142,12 @@ impl InlineRoute {
     }
 
     /// The template.
+    ///
+    /// ```
+    /// let route = towerscope_core::InlineRoute::new("/users/{id}").unwrap();
+    /// assert_eq!(route.as_str(), "/users/{id}");
+    /// assert_eq!(format!("{route:?}"), "\"/users/{id}\"");
+    /// ```
     pub fn as_str(&self) -> &str {
         // Copied from a `&str` at a character boundary (the whole string): always UTF-8.
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or(UNMATCHED_ROUTE)
@@ -170,6 +183,15 @@ pub struct RequestHead<'a> {
 
 impl<'a> RequestHead<'a> {
     /// Borrows the head of a request.
+    ///
+    /// ```
+    /// use towerscope_core::RequestHead;
+    /// let req = http::Request::post("/orders?debug=1").header("x-tenant", "acme").body(()).unwrap();
+    /// let head = RequestHead::of(&req);
+    /// assert_eq!(head.method, http::Method::POST);
+    /// assert_eq!(head.uri.query(), Some("debug=1"));
+    /// assert_eq!(head.headers["x-tenant"], "acme");
+    /// ```
     pub fn of<B>(req: &'a Request<B>) -> Self {
         Self {
             method: req.method(),
@@ -203,6 +225,19 @@ pub struct RouteClassifier(Arc<ClassifyFn>);
 
 impl RouteClassifier {
     /// Wraps a function of the request head.
+    ///
+    /// ```
+    /// use towerscope_core::{RequestHead, Route, RouteClassifier};
+    /// // A bounded answer: one label per tenant prefix, none from the raw path.
+    /// let classifier = RouteClassifier::new(|req: &RequestHead<'_>| {
+    ///     match req.headers.get("x-tenant")?.as_bytes() {
+    ///         b"acme" => Some(Route::Static("/tenant/acme")),
+    ///         _ => Some(Route::Static("/tenant/other")),
+    ///     }
+    /// });
+    /// let req = http::Request::get("/anything").header("x-tenant", "evil-123").body(()).unwrap();
+    /// assert_eq!(classifier.classify(&RequestHead::of(&req)).unwrap().as_str(), "/tenant/other");
+    /// ```
     pub fn new<F>(f: F) -> Self
     where
         F: Fn(&RequestHead<'_>) -> Option<Route> + Send + Sync + 'static,
@@ -211,6 +246,17 @@ impl RouteClassifier {
     }
 
     /// Runs the classifier on a request head.
+    ///
+    /// ```
+    /// use towerscope_core::{RequestHead, Route, RouteClassifier};
+    /// let classifier = RouteClassifier::new(|req: &RequestHead<'_>| {
+    ///     req.uri.path().starts_with("/static/").then_some(Route::Static("/static/*"))
+    /// });
+    /// let asset = http::Request::get("/static/app.js").body(()).unwrap();
+    /// let other = http::Request::get("/users/7").body(()).unwrap();
+    /// assert_eq!(classifier.classify(&RequestHead::of(&asset)).unwrap().as_str(), "/static/*");
+    /// assert!(classifier.classify(&RequestHead::of(&other)).is_none()); // built-in rules decide
+    /// ```
     pub fn classify(&self, req: &RequestHead<'_>) -> Option<Route> {
         (self.0)(req)
     }

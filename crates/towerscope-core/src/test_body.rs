@@ -63,6 +63,18 @@ pub struct StreamBody {
 
 impl StreamBody {
     /// A body with the given frames.
+    ///
+    /// ```
+    /// use http_body::Body as _;
+    /// use towerscope_core::test_body::{StreamBody, frame_data, frame_trailers};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let body = StreamBody::new(vec![frame_data("a"), frame_trailers("grpc-status", "0")]);
+    /// assert!(!body.is_end_stream());
+    /// let collected = http_body_util::BodyExt::collect(body).await.unwrap();
+    /// assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
+    /// assert_eq!(collected.to_bytes(), "a");
+    /// # });
+    /// ```
     pub fn new(frames: Vec<ScriptedFrame>) -> Self {
         Self {
             frames: frames.into(),
@@ -72,6 +84,17 @@ impl StreamBody {
     }
 
     /// Returns `Pending` once before each frame (waking itself), as a real stream does.
+    ///
+    /// ```
+    /// use std::task::{Context, Poll};
+    /// use http_body::Body;
+    /// use towerscope_core::test_body::{StreamBody, frame_data};
+    /// let mut body = std::pin::pin!(StreamBody::new(vec![frame_data("a")]).pending_between_frames());
+    /// let mut cx = Context::from_waker(std::task::Waker::noop());
+    /// assert!(body.as_mut().poll_frame(&mut cx).is_pending());
+    /// assert!(matches!(body.as_mut().poll_frame(&mut cx), Poll::Ready(Some(Ok(_)))));
+    /// assert!(matches!(body.as_mut().poll_frame(&mut cx), Poll::Ready(None)));
+    /// ```
     pub fn pending_between_frames(mut self) -> Self {
         self.yield_between = true;
         self
@@ -112,6 +135,15 @@ pub struct PanicAfter(StreamBody);
 
 impl PanicAfter {
     /// A body with the given frames before the panic.
+    ///
+    /// ```
+    /// use towerscope_core::test_body::{PanicAfter, frame_data};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let body = PanicAfter::new(vec![frame_data("a")]);
+    /// let read = tokio::spawn(http_body_util::BodyExt::collect(body));
+    /// assert!(read.await.unwrap_err().is_panic()); // after the scripted frames
+    /// # });
+    /// ```
     pub fn new(frames: Vec<ScriptedFrame>) -> Self {
         Self(StreamBody::new(frames))
     }

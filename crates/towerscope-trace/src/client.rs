@@ -70,6 +70,27 @@ impl<T> std::fmt::Debug for TraceClientLayer<T> {
 
 impl<T> TraceClientLayer<T> {
     /// Client spans from `tracer`.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// use tower::{ServiceBuilder, ServiceExt as _};
+    /// use towerscope_trace::{TraceClientLayer, TraceParent};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// // The "server" echoes the traceparent it received.
+    /// let client = ServiceBuilder::new()
+    ///     .layer(TraceClientLayer::new(provider.tracer("shop")))
+    ///     .service_fn(|req: http::Request<String>| async move {
+    ///         let tp = req.headers()["traceparent"].to_str().unwrap().to_owned();
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(tp))
+    ///     });
+    /// let req = http::Request::get("http://inventory.internal/items").body(String::new()).unwrap();
+    /// let resp = client.oneshot(req).await.unwrap();
+    /// // The client span's context, sampled by the provider's default sampler.
+    /// let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+    /// assert!(TraceParent::parse(std::str::from_utf8(&body).unwrap()).unwrap().sampled());
+    /// # });
+    /// ```
     pub fn new(tracer: T) -> Self {
         Self {
             tracer: Arc::new(tracer),

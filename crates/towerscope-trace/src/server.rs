@@ -113,6 +113,30 @@ impl<T> std::fmt::Debug for TraceLayer<T> {
 
 impl<T> TraceLayer<T> {
     /// Spans from `tracer`; probe and scrape paths excluded.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    /// use tower::{ServiceBuilder, ServiceExt as _};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let exporter = InMemorySpanExporter::default();
+    /// let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(towerscope_trace::TraceLayer::new(provider.tracer("shop")))
+    ///     .service_fn(|_req: http::Request<String>| async {
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new("ok".to_owned()))
+    ///     });
+    /// for path in ["/orders", "/health"] {
+    ///     let req = http::Request::get(path).body(String::new()).unwrap();
+    ///     let resp = svc.clone().oneshot(req).await.unwrap();
+    ///     // The span ends with the response body.
+    ///     http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// }
+    /// let spans = exporter.get_finished_spans().unwrap();
+    /// assert_eq!(spans.len(), 1, "/health is excluded by default");
+    /// assert_eq!(spans[0].name, "GET"); // "GET {route}" under an axum router
+    /// # });
+    /// ```
     pub fn new(tracer: T) -> Self {
         Self {
             config: Arc::new(Config {
@@ -126,6 +150,31 @@ impl<T> TraceLayer<T> {
     }
 
     /// Exact paths that get no span (replaces the defaults).
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// use tower::{ServiceBuilder, ServiceExt as _};
+    /// use towerscope_core::TraceIds;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let layer = towerscope_trace::TraceLayer::new(provider.tracer("shop"))
+    ///     .exclude_paths(["/internal/status"]);
+    /// // The handler says whether the request got a span.
+    /// let svc = ServiceBuilder::new().layer(layer).service_fn(|req: http::Request<String>| async move {
+    ///     let traced = req.extensions().get::<TraceIds>().is_some();
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(traced.to_string()))
+    /// });
+    /// let traced = |path: &'static str| {
+    ///     let svc = svc.clone();
+    ///     async move {
+    ///         let resp = svc.oneshot(http::Request::get(path).body(String::new()).unwrap()).await.unwrap();
+    ///         resp.body().get_ref() == "true"
+    ///     }
+    /// };
+    /// assert!(!traced("/internal/status").await);
+    /// assert!(traced("/health").await, "the defaults were replaced");
+    /// # });
+    /// ```
     pub fn exclude_paths<I, P>(self, paths: I) -> Self
     where
         I: IntoIterator<Item = P>,
@@ -256,14 +305,41 @@ impl<S: std::fmt::Debug, T> std::fmt::Debug for TraceService<S, T> {
 
 impl<S, T> TraceService<S, T> {
     /// The inner service.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// use tower::Layer as _;
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let mut svc = towerscope_trace::TraceLayer::new(provider.tracer("shop")).layer(vec![1]);
+    /// assert_eq!(svc.get_ref(), &[1]);
+    /// svc.get_mut().push(2);
+    /// assert_eq!(svc.into_inner(), [1, 2]);
+    /// ```
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
     /// The inner service, mutably.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// use tower::Layer as _;
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let mut svc = towerscope_trace::TraceLayer::new(provider.tracer("shop")).layer(vec![1]);
+    /// svc.get_mut().push(2);
+    /// assert_eq!(svc.get_ref(), &[1, 2]);
+    /// ```
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
     /// Unwraps the inner service.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// use tower::Layer as _;
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let svc = towerscope_trace::TraceLayer::new(provider.tracer("shop")).layer(vec![1]);
+    /// assert_eq!(svc.into_inner(), [1]);
+    /// ```
     pub fn into_inner(self) -> S {
         self.inner
     }

@@ -108,6 +108,21 @@ fn trim_ows(s: &str) -> &str {
 impl TraceParent {
     /// Parses one header value. Version `00` must be exactly 55 characters; a higher version
     /// is read by the `00` layout and may carry more fields after a `-`.
+    ///
+    /// ```
+    /// use towerscope_trace::{TraceParent, TraceParentError};
+    /// let id = "0af7651916cd43dd8448eb211c80319c";
+    /// assert!(TraceParent::parse(&format!("00-{id}-b7ad6b7169203331-01")).is_ok());
+    /// // Upper-case hex, an all-zero trace ID, and extra fields on version 00 are refused.
+    /// assert_eq!(TraceParent::parse(&format!("00-{}-b7ad6b7169203331-01", id.to_uppercase())),
+    ///            Err(TraceParentError::Hex));
+    /// assert_eq!(TraceParent::parse(&format!("00-{}-b7ad6b7169203331-01", "0".repeat(32))),
+    ///            Err(TraceParentError::ZeroTraceId));
+    /// assert_eq!(TraceParent::parse(&format!("00-{id}-b7ad6b7169203331-01-extra")),
+    ///            Err(TraceParentError::Format));
+    /// // A future version may carry more fields.
+    /// assert_eq!(TraceParent::parse(&format!("cc-{id}-b7ad6b7169203331-01-extra")).unwrap().version, 0xcc);
+    /// ```
     pub fn parse(value: &str) -> Result<Self, TraceParentError> {
         let v = trim_ows(value).as_bytes();
         if v.len() < 55 {
@@ -168,16 +183,38 @@ impl TraceParent {
     }
 
     /// Whether the caller sampled the trace.
+    ///
+    /// ```
+    /// use towerscope_trace::TraceParent;
+    /// let p = |flags: &str| TraceParent::parse(&format!("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-{flags}")).unwrap();
+    /// assert!(p("01").sampled());
+    /// assert!(!p("00").sampled());
+    /// ```
     pub fn sampled(&self) -> bool {
         self.flags & FLAG_SAMPLED != 0
     }
 
     /// Whether the trace ID is marked random (Level 2).
+    ///
+    /// ```
+    /// use towerscope_trace::TraceParent;
+    /// let p = |flags: &str| TraceParent::parse(&format!("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-{flags}")).unwrap();
+    /// assert!(p("02").random() && !p("02").sampled());
+    /// assert!(!p("01").random());
+    /// ```
     pub fn random(&self) -> bool {
         self.flags & FLAG_RANDOM != 0
     }
 
     /// The IDs for request extensions (exemplars, logs), with this parent as span.
+    ///
+    /// ```
+    /// let p = towerscope_trace::TraceParent::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+    /// let ids = p.ids();
+    /// assert_eq!(ids.trace_id_hex().to_string(), "0af7651916cd43dd8448eb211c80319c");
+    /// assert_eq!(ids.span_id_hex().to_string(), "b7ad6b7169203331");
+    /// assert!(ids.sampled);
+    /// ```
     pub fn ids(&self) -> TraceIds {
         TraceIds {
             trace_id: self.trace_id,
@@ -187,6 +224,12 @@ impl TraceParent {
     }
 
     /// The header value, always written as version `00`.
+    ///
+    /// ```
+    /// // A future version is forwarded as version 00, without its extra fields and unknown flags.
+    /// let p = towerscope_trace::TraceParent::parse("cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-09-extra").unwrap();
+    /// assert_eq!(p.header_value(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    /// ```
     pub fn header_value(&self) -> HeaderValue {
         // Lower-case hex and dashes: always a valid header value.
         HeaderValue::from_str(&self.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))

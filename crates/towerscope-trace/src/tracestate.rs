@@ -93,6 +93,17 @@ pub struct TraceState {
 
 impl TraceState {
     /// Parses the joined header values.
+    ///
+    /// ```
+    /// use towerscope_trace::TraceState;
+    /// // Invalid members are dropped one by one ...
+    /// assert_eq!(TraceState::parse("rojo=1, Not A Key=2,congo=3").to_string(), "rojo=1,congo=3");
+    /// // ... but a repeated key, or more than 32 members, discards the whole list.
+    /// assert!(TraceState::parse("rojo=1,congo=2,rojo=3").is_empty());
+    /// let many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+    /// assert!(TraceState::parse(&many.join(",")).is_empty());
+    /// assert_eq!(TraceState::parse(&many[..32].join(",")).members().count(), 32);
+    /// ```
     pub fn parse(value: &str) -> Self {
         let mut members: Vec<(String, String)> = Vec::new();
         // Stop reading once the list is certainly too long: no unbounded work on hostile input.
@@ -119,6 +130,17 @@ impl TraceState {
     }
 
     /// The `tracestate` of `headers` (all of them, joined).
+    ///
+    /// ```
+    /// use towerscope_trace::TraceState;
+    /// let mut h = http::HeaderMap::new();
+    /// h.append("tracestate", "rojo=1".parse().unwrap());
+    /// h.append("tracestate", "congo=2".parse().unwrap());
+    /// assert_eq!(TraceState::from_headers(&h).to_string(), "rojo=1,congo=2");
+    /// // More than 8 KiB of header text is not read at all.
+    /// h.append("tracestate", format!("big={}", "x".repeat(8 * 1024)).parse().unwrap());
+    /// assert!(TraceState::from_headers(&h).is_empty());
+    /// ```
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let mut joined = String::new();
         for v in headers.get_all(crate::names::TRACESTATE) {
@@ -137,11 +159,24 @@ impl TraceState {
     }
 
     /// The members, in order.
+    ///
+    /// ```
+    /// let ts = towerscope_trace::TraceState::parse("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+    /// let members: Vec<_> = ts.members().collect();
+    /// assert_eq!(members, [("rojo", "00f067aa0ba902b7"), ("congo", "t61rcWkgMzE")]);
+    /// ```
     pub fn members(&self) -> impl Iterator<Item = (&str, &str)> {
         self.members.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// Whether there is no member.
+    ///
+    /// ```
+    /// use towerscope_trace::TraceState;
+    /// assert!(TraceState::parse("").is_empty());
+    /// assert!(TraceState::parse("=novalue").is_empty());
+    /// assert!(!TraceState::parse("rojo=1").is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
@@ -166,6 +201,15 @@ impl TraceState {
 
     /// The header value, at most 512 characters: if longer, members over 128 characters
     /// are dropped first (from the end), then members from the end. `None` when empty.
+    ///
+    /// ```
+    /// use towerscope_trace::TraceState;
+    /// let (a, b) = ("x".repeat(250), "y".repeat(250));
+    /// // 513 characters: the last member longer than 128 characters goes first.
+    /// let ts = TraceState::parse(&format!("a={a},b={b},c=1,d=2"));
+    /// assert_eq!(ts.header_value().unwrap(), format!("a={a},c=1,d=2").as_str());
+    /// assert_eq!(TraceState::default().header_value(), None);
+    /// ```
     pub fn header_value(&self) -> Option<HeaderValue> {
         let mut members: Vec<&(String, String)> = self.members.iter().collect();
         let len = |m: &[&(String, String)]| {
