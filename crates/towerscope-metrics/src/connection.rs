@@ -59,6 +59,17 @@ pub struct ConnectionTracker {
 
 impl ConnectionTracker {
     /// Registers the connection metrics into `registry`.
+    ///
+    /// ```
+    /// use towerscope_metrics::{ConnectionTracker, Format, MetricsService};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let tracker = ConnectionTracker::new(&mut registry);
+    /// drop(tracker.track(tokio::io::empty())); // one connection opened and closed
+    /// let text = MetricsService::new(registry).encode(Format::Prometheus);
+    /// assert!(text.contains("http_server_connections_total 1"), "{text}");
+    /// assert!(text.contains("http_server_open_connections 0"), "{text}");
+    /// assert!(text.contains("http_server_connection_duration_seconds_count 1"), "{text}");
+    /// ```
     pub fn new(registry: &mut Registry) -> Self {
         let metrics = Arc::new(Metrics {
             open: Gauge::default(),
@@ -84,6 +95,21 @@ impl ConnectionTracker {
     }
 
     /// Counts `io` as an open connection until the returned wrapper is dropped.
+    ///
+    /// ```
+    /// use tokio::io::AsyncReadExt as _;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let mut registry = prometheus_client::registry::Registry::default();
+    /// let tracker = towerscope_metrics::ConnectionTracker::new(&mut registry);
+    /// let mut io = tracker.track(&b"GET / HTTP/1.1\r\n\r\n"[..]);
+    /// let mut request = String::new();
+    /// io.read_to_string(&mut request).await.unwrap(); // bytes pass through unchanged
+    /// assert!(request.starts_with("GET / "));
+    /// assert_eq!(tracker.open(), 1);
+    /// drop(io);
+    /// assert_eq!(tracker.open(), 0);
+    /// # });
+    /// ```
     pub fn track<IO>(&self, io: IO) -> TrackedIo<IO> {
         towerscope_core::TrackedIo::new(io, self.on_open())
     }
@@ -91,6 +117,21 @@ impl ConnectionTracker {
     /// Wraps a listener so that every accepted connection is tracked. With axum, serve it
     /// with `into_make_service_with_connect_info::<towerscope_core::PeerAddr>()` to have
     /// client addresses in the access log.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let mut registry = prometheus_client::registry::Registry::default();
+    /// let tracker = towerscope_metrics::ConnectionTracker::new(&mut registry);
+    /// let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let addr = tcp.local_addr().unwrap();
+    /// let mut listener = tracker.listener(tcp);
+    /// let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    /// let (io, _peer) = listener.try_accept().await.unwrap(); // or `axum::serve(listener, app)`
+    /// assert_eq!(tracker.open(), 1);
+    /// drop(io);
+    /// assert_eq!(tracker.open(), 0);
+    /// # });
+    /// ```
     pub fn listener<L>(&self, listener: L) -> TrackedListener<L> {
         towerscope_core::TrackedListener::new(listener, self.clone())
     }

@@ -45,6 +45,18 @@ impl Buckets {
 
     /// Validated buckets: finite, strictly increasing, at least one, at most 64. `+Inf` is
     /// implied and must not be given.
+    ///
+    /// ```
+    /// use towerscope_metrics::{Buckets, ConfigError};
+    /// // The guide's order-value buckets.
+    /// let orders = Buckets::new([5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0]).unwrap();
+    /// assert_eq!(orders.bounds().len(), 8);
+    /// assert!(matches!(Buckets::new([]), Err(ConfigError::Buckets(_))));
+    /// assert!(matches!(Buckets::new([1.0, f64::INFINITY]), Err(ConfigError::Buckets(_))));
+    /// assert!(matches!(Buckets::new([1.0, 1.0]), Err(ConfigError::Buckets(_))));
+    /// assert!(Buckets::new((1..=64).map(f64::from)).is_ok());
+    /// assert!(matches!(Buckets::new((1..=65).map(f64::from)), Err(ConfigError::Buckets(_))));
+    /// ```
     pub fn new(bounds: impl IntoIterator<Item = f64>) -> Result<Self, ConfigError> {
         let bounds: Vec<f64> = bounds.into_iter().collect();
         if bounds.is_empty() || bounds.len() >= MAX_BUCKETS {
@@ -70,6 +82,11 @@ impl Buckets {
     }
 
     /// The upper bounds, without `+Inf`.
+    ///
+    /// ```
+    /// let b = towerscope_metrics::Buckets::new([0.1, 0.5, 1.0]).unwrap();
+    /// assert_eq!(b.bounds(), [0.1, 0.5, 1.0]); // `+Inf` is implied, not listed
+    /// ```
     pub fn bounds(&self) -> &[f64] {
         &self.bounds
     }

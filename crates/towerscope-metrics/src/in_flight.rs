@@ -61,6 +61,14 @@ pub struct InFlightLayer {
 
 impl InFlightLayer {
     /// A gauge with OpenTelemetry names, registered into `registry`.
+    ///
+    /// ```
+    /// use towerscope_metrics::{Format, InFlightLayer, MetricsService};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let _layer = InFlightLayer::new(&mut registry);
+    /// let text = MetricsService::new(registry).encode(Format::Prometheus);
+    /// assert!(text.contains("# TYPE http_server_active_requests gauge"), "{text}");
+    /// ```
     pub fn new(registry: &mut Registry) -> Self {
         Self::register(registry, &MetricNames::otel())
     }
@@ -122,6 +130,32 @@ impl InFlightLayer {
     }
 
     /// Requests in flight now, all methods.
+    ///
+    /// ```
+    /// use tower::{ServiceBuilder, ServiceExt as _};
+    /// use towerscope_metrics::InFlightLayer;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let mut registry = prometheus_client::registry::Registry::default();
+    /// let in_flight = InFlightLayer::new(&mut registry);
+    /// let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    /// let handler_gate = gate.clone();
+    /// let svc = ServiceBuilder::new().layer(in_flight.clone()).service_fn(move |_req: http::Request<()>| {
+    ///     let gate = handler_gate.clone();
+    ///     async move {
+    ///         gate.notified().await;
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    ///     }
+    /// });
+    /// let request = tokio::spawn(svc.oneshot(http::Request::get("/slow").body(()).unwrap()));
+    /// while in_flight.current() == 0 {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// assert_eq!(in_flight.current(), 1);
+    /// gate.notify_one();
+    /// drop(request.await.unwrap().unwrap()); // the response and its body are done
+    /// assert_eq!(in_flight.current(), 0);
+    /// # });
+    /// ```
     pub fn current(&self) -> i64 {
         self.gauges
             .by_method

@@ -23,6 +23,14 @@ pub struct AppInfo {
 
 impl AppInfo {
     /// An info metric named `app` (exported as `app_info`).
+    ///
+    /// ```
+    /// use towerscope_metrics::{AppInfo, Format, MetricsService};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// AppInfo::new(env!("CARGO_PKG_VERSION"), "staging", "2026-11-24").register(&mut registry).unwrap();
+    /// let text = MetricsService::new(registry).encode(Format::Prometheus);
+    /// assert!(text.contains("environment=\"staging\""), "{text}");
+    /// ```
     pub fn new(
         version: impl Into<String>,
         environment: impl Into<String>,
@@ -39,18 +47,48 @@ impl AppInfo {
     }
 
     /// Use another name than `app` (without `_info`).
+    ///
+    /// ```
+    /// use towerscope_metrics::{AppInfo, ConfigError, Format, MetricsService};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// AppInfo::new("1.0.0", "production", "2026-11-24").name("shop").register(&mut registry).unwrap();
+    /// assert!(MetricsService::new(registry).encode(Format::Prometheus).contains("shop_info{"));
+    /// let bad = AppInfo::new("1.0.0", "production", "2026-11-24").name("my-shop");
+    /// assert!(matches!(bad.register(&mut Default::default()), Err(ConfigError::Name { field: "name", .. })));
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
     }
 
     /// Adds a label (service name, git commit, …).
+    ///
+    /// ```
+    /// use towerscope_metrics::{AppInfo, ConfigError, Format, MetricsService};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// AppInfo::new("1.0.0", "production", "2026-11-24")
+    ///     .label("git_commit", "5e8514a")
+    ///     .register(&mut registry)
+    ///     .unwrap();
+    /// let text = MetricsService::new(registry).encode(Format::Prometheus);
+    /// assert!(text.contains("git_commit=\"5e8514a\""), "{text}");
+    /// let bad = AppInfo::new("1.0.0", "production", "2026-11-24").label("git commit", "5e8514a");
+    /// assert!(matches!(bad.register(&mut Default::default()), Err(ConfigError::Name { field: "label", .. })));
+    /// ```
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.push((key.into(), value.into()));
         self
     }
 
     /// Registers the metric.
+    ///
+    /// ```
+    /// use towerscope_metrics::{AppInfo, Format, MetricsService};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// AppInfo::new("1.0.0", "production", "2026-11-24").register(&mut registry).unwrap();
+    /// let text = MetricsService::new(registry).encode(Format::OpenMetrics);
+    /// assert!(text.contains("# TYPE app info"), "{text}");
+    /// ```
     pub fn register(self, registry: &mut Registry) -> Result<(), ConfigError> {
         crate::names::check_metric_name("name", &self.name)?;
         for (k, _) in &self.labels {

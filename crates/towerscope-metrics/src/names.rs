@@ -70,6 +70,14 @@ impl Default for MetricNames {
 
 impl MetricNames {
     /// OpenTelemetry semantic-convention names (the default).
+    ///
+    /// ```
+    /// use towerscope_metrics::MetricNames;
+    /// let names = MetricNames::otel();
+    /// assert_eq!(names, MetricNames::default());
+    /// assert_eq!(names.request_duration, "http_server_request_duration_seconds");
+    /// assert_eq!(names.route_label, "http_route");
+    /// ```
     pub fn otel() -> Self {
         Self {
             request_duration: "http_server_request_duration_seconds".into(),
@@ -91,6 +99,16 @@ impl MetricNames {
     /// The observability guide's names: `app_requests_total{method,endpoint,status_code}`,
     /// `app_request_duration_seconds{method,endpoint}`, `app_active_connections`,
     /// `app_errors_total{error_type,endpoint}`.
+    ///
+    /// ```
+    /// use towerscope_metrics::{HttpMetricsLayer, MetricNames};
+    /// let names = MetricNames::guide();
+    /// assert_eq!(names.requests.as_deref(), Some("app_requests")); // exported as app_requests_total
+    /// assert_eq!(names.route_label, "endpoint");
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let layer = HttpMetricsLayer::builder().names(names).build(&mut registry).unwrap();
+    /// # let _ = layer;
+    /// ```
     pub fn guide() -> Self {
         Self {
             request_duration: "app_request_duration_seconds".into(),
@@ -111,6 +129,17 @@ impl MetricNames {
 
     /// Checks every name against the Prometheus data model, and that counter names do not
     /// end in `_total` (it is added).
+    ///
+    /// ```
+    /// use towerscope_metrics::{ConfigError, MetricNames};
+    /// let mut names = MetricNames::otel();
+    /// assert_eq!(names.validate(), Ok(()));
+    /// names.requests = Some("http_requests_total".into()); // `_total` is added, not given
+    /// assert!(matches!(names.validate(), Err(ConfigError::Name { field: "requests", .. })));
+    /// names.requests = Some("http_requests".into());
+    /// names.status_label = "__status".into(); // reserved for Prometheus' own use
+    /// assert!(matches!(names.validate(), Err(ConfigError::Name { field: "status_label", .. })));
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         let metrics = [
             ("request_duration", Some(&self.request_duration)),

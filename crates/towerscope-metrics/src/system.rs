@@ -40,6 +40,17 @@ pub struct ProcessCollector {
 
 impl ProcessCollector {
     /// Registers the collector for the current process.
+    ///
+    /// ```
+    /// use towerscope_metrics::{Format, MetricsService, ProcessCollector};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// ProcessCollector::register(&mut registry).unwrap();
+    /// let text = MetricsService::new(registry).encode(Format::Prometheus);
+    /// # #[cfg(target_os = "linux")]
+    /// assert!(text.contains("process_resident_memory_bytes "), "{text}");
+    /// # #[cfg(target_os = "linux")]
+    /// assert!(text.contains("process_cpu_seconds_total "), "{text}");
+    /// ```
     pub fn register(registry: &mut Registry) -> Result<(), ConfigError> {
         let pid = sysinfo::get_current_pid().map_err(|e| ConfigError::System(e.to_string()))?;
         let system = System::new().map_err(|e| ConfigError::System(e.to_string()))?;
@@ -132,6 +143,12 @@ pub struct SystemNames {
 impl SystemNames {
     /// `system_cpu_usage_percent`, `system_memory_used_bytes`,
     /// `system_memory_usage_percent`, `system_disk_usage_percent` (the default).
+    ///
+    /// ```
+    /// let names = towerscope_metrics::SystemNames::system();
+    /// assert_eq!(names, towerscope_metrics::SystemNames::default());
+    /// assert_eq!(names.disk_percent, "system_disk_usage_percent");
+    /// ```
     pub fn system() -> Self {
         Self {
             cpu: "system_cpu_usage_percent".into(),
@@ -143,6 +160,12 @@ impl SystemNames {
 
     /// The guide's names: `app_cpu_usage_percent`, `app_memory_usage_bytes`,
     /// `app_memory_usage_percent`, `app_disk_usage_percent`.
+    ///
+    /// ```
+    /// let names = towerscope_metrics::SystemNames::guide();
+    /// assert_eq!(names.memory_used, "app_memory_usage_bytes");
+    /// assert_eq!(names.disk_percent, "app_disk_usage_percent");
+    /// ```
     pub fn guide() -> Self {
         Self {
             cpu: "app_cpu_usage_percent".into(),
@@ -203,18 +226,50 @@ pub struct SystemCollectorBuilder {
 
 impl SystemCollectorBuilder {
     /// The metric names.
+    ///
+    /// ```
+    /// use towerscope_metrics::{ConfigError, Format, MetricsService, SystemCollector, SystemNames};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// SystemCollector::builder().names(SystemNames::guide()).register(&mut registry).unwrap();
+    /// let text = MetricsService::new(registry).encode(Format::Prometheus);
+    /// assert!(text.contains("app_memory_usage_bytes "), "{text}");
+    /// let mut bad = SystemNames::system();
+    /// bad.cpu = "cpu %".into();
+    /// let err = SystemCollector::builder().names(bad).register(&mut Default::default());
+    /// assert!(matches!(err, Err(ConfigError::Name { field: "cpu", .. })));
+    /// ```
     pub fn names(mut self, names: SystemNames) -> Self {
         self.names = names;
         self
     }
 
     /// A path on the filesystem whose usage to report (default `/`).
+    ///
+    /// ```
+    /// use towerscope_metrics::{Format, MetricsService, SystemCollector};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// // The filesystem that holds the temporary directory.
+    /// SystemCollector::builder().disk_path(std::env::temp_dir()).register(&mut registry).unwrap();
+    /// let text = MetricsService::new(registry).encode(Format::Prometheus);
+    /// # #[cfg(target_os = "linux")]
+    /// assert!(text.contains("system_disk_usage_percent "), "{text}");
+    /// ```
     pub fn disk_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.disk_path = Some(path.into());
         self
     }
 
     /// Registers the collector.
+    ///
+    /// ```
+    /// use towerscope_metrics::{Format, MetricsService, SystemCollector};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// SystemCollector::builder().register(&mut registry).unwrap();
+    /// // Read at scrape time: CPU use averaged since the collector was built.
+    /// let text = MetricsService::new(registry).encode(Format::Prometheus);
+    /// assert!(text.contains("# TYPE system_cpu_usage_percent gauge"), "{text}");
+    /// assert!(text.contains("system_memory_used_bytes "), "{text}");
+    /// ```
     pub fn register(self, registry: &mut Registry) -> Result<(), ConfigError> {
         for (field, name) in [
             ("cpu", &self.names.cpu),
@@ -243,6 +298,11 @@ impl SystemCollectorBuilder {
 
 impl SystemCollector {
     /// A builder.
+    ///
+    /// ```
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// towerscope_metrics::SystemCollector::builder().register(&mut registry).unwrap(); // the defaults
+    /// ```
     pub fn builder() -> SystemCollectorBuilder {
         SystemCollectorBuilder::default()
     }

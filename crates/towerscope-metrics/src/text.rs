@@ -29,6 +29,12 @@ pub enum Format {
 
 impl Format {
     /// The `Content-Type` of a response in this format.
+    ///
+    /// ```
+    /// use towerscope_metrics::Format;
+    /// assert_eq!(Format::OpenMetrics.content_type(), "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    /// assert!(Format::Prometheus.content_type().starts_with("text/plain; version=0.0.4"));
+    /// ```
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Prometheus => "text/plain; version=0.0.4; charset=utf-8",

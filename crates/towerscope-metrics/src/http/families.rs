@@ -67,6 +67,12 @@ pub enum ErrorType {
 
 impl ErrorType {
     /// The label value.
+    ///
+    /// ```
+    /// use towerscope_metrics::ErrorType;
+    /// assert_eq!(ErrorType::ServerError.as_str(), "5xx");
+    /// assert_eq!(ErrorType::GrpcMissingStatus.as_str(), "grpc_missing_status");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ServerError => "5xx",
