@@ -13,6 +13,7 @@
 //! - [`AccessLogLayer`]: one line per request, at the end of its body.
 //! - [`request_event!`], [`business_event!`], [`security_event!`], [`app_error!`]: the
 //!   guide's event kinds.
+//! - [`CaptureWriter`]: an in-memory destination, for tests that read their lines back.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -39,6 +40,7 @@
 //! agents are cut at 1 KiB and 256 bytes. Query strings are never written.
 
 mod access;
+mod capture;
 mod client_addr;
 mod events;
 mod json;
@@ -48,6 +50,7 @@ mod setup;
 mod writer;
 
 pub use access::{ACCESS_TARGET, AccessLog, AccessLogBuilder, AccessLogLayer, AccessLogObserver};
+pub use capture::{CaptureWriter, NotJson};
 pub use client_addr::{IpRange, IpRangeError};
 pub use events::type_name_of;
 pub use json::JsonLayer;

@@ -231,25 +231,16 @@ where
     /// The output format (overrides `TOWERSCOPE_LOG_FORMAT`).
     ///
     /// ```
-    /// # use std::sync::{Arc, Mutex};
-    /// # #[derive(Clone, Default)]
-    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
-    /// # impl std::io::Write for Capture {
-    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
-    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
-    /// # }
-    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
     /// use towerscope_log::{LogFormat, Logging};
-    /// let out = Capture::default();
-    /// let writer = out.clone();
+    /// let out = towerscope_log::CaptureWriter::new();
     /// let (subscriber, _guard) = Logging::builder()
-    ///     .writer(move || writer.clone())
+    ///     .writer(out.clone())
     ///     .blocking()
     ///     .format(LogFormat::Json)
     ///     .build()
     ///     .unwrap();
     /// tracing::subscriber::with_default(subscriber, || tracing::info!(order_id = 7, "placed"));
-    /// let line: serde_json::Value = serde_json::from_str(out.text().trim()).unwrap();
+    /// let line = &out.json_lines().unwrap()[0];
     /// assert_eq!((line["message"].as_str(), line["order_id"].as_i64()), (Some("placed"), Some(7)));
     /// ```
     pub fn format(mut self, format: LogFormat) -> Self {
@@ -260,19 +251,10 @@ where
     /// The filter, in `RUST_LOG` syntax (overrides `RUST_LOG`).
     ///
     /// ```
-    /// # use std::sync::{Arc, Mutex};
-    /// # #[derive(Clone, Default)]
-    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
-    /// # impl std::io::Write for Capture {
-    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
-    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
-    /// # }
-    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
     /// use towerscope_log::{LogFormat, Logging};
-    /// let out = Capture::default();
-    /// let writer = out.clone();
+    /// let out = towerscope_log::CaptureWriter::new();
     /// let (subscriber, _guard) = Logging::builder()
-    ///     .writer(move || writer.clone())
+    ///     .writer(out.clone())
     ///     .blocking()
     ///     .filter("warn")
     ///     .build()
@@ -288,19 +270,10 @@ where
     /// More secret field names (added to the defaults).
     ///
     /// ```
-    /// # use std::sync::{Arc, Mutex};
-    /// # #[derive(Clone, Default)]
-    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
-    /// # impl std::io::Write for Capture {
-    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
-    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
-    /// # }
-    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
     /// use towerscope_log::{LogFormat, Logging};
-    /// let out = Capture::default();
-    /// let writer = out.clone();
+    /// let out = towerscope_log::CaptureWriter::new();
     /// let (subscriber, _guard) = Logging::builder()
-    ///     .writer(move || writer.clone())
+    ///     .writer(out.clone())
     ///     .blocking()
     ///     .redact(["card_number"])
     ///     .build()
@@ -321,19 +294,10 @@ where
     /// Replaces the redaction list.
     ///
     /// ```
-    /// # use std::sync::{Arc, Mutex};
-    /// # #[derive(Clone, Default)]
-    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
-    /// # impl std::io::Write for Capture {
-    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
-    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
-    /// # }
-    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
     /// use towerscope_log::{LogFormat, Logging};
-    /// let out = Capture::default();
-    /// let writer = out.clone();
+    /// let out = towerscope_log::CaptureWriter::new();
     /// let (subscriber, _guard) = Logging::builder()
-    ///     .writer(move || writer.clone())
+    ///     .writer(out.clone())
     ///     .blocking()
     ///     .redaction(towerscope_log::Redaction::only(["pin"]))
     ///     .build()
@@ -365,19 +329,10 @@ where
     /// Write on the calling thread instead of a background thread (tests).
     ///
     /// ```
-    /// # use std::sync::{Arc, Mutex};
-    /// # #[derive(Clone, Default)]
-    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
-    /// # impl std::io::Write for Capture {
-    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
-    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
-    /// # }
-    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
     /// use towerscope_log::{LogFormat, Logging};
-    /// let out = Capture::default();
-    /// let writer = out.clone();
+    /// let out = towerscope_log::CaptureWriter::new();
     /// let (subscriber, _guard) = Logging::builder()
-    ///     .writer(move || writer.clone())
+    ///     .writer(out.clone())
     ///     .blocking()
     ///     .build()
     ///     .unwrap();
@@ -392,19 +347,10 @@ where
     /// Where lines go (default stdout).
     ///
     /// ```
-    /// # use std::sync::{Arc, Mutex};
-    /// # #[derive(Clone, Default)]
-    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
-    /// # impl std::io::Write for Capture {
-    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
-    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
-    /// # }
-    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
     /// use towerscope_log::{LogFormat, Logging};
-    /// let out = Capture::default();
-    /// let writer = out.clone();
+    /// let out = towerscope_log::CaptureWriter::new();
     /// let (subscriber, _guard) = Logging::builder()
-    ///     .writer(move || writer.clone())
+    ///     .writer(out.clone())
     ///     .blocking()
     ///     .format(LogFormat::Pretty)
     ///     .build()
@@ -467,19 +413,10 @@ where
     /// in tests, or to add layers of your own).
     ///
     /// ```
-    /// # use std::sync::{Arc, Mutex};
-    /// # #[derive(Clone, Default)]
-    /// # struct Capture(Arc<Mutex<Vec<u8>>>);
-    /// # impl std::io::Write for Capture {
-    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
-    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
-    /// # }
-    /// # impl Capture { fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() } }
     /// use towerscope_log::{LogFormat, Logging};
-    /// let out = Capture::default();
-    /// let writer = out.clone();
+    /// let out = towerscope_log::CaptureWriter::new();
     /// let (subscriber, _guard) = Logging::builder()
-    ///     .writer(move || writer.clone())
+    ///     .writer(out.clone())
     ///     .blocking()
     ///     .build()
     ///     .unwrap();

@@ -1,7 +1,6 @@
 //! JSON logs with request IDs, redaction, injection safety, and propagation between services.
 
 use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,53 +11,12 @@ use http_body_util::BodyExt;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 use tower::ServiceExt;
-use towerscope_log::{AccessLogLayer, LogFormat, Logging};
+use towerscope_log::{AccessLogLayer, CaptureWriter, LogFormat, Logging};
 use towerscope_request_id::{RequestId, RequestIdClientLayer, RequestIdLayer};
 use tracing::Instrument;
 use tracing_subscriber::fmt::MakeWriter;
 
-/// Captures every line written.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    fn lines(&self) -> Vec<String> {
-        let bytes = self.0.lock().expect("lock").clone();
-        String::from_utf8(bytes)
-            .expect("utf8")
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-    fn json(&self) -> Vec<Value> {
-        self.lines()
-            .iter()
-            .map(|l| {
-                serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("not one JSON object: {e}: {l:?}"))
-            })
-            .collect()
-    }
-}
-
-impl io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
-fn json_subscriber(capture: &Capture) -> tracing::subscriber::DefaultGuard {
+fn json_subscriber(capture: &CaptureWriter) -> tracing::subscriber::DefaultGuard {
     let (subscriber, _guard) = Logging::builder()
         .writer(capture.clone())
         .blocking()
@@ -108,7 +66,7 @@ fn app(registry: &mut Registry) -> Router {
 
 #[tokio::test(flavor = "current_thread")]
 async fn every_line_of_a_request_carries_its_id() {
-    let capture = Capture::default();
+    let capture = CaptureWriter::new();
     let _default = json_subscriber(&capture);
     let mut registry = Registry::default();
     let app = app(&mut registry);
@@ -128,7 +86,7 @@ async fn every_line_of_a_request_carries_its_id() {
         .to_owned();
     resp.into_body().collect().await.expect("body");
 
-    let lines = capture.json();
+    let lines = capture.json_lines().expect("one JSON object per line");
     let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
     for expected in [
         "request started",
@@ -187,7 +145,7 @@ async fn every_line_of_a_request_carries_its_id() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn ids_are_unique_across_100k_concurrent_requests() {
-    let capture = Capture::default();
+    let capture = CaptureWriter::new();
     let _default = json_subscriber(&capture);
     let mut registry = Registry::default();
     let app = Router::new()
@@ -215,7 +173,8 @@ async fn ids_are_unique_across_100k_concurrent_requests() {
     }
     assert_eq!(ids.len(), n);
     let logged: std::collections::HashSet<String> = capture
-        .json()
+        .json_lines()
+        .expect("one JSON object per line")
         .into_iter()
         .filter(|l| l["message"] == "GET / 200")
         .map(|l| l["request_id"].as_str().expect("id").to_owned())
@@ -233,7 +192,7 @@ async fn ids_are_unique_across_100k_concurrent_requests() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn secrets_are_masked_in_headers_and_fields() {
-    let capture = Capture::default();
+    let capture = CaptureWriter::new();
     let _default = json_subscriber(&capture);
     let mut registry = Registry::default();
     let app = app(&mut registry);
@@ -263,7 +222,7 @@ async fn secrets_are_masked_in_headers_and_fields() {
     ] {
         assert!(!all.contains(secret), "{secret} leaked:\n{all}");
     }
-    let lines = capture.json();
+    let lines = capture.json_lines().expect("one JSON object per line");
     let access = lines
         .iter()
         .find(|l| l["event_type"] == "http_request" && l["status"] == 200)
@@ -285,7 +244,7 @@ async fn secrets_are_masked_in_headers_and_fields() {
 fn hostile_values_stay_one_line_in_both_formats() {
     let hostile = "quote\" newline\n{\"level\":\"ERROR\",\"message\":\"forged\"}\r\u{1b}[31mred\u{0}nul\u{9b}31mc1";
     for format in [LogFormat::Json, LogFormat::Pretty] {
-        let capture = Capture::default();
+        let capture = CaptureWriter::new();
         let (subscriber, _guard) = Logging::builder()
             .writer(capture.clone())
             .blocking()
@@ -325,7 +284,7 @@ fn errors_carry_type_message_and_chain() {
             Some(&self.0)
         }
     }
-    let capture = Capture::default();
+    let capture = CaptureWriter::new();
     let (subscriber, _guard) = Logging::builder()
         .writer(capture.clone())
         .blocking()
@@ -340,7 +299,7 @@ fn errors_carry_type_message_and_chain() {
         towerscope_log::security_event!("login_failed", user_id = "u1");
         towerscope_log::request_event!("GET", "/jobs/7", 200u16, 3.5, user_id = "u2");
     });
-    let lines = capture.json();
+    let lines = capture.json_lines().expect("one JSON object per line");
     assert_eq!(lines[0]["event_type"], "application_error");
     assert_eq!(lines[0]["level"], "ERROR");
     assert!(
@@ -424,7 +383,7 @@ fn dropped_lines_are_counted_not_blocking() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_id_crosses_from_service_a_to_service_b() {
-    let capture = Capture::default();
+    let capture = CaptureWriter::new();
     let _default = json_subscriber(&capture);
     let mut registry = Registry::default();
 
@@ -486,7 +445,7 @@ async fn the_id_crosses_from_service_a_to_service_b() {
         "in stock"
     );
 
-    let lines = capture.json();
+    let lines = capture.json_lines().expect("one JSON object per line");
     let find = |msg: &str| {
         lines
             .iter()
@@ -504,7 +463,7 @@ async fn the_id_crosses_from_service_a_to_service_b() {
 /// Writes one event with `value` as a field and in the message, and one access-log line for
 /// a request whose path segment and user agent come from outside; returns the lines.
 fn log_hostile(format: LogFormat, value: &str, segment: &str, agent: &[u8]) -> Vec<String> {
-    let capture = Capture::default();
+    let capture = CaptureWriter::new();
     let (subscriber, _guard) = Logging::builder()
         .writer(capture.clone())
         .blocking()
@@ -571,7 +530,7 @@ proptest::proptest! {
 #[test]
 fn filters_keep_what_their_directives_say() {
     let run = |filter: &str| {
-        let capture = Capture::default();
+        let capture = CaptureWriter::new();
         let (subscriber, _guard) = Logging::builder()
             .writer(capture.clone())
             .blocking()
@@ -611,9 +570,10 @@ fn filters_keep_what_their_directives_say() {
 }
 
 /// Completion lines (not the debug start lines) of the access log.
-fn completions(capture: &Capture) -> Vec<Value> {
+fn completions(capture: &CaptureWriter) -> Vec<Value> {
     capture
-        .json()
+        .json_lines()
+        .expect("one JSON object per line")
         .into_iter()
         .filter(|l| l["event_type"] == "http_request" && l["message"] != "request started")
         .collect()
@@ -622,7 +582,7 @@ fn completions(capture: &Capture) -> Vec<Value> {
 #[tokio::test(flavor = "current_thread")]
 async fn sampling_drops_only_fast_successes_the_trace_id_does_not_pick() {
     use http::StatusCode;
-    let capture = Capture::default();
+    let capture = CaptureWriter::new();
     let _default = json_subscriber(&capture);
     let app = Router::new()
         .route("/ok", get(|| async { "ok" }))

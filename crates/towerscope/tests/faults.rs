@@ -2,14 +2,12 @@
 //! middle of a response; panics, 500s and inner-service errors under concurrency; and
 //! dependencies that hang (a readiness check, an alert receiver) while traffic flows.
 
-#[path = "it/common.rs"]
-mod common;
-use common::Lines;
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use towerscope::log::CaptureWriter;
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -207,12 +205,11 @@ async fn thousands_of_clients_that_disconnect_mid_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panics_500s_and_service_errors_under_concurrency() {
     const EACH: usize = 300;
-    let lines = Lines::default();
-    let writer = lines.clone();
+    let lines = CaptureWriter::new();
     let obs = Observability::builder("faults")
         .log_format(LogFormat::Json)
         .log_filter("info")
-        .log_writer(move || writer.clone())
+        .log_writer(lines.clone())
         .disable(Piece::Alerts)
         .disable(Piece::Dashboard)
         .build()
@@ -324,7 +321,8 @@ async fn panics_500s_and_service_errors_under_concurrency() {
     // Every failure is logged, as an error, with its own request ID.
     wait_until("the error lines", Duration::from_secs(10), || {
         let logged: HashSet<String> = lines
-            .json()
+            .json_lines()
+            .expect("one JSON object per line")
             .into_iter()
             .filter(|l| l["target"] == towerscope::log::ACCESS_TARGET && l["level"] == "ERROR")
             .filter_map(|l| l["request_id"].as_str().map(str::to_owned))

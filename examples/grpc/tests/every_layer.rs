@@ -1,9 +1,6 @@
 //! The tonic example with every layer, called over real gRPC: statuses, request IDs,
 //! spans, metrics, logs and health all appear.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty};
 use opentelemetry::trace::{Status as SpanStatus, TracerProvider as _};
@@ -11,22 +8,9 @@ use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData
 use towerscope_grpc_example::pb::orders_client::OrdersClient;
 use towerscope_grpc_example::pb::{GetOrderRequest, PlaceOrderRequest};
 use towerscope_grpc_example::{Example, PANIC_ORDER_ID};
-use towerscope_log::{JsonLayer, Redaction};
+use towerscope_log::{CaptureWriter, JsonLayer, Redaction};
 use towerscope_trace::{TraceClientLayer, tracing_layer};
 use tracing_subscriber::layer::SubscriberExt as _;
-
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn attr(span: &SpanData, key: &str) -> Option<String> {
     span.attributes
@@ -42,12 +26,11 @@ async fn a_tonic_service_with_every_layer() {
         .with_simple_exporter(exporter.clone())
         .build();
     let tracer = provider.tracer("orders");
-    let lines = Lines::default();
-    let writer = lines.clone();
+    let lines = CaptureWriter::new();
     let _guard = tracing::subscriber::set_default(
         tracing_subscriber::registry()
             .with(tracing_layer(tracer.clone()))
-            .with(JsonLayer::new(move || writer.clone(), Redaction::default())),
+            .with(JsonLayer::new(lines.clone(), Redaction::default())),
     );
 
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -208,11 +191,7 @@ async fn a_tonic_service_with_every_layer() {
     assert_eq!(handler.parent_span_id, place_server.span_context.span_id());
 
     // Logs: one access line per call, with the request ID and the trace.
-    let logs: Vec<serde_json::Value> = String::from_utf8(lines.0.lock().expect("lock").clone())
-        .expect("utf8")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
+    let logs = lines.json_lines().expect("one JSON object per line");
     let access: Vec<_> = logs
         .iter()
         .filter(|l| l["target"] == towerscope_log::ACCESS_TARGET && l["level"] != "DEBUG")

@@ -2,9 +2,6 @@
 //! parents, handler spans and events under the server span, baggage carried, and the trace
 //! ID in the JSON log lines of both services.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -18,34 +15,10 @@ use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::trace::{SpanKind, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracer, SdkTracerProvider, SpanData};
 use tower::{ServiceBuilder, ServiceExt};
-use towerscope_log::{AccessLogLayer, JsonLayer, Redaction};
+use towerscope_log::{AccessLogLayer, CaptureWriter, JsonLayer, Redaction};
 use towerscope_request_id::RequestIdLayer;
 use towerscope_trace::{TraceClientLayer, TraceLayer, tracing_layer};
 use tracing_subscriber::layer::SubscriberExt as _;
-
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn json(&self) -> Vec<serde_json::Value> {
-        let bytes = self.0.lock().expect("lock").clone();
-        String::from_utf8(bytes)
-            .expect("utf8")
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-            .collect()
-    }
-}
 
 type HttpClient = towerscope_core::ObserveService<
     Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
@@ -113,11 +86,10 @@ async fn a_calls_b_in_one_trace_with_ids_in_every_log_line() {
         .with_simple_exporter(exporter.clone())
         .build();
     let tracer = provider.tracer("two-services");
-    let lines = Lines::default();
-    let writer = lines.clone();
+    let lines = CaptureWriter::new();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_layer(tracer.clone()))
-        .with(JsonLayer::new(move || writer.clone(), Redaction::default()));
+        .with(JsonLayer::new(lines.clone(), Redaction::default()));
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let b = serve(stack(
@@ -205,7 +177,7 @@ async fn a_calls_b_in_one_trace_with_ids_in_every_log_line() {
 
     // Every log line written while serving carries the trace; handler lines inside a
     // handler span carry that span's ID.
-    let logs = lines.json();
+    let logs = lines.json_lines().expect("one JSON object per line");
     let line = |message: &str| {
         logs.iter()
             .find(|l| l["message"] == message)

@@ -3,11 +3,10 @@
 //! exemplars) and JSON log lines all appear, and what each carries proves the order of the
 //! layers (request ID → span → metrics → access log → panic catching → service).
 
-use crate::common;
-use common::Lines;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
+use towerscope::log::CaptureWriter;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -66,12 +65,16 @@ async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 }
 
 /// The access-log completion line of the request with this ID.
-fn access_line(lines: &Lines, request_id: &str) -> Option<Value> {
-    lines.json().into_iter().find(|l| {
-        l["target"] == towerscope::log::ACCESS_TARGET
-            && l["request_id"] == request_id
-            && l["status"] != Value::Null
-    })
+fn access_line(lines: &CaptureWriter, request_id: &str) -> Option<Value> {
+    lines
+        .json_lines()
+        .expect("one JSON object per line")
+        .into_iter()
+        .find(|l| {
+            l["target"] == towerscope::log::ACCESS_TARGET
+                && l["request_id"] == request_id
+                && l["status"] != Value::Null
+        })
 }
 
 fn span_with_request_id(exporter: &InMemorySpanExporter, id: &str) -> Option<SpanData> {
@@ -95,8 +98,7 @@ async fn the_facade_around_axum_tonic_and_hyper() {
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    let lines = Lines::default();
-    let writer = lines.clone();
+    let lines = CaptureWriter::new();
     let hyper_route = Route::Static("/hyper/*");
     let obs = Observability::builder("facade-test")
         .version("9.9.9")
@@ -104,7 +106,7 @@ async fn the_facade_around_axum_tonic_and_hyper() {
         .tracer(provider.tracer("facade-test"))
         .log_format(LogFormat::Json)
         .log_filter("info")
-        .log_writer(move || writer.clone())
+        .log_writer(lines.clone())
         .route_classifier(RouteClassifier::new(move |req| {
             req.uri
                 .path()
@@ -228,7 +230,8 @@ async fn the_facade_around_axum_tonic_and_hyper() {
     assert_eq!(access["route"], "/users/{id}");
     // The handler's own event carries both IDs too.
     let handler_event = lines
-        .json()
+        .json_lines()
+        .expect("one JSON object per line")
         .into_iter()
         .find(|l| l["message"] == "looking the user up")
         .expect("handler event logged");

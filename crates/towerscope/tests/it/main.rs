@@ -5,8 +5,6 @@
 //! memory, which tests running beside it would move, and `tests/faults.rs` installs the
 //! process's global log subscriber, as the facade test here does.
 
-#[cfg(feature = "axum")]
-mod common;
 mod config_props;
 #[cfg(feature = "axum")]
 mod facade;
