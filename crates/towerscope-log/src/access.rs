@@ -139,11 +139,67 @@ impl Default for AccessLogLayer {
 impl AccessLogLayer {
     /// A layer with defaults: no trusted proxies, no extra headers, `/metrics`, `/health`
     /// and `/ready` not logged.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use tracing_subscriber::layer::SubscriberExt as _;
+    /// # /// The access log's completion line for `req` served through `layer` (null if none).
+    /// # fn logged(layer: towerscope_log::AccessLogLayer, req: http::Request<String>) -> serde_json::Value {
+    /// #     let out = towerscope_log::CaptureWriter::new();
+    /// #     let json = towerscope_log::JsonLayer::new(out.clone(), towerscope_log::Redaction::default());
+    /// #     tracing::subscriber::with_default(tracing_subscriber::registry().with(json), || {
+    /// #         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// #             let svc = ServiceBuilder::new().layer(layer).service_fn(|_req: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+    /// #             });
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         })
+    /// #     });
+    /// #     let lines = out.json_lines().unwrap();
+    /// #     lines.into_iter().find(|l| l["message"] != "request started").unwrap_or_default()
+    /// # }
+    /// # let get = |uri: &str| http::Request::get(uri).body(String::new()).unwrap();
+    /// use towerscope_log::AccessLogLayer;
+    /// let line = logged(AccessLogLayer::new(), get("/orders/7?card=4111111111111111"));
+    /// assert_eq!(line["message"], "GET /orders/7 200");
+    /// assert_eq!(line["level"], "INFO");
+    /// assert_eq!(line["query"], "[REDACTED]"); // query strings are never written
+    /// assert!(line["duration_ms"].is_f64());
+    /// assert!(logged(AccessLogLayer::new(), get("/health")).is_null()); // probes are not logged
+    /// ```
     pub fn new() -> Self {
         AccessLogBuilder::default().build()
     }
 
     /// A builder.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use tracing_subscriber::layer::SubscriberExt as _;
+    /// # /// The access log's completion line for `req` served through `layer` (null if none).
+    /// # fn logged(layer: towerscope_log::AccessLogLayer, req: http::Request<String>) -> serde_json::Value {
+    /// #     let out = towerscope_log::CaptureWriter::new();
+    /// #     let json = towerscope_log::JsonLayer::new(out.clone(), towerscope_log::Redaction::default());
+    /// #     tracing::subscriber::with_default(tracing_subscriber::registry().with(json), || {
+    /// #         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// #             let svc = ServiceBuilder::new().layer(layer).service_fn(|_req: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+    /// #             });
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         })
+    /// #     });
+    /// #     let lines = out.json_lines().unwrap();
+    /// #     lines.into_iter().find(|l| l["message"] != "request started").unwrap_or_default()
+    /// # }
+    /// # let get = |uri: &str| http::Request::get(uri).body(String::new()).unwrap();
+    /// use towerscope_log::AccessLogLayer;
+    /// let layer = AccessLogLayer::builder().log_headers(["accept"]).build();
+    /// let mut req = get("/");
+    /// req.headers_mut().insert("accept", "text/html".parse().unwrap());
+    /// assert_eq!(logged(layer, req)["headers"], "accept=text/html");
+    /// ```
     pub fn builder() -> AccessLogBuilder {
         AccessLogBuilder::default()
     }
@@ -178,6 +234,39 @@ pub struct AccessLogBuilder {
 
 impl AccessLogBuilder {
     /// Proxies whose forwarding headers are believed (`"10.0.0.0/8"`, `"::1"`).
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use tracing_subscriber::layer::SubscriberExt as _;
+    /// # /// The access log's completion line for `req` served through `layer` (null if none).
+    /// # fn logged(layer: towerscope_log::AccessLogLayer, req: http::Request<String>) -> serde_json::Value {
+    /// #     let out = towerscope_log::CaptureWriter::new();
+    /// #     let json = towerscope_log::JsonLayer::new(out.clone(), towerscope_log::Redaction::default());
+    /// #     tracing::subscriber::with_default(tracing_subscriber::registry().with(json), || {
+    /// #         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// #             let svc = ServiceBuilder::new().layer(layer).service_fn(|_req: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+    /// #             });
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         })
+    /// #     });
+    /// #     let lines = out.json_lines().unwrap();
+    /// #     lines.into_iter().find(|l| l["message"] != "request started").unwrap_or_default()
+    /// # }
+    /// # let get = |uri: &str| http::Request::get(uri).body(String::new()).unwrap();
+    /// use towerscope_core::PeerAddr;
+    /// let layer = towerscope_log::AccessLogLayer::builder().trusted_proxies(["10.0.0.0/8"]).unwrap().build();
+    /// let from = |peer: &str| {
+    ///     let mut req = get("/");
+    ///     // What axum's connect info (or a hyper accept loop) puts into the extensions.
+    ///     req.extensions_mut().insert(PeerAddr(format!("{peer}:40000").parse().unwrap()));
+    ///     req.headers_mut().insert("x-forwarded-for", "203.0.113.7".parse().unwrap());
+    ///     logged(layer.clone(), req)["client_addr"].clone()
+    /// };
+    /// assert_eq!(from("10.1.2.3"), "203.0.113.7"); // a trusted proxy: its header is believed
+    /// assert_eq!(from("198.51.100.1"), "198.51.100.1"); // anyone else: the peer itself
+    /// ```
     pub fn trusted_proxies<I, S>(mut self, ranges: I) -> Result<Self, IpRangeError>
     where
         I: IntoIterator<Item = S>,
@@ -190,6 +279,31 @@ impl AccessLogBuilder {
     }
 
     /// Exact paths not logged (replaces the default `/metrics`, `/health`, `/ready`).
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use tracing_subscriber::layer::SubscriberExt as _;
+    /// # /// The access log's completion line for `req` served through `layer` (null if none).
+    /// # fn logged(layer: towerscope_log::AccessLogLayer, req: http::Request<String>) -> serde_json::Value {
+    /// #     let out = towerscope_log::CaptureWriter::new();
+    /// #     let json = towerscope_log::JsonLayer::new(out.clone(), towerscope_log::Redaction::default());
+    /// #     tracing::subscriber::with_default(tracing_subscriber::registry().with(json), || {
+    /// #         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// #             let svc = ServiceBuilder::new().layer(layer).service_fn(|_req: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+    /// #             });
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         })
+    /// #     });
+    /// #     let lines = out.json_lines().unwrap();
+    /// #     lines.into_iter().find(|l| l["message"] != "request started").unwrap_or_default()
+    /// # }
+    /// # let get = |uri: &str| http::Request::get(uri).body(String::new()).unwrap();
+    /// let layer = towerscope_log::AccessLogLayer::builder().exclude_paths(["/internal/status"]).build();
+    /// assert!(logged(layer.clone(), get("/internal/status")).is_null());
+    /// assert_eq!(logged(layer, get("/health"))["path"], "/health"); // the defaults were replaced
+    /// ```
     pub fn exclude_paths<I, P>(mut self, paths: I) -> Self
     where
         I: IntoIterator<Item = P>,
@@ -200,12 +314,71 @@ impl AccessLogBuilder {
     }
 
     /// A route classifier, as for the metrics layer.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use tracing_subscriber::layer::SubscriberExt as _;
+    /// # /// The access log's completion line for `req` served through `layer` (null if none).
+    /// # fn logged(layer: towerscope_log::AccessLogLayer, req: http::Request<String>) -> serde_json::Value {
+    /// #     let out = towerscope_log::CaptureWriter::new();
+    /// #     let json = towerscope_log::JsonLayer::new(out.clone(), towerscope_log::Redaction::default());
+    /// #     tracing::subscriber::with_default(tracing_subscriber::registry().with(json), || {
+    /// #         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// #             let svc = ServiceBuilder::new().layer(layer).service_fn(|_req: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+    /// #             });
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         })
+    /// #     });
+    /// #     let lines = out.json_lines().unwrap();
+    /// #     lines.into_iter().find(|l| l["message"] != "request started").unwrap_or_default()
+    /// # }
+    /// # let get = |uri: &str| http::Request::get(uri).body(String::new()).unwrap();
+    /// use towerscope_core::{RequestHead, Route, RouteClassifier};
+    /// let classifier = RouteClassifier::new(|req: &RequestHead<'_>| {
+    ///     req.uri.path().starts_with("/static/").then_some(Route::Static("/static/*"))
+    /// });
+    /// let layer = towerscope_log::AccessLogLayer::builder().route_classifier(classifier).build();
+    /// let line = logged(layer, get("/static/app.js"));
+    /// assert_eq!((line["route"].as_str(), line["path"].as_str()), (Some("/static/*"), Some("/static/app.js")));
+    /// ```
     pub fn route_classifier(mut self, classifier: RouteClassifier) -> Self {
         self.classifier = Some(classifier);
         self
     }
 
     /// Which header names are secret (default [`Redaction::default`]).
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use tracing_subscriber::layer::SubscriberExt as _;
+    /// # /// The access log's completion line for `req` served through `layer` (null if none).
+    /// # fn logged(layer: towerscope_log::AccessLogLayer, req: http::Request<String>) -> serde_json::Value {
+    /// #     let out = towerscope_log::CaptureWriter::new();
+    /// #     let json = towerscope_log::JsonLayer::new(out.clone(), towerscope_log::Redaction::default());
+    /// #     tracing::subscriber::with_default(tracing_subscriber::registry().with(json), || {
+    /// #         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// #             let svc = ServiceBuilder::new().layer(layer).service_fn(|_req: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+    /// #             });
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         })
+    /// #     });
+    /// #     let lines = out.json_lines().unwrap();
+    /// #     lines.into_iter().find(|l| l["message"] != "request started").unwrap_or_default()
+    /// # }
+    /// # let get = |uri: &str| http::Request::get(uri).body(String::new()).unwrap();
+    /// use towerscope_log::{AccessLogLayer, Redaction};
+    /// let layer = AccessLogLayer::builder()
+    ///     .redaction(Redaction::default().with(["x-tenant"]))
+    ///     .log_headers(["x-tenant"])
+    ///     .build();
+    /// let mut req = get("/");
+    /// req.headers_mut().insert("x-tenant", "acme".parse().unwrap());
+    /// assert_eq!(logged(layer, req)["headers"], "x-tenant=[REDACTED]");
+    /// ```
     pub fn redaction(mut self, redaction: Redaction) -> Self {
         self.redaction = redaction;
         self
@@ -213,6 +386,35 @@ impl AccessLogBuilder {
 
     /// Request headers to include in the completion event (secret ones masked). Names that
     /// are not valid header names are ignored.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use tracing_subscriber::layer::SubscriberExt as _;
+    /// # /// The access log's completion line for `req` served through `layer` (null if none).
+    /// # fn logged(layer: towerscope_log::AccessLogLayer, req: http::Request<String>) -> serde_json::Value {
+    /// #     let out = towerscope_log::CaptureWriter::new();
+    /// #     let json = towerscope_log::JsonLayer::new(out.clone(), towerscope_log::Redaction::default());
+    /// #     tracing::subscriber::with_default(tracing_subscriber::registry().with(json), || {
+    /// #         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// #             let svc = ServiceBuilder::new().layer(layer).service_fn(|_req: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+    /// #             });
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         })
+    /// #     });
+    /// #     let lines = out.json_lines().unwrap();
+    /// #     lines.into_iter().find(|l| l["message"] != "request started").unwrap_or_default()
+    /// # }
+    /// # let get = |uri: &str| http::Request::get(uri).body(String::new()).unwrap();
+    /// let layer = towerscope_log::AccessLogLayer::builder()
+    ///     .log_headers(["accept", "x-api-key", "not a header name"])
+    ///     .build();
+    /// let mut req = get("/");
+    /// req.headers_mut().insert("accept", "text/html".parse().unwrap());
+    /// req.headers_mut().insert("x-api-key", "k-123".parse().unwrap());
+    /// assert_eq!(logged(layer, req)["headers"], "accept=text/html; x-api-key=[REDACTED]");
+    /// ```
     pub fn log_headers<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -253,12 +455,66 @@ impl AccessLogBuilder {
 
     /// With [`sample_successes`](Self::sample_successes): successful requests that took at
     /// least `duration` (to the end of the body) are always written.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use tracing_subscriber::layer::SubscriberExt as _;
+    /// # /// The access log's completion line for `req` served through `layer` (null if none).
+    /// # fn logged(layer: towerscope_log::AccessLogLayer, req: http::Request<String>) -> serde_json::Value {
+    /// #     let out = towerscope_log::CaptureWriter::new();
+    /// #     let json = towerscope_log::JsonLayer::new(out.clone(), towerscope_log::Redaction::default());
+    /// #     tracing::subscriber::with_default(tracing_subscriber::registry().with(json), || {
+    /// #         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// #             let svc = ServiceBuilder::new().layer(layer).service_fn(|_req: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+    /// #             });
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         })
+    /// #     });
+    /// #     let lines = out.json_lines().unwrap();
+    /// #     lines.into_iter().find(|l| l["message"] != "request started").unwrap_or_default()
+    /// # }
+    /// # let get = |uri: &str| http::Request::get(uri).body(String::new()).unwrap();
+    /// use std::time::Duration;
+    /// use towerscope_log::AccessLogLayer;
+    /// // Keep no fast success at all ...
+    /// let none = AccessLogLayer::builder().sample_successes(0.0).build();
+    /// assert!(logged(none, get("/")).is_null());
+    /// // ... but every one that took at least this long (here: every one).
+    /// let slow = AccessLogLayer::builder().sample_successes(0.0).always_log_slower_than(Duration::ZERO).build();
+    /// assert_eq!(logged(slow, get("/"))["status"], 200);
+    /// ```
     pub fn always_log_slower_than(mut self, duration: Duration) -> Self {
         self.always_slower_than = Some(duration);
         self
     }
 
     /// Builds the layer.
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use tracing_subscriber::layer::SubscriberExt as _;
+    /// # /// The access log's completion line for `req` served through `layer` (null if none).
+    /// # fn logged(layer: towerscope_log::AccessLogLayer, req: http::Request<String>) -> serde_json::Value {
+    /// #     let out = towerscope_log::CaptureWriter::new();
+    /// #     let json = towerscope_log::JsonLayer::new(out.clone(), towerscope_log::Redaction::default());
+    /// #     tracing::subscriber::with_default(tracing_subscriber::registry().with(json), || {
+    /// #         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// #             let svc = ServiceBuilder::new().layer(layer).service_fn(|_req: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+    /// #             });
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         })
+    /// #     });
+    /// #     let lines = out.json_lines().unwrap();
+    /// #     lines.into_iter().find(|l| l["message"] != "request started").unwrap_or_default()
+    /// # }
+    /// # let get = |uri: &str| http::Request::get(uri).body(String::new()).unwrap();
+    /// let layer = towerscope_log::AccessLogLayer::builder().build(); // the same as `AccessLogLayer::new()`
+    /// assert_eq!(logged(layer, get("/"))["event_type"], "http_request");
+    /// ```
     pub fn build(self) -> AccessLogLayer {
         RequestStart::calibrate();
         AccessLogLayer {

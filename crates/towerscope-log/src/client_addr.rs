@@ -56,6 +56,15 @@ impl std::str::FromStr for IpRange {
 
 impl IpRange {
     /// Whether `ip` is in the range.
+    ///
+    /// ```
+    /// use towerscope_log::IpRange;
+    /// let v6: IpRange = "fd00::/8".parse().unwrap();
+    /// assert!(v6.contains("fd12::1".parse().unwrap()));
+    /// assert!(!v6.contains("10.0.0.1".parse().unwrap())); // never across address families
+    /// let one: IpRange = "192.0.2.1".parse().unwrap(); // a single address
+    /// assert!(one.contains("192.0.2.1".parse().unwrap()) && !one.contains("192.0.2.2".parse().unwrap()));
+    /// ```
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {

@@ -491,6 +491,21 @@ pub struct JsonLayer<W> {
 
 impl<W> JsonLayer<W> {
     /// A layer writing lines to `make_writer`.
+    ///
+    /// ```
+    /// use tracing_subscriber::layer::SubscriberExt as _;
+    /// use towerscope_log::{CaptureWriter, JsonLayer, Redaction};
+    /// let out = CaptureWriter::new();
+    /// let subscriber = tracing_subscriber::registry().with(JsonLayer::new(out.clone(), Redaction::only(["pin"])));
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     let span = tracing::info_span!("checkout", request_id = "req-1");
+    ///     span.in_scope(|| tracing::info!(pin = "1234", note = "line one\nline two", "paid"));
+    /// });
+    /// let lines = out.json_lines().unwrap();
+    /// assert_eq!(lines.len(), 1); // one line, the newline escaped
+    /// assert_eq!(lines[0]["pin"], "[REDACTED]");
+    /// assert_eq!(lines[0]["request_id"], "req-1"); // span fields are top-level
+    /// ```
     pub fn new(make_writer: W, redaction: Redaction) -> Self {
         Self {
             make_writer,

@@ -27,6 +27,22 @@ pub struct RedactedFields {
 
 impl RedactedFields {
     /// Fields formatted with `redaction` applied.
+    ///
+    /// ```
+    /// use tracing_subscriber::layer::SubscriberExt as _;
+    /// use towerscope_log::{CaptureWriter, RedactedFields, Redaction};
+    /// let out = CaptureWriter::new();
+    /// let fmt = tracing_subscriber::fmt::layer()
+    ///     .with_writer(out.clone())
+    ///     .with_ansi(false)
+    ///     .fmt_fields(RedactedFields::new(Redaction::default()));
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(fmt), || {
+    ///     tracing::info!(password = "hunter2", user = "a\nFAKE LINE", "login");
+    /// });
+    /// let text = out.text();
+    /// assert!(text.contains("password=[REDACTED]") && !text.contains("hunter2"), "{text}");
+    /// assert_eq!(out.lines().len(), 1, "{text}"); // the newline is written as \\n
+    /// ```
     pub fn new(redaction: Redaction) -> Self {
         Self { redaction }
     }

@@ -65,6 +65,13 @@ impl Default for Redaction {
 
 impl Redaction {
     /// Exactly these patterns (case-insensitive substrings).
+    ///
+    /// ```
+    /// use towerscope_log::Redaction;
+    /// let r = Redaction::only(["pin"]);
+    /// assert!(r.is_secret("card_PIN"));
+    /// assert!(!r.is_secret("password")); // the defaults are not kept
+    /// ```
     pub fn only<I, S>(patterns: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -80,6 +87,13 @@ impl Redaction {
     }
 
     /// These patterns in addition to the current ones.
+    ///
+    /// ```
+    /// use towerscope_log::Redaction;
+    /// let r = Redaction::default().with(["ssn"]);
+    /// assert!(r.is_secret("customer_ssn"));
+    /// assert!(r.is_secret("password")); // the defaults are kept
+    /// ```
     pub fn with<I, S>(self, more: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -97,6 +111,15 @@ impl Redaction {
     }
 
     /// Whether values under `name` must be masked.
+    ///
+    /// ```
+    /// use towerscope_log::Redaction;
+    /// let r = Redaction::default();
+    /// // A case-insensitive substring match.
+    /// assert!(r.is_secret("X-Session-Id"));
+    /// assert!(r.is_secret("refresh_token"));
+    /// assert!(!r.is_secret("user_id"));
+    /// ```
     pub fn is_secret(&self, name: &str) -> bool {
         // Names are short; compare without allocating.
         self.patterns.iter().any(|p| contains_ignore_case(name, p))
