@@ -147,6 +147,16 @@ pub struct History {
 
 impl History {
     /// At most `capacity` points.
+    ///
+    /// ```
+    /// use towerscope_dashboard::{History, HistoryPoint};
+    /// let point = |time| HistoryPoint { time, p50_ms: None, p95_ms: None, requests_per_minute: None, error_rate_percent: None };
+    /// let mut h = History::new(0); // at least one point is kept
+    /// h.push(point(1.0));
+    /// h.push(point(2.0));
+    /// assert_eq!(h.points().len(), 1);
+    /// assert_eq!(h.points()[0].time, 2.0);
+    /// ```
     pub fn new(capacity: usize) -> Self {
         Self {
             points: VecDeque::with_capacity(capacity.min(10_000)),
@@ -154,6 +164,16 @@ impl History {
         }
     }
     /// Adds a point, dropping the oldest when full.
+    ///
+    /// ```
+    /// use towerscope_dashboard::{History, HistoryPoint};
+    /// let mut h = History::new(2);
+    /// for (time, p95) in [(1.0, 40.0), (2.0, 55.0), (3.0, 61.0)] {
+    ///     h.push(HistoryPoint { time, p50_ms: Some(12.0), p95_ms: Some(p95), requests_per_minute: Some(90.0), error_rate_percent: Some(0.0) });
+    /// }
+    /// let p95: Vec<_> = h.points().iter().map(|p| p.p95_ms.unwrap()).collect();
+    /// assert_eq!(p95, [55.0, 61.0]); // the oldest went
+    /// ```
     pub fn push(&mut self, p: HistoryPoint) {
         if self.points.len() == self.capacity {
             self.points.pop_front();
@@ -161,6 +181,14 @@ impl History {
         self.points.push_back(p);
     }
     /// The points, oldest first.
+    ///
+    /// ```
+    /// use towerscope_dashboard::{History, HistoryPoint};
+    /// let mut h = History::new(10);
+    /// assert!(h.points().is_empty());
+    /// h.push(HistoryPoint { time: 1.0, p50_ms: None, p95_ms: None, requests_per_minute: None, error_rate_percent: None });
+    /// assert_eq!(h.points()[0].time, 1.0);
+    /// ```
     pub fn points(&self) -> Vec<HistoryPoint> {
         self.points.iter().cloned().collect()
     }

@@ -429,6 +429,20 @@ impl Dashboard {
     }
 
     /// `/dashboard` and `/api/dashboard/*` for axum.
+    ///
+    /// ```
+    /// use tower::ServiceExt as _;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let dashboard = towerscope_dashboard::Dashboard::builder(metrics).spawn();
+    /// let app: axum::Router = axum::Router::new().merge(dashboard.router());
+    /// let page = app.clone().oneshot(http::Request::get("/dashboard").body(axum::body::Body::empty()).unwrap()).await.unwrap();
+    /// assert_eq!(page.status(), 200);
+    /// assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    /// let api = app.oneshot(http::Request::get("/api/dashboard/history").body(axum::body::Body::empty()).unwrap()).await.unwrap();
+    /// assert_eq!(api.status(), 200);
+    /// # });
+    /// ```
     #[cfg(feature = "axum")]
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
         let svc = self.service();

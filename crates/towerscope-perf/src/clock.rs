@@ -38,6 +38,14 @@ pub struct MonotonicClock {
 
 impl MonotonicClock {
     /// A clock whose origin is now.
+    ///
+    /// ```
+    /// use towerscope_perf::{Clock, MonotonicClock};
+    /// let clock = MonotonicClock::new();
+    /// std::thread::sleep(std::time::Duration::from_millis(20));
+    /// // Nanoseconds since `new`, at the coarse clock's resolution (a few milliseconds).
+    /// assert!(clock.now_nanos() > 0);
+    /// ```
     pub fn new() -> Self {
         Self {
             origin: coarsetime::Instant::now(),
@@ -75,14 +83,41 @@ pub struct ManualClock(Arc<AtomicU64>);
 
 impl ManualClock {
     /// A clock at zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_perf::{ManualClock, PerfMonitor};
+    /// let clock = ManualClock::new();
+    /// let perf = PerfMonitor::builder().clock(clock.clone()).build();
+    /// perf.record("checkout", 0.25, &[]);
+    /// assert_eq!(perf.stats("checkout", Duration::from_secs(60)).unwrap().count, 1);
+    /// clock.advance(Duration::from_secs(3600)); // an hour later the value is out of the window
+    /// assert!(perf.stats("checkout", Duration::from_secs(60)).is_none());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Moves the clock forward.
+    /// Moves the clock forward (stopping at `u64::MAX` nanoseconds).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_perf::{Clock, ManualClock};
+    /// let clock = ManualClock::new();
+    /// let shared = clock.clone(); // clones move together
+    /// clock.advance(Duration::from_millis(1500));
+    /// assert_eq!(shared.now_nanos(), 1_500_000_000);
+    /// clock.advance(Duration::MAX); // saturates rather than wrapping
+    /// assert!(shared.now_nanos() > 1_500_000_000);
+    /// ```
     pub fn advance(&self, by: Duration) {
         let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        self.0.fetch_add(nanos, Ordering::SeqCst);
+        // Saturating: a wrapping add would move the clock backwards.
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                Some(now.saturating_add(nanos))
+            });
     }
 }
 

@@ -120,14 +120,34 @@ pub struct RequestIdClient<S> {
 
 impl<S> RequestIdClient<S> {
     /// The inner service.
+    ///
+    /// ```
+    /// use tower::Layer as _;
+    /// let mut client = towerscope_request_id::RequestIdClientLayer::new().layer(vec![1]);
+    /// client.get_mut().push(2);
+    /// assert_eq!(client.get_ref(), &[1, 2]);
+    /// ```
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
     /// The inner service, mutably.
+    ///
+    /// ```
+    /// use tower::Layer as _;
+    /// let mut client = towerscope_request_id::RequestIdClientLayer::new().layer(vec![1]);
+    /// client.get_mut().push(2);
+    /// assert_eq!(client.into_inner(), [1, 2]);
+    /// ```
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
     /// Unwraps the inner service.
+    ///
+    /// ```
+    /// use tower::Layer as _;
+    /// let client = towerscope_request_id::RequestIdClientLayer::new().layer(vec![1]);
+    /// assert_eq!(client.into_inner(), [1]);
+    /// ```
     pub fn into_inner(self) -> S {
         self.inner
     }

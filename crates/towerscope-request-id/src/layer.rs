@@ -481,14 +481,37 @@ pub struct RequestIdService<S> {
 
 impl<S> RequestIdService<S> {
     /// The inner service.
+    ///
+    /// ```
+    /// use tower::Layer as _;
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let mut svc = towerscope_request_id::RequestIdLayer::new(&mut registry).layer(vec![1]);
+    /// svc.get_mut().push(2);
+    /// assert_eq!(svc.get_ref(), &[1, 2]);
+    /// ```
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
     /// The inner service, mutably.
+    ///
+    /// ```
+    /// use tower::Layer as _;
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let mut svc = towerscope_request_id::RequestIdLayer::new(&mut registry).layer(vec![1]);
+    /// svc.get_mut().push(2);
+    /// assert_eq!(svc.into_inner(), [1, 2]);
+    /// ```
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
     /// Unwraps the inner service.
+    ///
+    /// ```
+    /// use tower::Layer as _;
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let svc = towerscope_request_id::RequestIdLayer::new(&mut registry).layer(vec![1]);
+    /// assert_eq!(svc.into_inner(), [1]);
+    /// ```
     pub fn into_inner(self) -> S {
         self.inner
     }

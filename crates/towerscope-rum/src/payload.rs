@@ -50,6 +50,14 @@ impl Vital {
     }
 
     /// `LCP`, `INP`, `CLS`, `FCP` or `TTFB`.
+    ///
+    /// ```
+    /// use towerscope_rum::{Event, Vital, parse_beacon};
+    /// let b = parse_beacon(br#"{"session":"s","page":"/","events":[{"type":"vital","name":"CLS","value":0.02}]}"#).unwrap();
+    /// let Event::Vital { vital, .. } = &b.events[0] else { unreachable!() };
+    /// assert_eq!(vital.as_str(), "CLS");
+    /// assert_eq!(Vital::Inp.as_str(), "INP");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Lcp => "LCP",
@@ -62,6 +70,13 @@ impl Vital {
 
     /// The Core Web Vitals thresholds (good up to the first, needs improvement up to the
     /// second, poor above), in the metric's own unit (milliseconds; CLS unitless).
+    ///
+    /// ```
+    /// use towerscope_rum::Vital;
+    /// assert_eq!(Vital::Lcp.thresholds(), (2500.0, 4000.0)); // ms: good, needs improvement
+    /// assert_eq!(Vital::Inp.thresholds(), (200.0, 500.0));
+    /// assert_eq!(Vital::Cls.thresholds(), (0.1, 0.25)); // unitless
+    /// ```
     pub fn thresholds(self) -> (f64, f64) {
         match self {
             Self::Lcp => (2500.0, 4000.0),
@@ -73,6 +88,15 @@ impl Vital {
     }
 
     /// The largest value believed: beyond it a value is refused as implausible.
+    ///
+    /// ```
+    /// use towerscope_rum::{Vital, parse_beacon};
+    /// assert_eq!(Vital::Inp.max(), 60_000.0);
+    /// let beacon = |value: f64| format!(r#"{{"session":"s","page":"/","events":[{{"type":"vital","name":"INP","value":{value}}}]}}"#);
+    /// assert!(parse_beacon(beacon(60_000.0).as_bytes()).is_ok());
+    /// let err = parse_beacon(beacon(60_001.0).as_bytes()).unwrap_err();
+    /// assert_eq!(err.field, "events[0].value");
+    /// ```
     pub fn max(self) -> f64 {
         match self {
             Self::Cls => 100.0,

@@ -429,6 +429,21 @@ impl Rum {
     }
 
     /// `GET /rum.js` and `POST /api/rum` (with `OPTIONS` for CORS preflight).
+    ///
+    /// ```
+    /// use tower::ServiceExt as _;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let rum = towerscope_rum::Rum::builder().build(&mut registry);
+    /// let app: axum::Router = axum::Router::new().merge(rum.router());
+    /// let script = app.clone().oneshot(http::Request::get("/rum.js").body(axum::body::Body::empty()).unwrap()).await.unwrap();
+    /// assert_eq!(script.status(), 200);
+    /// let beacon = r#"{"session":"s1","page":"/","events":[{"type":"vital","name":"LCP","value":1800}]}"#;
+    /// let sent = app.oneshot(http::Request::post("/api/rum").body(axum::body::Body::from(beacon)).unwrap()).await.unwrap();
+    /// assert_eq!(sent.status(), 204);
+    /// assert_eq!(rum.vitals_p75(std::time::Duration::from_secs(60))[0].p75, 1800.0);
+    /// # });
+    /// ```
     #[cfg(feature = "axum")]
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
         axum::Router::new()

@@ -37,6 +37,16 @@ pub struct PageTemplates {
 
 impl PageTemplates {
     /// From templates whose `{name}` segments match any single path segment.
+    ///
+    /// ```
+    /// use towerscope_rum::PageTemplates;
+    /// let pages = PageTemplates::new(["/orders/{id}", "/orders/new"]);
+    /// // The first template that matches wins: list literal routes before their `{}` siblings.
+    /// assert_eq!(pages.normalize("/orders/new"), "/orders/{id}");
+    /// let pages = PageTemplates::new(["/orders/new", "/orders/{id}"]);
+    /// assert_eq!(pages.normalize("/orders/new"), "/orders/new");
+    /// assert_eq!(pages.normalize("/orders/17"), "/orders/{id}");
+    /// ```
     pub fn new<I, S>(templates: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -56,6 +66,13 @@ impl PageTemplates {
     }
 
     /// The template `url` matches, or [`OTHER_PAGE`].
+    ///
+    /// ```
+    /// let pages = towerscope_rum::PageTemplates::new(["/products/{id}"]);
+    /// assert_eq!(pages.normalize("https://shop.example/products/42?ref=ad#reviews"), "/products/{id}");
+    /// assert_eq!(pages.normalize("/products/"), "other"); // a `{}` segment is never empty
+    /// assert_eq!(pages.normalize("/products/42/edit"), "other");
+    /// ```
     pub fn normalize(&self, url: &str) -> &str {
         let path = path_of(url);
         let parts: Vec<&str> = segments(path).collect();
