@@ -222,5 +222,13 @@
     if (document.visibilityState === "hidden") final();
   });
   addEventListener("pagehide", final);
+  // A page restored from the back/forward cache is a new page view: its layout shifts and
+  // interactions are measured afresh and reported when it is hidden again.
+  addEventListener("pageshow", function (ev) {
+    if (!ev.persisted) return;
+    cls = 0; windowValue = 0; windowStart = 0; windowLast = 0;
+    interactions = {};
+    reported = false;
+  });
   setInterval(function () { if (queue.length) flush(); }, flushEvery);
 })();

@@ -14,6 +14,14 @@ use towerscope_tests::{
 const INJECTED: &str =
     "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script> in flight: {value}";
 
+/// The sum of the samples on lines starting with `prefix` (one family, some labels fixed).
+fn count(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 async fn start_demo() -> (std::net::SocketAddr, Demo) {
     serve_demo(Config {
         extra_rules: vec![
@@ -84,6 +92,11 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
             .expect("click");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // A mark in the page's script state: it survives only a back/forward cache restore.
+    client
+        .execute("window.__leftOnce = true;", vec![])
+        .await
+        .expect("script");
     // Leaving the page hides it: the collector sends its last beacon.
     client
         .goto(&format!("{base}/dashboard"))
@@ -121,6 +134,66 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
         "LCP after the first click"
     );
     assert!(text.contains("rum_fcp_seconds_count{page=\"/\""));
+    assert_eq!(
+        count(&text, "rum_inp_seconds_count{page=\"/\""),
+        1,
+        "INP of the first view"
+    );
+    assert_eq!(
+        count(&text, "rum_cls_count{page=\"/\""),
+        1,
+        "CLS of the first view"
+    );
+
+    // Back to the shop: restored from the back/forward cache (its script state survives), a
+    // new page view that reports its own INP and CLS when hidden again.
+    client.back().await.expect("back to the shop");
+    let restored = client
+        .execute("return window.__leftOnce === true;", vec![])
+        .await
+        .expect("script");
+    assert_eq!(
+        restored,
+        serde_json::json!(true),
+        "the shop page came back from the back/forward cache, not reloaded"
+    );
+    // A slow click handler: the interaction lasts over 50 ms, so the event timing API
+    // reports it (it leaves out interactions under 16 ms).
+    client
+        .execute(
+            "document.querySelector('#user').addEventListener('click', function () { var t = performance.now(); while (performance.now() - t < 60) {} });",
+            vec![],
+        )
+        .await
+        .expect("script");
+    client
+        .find(Locator::Css("#user"))
+        .await
+        .expect("#user")
+        .click()
+        .await
+        .expect("click");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client
+        .goto(&format!("{base}/dashboard"))
+        .await
+        .expect("dashboard again");
+    let second = eventually(Duration::from_secs(20), || async {
+        let text = metrics_text().await;
+        (count(&text, "rum_inp_seconds_count{page=\"/\"") == 2
+            && count(&text, "rum_cls_count{page=\"/\"") == 2)
+            .then_some(())
+    })
+    .await;
+    let text = metrics_text().await;
+    assert!(
+        second.is_some(),
+        "the restored view's INP and CLS:\n{}",
+        text.lines()
+            .filter(|l| l.starts_with("rum_inp") || l.starts_with("rum_cls"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 
     // The dashboard: every card a number, charts with points, markup shown as text.
     let filled = eventually(Duration::from_secs(30), || {
