@@ -326,9 +326,9 @@ impl<N: Notifier> DeliveryBuilder<N> {
                         }
                         Err(DeliveryError::Retry { reason, after }) => {
                             // A receiver's Retry-After is honoured as given; the horizon
-                            // bounds it.
+                            // bounds it (any value: one past what a clock holds expires).
                             let wait = after.unwrap_or_else(|| jitter(delay));
-                            if queued.elapsed() + wait > horizon {
+                            if queued.elapsed().saturating_add(wait) > horizon {
                                 tracing::error!(notifier = %worker_name, alert = %n.alert().name, %reason, "notification expired: receiver down past the retry horizon");
                                 counters.count(&worker_name, "expired");
                                 break;
@@ -336,7 +336,7 @@ impl<N: Notifier> DeliveryBuilder<N> {
                             tracing::warn!(notifier = %worker_name, alert = %n.alert().name, %reason, retry_in = ?wait, "notification not delivered yet");
                             counters.count(&worker_name, "retried");
                             tokio::time::sleep(wait).await;
-                            delay = (delay * 2).min(max);
+                            delay = delay.saturating_mul(2).min(max);
                         }
                     }
                 }
@@ -353,7 +353,9 @@ impl<N: Notifier> DeliveryBuilder<N> {
 
 /// Up to 50 % random jitter added to `d`, so receivers coming back are not hit in step.
 fn jitter(d: Duration) -> Duration {
-    d.mul_f64(1.0 + fastrand::f64() / 2.0)
+    // `mul_f64` would panic past `Duration::MAX` (a backoff configured as "for ever").
+    Duration::try_from_secs_f64(d.as_secs_f64() * (1.0 + fastrand::f64() / 2.0))
+        .unwrap_or(Duration::MAX)
 }
 
 /// A notifier behind its own bounded queue and worker: hand it to

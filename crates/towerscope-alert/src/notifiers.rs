@@ -589,7 +589,7 @@ impl AlertmanagerNotifier {
     }
 
     /// How often firing alerts are re-sent (default 60 s; keep it below Alertmanager's
-    /// `resolve_timeout`).
+    /// `resolve_timeout`). At least 100 ms, at most a day.
     ///
     /// ```
     /// use std::time::Duration;
@@ -600,7 +600,7 @@ impl AlertmanagerNotifier {
     /// # });
     /// ```
     pub fn resend_every(self, every: Duration) -> Self {
-        let every = every.max(Duration::from_millis(100));
+        let every = every.clamp(Duration::from_millis(100), Duration::from_secs(24 * 3600));
         self.replace(|b, g, _| (b, g, every))
     }
 

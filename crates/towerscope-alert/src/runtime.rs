@@ -9,6 +9,11 @@ use crate::eval::{Alert, Evaluator, Notification};
 use crate::rule::Rule;
 use crate::source::Sources;
 
+/// The longest evaluation interval taken.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// The longest silence taken: an `Instant` a century ahead is in range on every platform.
+const MAX_SILENCE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Where notifications go. `notify` must not block: a delivery worker (one per notifier,
 /// with its own bounded queue) takes it from there, so a slow receiver never holds up the
 /// evaluator.
@@ -152,7 +157,8 @@ impl AlertingBuilder {
         self
     }
 
-    /// How often rules are evaluated (default 15 s).
+    /// How often rules are evaluated (default 15 s; at least 10 ms, at most a day: tokio's
+    /// timer cannot schedule much further ahead, and its interval would panic on the way).
     ///
     /// ```
     /// use std::time::Duration;
@@ -170,7 +176,7 @@ impl AlertingBuilder {
     /// # });
     /// ```
     pub fn interval(mut self, every: Duration) -> Self {
-        self.interval = every.max(Duration::from_millis(10));
+        self.interval = every.clamp(Duration::from_millis(10), MAX_INTERVAL);
         self
     }
 
@@ -416,7 +422,8 @@ impl Alerting {
             .to_vec()
     }
 
-    /// Holds back notifications of `rule` for `duration`. `false` if there is no such rule.
+    /// Holds back notifications of `rule` for `duration` (at most a century: "for ever",
+    /// `Duration::MAX`, is taken as that). `false` if there is no such rule.
     ///
     /// ```
     /// use std::time::Duration;
@@ -438,7 +445,7 @@ impl Alerting {
     /// # });
     /// ```
     pub fn silence(&self, rule: &str, duration: Duration) -> bool {
-        let until = Instant::now() + duration;
+        let until = Instant::now() + duration.min(MAX_SILENCE);
         self.shared
             .evaluator
             .lock()

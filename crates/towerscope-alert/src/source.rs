@@ -132,7 +132,7 @@ impl Level {
         while self.samples.len() > 2
             && (self.samples.len() > LEVEL_CAPACITY
                 || self.samples.front().is_some_and(|(t, _)| {
-                    now.saturating_duration_since(*t) > horizon + self.spacing
+                    now.saturating_duration_since(*t) > horizon.saturating_add(self.spacing)
                 }))
         {
             self.samples.pop_front();
@@ -162,10 +162,12 @@ impl Ring {
                     spacing,
                     samples: VecDeque::new(),
                 });
-                if spacing * LEVEL_CAPACITY as u32 >= self.horizon || self.levels.len() >= 8 {
+                if spacing.saturating_mul(LEVEL_CAPACITY as u32) >= self.horizon
+                    || self.levels.len() >= 8
+                {
                     break;
                 }
-                spacing *= 8;
+                spacing = spacing.saturating_mul(8);
             }
             for (t, v) in old {
                 for level in &mut self.levels {

@@ -234,7 +234,8 @@ impl DashboardBuilder {
         self.refresh = every.max(Duration::from_millis(250));
         self
     }
-    /// One history point every `every`, kept for `keep` (defaults 5 s and 1 h).
+    /// One history point every `every` (at least 100 ms, at most a day), kept for `keep`
+    /// (defaults 5 s and 1 h; at most 100,000 points are kept).
     ///
     /// ```
     /// # use http_body_util::BodyExt as _;
@@ -255,7 +256,7 @@ impl DashboardBuilder {
     /// # });
     /// ```
     pub fn history(mut self, every: Duration, keep: Duration) -> Self {
-        self.interval = every.max(Duration::from_millis(100));
+        self.interval = every.clamp(Duration::from_millis(100), Duration::from_secs(24 * 3600));
         self.keep = keep;
         self
     }

@@ -190,3 +190,22 @@ fn the_page_never_puts_data_into_html() {
     assert_eq!(DASHBOARD_HTML.matches("data-field=").count(), 9);
     assert_eq!(DASHBOARD_HTML.matches("\">–</div>").count(), 9);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_history_interval_past_a_day_samples_daily() {
+    let dashboard = Dashboard::builder(MetricsService::new(Registry::default()))
+        .history(Duration::MAX, Duration::from_secs(7 * 24 * 3600))
+        .spawn();
+    let app = Router::new().merge(dashboard.router());
+    // Before: the sampling task panicked at its first tick ("overflow when adding duration
+    // to instant") and the history stayed at the first point for good.
+    tokio::time::sleep(Duration::from_secs(24 * 3600 + 1)).await;
+    let (status, history) = get_json(&app, "/api/dashboard/history", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let points = history["points"].as_array().expect("points");
+    assert_eq!(
+        points.len(),
+        2,
+        "the first sample and one a day later: {history}"
+    );
+}

@@ -51,7 +51,7 @@ fn serving(status: Status) -> ServingStatus {
 
 impl Health {
     /// Serves `grpc.health.v1` from the same checks as `/ready`: a task evaluates readiness
-    /// now and then every `every`, and sets the overall service (`""`) and each name in
+    /// now and then every `every` (10 ms to a day), and sets the overall service (`""`) and each name in
     /// `services` to `SERVING` (healthy or degraded) or `NOT_SERVING` (unhealthy). HTTP and
     /// gRPC probes therefore report one truth; the check cache keeps the work to one run
     /// per check per interval. Must be called inside a tokio runtime.
@@ -78,7 +78,8 @@ impl Health {
         let health = self.clone();
         let mut names: Vec<String> = vec![String::new()];
         names.extend(services.into_iter().map(Into::into));
-        let every = every.max(Duration::from_millis(10));
+        // tokio's interval panics scheduling a tick past what its clock holds.
+        let every = every.clamp(Duration::from_millis(10), Duration::from_secs(24 * 3600));
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -3,6 +3,7 @@
 //! per file keeps the build of the test suite short (see `docs/testing.md`).
 
 mod evaluator;
+mod limits;
 mod notifiers;
 mod rules_file;
 mod signals;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::response::IntoResponse as _;
 use axum::routing::post;
 use serde_json::Value;
 use towerscope_alert::{
@@ -405,4 +406,104 @@ async fn alertmanager_gets_firing_alerts_again_before_they_end_and_resolutions_w
         after_resolve,
         "no re-sends after resolution"
     );
+}
+
+#[tokio::test]
+async fn alertmanager_resend_past_a_day_is_daily_and_ends_at_four_days() {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", l.local_addr().expect("addr"));
+    let r = Receiver {
+        seen: Arc::default(),
+        count: Arc::default(),
+        behaviour: Arc::new(|_| Reply::Status(200)),
+    };
+    let app = Router::new()
+        .route("/api/v2/alerts", post(receive))
+        .with_state(r.clone());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    // Before: `endsAt` was "now + 4 × resend", which overflowed, and the resend task
+    // panicked at its first tick.
+    let am =
+        Delivery::builder(AlertmanagerNotifier::new(&base).resend_every(Duration::MAX)).spawn();
+    am.notify(&Notification::Firing(alert("Busy", Severity::High)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.seen.lock().expect("lock").is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = r.seen.lock().expect("lock").clone();
+    let ends = seen.first().expect("the alert is posted").1[0]["endsAt"]
+        .as_str()
+        .expect("endsAt")
+        .to_owned();
+    let day = Duration::from_secs(24 * 3600);
+    let (earliest, latest) = (
+        towerscope_core::rfc3339_millis(SystemTime::now() + day * 4 - Duration::from_secs(60)),
+        towerscope_core::rfc3339_millis(SystemTime::now() + day * 4),
+    );
+    assert!(
+        earliest <= ends && ends <= latest,
+        "{earliest} <= {ends} <= {latest}"
+    );
+}
+
+/// A receiver that answers its first request, after a second, with 503 and a `Retry-After`
+/// of `u64::MAX` seconds, then 200; it counts the requests.
+async fn receiver_with_absurd_retry_after() -> (String, Arc<AtomicUsize>) {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move || {
+            let counter = counter.clone();
+            async move {
+                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // Answered after a second: the notification has waited that long when
+                    // the Retry-After is added to it (with less, the sum happens to fit).
+                    tokio::time::sleep(Duration::from_millis(1100)).await;
+                    (
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        [(http::header::RETRY_AFTER, u64::MAX.to_string())],
+                    )
+                        .into_response()
+                } else {
+                    http::StatusCode::OK.into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_retry_after_past_any_clock_expires_the_notification_and_the_worker_goes_on() {
+    let (url, seen) = receiver_with_absurd_retry_after().await;
+    let delivery = Delivery::builder(WebhookNotifier::new(&url))
+        .backoff(Duration::MAX, Duration::MAX)
+        .spawn();
+    let busy = alert("Busy", Severity::High);
+    delivery.notify(&Notification::Firing(busy.clone())); // refused with the absurd Retry-After
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while delivery.dropped() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Before: "overflow when adding durations" in the worker, which died with it.
+    assert_eq!(delivery.dropped(), 1, "expired past the retry horizon");
+    // The resolution: the worker is still there to send it.
+    delivery.notify(&Notification::Resolved {
+        alert: busy,
+        ended: SystemTime::now(),
+    });
+    while delivery.delivered() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(delivery.delivered(), 1);
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    assert!(!delivery.is_finished());
 }

@@ -73,3 +73,25 @@ async fn grpc_health_reports_the_same_truth() {
     wait_for("shop.Orders", ServingStatus::Serving).await;
     let _ = &mut client;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_sync_interval_past_a_day_syncs_daily() {
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = runs.clone();
+    let health = Health::builder("1")
+        .check(
+            "db",
+            check_fn(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, String>(()) }
+            }),
+            CheckOptions::default().cache_for(Duration::ZERO),
+        )
+        .build();
+    let (reporter, _service) = tonic_health::server::health_reporter();
+    let _sync = health.sync_grpc(reporter, ["shop.Orders"], Duration::MAX);
+    // Before: the task panicked scheduling its second tick ("overflow when adding duration
+    // to instant"), and the gRPC status froze at the first one.
+    tokio::time::sleep(Duration::from_secs(24 * 3600 + 1)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "now, and a day later");
+}
