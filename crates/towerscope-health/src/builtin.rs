@@ -51,6 +51,8 @@ impl HealthCheck for TcpCheck {
 }
 
 /// Passes when `GET uri` answers with the expected status (default 200). Plain HTTP only.
+/// Its errors (shown by `/ready` and logged) name the URI without user information or
+/// query string.
 ///
 /// ```
 /// use towerscope_health::HttpCheck;
@@ -58,11 +60,47 @@ impl HealthCheck for TcpCheck {
 ///     .expect_status(http::StatusCode::NO_CONTENT);
 /// # let _ = check;
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpCheck {
     uri: Uri,
+    /// `uri` as errors and `Debug` show it: without user information or query, either of
+    /// which may hold a secret (errors go to `/ready` and to the log).
+    shown: String,
     expected: StatusCode,
     client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl std::fmt::Debug for HttpCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpCheck")
+            .field("uri", &self.shown)
+            .field("expected", &self.expected)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `uri` with its user information and query replaced by `[REDACTED]`.
+fn shown(uri: &Uri) -> String {
+    let mut out = String::new();
+    if let Some(scheme) = uri.scheme_str() {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    if let Some(authority) = uri.authority() {
+        let authority = authority.as_str();
+        match authority.rsplit_once('@') {
+            Some((_, host)) => {
+                out.push_str("[REDACTED]@");
+                out.push_str(host);
+            }
+            None => out.push_str(authority),
+        }
+    }
+    out.push_str(uri.path());
+    if uri.query().is_some() {
+        out.push_str("?[REDACTED]");
+    }
+    out
 }
 
 impl HttpCheck {
@@ -78,6 +116,7 @@ impl HttpCheck {
     /// ```
     pub fn new(uri: Uri) -> Self {
         Self {
+            shown: shown(&uri),
             uri,
             expected: StatusCode::OK,
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -104,13 +143,13 @@ impl HealthCheck for HttpCheck {
                 .client
                 .get(self.uri.clone())
                 .await
-                .map_err(|e| format!("GET {}: {e}", self.uri))?;
+                .map_err(|e| format!("GET {}: {e}", self.shown))?;
             if resp.status() == self.expected {
                 Ok(())
             } else {
                 Err(format!(
                     "GET {}: status {}, expected {}",
-                    self.uri,
+                    self.shown,
                     resp.status().as_u16(),
                     self.expected.as_u16()
                 ))

@@ -194,6 +194,46 @@ async fn http_check_against_a_live_server() {
 }
 
 #[tokio::test]
+async fn an_http_check_error_shows_no_credentials_or_query() {
+    let app = axum::Router::new().route(
+        "/down",
+        axum::routing::get(|| async { http::StatusCode::SERVICE_UNAVAILABLE }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let check = |url: String| HttpCheck::new(url.parse().expect("uri"));
+    let down = check(format!("http://admin:s3cret@{addr}/down?token=t0k"));
+    assert!(!format!("{down:?}").contains("s3cret"), "{down:?}");
+    let health = Health::builder("1")
+        .check("down", down, no_cache())
+        .check(
+            "refused",
+            check("http://admin:s3cret@127.0.0.1:1/health?token=t0k".into()),
+            no_cache(),
+        )
+        .build();
+    let r = health.readiness().await;
+    for (name, place) in [
+        ("down", addr.to_string()),
+        ("refused", "127.0.0.1:1".into()),
+    ] {
+        let error = r.checks[name].error.as_deref().expect("an error");
+        assert!(
+            !error.contains("s3cret") && !error.contains("t0k"),
+            "{error}"
+        );
+        let path = if name == "down" { "/down" } else { "/health" };
+        assert!(
+            error.contains(&format!("http://[REDACTED]@{place}{path}?[REDACTED]")),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn services_answer_json_with_the_right_codes_and_export_metrics() {
     let mut registry = Registry::default();
     let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
