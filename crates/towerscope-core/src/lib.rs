@@ -16,6 +16,9 @@
 //!   (trailers-only responses) or from the trailers.
 //! - **Panics?** [`CatchPanicLayer`] answers HTTP callers with `500` and gRPC callers with a
 //!   trailers-only `INTERNAL`, also for panics raised while the body is polled.
+//! - **Which client?** [`peer_ip`] reads the connection's address from the extensions and
+//!   [`client_ip`] believes `Forwarded` / `X-Forwarded-For` only from trusted proxies
+//!   ([`IpRange`]): the access log's `client_addr` and RUM's rate limit agree.
 //!
 //! Layers share context through `http::Extensions` only: [`TraceIds`] (set by a trace
 //! layer, read by the metrics layer for exemplars), [`RequestStart`], [`PanicCaught`].
@@ -49,6 +52,7 @@
 //! [`End::Panicked`] while unwinding). Malformed `grpc-status` values and malformed gRPC
 //! paths are treated as absent, never as errors, and never panic.
 
+mod client_addr;
 pub mod connection;
 mod context;
 mod exclude;
@@ -61,6 +65,7 @@ pub mod route;
 pub mod test_body;
 mod time;
 
+pub use client_addr::{IpRange, IpRangeError, client_ip, peer_ip};
 pub use connection::{ConnectionObserver, TrackedIo, TrackedListener};
 pub use context::{HexId, PeerAddr, RequestStart, SpanRequestId, TraceIds, UserId, unix_now};
 pub use exclude::ExcludedPaths;

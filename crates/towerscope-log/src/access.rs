@@ -7,12 +7,12 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use tower_layer::Layer;
 use towerscope_core::{
-    End, ExcludedPaths, MakeObserver, NormalizedMethod, ObserveService, Observer, Outcome,
-    PanicCaught, PeerAddr, RequestStart, Route, RouteClassifier, TraceIds, UserId, resolve_route,
+    End, ExcludedPaths, IpRange, IpRangeError, MakeObserver, NormalizedMethod, ObserveService,
+    Observer, Outcome, PanicCaught, RequestStart, Route, RouteClassifier, TraceIds, UserId,
+    client_ip, peer_ip, resolve_route,
 };
 use tracing::{Level, Span};
 
-use crate::client_addr::{IpRange, IpRangeError, client_addr};
 use crate::redact::{REDACTED, Redaction};
 
 /// Target of the access log events (for filters: `towerscope_log::access=debug`).
@@ -113,7 +113,9 @@ enum Decision {
 /// lines (those carry `sample_rate`).
 ///
 /// `client_addr` is the peer address (axum's `ConnectInfo<PeerAddr>` or
-/// `ConnectInfo<SocketAddr>`, or a [`PeerAddr`] or `SocketAddr` request extension); `Forwarded`/`X-Forwarded-For` are believed only when the peer is one
+/// `ConnectInfo<SocketAddr>`, or a [`PeerAddr`](towerscope_core::PeerAddr) or `SocketAddr` request
+/// extension, read by [`peer_ip`](towerscope_core::peer_ip)); `Forwarded`/`X-Forwarded-For` are
+/// believed only when the peer is one
 /// of the configured trusted proxies.
 ///
 /// ```
@@ -552,24 +554,6 @@ impl<S> Layer<S> for AccessLogLayer {
 /// ```
 pub type AccessLog<S> = ObserveService<S, AccessLogLayer>;
 
-fn peer<B>(req: &Request<B>) -> Option<IpAddr> {
-    let ext = req.extensions();
-    #[cfg(feature = "axum")]
-    {
-        use axum::extract::ConnectInfo;
-        if let Some(info) = ext.get::<ConnectInfo<PeerAddr>>() {
-            return Some(info.0.0.ip());
-        }
-        if let Some(info) = ext.get::<ConnectInfo<std::net::SocketAddr>>() {
-            return Some(info.0.ip());
-        }
-    }
-    ext.get::<PeerAddr>().map(|p| p.0.ip()).or_else(|| {
-        ext.get::<std::net::SocketAddr>()
-            .map(std::net::SocketAddr::ip)
-    })
-}
-
 fn cut(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -628,7 +612,7 @@ impl MakeObserver for AccessLogLayer {
             route: resolve_route(req, config.classifier.as_ref()),
             uri: req.uri().clone(),
             user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
-            client: client_addr(peer(req), req.headers(), &config.trusted),
+            client: client_ip(peer_ip(req.extensions()), req.headers(), &config.trusted),
             user_id: req.extensions().get::<UserId>().cloned(),
             trace: req.extensions().get::<TraceIds>().copied(),
             headers: (!config.headers.is_empty()).then(|| render_headers(config, req.headers())),

@@ -41,7 +41,6 @@
 
 mod access;
 mod capture;
-mod client_addr;
 mod events;
 mod json;
 mod pretty;
@@ -51,9 +50,10 @@ mod writer;
 
 pub use access::{ACCESS_TARGET, AccessLog, AccessLogBuilder, AccessLogLayer, AccessLogObserver};
 pub use capture::{CaptureWriter, NotJson};
-pub use client_addr::{IpRange, IpRangeError};
 pub use events::type_name_of;
 pub use json::JsonLayer;
 pub use pretty::RedactedFields;
 pub use redact::{REDACTED, Redaction};
 pub use setup::{DEFAULT_FILTER, LogError, LogFormat, Logging, LoggingBuilder, LoggingGuard};
+/// Address ranges of trusted proxies (defined in towerscope-core, shared with RUM).
+pub use towerscope_core::{IpRange, IpRangeError};

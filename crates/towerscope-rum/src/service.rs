@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -12,6 +11,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full, Limited};
 use prometheus_client::registry::Registry;
+use towerscope_core::{IpRange, IpRangeError, client_ip, peer_ip};
 
 use crate::payload::{Event, parse_beacon};
 use crate::state::{
@@ -75,6 +75,9 @@ struct Inner {
     sessions: Sessions,
     max_body: usize,
     origins: Vec<HeaderValue>,
+    trusted: Vec<IpRange>,
+    /// Set once a beacon came without a client address (then it is not rate limited).
+    warned_no_client: std::sync::atomic::AtomicBool,
 }
 
 /// Builds [`Rum`].
@@ -98,6 +101,7 @@ pub struct RumBuilder {
     burst: u32,
     max_clients: usize,
     origins: Vec<HeaderValue>,
+    trusted: Vec<IpRange>,
 }
 
 impl std::fmt::Debug for RumBuilder {
@@ -204,6 +208,45 @@ impl RumBuilder {
         self
     }
 
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed (`"10.0.0.0/8"`,
+    /// `"::1"`), as for the access log: behind a load balancer every beacon comes from its
+    /// address, so without this all browsers would share one rate-limit bucket.
+    ///
+    /// ```
+    /// # use tower::ServiceExt as _;
+    /// use towerscope_rum::Rum;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let rum = Rum::builder()
+    ///     .rate_limit(60, 1, 1_000) // one beacon at once per client
+    ///     .trusted_proxies(["10.0.0.0/8"])
+    ///     .unwrap()
+    ///     .build(&mut registry);
+    /// // Two browsers behind the load balancer at 10.0.0.1.
+    /// let beacon = |browser: &str| {
+    ///     let mut req = http::Request::post("/api/rum")
+    ///         .header("x-forwarded-for", browser)
+    ///         .body(http_body_util::Full::new(bytes::Bytes::from_static(br#"{"session":"s","page":"/","events":[]}"#)))
+    ///         .unwrap();
+    ///     req.extensions_mut().insert(towerscope_core::PeerAddr("10.0.0.1:40000".parse().unwrap()));
+    ///     rum.ingest_service().oneshot(req)
+    /// };
+    /// assert_eq!(beacon("198.51.100.7").await.unwrap().status(), 204);
+    /// assert_eq!(beacon("203.0.113.9").await.unwrap().status(), 204); // a bucket of its own
+    /// assert_eq!(beacon("198.51.100.7").await.unwrap().status(), 429);
+    /// # });
+    /// ```
+    pub fn trusted_proxies<I, S>(mut self, ranges: I) -> Result<Self, IpRangeError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        for r in ranges {
+            self.trusted.push(r.as_ref().parse()?);
+        }
+        Ok(self)
+    }
+
     /// Registers the RUM metrics into `registry`.
     ///
     /// ```
@@ -235,6 +278,8 @@ impl RumBuilder {
                 sessions: Sessions::new(100_000),
                 max_body: self.max_body,
                 origins: self.origins,
+                trusted: self.trusted,
+                warned_no_client: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -308,6 +353,7 @@ impl Rum {
             burst: 20,
             max_clients: 10_000,
             origins: Vec::new(),
+            trusted: Vec::new(),
         }
     }
 
@@ -519,7 +565,17 @@ impl Rum {
                 serde_json::json!({ "error": "send JSON as text/plain or application/json", "field": "content-type" }),
             );
         }
-        let client = client_ip(&req);
+        let client = client_ip(peer_ip(req.extensions()), req.headers(), &inner.trusted);
+        if client.is_none()
+            && !inner
+                .warned_no_client
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "RUM beacons arrive without a client address, so they are not rate limited: \
+                 serve with connect info (axum: `into_make_service_with_connect_info::<PeerAddr>()`)"
+            );
+        }
         if let Some(ip) = client {
             if !inner.limiter.allow(ip, Instant::now()) {
                 self.count("rate_limited");
@@ -668,24 +724,6 @@ impl Rum {
         }
         empty(StatusCode::NO_CONTENT)
     }
-}
-
-fn client_ip<B>(req: &Request<B>) -> Option<IpAddr> {
-    if let Some(p) = req.extensions().get::<towerscope_core::PeerAddr>() {
-        return Some(p.0.ip());
-    }
-    #[cfg(feature = "axum")]
-    {
-        use axum::extract::ConnectInfo;
-        let ext = req.extensions();
-        if let Some(ci) = ext.get::<ConnectInfo<std::net::SocketAddr>>() {
-            return Some(ci.0.ip());
-        }
-        if let Some(ci) = ext.get::<ConnectInfo<towerscope_core::PeerAddr>>() {
-            return Some(ci.0.0.ip());
-        }
-    }
-    None
 }
 
 /// `POST /api/rum`: see [`Rum`].

@@ -235,6 +235,84 @@ async fn the_rate_limit_answers_429_per_client() {
     assert!(encode(&registry).contains(r#"rum_beacons_total{outcome="rate_limited"}"#));
 }
 
+/// A beacon from `peer` carrying `X-Forwarded-For: forwarded_for`.
+async fn post_via(rum: &Rum, peer: [u8; 4], forwarded_for: &str) -> StatusCode {
+    let mut req = Request::post("/api/rum")
+        .header("x-forwarded-for", forwarded_for)
+        .body(Body::from(r#"{"session":"s","page":"/","events":[]}"#))
+        .expect("request");
+    req.extensions_mut().insert(PeerAddr((peer, 40000).into()));
+    rum.ingest_service()
+        .oneshot(req)
+        .await
+        .expect("infallible")
+        .status()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_browser_has_its_own_bucket() {
+    let rum = Rum::builder()
+        .rate_limit(60, 1, 100)
+        .trusted_proxies(["10.0.0.0/8"])
+        .expect("valid range")
+        .build(&mut Registry::default());
+    let balancer = [10, 0, 0, 1];
+    assert_eq!(
+        post_via(&rum, balancer, "198.51.100.7").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        post_via(&rum, balancer, "198.51.100.8").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        post_via(&rum, balancer, "198.51.100.7").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Straight from the internet, the header is the client's own word: not believed.
+    let direct = [203, 0, 113, 5];
+    assert_eq!(
+        post_via(&rum, direct, "192.0.2.1").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        post_via(&rum, direct, "192.0.2.2").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn beacons_without_a_client_address_are_taken_and_warned_about_once() {
+    let out = towerscope_log::CaptureWriter::new();
+    let _log = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(out.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let rum = Rum::builder()
+        .rate_limit(60, 1, 100)
+        .build(&mut Registry::default());
+    for _ in 0..3 {
+        let req = Request::post("/api/rum")
+            .body(Body::from(r#"{"session":"s","page":"/","events":[]}"#))
+            .expect("request");
+        let status = rum
+            .ingest_service()
+            .oneshot(req)
+            .await
+            .expect("infallible")
+            .status();
+        assert_eq!(status, StatusCode::NO_CONTENT, "no address, no bucket");
+    }
+    let warnings: Vec<String> = out
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("WARN") && l.contains("without a client address"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", out.text());
+}
+
 #[cfg(feature = "axum")] // `Rum::router` comes with the feature
 #[tokio::test]
 async fn cors_preflight_and_the_script() {

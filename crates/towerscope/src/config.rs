@@ -233,7 +233,8 @@ impl Default for TracingSection {
 pub struct AccessLogConfig {
     /// Whether the access log is on.
     pub enabled: bool,
-    /// Proxies whose `X-Forwarded-For`/`Forwarded` are believed (`10.0.0.0/8`, `::1`).
+    /// Proxies whose `X-Forwarded-For`/`Forwarded` are believed (`10.0.0.0/8`, `::1`): by
+    /// the access log for `client_addr`, and by RUM for its per-client rate limit.
     pub trusted_proxies: Vec<String>,
     /// Paths not logged.
     pub exclude_paths: Vec<String>,
@@ -756,6 +757,10 @@ impl Config {
         if !self.rum.allow_origins.is_empty() {
             rum = rum.allow_origins(&self.rum.allow_origins);
         }
+        // The same proxies: RUM's rate limit is per browser, not per load balancer.
+        let rum = rum
+            .trusted_proxies(&self.access_log.trusted_proxies)
+            .map_err(|e| key_error("access_log.trusted_proxies", e.to_string()))?;
         Ok(b.rum(rum))
     }
 }

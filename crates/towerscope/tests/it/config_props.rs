@@ -55,3 +55,38 @@ proptest! {
         }
     }
 }
+
+/// `access_log.trusted_proxies` reaches RUM too: behind the balancer, each browser has its
+/// own rate-limit bucket (20 beacons at once by default), not the balancer's one.
+#[tokio::test]
+async fn trusted_proxies_reach_the_rum_rate_limit() {
+    use tower::ServiceExt as _;
+    let text = "[access_log]\ntrusted_proxies = [\"10.0.0.0/8\"]\n[log]\nenabled = false\n";
+    let config = Config::from_sources(Some(("t.toml", text)), |_| None).expect("config");
+    let obs = towerscope::Observability::builder("shop")
+        .configure(&config)
+        .expect("configured")
+        .build()
+        .expect("built");
+    let rum = obs.rum().expect("RUM on by default").clone();
+    let beacon = |browser: &'static str| {
+        let mut req = http::Request::post("/api/rum")
+            .header("x-forwarded-for", browser)
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                br#"{"session":"s","page":"/","events":[]}"#,
+            )))
+            .expect("request");
+        req.extensions_mut()
+            .insert(towerscope_core::PeerAddr(([10, 0, 0, 1], 40000).into()));
+        rum.ingest_service().oneshot(req)
+    };
+    for _ in 0..20 {
+        assert_eq!(beacon("198.51.100.7").await.expect("ok").status(), 204);
+    }
+    assert_eq!(beacon("198.51.100.7").await.expect("ok").status(), 429);
+    assert_eq!(
+        beacon("203.0.113.9").await.expect("ok").status(),
+        204,
+        "another browser"
+    );
+}

@@ -1,13 +1,14 @@
-//! The client's address: the peer, or what trusted proxies say it is.
+//! The client's address: the peer, or what trusted proxies say it is. Shared by the access
+//! log (`client_addr`) and RUM's per-client rate limit.
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::HeaderMap;
+use http::{Extensions, HeaderMap};
 
 /// An address range (`10.0.0.0/8`, `::1/128`, or a single address).
 ///
 /// ```
-/// use towerscope_log::IpRange;
+/// use towerscope_core::IpRange;
 /// let r: IpRange = "10.0.0.0/8".parse().unwrap();
 /// assert!(r.contains("10.1.2.3".parse().unwrap()));
 /// assert!(!r.contains("11.0.0.1".parse().unwrap()));
@@ -22,14 +23,23 @@ pub struct IpRange {
 /// An address range that does not parse.
 ///
 /// ```
-/// let err = towerscope_log::AccessLogLayer::builder()
-///     .trusted_proxies(["10.0.0.0/33"])
-///     .unwrap_err();
-/// assert!(err.to_string().contains("10.0.0.0/33"));
+/// let err = "10.0.0.0/33".parse::<towerscope_core::IpRange>().unwrap_err();
+/// assert_eq!(err.to_string(), r#"invalid address range "10.0.0.0/33" (expected ADDRESS or ADDRESS/PREFIX)"#);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid address range {0:?} (expected ADDRESS or ADDRESS/PREFIX)")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpRangeError(String);
+
+impl std::fmt::Display for IpRangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invalid address range {:?} (expected ADDRESS or ADDRESS/PREFIX)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for IpRangeError {}
 
 impl std::str::FromStr for IpRange {
     type Err = IpRangeError;
@@ -58,7 +68,7 @@ impl IpRange {
     /// Whether `ip` is in the range.
     ///
     /// ```
-    /// use towerscope_log::IpRange;
+    /// use towerscope_core::IpRange;
     /// let v6: IpRange = "fd00::/8".parse().unwrap();
     /// assert!(v6.contains("fd12::1".parse().unwrap()));
     /// assert!(!v6.contains("10.0.0.1".parse().unwrap())); // never across address families
@@ -100,14 +110,51 @@ fn parse_node(node: &str) -> Option<IpAddr> {
 /// At most this many hops are read from forwarding headers.
 const MAX_HOPS: usize = 32;
 
+/// The peer address of a request's connection, from its extensions: [`PeerAddr`](crate::PeerAddr)
+/// (as plain extension or axum connect info), or axum's `ConnectInfo<SocketAddr>`, or a
+/// `SocketAddr` a hyper accept loop inserted.
+///
+/// ```
+/// use towerscope_core::{PeerAddr, peer_ip};
+/// let mut req = http::Request::new(());
+/// assert_eq!(peer_ip(req.extensions()), None);
+/// req.extensions_mut().insert(PeerAddr("192.0.2.7:40000".parse().unwrap()));
+/// assert_eq!(peer_ip(req.extensions()), Some("192.0.2.7".parse().unwrap()));
+/// ```
+pub fn peer_ip(ext: &Extensions) -> Option<IpAddr> {
+    #[cfg(feature = "axum")]
+    {
+        use axum::extract::ConnectInfo;
+        if let Some(info) = ext.get::<ConnectInfo<crate::PeerAddr>>() {
+            return Some(info.0.0.ip());
+        }
+        if let Some(info) = ext.get::<ConnectInfo<SocketAddr>>() {
+            return Some(info.0.ip());
+        }
+    }
+    ext.get::<crate::PeerAddr>()
+        .map(|p| p.0.ip())
+        .or_else(|| ext.get::<SocketAddr>().map(SocketAddr::ip))
+}
+
 /// The client address: the peer, unless the peer is a trusted proxy, in which case the
 /// right-most address in `Forwarded` (`for=`) or `X-Forwarded-For` that is not itself a
 /// trusted proxy. Unparseable entries stop the walk (the last trusted hop is returned).
-pub(crate) fn client_addr(
-    peer: Option<IpAddr>,
-    headers: &HeaderMap,
-    trusted: &[IpRange],
-) -> Option<IpAddr> {
+/// Addresses a client wrote itself (left of the first untrusted hop) are never believed.
+///
+/// ```
+/// use towerscope_core::{IpRange, client_ip};
+/// let trusted: Vec<IpRange> = vec!["10.0.0.0/8".parse().unwrap()];
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("x-forwarded-for", "6.6.6.6, 198.51.100.7".parse().unwrap());
+/// // Through the load balancer: the address it saw.
+/// let lb = Some("10.0.0.1".parse().unwrap());
+/// assert_eq!(client_ip(lb, &headers, &trusted), Some("198.51.100.7".parse().unwrap()));
+/// // Straight from the internet: the peer, whatever the header says.
+/// let direct = Some("203.0.113.9".parse().unwrap());
+/// assert_eq!(client_ip(direct, &headers, &trusted), direct);
+/// ```
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpRange]) -> Option<IpAddr> {
     let peer = peer?;
     let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
     if !is_trusted(peer) {
@@ -168,7 +215,7 @@ mod tests {
         let trusted = ["10.0.0.0/8".parse().expect("range")];
         let h = headers(&[("x-forwarded-for", "1.2.3.4")]);
         assert_eq!(
-            client_addr(Some("203.0.113.9".parse().expect("ip")), &h, &trusted),
+            client_ip(Some("203.0.113.9".parse().expect("ip")), &h, &trusted),
             Some("203.0.113.9".parse().expect("ip"))
         );
     }
@@ -179,7 +226,7 @@ mod tests {
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.2")]);
         // 6.6.6.6 could be forged by the client; 198.51.100.7 is what the first trusted hop saw.
         assert_eq!(
-            client_addr(Some("10.0.0.1".parse().expect("ip")), &h, &trusted),
+            client_ip(Some("10.0.0.1".parse().expect("ip")), &h, &trusted),
             Some("198.51.100.7".parse().expect("ip"))
         );
         let h = headers(&[(
@@ -187,12 +234,12 @@ mod tests {
             "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"",
         )]);
         assert_eq!(
-            client_addr(Some("10.0.0.1".parse().expect("ip")), &h, &trusted),
+            client_ip(Some("10.0.0.1".parse().expect("ip")), &h, &trusted),
             Some("2001:db8::1".parse().expect("ip"))
         );
         let h = headers(&[("x-forwarded-for", "garbage")]);
         assert_eq!(
-            client_addr(Some("10.0.0.1".parse().expect("ip")), &h, &trusted),
+            client_ip(Some("10.0.0.1".parse().expect("ip")), &h, &trusted),
             Some("10.0.0.1".parse().expect("ip"))
         );
     }
