@@ -65,6 +65,21 @@ impl std::str::FromStr for IpRange {
 }
 
 impl IpRange {
+    /// Parses a list of ranges; the first that does not parse is the error.
+    ///
+    /// ```
+    /// use towerscope_core::IpRange;
+    /// assert_eq!(IpRange::parse_all(["10.0.0.0/8", "::1"]).unwrap().len(), 2);
+    /// assert!(IpRange::parse_all(["10.0.0.0/8", "proxy.internal"]).unwrap_err().to_string().contains("proxy.internal"));
+    /// ```
+    pub fn parse_all<I, S>(ranges: I) -> Result<Vec<Self>, IpRangeError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        ranges.into_iter().map(|r| r.as_ref().parse()).collect()
+    }
+
     /// Whether `ip` is in the range.
     ///
     /// ```

@@ -274,9 +274,7 @@ impl AccessLogBuilder {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        for r in ranges {
-            self.trusted.push(r.as_ref().parse()?);
-        }
+        self.trusted.extend(IpRange::parse_all(ranges)?);
         Ok(self)
     }
 

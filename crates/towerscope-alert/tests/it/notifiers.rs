@@ -79,6 +79,25 @@ async fn receiver(
     (receiver_on(l, Arc::new(behaviour)).await, url)
 }
 
+/// A receiver on Alertmanager's path (`/api/v2/alerts`) that accepts everything, and its
+/// base URL.
+async fn alertmanager() -> (Receiver, String) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", l.local_addr().expect("addr"));
+    let r = Receiver {
+        seen: Arc::default(),
+        count: Arc::default(),
+        behaviour: Arc::new(|_| Reply::Status(200)),
+    };
+    let app = Router::new()
+        .route("/api/v2/alerts", post(receive))
+        .with_state(r.clone());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (r, base)
+}
+
 fn alert(name: &str, severity: Severity) -> Alert {
     let mut labels = BTreeMap::new();
     labels.insert("alertname".to_owned(), name.to_owned());
@@ -349,20 +368,7 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting() {
 
 #[tokio::test]
 async fn alertmanager_gets_firing_alerts_again_before_they_end_and_resolutions_with_ends_at() {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", l.local_addr().expect("addr"));
-    // The receiver answers on /hook; Alertmanager's path is /api/v2/alerts.
-    let r = Receiver {
-        seen: Arc::default(),
-        count: Arc::default(),
-        behaviour: Arc::new(|_| Reply::Status(200)),
-    };
-    let app = Router::new()
-        .route("/api/v2/alerts", post(receive))
-        .with_state(r.clone());
-    tokio::spawn(async move { axum::serve(l, app).await });
+    let (r, base) = alertmanager().await;
     let am = Delivery::builder(
         AlertmanagerNotifier::new(&base)
             .generator_url("http://shop.internal/dashboard")
@@ -410,19 +416,7 @@ async fn alertmanager_gets_firing_alerts_again_before_they_end_and_resolutions_w
 
 #[tokio::test]
 async fn alertmanager_resend_past_a_day_is_daily_and_ends_at_four_days() {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", l.local_addr().expect("addr"));
-    let r = Receiver {
-        seen: Arc::default(),
-        count: Arc::default(),
-        behaviour: Arc::new(|_| Reply::Status(200)),
-    };
-    let app = Router::new()
-        .route("/api/v2/alerts", post(receive))
-        .with_state(r.clone());
-    tokio::spawn(async move { axum::serve(l, app).await });
+    let (r, base) = alertmanager().await;
     // Before: `endsAt` was "now + 4 × resend", which overflowed, and the resend task
     // panicked at its first tick.
     let am =

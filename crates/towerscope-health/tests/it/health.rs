@@ -154,8 +154,8 @@ async fn a_burst_of_probes_runs_each_check_once() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
-async fn http_check_against_a_live_server() {
+/// A server answering `/ok` with 200 and `/down` with 503; its address.
+async fn upstream() -> std::net::SocketAddr {
     let app = axum::Router::new()
         .route("/ok", axum::routing::get(|| async { "ok" }))
         .route(
@@ -167,6 +167,12 @@ async fn http_check_against_a_live_server() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn http_check_against_a_live_server() {
+    let addr = upstream().await;
     let health = Health::builder("1")
         .check(
             "up",
@@ -195,15 +201,7 @@ async fn http_check_against_a_live_server() {
 
 #[tokio::test]
 async fn an_http_check_error_shows_no_credentials_or_query() {
-    let app = axum::Router::new().route(
-        "/down",
-        axum::routing::get(|| async { http::StatusCode::SERVICE_UNAVAILABLE }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = upstream().await;
     let check = |url: String| HttpCheck::new(url.parse().expect("uri"));
     let down = check(format!("http://admin:s3cret@{addr}/down?token=t0k"));
     assert!(!format!("{down:?}").contains("s3cret"), "{down:?}");
