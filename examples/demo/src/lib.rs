@@ -67,6 +67,12 @@ use store::{Order, Store, User};
 pub use traffic::spawn_traffic;
 
 /// The guide's order value buckets, in dollars.
+///
+/// ```
+/// use towerscope_demo::ORDER_VALUE_BUCKETS;
+/// assert_eq!((ORDER_VALUE_BUCKETS[0], ORDER_VALUE_BUCKETS[7]), (5.0, 1000.0));
+/// assert!(towerscope_metrics::Buckets::new(ORDER_VALUE_BUCKETS).is_ok()); // valid histogram bounds
+/// ```
 pub const ORDER_VALUE_BUCKETS: [f64; 8] = [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
 
 /// Largest order amount accepted, in dollars.
@@ -132,6 +138,11 @@ impl Default for Config {
 }
 
 /// Why the demo could not start.
+///
+/// ```
+/// let err = towerscope_demo::DemoError::from(std::io::Error::other("address in use"));
+/// assert_eq!(err.to_string(), "inventory service: address in use");
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     /// The observability stack could not be built.
@@ -154,6 +165,16 @@ struct AppState {
 }
 
 /// The demo application: its router, its metrics service and its connection tracker.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tower::ServiceExt as _;
+/// let demo = towerscope_demo::Demo::new(towerscope_demo::Config::default()).await?;
+/// let req = http::Request::get("/metrics").body(axum::body::Body::empty())?;
+/// assert_eq!(demo.router().oneshot(req).await?.status(), 200); // or `demo.serve(listener, shutdown)`
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Demo {
     router: Router,
@@ -163,6 +184,11 @@ pub struct Demo {
 }
 
 /// The shop's front page: buttons that call the API, with the RUM collector.
+///
+/// ```
+/// let page = towerscope_demo::SHOP_HTML;
+/// assert!(page.contains("/rum.js")); // the page reports to RUM
+/// ```
 pub const SHOP_HTML: &str = include_str!("../assets/shop.html");
 
 /// The demo's alert rules: the guide's four defaults, the SRE workbook's burn-rate rules
@@ -208,6 +234,17 @@ pub fn alert_rules() -> Vec<Rule> {
 
 impl Demo {
     /// Builds the application and registers every metric into a new registry.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower::ServiceExt as _;
+    /// use towerscope_demo::{Config, Demo};
+    /// let demo = Demo::new(Config::default()).await?; // an in-memory database, no external service
+    /// let req = http::Request::get("/users/1").body(axum::body::Body::empty())?;
+    /// assert_eq!(demo.router().oneshot(req).await?.status(), 200);
+    /// # Ok(()) }
+    /// ```
     pub async fn new(config: Config) -> Result<Self, DemoError> {
         Self::with_registry(config, Registry::default()).await
     }
@@ -215,6 +252,19 @@ impl Demo {
     /// Builds the application into `registry` (which may already hold metrics, such as the
     /// log writer's dropped-lines counter). The observability stack comes from one
     /// [`towerscope::Observability`] builder; the log subscriber is the caller's.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use prometheus_client::metrics::counter::Counter;
+    /// use towerscope_demo::{Config, Demo};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// registry.register("deploys", "Deployments of this build", Counter::<u64>::default());
+    /// let demo = Demo::with_registry(Config::default(), registry).await?;
+    /// let text = demo.metrics().encode(towerscope_metrics::Format::Prometheus);
+    /// assert!(text.contains("deploys_total 0") && text.contains("app_user_registrations_total"));
+    /// # Ok(()) }
+    /// ```
     pub async fn with_registry(config: Config, mut registry: Registry) -> Result<Self, DemoError> {
         let perf = PerfMonitor::new();
         let registrations = Counter::default();
@@ -328,36 +378,125 @@ impl Demo {
     }
 
     /// The router (for in-process tests).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower::ServiceExt as _;
+    /// let demo = towerscope_demo::Demo::new(Default::default()).await?;
+    /// for (path, status) in [("/orders", 200), ("/error", 500), ("/metrics", 200), ("/ready", 200)] {
+    ///     let req = http::Request::get(path).body(axum::body::Body::empty())?;
+    ///     assert_eq!(demo.router().oneshot(req).await?.status(), status, "{path}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn router(&self) -> Router {
         self.router.clone()
     }
 
     /// The performance monitor the request layer feeds (per-route latency windows).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use tower::ServiceExt as _;
+    /// let demo = towerscope_demo::Demo::new(Default::default()).await?;
+    /// let route = [("route", "/users/{id}")];
+    /// let series = towerscope_metrics::PERF_SERIES;
+    /// assert!(demo.perf().stats_tagged(series, &route, Duration::from_secs(60)).is_none());
+    /// let req = http::Request::get("/users/1").body(axum::body::Body::empty())?;
+    /// let resp = demo.router().oneshot(req).await?;
+    /// http_body_util::BodyExt::collect(resp.into_body()).await?; // timed to the end of the body
+    /// let stats = demo.perf().stats_tagged(series, &route, Duration::from_secs(60));
+    /// assert_eq!(stats.expect("the request is in the window").count, 1);
+    /// // The database queries it made are there too (`DbMonitor`).
+    /// assert!(demo.perf().all_stats(Duration::from_secs(60)).keys().any(|k| k.starts_with("db_query_duration")));
+    /// # Ok(()) }
+    /// ```
     pub fn perf(&self) -> &PerfMonitor {
         &self.perf
     }
 
     /// The alert evaluation running over the demo's metrics (active alerts, silences).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let demo = towerscope_demo::Demo::new(Default::default()).await?;
+    /// let alerting = demo.alerting().expect("alerting is on");
+    /// assert!(alerting.rules().iter().any(|r| r.name == "SlowRoute"));
+    /// assert!(alerting.active().iter().all(|a| a.name != "HighErrorRate")); // nothing failed yet
+    /// # Ok(()) }
+    /// ```
     pub fn alerting(&self) -> Option<&Alerting> {
         self.obs.alerting()
     }
 
     /// Real-user monitoring (active sessions, Core Web Vitals).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let demo = towerscope_demo::Demo::new(Default::default()).await?;
+    /// let rum = demo.rum().expect("RUM is on");
+    /// assert_eq!(rum.active_sessions(std::time::Duration::from_secs(300)), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn rum(&self) -> Option<&Rum> {
         self.obs.rum()
     }
 
     /// The observability stack (for its shutdown, which exports the spans still batched).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let demo = towerscope_demo::Demo::new(Default::default()).await?;
+    /// assert!(demo.observability().connections().is_some()); // open connections are measured
+    /// # Ok(()) }
+    /// ```
     pub fn observability(&self) -> &Observability {
         &self.obs
     }
 
     /// The metrics service (to encode the registry directly).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let demo = towerscope_demo::Demo::new(Default::default()).await?;
+    /// let text = demo.metrics().encode(towerscope_metrics::Format::Prometheus);
+    /// assert!(text.contains("app_info{"), "{text}");
+    /// # Ok(()) }
+    /// ```
     pub fn metrics(&self) -> &MetricsService {
         &self.metrics
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains open requests.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let demo = towerscope_demo::Demo::new(Default::default()).await?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let addr = listener.local_addr()?;
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let server = tokio::spawn(demo.serve(listener, async { stopped.await.ok(); }));
+    /// let addr_answer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+    ///     use std::io::{Read as _, Write as _};
+    ///     let mut conn = std::net::TcpStream::connect(addr)?;
+    ///     conn.write_all(b"GET /health HTTP/1.1\r\nhost: demo\r\nconnection: close\r\n\r\n")?;
+    ///     let mut answer = String::new();
+    ///     conn.read_to_string(&mut answer)?;
+    ///     Ok(answer)
+    /// }).await??;
+    /// assert!(addr_answer.starts_with("HTTP/1.1 200"), "{addr_answer}");
+    /// stop.send(()).ok();
+    /// server.await??; // drained and stopped
+    /// # Ok(()) }
+    /// ```
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,

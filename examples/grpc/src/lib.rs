@@ -49,9 +49,35 @@ use pb::orders_server::{Orders, OrdersServer};
 use pb::{GetOrderRequest, Order, PlaceOrderRequest};
 
 /// The order ID whose lookup panics, to show the panic layer at work.
+///
+/// ```
+/// use towerscope_grpc_example::pb::GetOrderRequest;
+/// use towerscope_grpc_example::pb::orders_server::Orders as _;
+/// use towerscope_grpc_example::{OrderBook, PANIC_ORDER_ID};
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let lookup = std::panic::catch_unwind(|| {
+///     rt.block_on(OrderBook::default().get_order(tonic::Request::new(GetOrderRequest { id: PANIC_ORDER_ID })))
+/// });
+/// assert!(lookup.is_err(), "the handler panics (the panic layer turns it into INTERNAL)");
+/// ```
 pub const PANIC_ORDER_ID: u64 = 666;
 
 /// The orders service: an in-memory order book.
+///
+/// ```
+/// use towerscope_grpc_example::OrderBook;
+/// use towerscope_grpc_example::pb::orders_server::Orders as _;
+/// use towerscope_grpc_example::pb::{GetOrderRequest, PlaceOrderRequest};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let book = OrderBook::default();
+/// let placed = book.place_order(tonic::Request::new(PlaceOrderRequest { user_id: 7, amount: 42.5 })).await.unwrap();
+/// let id = placed.get_ref().id;
+/// let found = book.get_order(tonic::Request::new(GetOrderRequest { id })).await.unwrap();
+/// assert_eq!(found.get_ref().amount, 42.5);
+/// let refused = book.place_order(tonic::Request::new(PlaceOrderRequest { user_id: 7, amount: -1.0 })).await;
+/// assert_eq!(refused.unwrap_err().code(), tonic::Code::InvalidArgument);
+/// # });
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct OrderBook {
     orders: Arc<Mutex<Vec<Order>>>,
@@ -105,6 +131,14 @@ impl Orders for OrderBook {
 }
 
 /// The example: the gRPC server with its layers, and the HTTP operational endpoints.
+///
+/// ```
+/// use opentelemetry::trace::TracerProvider as _;
+/// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+/// let example = towerscope_grpc_example::Example::new(provider.tracer("orders"));
+/// // `example.serve(grpc_listener, http_listener, shutdown)`: see `Example::serve`.
+/// # let _ = example;
+/// ```
 #[derive(Debug)]
 pub struct Example {
     tracer: SdkTracer,
@@ -113,6 +147,13 @@ pub struct Example {
 
 impl Example {
     /// The example with server spans from `tracer`.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let example = towerscope_grpc_example::Example::new(provider.tracer("orders"));
+    /// # let _ = example;
+    /// ```
     pub fn new(tracer: SdkTracer) -> Self {
         Self {
             tracer,
@@ -122,6 +163,31 @@ impl Example {
 
     /// Serves gRPC on `grpc` and `/metrics`, `/health`, `/ready` on `http` until
     /// `shutdown` completes.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let example = towerscope_grpc_example::Example::new(provider.tracer("orders"));
+    /// let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let ops = http.local_addr()?;
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let server = tokio::spawn(example.serve(grpc, http, async { stopped.await.ok(); }));
+    /// let ops_answer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+    ///     use std::io::{Read as _, Write as _};
+    ///     let mut conn = std::net::TcpStream::connect(ops)?;
+    ///     conn.write_all(b"GET /ready HTTP/1.1\r\nhost: ops\r\nconnection: close\r\n\r\n")?;
+    ///     let mut answer = String::new();
+    ///     conn.read_to_string(&mut answer)?;
+    ///     Ok(answer)
+    /// }).await??;
+    /// assert!(ops_answer.starts_with("HTTP/1.1 200"), "{ops_answer}");
+    /// stop.send(()).ok();
+    /// server.await??;
+    /// # Ok(()) }
+    /// ```
     pub async fn serve(
         self,
         grpc: tokio::net::TcpListener,

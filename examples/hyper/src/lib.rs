@@ -139,6 +139,42 @@ pub async fn handle<B>(request: Request<B>) -> Result<Response<Full<Bytes>>, Inf
 /// Serves the application on `app` (behind `obs.layer()`, connections measured) and the
 /// operational endpoints on `admin`, until `shutdown` completes; then drains open
 /// connections.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let obs = towerscope_hyper_example::observability(
+///     towerscope::Observability::builder("catalogue").without_logging(),
+/// )?;
+/// let app = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let (shop, ops) = (app.local_addr()?, admin.local_addr()?);
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = tokio::spawn(async move {
+///     towerscope_hyper_example::serve(&obs, app, admin, async { stopped.await.ok(); }).await
+/// });
+/// let shop_answer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+///     use std::io::{Read as _, Write as _};
+///     let mut conn = std::net::TcpStream::connect(shop)?;
+///     conn.write_all(b"GET /products HTTP/1.1\r\nhost: shop\r\nconnection: close\r\n\r\n")?;
+///     let mut answer = String::new();
+///     conn.read_to_string(&mut answer)?;
+///     Ok(answer)
+/// }).await??;
+/// assert!(shop_answer.starts_with("HTTP/1.1 200"), "{shop_answer}");
+/// let ops_answer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+///     use std::io::{Read as _, Write as _};
+///     let mut conn = std::net::TcpStream::connect(ops)?;
+///     conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: ops\r\nconnection: close\r\n\r\n")?;
+///     let mut answer = String::new();
+///     conn.read_to_string(&mut answer)?;
+///     Ok(answer)
+/// }).await??;
+/// assert!(ops_answer.starts_with("HTTP/1.1 200"), "{ops_answer}");
+/// stop.send(()).ok();
+/// server.await??;
+/// # Ok(()) }
+/// ```
 pub async fn serve(
     obs: &Observability,
     app: tokio::net::TcpListener,

@@ -35,9 +35,32 @@ use towerscope_core::ObserveService;
 use towerscope_trace::{TraceClientLayer, TraceLayer};
 
 /// The most entries one `POST /test` may list.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tower::ServiceExt as _;
+/// use towerscope_interop::MAX_CASES;
+/// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+/// let case = serde_json::json!({ "url": "http://127.0.0.1:1/", "arguments": [] });
+/// let too_many = serde_json::Value::Array(vec![case; MAX_CASES + 1]);
+/// let req = http::Request::post("/test")
+///     .header("content-type", "application/json")
+///     .body(axum::body::Body::from(too_many.to_string()))?;
+/// let resp = towerscope_interop::app(&provider).oneshot(req).await?;
+/// assert_eq!(resp.status(), 400); // nothing was called
+/// # Ok(()) }
+/// ```
 pub const MAX_CASES: usize = 256;
 
 /// One entry of the suite's request.
+///
+/// ```
+/// use towerscope_interop::Case;
+/// let case: Case = serde_json::from_str(r#"{"url": "http://127.0.0.1:9000/", "arguments": [{"a": 1}]}"#).unwrap();
+/// assert_eq!(case.url, "http://127.0.0.1:9000/");
+/// assert!(serde_json::from_str::<Case>(r#"{"url": "http://x/", "extra": 1}"#).is_err()); // unknown fields refused
+/// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Case {
