@@ -1,7 +1,7 @@
 //! An in-memory log destination, for tests that read back the lines they caused.
 
 use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -130,26 +130,22 @@ impl CaptureWriter {
     /// assert!(out.lines().is_empty());
     /// ```
     pub fn clear(&self) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.locked().clear();
     }
 
     fn buffer(&self) -> Vec<u8> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.locked().clone()
+    }
+
+    /// The buffer; a writer that panicked mid-write leaves it readable.
+    fn locked(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl io::Write for CaptureWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
+        self.locked().extend_from_slice(buf);
         Ok(buf.len())
     }
 
