@@ -229,6 +229,15 @@
     cls = 0; windowValue = 0; windowStart = 0; windowLast = 0;
     interactions = {};
     reported = false;
+    // Its first paint is the frame after the restore: that is its FCP and LCP, as web-vitals
+    // reports them for restored pages.
+    requestAnimationFrame(function () {
+      requestAnimationFrame(function () {
+        var t = performance.now() - ev.timeStamp;
+        vital("FCP", t);
+        vital("LCP", t);
+      });
+    });
   });
   setInterval(function () { if (queue.length) flush(); }, flushEvery);
 })();

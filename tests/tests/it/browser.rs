@@ -146,7 +146,8 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
     );
 
     // Back to the shop: restored from the back/forward cache (its script state survives), a
-    // new page view that reports its own INP and CLS when hidden again.
+    // new page view that reports its own FCP and LCP (its first frame) and its INP and CLS
+    // when hidden again.
     client.back().await.expect("back to the shop");
     let restored = client
         .execute("return window.__leftOnce === true;", vec![])
@@ -181,16 +182,20 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
     let second = eventually(Duration::from_secs(20), || async {
         let text = metrics_text().await;
         (count(&text, "rum_inp_seconds_count{page=\"/\"") == 2
-            && count(&text, "rum_cls_count{page=\"/\"") == 2)
+            && count(&text, "rum_cls_count{page=\"/\"") == 2
+            && count(&text, "rum_lcp_seconds_count{page=\"/\"") == 2
+            && count(&text, "rum_fcp_seconds_count{page=\"/\"") == 2)
             .then_some(())
     })
     .await;
     let text = metrics_text().await;
     assert!(
         second.is_some(),
-        "the restored view's INP and CLS:\n{}",
+        "the restored view's INP, CLS, LCP and FCP:\n{}",
         text.lines()
-            .filter(|l| l.starts_with("rum_inp") || l.starts_with("rum_cls"))
+            .filter(|l| ["rum_inp", "rum_cls", "rum_lcp", "rum_fcp"]
+                .iter()
+                .any(|p| l.starts_with(p) && l.contains("_count")))
             .collect::<Vec<_>>()
             .join("\n")
     );
