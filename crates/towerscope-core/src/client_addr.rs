@@ -136,6 +136,7 @@ const MAX_HOPS: usize = 32;
 /// req.extensions_mut().insert(PeerAddr("192.0.2.7:40000".parse().unwrap()));
 /// assert_eq!(peer_ip(req.extensions()), Some("192.0.2.7".parse().unwrap()));
 /// ```
+#[inline]
 pub fn peer_ip(ext: &Extensions) -> Option<IpAddr> {
     #[cfg(feature = "axum")]
     {
@@ -169,6 +170,7 @@ pub fn peer_ip(ext: &Extensions) -> Option<IpAddr> {
 /// let direct = Some("203.0.113.9".parse().unwrap());
 /// assert_eq!(client_ip(direct, &headers, &trusted), direct);
 /// ```
+#[inline]
 pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpRange]) -> Option<IpAddr> {
     let peer = peer?;
     let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
