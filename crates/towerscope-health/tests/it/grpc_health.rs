@@ -2,7 +2,7 @@
 #![cfg(feature = "grpc")]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tonic_health::pb::HealthCheckRequest;
@@ -12,18 +12,7 @@ use towerscope_health::{CheckOptions, Health, check_fn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_health_reports_the_same_truth() {
-    let up = Arc::new(AtomicBool::new(true));
-    let flag = up.clone();
-    let health = Health::builder("1")
-        .check(
-            "db",
-            check_fn(move || {
-                let ok = flag.load(Ordering::SeqCst);
-                async move { if ok { Ok(()) } else { Err("down") } }
-            }),
-            CheckOptions::default().cache_for(Duration::ZERO),
-        )
-        .build();
+    let (health, up) = crate::common::toggled_db(CheckOptions::default().cache_for(Duration::ZERO));
     let (reporter, service) = tonic_health::server::health_reporter();
     let _sync = health.sync_grpc(reporter, ["shop.Orders"], Duration::from_millis(50));
 

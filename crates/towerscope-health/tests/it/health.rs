@@ -359,18 +359,7 @@ async fn each_status_change_is_logged_once() {
     let seen = CountMessages::default();
     let _default =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(seen.clone()));
-    let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let flag = up.clone();
-    let health = Health::builder("1")
-        .check(
-            "db",
-            check_fn(move || {
-                let ok = flag.load(Ordering::SeqCst);
-                async move { if ok { Ok(()) } else { Err("down") } }
-            }),
-            no_cache(),
-        )
-        .build();
+    let (health, up) = crate::common::toggled_db(no_cache());
     for _ in 0..3 {
         health.readiness().await;
     }
