@@ -30,22 +30,8 @@ fn stack(registry: Registry, metrics_layer: HttpMetricsLayer, in_flight: InFligh
             post(|| async { (StatusCode::CREATED, "created") }),
         )
         .route("/fail", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
-        .route(
-            "/panic",
-            get(|| async {
-                if true {
-                    panic!("handler bug");
-                }
-                "unreachable"
-            }),
-        )
-        .route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                "late"
-            }),
-        )
+        .route("/panic", get(panics))
+        .route("/slow", get(slow))
         .route(
             "/stream",
             get(|| async {
@@ -61,6 +47,17 @@ fn stack(registry: Registry, metrics_layer: HttpMetricsLayer, in_flight: InFligh
         metrics: MetricsService::new(registry),
         in_flight,
     }
+}
+
+/// Answers after 30 s: a request the test drops, or counts in flight, while it waits.
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    "late"
+}
+
+/// Panics (the panic layer answers 500).
+async fn panics() -> &'static str {
+    panic!("handler bug")
 }
 
 /// Two chunks with `gap` between them.
@@ -452,22 +449,8 @@ fn metrics_with_gauge() -> (Registry, InFlightLayer, HttpMetricsLayer) {
 async fn in_flight_maintained_by_the_metrics_layer_balances() {
     let (registry, in_flight, layer) = metrics_with_gauge();
     let app = Router::new()
-        .route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                "late"
-            }),
-        )
-        .route(
-            "/panic",
-            get(|| async {
-                if true {
-                    panic!("bug");
-                }
-                ""
-            }),
-        )
+        .route("/slow", get(slow))
+        .route("/panic", get(panics))
         .layer(CatchPanicLayer::new())
         .layer(layer);
     let metrics = MetricsService::new(registry);
