@@ -14,6 +14,7 @@
 //! layer counts both as `error_type="panic"`.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -96,6 +97,54 @@ fn chain_has_panic(mut e: &(dyn StdError + 'static)) -> bool {
             Some(next) => e = next,
             None => return false,
         }
+    }
+}
+
+thread_local! {
+    /// Set by a panic hook that has logged the panic now unwinding on this thread.
+    static LOGGED_BY_HOOK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Tells [`CatchPanicLayer`] that a panic hook has already logged the panic now unwinding on
+/// this thread, so that the layer does not log it a second time. The layer still answers the
+/// caller and marks the response ([`PanicCaught`]); only its own `ERROR` event is left out.
+///
+/// A panic hook that records panics in the log calls this (towerscope-log's does, with the
+/// panic's location and backtrace, which the layer cannot see). The mark is taken back by
+/// the next panic the layer catches on this thread.
+///
+/// ```standalone_crate
+/// use tower::{Layer as _, ServiceExt as _};
+/// use towerscope_core::{CatchPanicLayer, PanicCaught};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let previous = std::panic::take_hook();
+/// std::panic::set_hook(Box::new(|_info| {
+///     // ... write the panic to the log here, then:
+///     towerscope_core::mark_panic_logged();
+/// }));
+/// let svc = CatchPanicLayer::new().layer(tower::service_fn(|_req: http::Request<()>| async {
+///     panic!("bug");
+///     #[allow(unreachable_code)]
+///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+/// }));
+/// let resp = svc.oneshot(http::Request::new(())).await.unwrap();
+/// std::panic::set_hook(previous);
+/// assert_eq!(resp.status(), 500); // answered as before; the layer logged nothing of its own
+/// assert!(resp.extensions().get::<PanicCaught>().is_some());
+/// # });
+/// ```
+pub fn mark_panic_logged() {
+    // A thread being torn down has no mark left: the layer then logs the panic itself.
+    let _ = LOGGED_BY_HOOK.try_with(|logged| logged.set(true));
+}
+
+/// Logs a caught panic, unless a panic hook did ([`mark_panic_logged`]).
+fn log_caught(payload: &(dyn Any + Send), what: &'static str) {
+    let logged = LOGGED_BY_HOOK
+        .try_with(|logged| logged.replace(false))
+        .unwrap_or(false);
+    if !logged {
+        tracing::error!(panic.message = panic_message(payload), "{what}");
     }
 }
 
@@ -232,10 +281,7 @@ where
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
             Ok(inner) => CatchPanicFuture::Inner { inner, grpc },
             Err(payload) => {
-                tracing::error!(
-                    panic.message = panic_message(&*payload),
-                    "service panicked in call"
-                );
+                log_caught(&*payload, "service panicked in call");
                 CatchPanicFuture::Panicked { grpc }
             }
         }
@@ -289,10 +335,7 @@ where
                         })
                     })),
                     Err(payload) => {
-                        tracing::error!(
-                            panic.message = panic_message(&*payload),
-                            "handler panicked"
-                        );
+                        log_caught(&*payload, "handler panicked");
                         Poll::Ready(Ok(panic_response(*grpc)))
                     }
                 }
@@ -394,10 +437,7 @@ where
                     Ok(p) => p.map(|o| o.map(|r| r.map_err(Into::into))),
                     Err(payload) => {
                         *done = true;
-                        tracing::error!(
-                            panic.message = panic_message(&*payload),
-                            "response body panicked"
-                        );
+                        log_caught(&*payload, "response body panicked");
                         if *grpc {
                             let mut trailers = HeaderMap::with_capacity(2);
                             trailers.insert("grpc-status", HeaderValue::from_static("13"));
@@ -471,6 +511,58 @@ mod tests {
         assert!(resp.extensions().get::<PanicCaught>().is_some());
         let body = resp.into_body().collect().await.expect("body").to_bytes();
         assert_eq!(body, "Internal Server Error");
+    }
+
+    /// Counts the `ERROR` events of the current thread's subscriber.
+    #[derive(Clone, Default)]
+    struct Errors(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Errors {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if *event.metadata().level() == tracing::Level::ERROR {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A caught panic is logged once: by the layer, or by a panic hook that says it did.
+    #[test]
+    fn a_panic_logged_by_a_hook_is_not_logged_again() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let caught_errors = |hook_logged: bool| {
+            let errors = Errors::default();
+            let subscriber = tracing_subscriber::registry().with(errors.clone());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            tracing::subscriber::with_default(subscriber, || {
+                let svc = tower::service_fn(move |_req: Request<()>| async move {
+                    if hook_logged {
+                        mark_panic_logged(); // what a logging panic hook does as the panic starts
+                    }
+                    panic!("bug");
+                    #[allow(unreachable_code)]
+                    Ok::<_, std::convert::Infallible>(Response::new(
+                        http_body_util::Empty::<Bytes>::new(),
+                    ))
+                });
+                let resp = rt.block_on(call(svc, Request::new(())));
+                assert_eq!(resp.status(), 500);
+            });
+            errors.0.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        assert_eq!(
+            caught_errors(false),
+            1,
+            "the layer logs a panic no hook logged"
+        );
+        assert_eq!(caught_errors(true), 0, "logged once, by the hook");
+        // The mark was taken back: the next panic no hook logged is logged by the layer.
+        assert_eq!(caught_errors(false), 1);
     }
 
     #[tokio::test]

@@ -13,6 +13,9 @@
 //! - [`AccessLogLayer`]: one line per request, at the end of its body.
 //! - [`request_event!`], [`business_event!`], [`security_event!`], [`app_error!`]: the
 //!   guide's event kinds.
+//! - [`log_panic`]: a panic as one `ERROR` line in the span where it happened (with the
+//!   request's ID and trace), installed as the panic hook by [`LoggingBuilder::init`]; see
+//!   [`PanicHook`].
 //! - [`CaptureWriter`]: an in-memory destination, for tests that read their lines back.
 //!
 //! ```no_run
@@ -43,6 +46,7 @@ mod access;
 mod capture;
 mod events;
 mod json;
+mod panic;
 mod pretty;
 mod redact;
 mod setup;
@@ -52,6 +56,7 @@ pub use access::{ACCESS_TARGET, AccessLog, AccessLogBuilder, AccessLogLayer, Acc
 pub use capture::{CaptureWriter, NotJson};
 pub use events::type_name_of;
 pub use json::JsonLayer;
+pub use panic::{PanicHook, log_panic};
 pub use pretty::RedactedFields;
 pub use redact::{REDACTED, Redaction};
 pub use setup::{DEFAULT_FILTER, LogError, LogFormat, Logging, LoggingBuilder, LoggingGuard};

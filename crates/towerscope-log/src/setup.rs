@@ -14,8 +14,8 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::writer::{WriterGuard, background};
-use crate::{JsonLayer, RedactedFields, Redaction};
+use crate::writer::{Flusher, WriterGuard, background};
+use crate::{JsonLayer, PanicHook, RedactedFields, Redaction};
 
 /// Filter used when neither the builder nor `RUST_LOG` gives one.
 ///
@@ -89,6 +89,9 @@ pub enum LogError {
     /// The log writer's thread could not be started.
     #[error("starting the log writer thread: {0}")]
     Thread(#[source] io::Error),
+    /// The panic hook setting is not `chain`, `replace` or `off`.
+    #[error("unknown panic hook setting {0:?} (expected chain, replace or off)")]
+    PanicHook(String),
 }
 
 /// Keeps the background writer running; dropping it flushes the lines still buffered.
@@ -119,6 +122,10 @@ impl LoggingGuard {
     /// ```
     pub fn dropped_lines(&self) -> usize {
         usize::try_from(self.dropped.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    }
+
+    fn flusher(&self) -> Option<Flusher> {
+        self._worker.as_ref().map(WriterGuard::flusher)
     }
 }
 
@@ -177,6 +184,7 @@ impl Logging {
             non_blocking: true,
             dropped: Arc::new(AtomicU64::new(0)),
             extra: None,
+            panic_hook: PanicHook::default(),
         }
     }
 }
@@ -208,6 +216,7 @@ pub struct LoggingBuilder<W> {
     non_blocking: bool,
     dropped: Arc<AtomicU64>,
     extra: Option<ExtraLayer>,
+    panic_hook: PanicHook,
 }
 
 /// A layer of the user's, beside the log output (see [`LoggingBuilder::with_layer`]).
@@ -220,6 +229,7 @@ impl<W> std::fmt::Debug for LoggingBuilder<W> {
             .field("filter", &self.filter)
             .field("buffered_lines", &self.buffered_lines)
             .field("non_blocking", &self.non_blocking)
+            .field("panic_hook", &self.panic_hook)
             .finish_non_exhaustive()
     }
 }
@@ -344,6 +354,24 @@ where
         self
     }
 
+    /// What [`init`](Self::init) does with the process's panic hook; default
+    /// [`PanicHook::Chain`]: each panic is logged as one `ERROR` event ([`log_panic`],
+    /// inside the span where it happened), then the hook installed before runs (Rust's
+    /// default writes to stderr). [`PanicHook::Replace`] logs only, for a log stream that
+    /// is all JSON; [`PanicHook::Off`] leaves the hook alone.
+    ///
+    /// ```no_run
+    /// use towerscope_log::{Logging, PanicHook};
+    /// let _guard = Logging::builder().panic_hook(PanicHook::Replace).init().expect("logging");
+    /// std::thread::spawn(|| panic!("a bug")).join().unwrap_err(); // one JSON line, nothing on stderr
+    /// ```
+    ///
+    /// [`log_panic`]: crate::log_panic
+    pub fn panic_hook(mut self, mode: PanicHook) -> Self {
+        self.panic_hook = mode;
+        self
+    }
+
     /// Where lines go (default stdout).
     ///
     /// ```
@@ -371,6 +399,7 @@ where
             non_blocking: self.non_blocking,
             dropped: self.dropped,
             extra: self.extra,
+            panic_hook: self.panic_hook,
         }
     }
 
@@ -481,8 +510,10 @@ where
     /// # }
     /// ```
     pub fn init(self) -> Result<LoggingGuard, LogError> {
+        let panic_hook = self.panic_hook;
         let (subscriber, guard) = self.build()?;
         tracing::subscriber::set_global_default(subscriber).map_err(|_| LogError::AlreadySet)?;
+        crate::panic::install(panic_hook, guard.flusher());
         Ok(guard)
     }
 }

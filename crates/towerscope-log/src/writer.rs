@@ -12,8 +12,8 @@
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -34,12 +34,19 @@ struct State {
     /// The writer thread is waiting for a wake-up (not lingering, not writing).
     parked: bool,
     closed: bool,
+    /// Lines taken into the buffer so far, and how many of them the writer has written.
+    pushed: u64,
+    written: u64,
 }
 
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
+    /// Signalled after each write, for [`Shared::flush`].
+    written: Condvar,
+    /// The writer thread, which must not wait for itself.
+    thread: OnceLock<ThreadId>,
     max_lines: usize,
     dropped: Arc<AtomicU64>,
 }
@@ -60,6 +67,7 @@ impl Shared {
         }
         state.buf.extend_from_slice(line);
         state.lines += 1;
+        state.pushed += 1;
         let wake = std::mem::take(&mut state.parked);
         drop(state);
         if wake {
@@ -75,6 +83,7 @@ impl Shared {
             if !state.buf.is_empty() {
                 std::mem::swap(&mut state.buf, &mut spare);
                 state.lines = 0;
+                let upto = state.pushed;
                 drop(state);
                 // Nowhere to report a failed write to but the log itself: the lines are lost,
                 // as with any logger whose output is gone.
@@ -82,6 +91,8 @@ impl Shared {
                 spare.clear();
                 spare.shrink_to(KEEP_CAPACITY);
                 state = self.lock();
+                state.written = upto;
+                self.written.notify_all();
                 if state.buf.is_empty() && !state.closed {
                     state = self
                         .wake
@@ -103,11 +114,66 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Waits until every line taken so far has been written, at most `timeout`. Returns
+    /// whether they were (also when the writer is gone: it wrote what it had when it closed).
+    /// On the writer thread itself it returns at once (`false` unless nothing waits).
+    fn flush(&self, timeout: Duration) -> bool {
+        let mut state = self.lock();
+        let target = state.pushed;
+        if state.written >= target || state.closed {
+            return true;
+        }
+        if self.thread.get() == Some(&std::thread::current().id()) {
+            return false;
+        }
+        // Do not let it linger: write now.
+        self.wake.notify_one();
+        let deadline = std::time::Instant::now() + timeout;
+        while state.written < target && !state.closed {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self
+                .written
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}
+
 /// The `MakeWriter` the log layers write through: each write is one line, appended to the
 /// shared buffer, or dropped and counted when the buffer is full.
 #[derive(Debug, Clone)]
 pub(crate) struct BackgroundWriter {
     shared: Arc<Shared>,
+}
+
+/// A handle that waits for the writer to catch up: the panic hook's, so that the line of
+/// a panic that ends the process is written before it ends.
+#[derive(Debug, Clone)]
+pub(crate) struct Flusher(Arc<Shared>);
+
+impl Flusher {
+    /// See [`Shared::flush`].
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        self.0.flush(timeout)
+    }
+
+    /// Whether the writer has stopped taking lines (its guard was dropped).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.lock().closed
+    }
+}
+
+impl WriterGuard {
+    /// A handle that flushes this writer.
+    pub(crate) fn flusher(&self) -> Flusher {
+        Flusher(self.shared.clone())
+    }
 }
 
 /// Stops the writer thread when dropped, after it has written every buffered line.
@@ -136,6 +202,8 @@ pub(crate) fn background(
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         wake: Condvar::new(),
+        written: Condvar::new(),
+        thread: OnceLock::new(),
         max_lines: max_lines.max(1),
         dropped,
     });
@@ -143,6 +211,7 @@ pub(crate) fn background(
     let thread = std::thread::Builder::new()
         .name("towerscope-log".into())
         .spawn(move || worker.run(out))?;
+    let _ = shared.thread.set(thread.thread().id());
     Ok((
         BackgroundWriter {
             shared: shared.clone(),

@@ -10,7 +10,9 @@ use towerscope_alert::{Alerting, Delivery, Notifier, Rule, Sources, default_rule
 use towerscope_core::{CatchPanicLayer, RouteClassifier};
 use towerscope_dashboard::Dashboard;
 use towerscope_health::{Health, HealthBuilder};
-use towerscope_log::{AccessLogBuilder, AccessLogLayer, LogFormat, Logging, LoggingGuard};
+use towerscope_log::{
+    AccessLogBuilder, AccessLogLayer, LogFormat, Logging, LoggingGuard, PanicHook,
+};
 use towerscope_metrics::{
     AppInfo, ConnectionTracker, HttpMetricsBuilder, HttpMetricsLayer, InFlightLayer, MetricNames,
     MetricsService, ProcessCollector, SystemCollector, SystemNames,
@@ -177,6 +179,7 @@ pub struct ObservabilityBuilder {
     log_format: Option<LogFormat>,
     log_filter: Option<String>,
     log_writer: Option<BoxMakeWriter>,
+    log_panic_hook: PanicHook,
     health: Option<HealthBuilder>,
     perf: Option<PerfMonitor>,
     rules: Vec<Rule>,
@@ -229,6 +232,7 @@ impl ObservabilityBuilder {
             log_format: None,
             log_filter: None,
             log_writer: None,
+            log_panic_hook: PanicHook::default(),
             perf: None,
             rules: Vec::new(),
             default_rules: true,
@@ -531,6 +535,21 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// What the global log setup does with the process's panic hook; default
+    /// [`PanicHook::Chain`]: each panic becomes one `ERROR` line (in the span of the request
+    /// it happened in), then Rust's own report goes to stderr as before.
+    /// [`PanicHook::Replace`] writes the line only, for a log stream that is all JSON.
+    ///
+    /// ```
+    /// use towerscope::log::PanicHook;
+    /// let b = towerscope::Observability::builder("shop").log_panic_hook(PanicHook::Replace);
+    /// # let _ = b;
+    /// ```
+    pub fn log_panic_hook(mut self, hook: PanicHook) -> Self {
+        self.log_panic_hook = hook;
+        self
+    }
+
     /// Where log lines go (default: standard output, through a bounded non-blocking
     /// buffer).
     ///
@@ -759,7 +778,9 @@ impl ObservabilityBuilder {
                     _ => LogFormat::Pretty,
                 }
             });
-            let mut builder = Logging::builder().format(format);
+            let mut builder = Logging::builder()
+                .format(format)
+                .panic_hook(self.log_panic_hook);
             if let Some(filter) = self.log_filter.take() {
                 builder = builder.filter(filter);
             }

@@ -264,6 +264,10 @@ pub struct LogConfig {
     pub format: Option<String>,
     /// A `RUST_LOG`-style filter.
     pub filter: Option<String>,
+    /// What happens to panics: `chain` (default: logged, then Rust's own report on stderr),
+    /// `replace` (logged only: a log stream that is all JSON) or `off`; see
+    /// [`PanicHook`](towerscope_log::PanicHook).
+    pub panic_hook: Option<String>,
 }
 
 impl Default for LogConfig {
@@ -272,6 +276,7 @@ impl Default for LogConfig {
             enabled: true,
             format: None,
             filter: None,
+            panic_hook: None,
         }
     }
 }
@@ -419,6 +424,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("log.enabled", Kind::Bool),
     ("log.format", Kind::Str),
     ("log.filter", Kind::Str),
+    ("log.panic_hook", Kind::Str),
     ("health.enabled", Kind::Bool),
     ("perf.enabled", Kind::Bool),
     ("alerts.enabled", Kind::Bool),
@@ -618,6 +624,14 @@ impl Config {
             f.parse::<LogFormat>()
                 .map_err(|_| ("log.format", format!("`{f}` is not json or pretty")))?;
         }
+        if let Some(h) = &self.log.panic_hook {
+            h.parse::<towerscope_log::PanicHook>().map_err(|_| {
+                (
+                    "log.panic_hook",
+                    format!("`{h}` is not chain, replace or off"),
+                )
+            })?;
+        }
         if !(1..=86_400).contains(&self.alerts.interval_secs) {
             return Err(("alerts.interval_secs", "must be 1 to 86400".into()));
         }
@@ -731,6 +745,15 @@ impl Config {
         }
         if let Some(filter) = &self.log.filter {
             b = b.log_filter(filter.clone());
+        }
+        if let Some(hook) = &self.log.panic_hook {
+            let hook = hook.parse().map_err(|_| {
+                key_error(
+                    "log.panic_hook",
+                    format!("`{hook}` is not chain, replace or off"),
+                )
+            })?;
+            b = b.log_panic_hook(hook);
         }
 
         let al = &self.alerts;
@@ -854,6 +877,7 @@ mod tests {
         full.tracing.sample_ratio = Some(0.5);
         full.log.format = Some("json".into());
         full.log.filter = Some("info".into());
+        full.log.panic_hook = Some("chain".into());
         full.alerts.rules_file = Some("r.yaml".into());
         full.alerts.alertmanager = Some("http://am:9093".into());
         let table = toml::Table::try_from(&full).expect("serializes");
@@ -886,6 +910,7 @@ mod tests {
                 ("TOWERSCOPE_TRACING_SAMPLE_RATIO", "0.25"),
                 ("TOWERSCOPE_RUM_PAGES", "/,/p/{id}"),
                 ("TOWERSCOPE_OPS_TOKEN", "x y"),
+                ("TOWERSCOPE_LOG_PANIC_HOOK", "replace"),
             ]),
         )
         .expect("valid");
@@ -896,6 +921,7 @@ mod tests {
         assert_eq!(c.tracing.sample_ratio, Some(0.25));
         assert_eq!(c.rum.pages, ["/", "/p/{id}"]);
         assert_eq!(c.ops_token.as_deref(), Some("x y"));
+        assert_eq!(c.log.panic_hook.as_deref(), Some("replace"));
     }
 
     #[test]
@@ -949,6 +975,10 @@ mod tests {
             "access_log.trusted_proxies"
         );
         assert_eq!(file_error("[log]\nformat = \"xml\"\n").key(), "log.format");
+        assert_eq!(
+            file_error("[log]\npanic_hook = \"sometimes\"\n").key(),
+            "log.panic_hook"
+        );
         assert_eq!(
             file_error("[rum]\npages = [\"products\"]\n").key(),
             "rum.pages"

@@ -18,7 +18,7 @@ use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use towerscope::alert::{Condition, Rule, Signal, WebhookNotifier};
 use towerscope::health::{CheckOptions, Health, check_fn};
-use towerscope::log::LogFormat;
+use towerscope::log::{LogFormat, PanicHook};
 use towerscope::metrics::Format;
 use towerscope::{Observability, Piece};
 
@@ -205,11 +205,21 @@ async fn thousands_of_clients_that_disconnect_mid_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panics_500s_and_service_errors_under_concurrency() {
     const EACH: usize = 300;
+    // The hook before ours: Rust's default, counting its calls.
+    let default_hook: Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync> =
+        Arc::from(std::panic::take_hook());
+    let before_ours = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (hook, calls) = (default_hook.clone(), before_ours.clone());
+    std::panic::set_hook(Box::new(move |info| {
+        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        hook(info);
+    }));
     let lines = CaptureWriter::new();
     let obs = Observability::builder("faults")
         .log_format(LogFormat::Json)
         .log_filter("info")
         .log_writer(lines.clone())
+        .log_panic_hook(PanicHook::Replace)
         .disable(Piece::Alerts)
         .disable(Piece::Dashboard)
         .build()
@@ -255,6 +265,11 @@ async fn panics_500s_and_service_errors_under_concurrency() {
     while let Some(joined) = requests.join_next().await {
         joined.expect("request");
     }
+    // `Replace`: the panics went to the log only. (The default hook back for the rest of
+    // the test, so that a failing assertion below still reports on stderr.)
+    let unlogged = before_ours.load(std::sync::atomic::Ordering::Relaxed);
+    std::panic::set_hook(Box::new(move |info| default_hook(info)));
+    assert_eq!(unlogged, 0, "the hook before ours ran");
 
     // Inner-service errors, on a plain tower service behind the same layer.
     use tower::{Layer as _, ServiceExt as _};
@@ -334,6 +349,20 @@ async fn panics_500s_and_service_errors_under_concurrency() {
         })
     })
     .await;
+    // Each panic is one line, in its request's span, and the panic layer did not log it
+    // again.
+    let logged = lines.json_lines().expect("one JSON object per line");
+    let panicked: HashSet<String> = logged
+        .iter()
+        .filter(|l| l["message"] == "panicked" && l["panic.message"] == "a bug under load")
+        .filter_map(|l| l["request_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(panicked.len(), EACH);
+    assert!((0..EACH).all(|i| panicked.contains(&format!("panic-{i}"))));
+    assert!(
+        !logged.iter().any(|l| l["message"] == "handler panicked"),
+        "logged twice"
+    );
     // Still serving.
     assert_eq!(
         get(&client, format!("http://{addr}/ok"), None).await,

@@ -3,3 +3,4 @@
 //! keeps the build of the test suite short (see `docs/testing.md`).
 
 mod logging;
+mod panics;

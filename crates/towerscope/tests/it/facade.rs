@@ -254,6 +254,25 @@ async fn the_facade_around_axum_tonic_and_hyper() {
     .await;
     assert_eq!(panic_line["level"], "ERROR");
     assert_eq!(panic_line["status"], 500);
+    // The panic itself, logged once by the panic hook the facade installs (where it
+    // happened, in the request's span), and not again by the panic layer.
+    let panicked: Vec<Value> = lines
+        .json_lines()
+        .expect("one JSON object per line")
+        .into_iter()
+        .filter(|l| l["panic.message"] == "axum handler bug")
+        .collect();
+    assert_eq!(panicked.len(), 1, "{panicked:#?}");
+    assert_eq!(panicked[0]["message"], "panicked");
+    assert_eq!(panicked[0]["request_id"], "axum-panic-1");
+    assert_eq!(panicked[0]["trace_id"], panic_line["trace_id"]);
+    assert!(
+        panicked[0]["panic.location"]
+            .as_str()
+            .is_some_and(|l| l.contains("facade.rs")),
+        "{}",
+        panicked[0]
+    );
 
     // --- tonic: the gRPC path is the route, the status comes from the trailers.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
