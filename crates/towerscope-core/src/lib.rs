@@ -76,7 +76,7 @@ pub use observe::{
 };
 pub use panic::{
     BoxError, CatchPanic, CatchPanicBody, CatchPanicFuture, CatchPanicLayer, PanicCaught,
-    PanicError, is_panic_error, mark_panic_logged,
+    PanicError, is_panic_error, mark_panic_logged, panic_message,
 };
 pub use route::{
     InlineRoute, RequestHead, Route, RouteClassifier, UNMATCHED_ROUTE, is_grpc_method_path,

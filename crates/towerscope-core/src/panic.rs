@@ -148,7 +148,17 @@ fn log_caught(payload: &(dyn Any + Send), what: &'static str) {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
+/// The message of a panic, from its payload (what `catch_unwind` returns, or a panic hook's
+/// `info.payload()`): the text of `panic!("...")`, or a fixed text when the payload is not a
+/// string (`std::panic::panic_any`).
+///
+/// ```
+/// let caught = std::panic::catch_unwind(|| panic!("order {} has no lines", 7)).unwrap_err();
+/// assert_eq!(towerscope_core::panic_message(&*caught), "order 7 has no lines");
+/// let other = std::panic::catch_unwind(|| std::panic::panic_any(42)).unwrap_err();
+/// assert_eq!(towerscope_core::panic_message(&*other), "non-string panic payload");
+/// ```
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         s
     } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -257,16 +257,6 @@ pub(crate) struct Registered {
     pub(crate) last: tokio::sync::Mutex<Option<(Instant, CheckReport)>>,
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
-}
-
 impl Registered {
     /// The check's report: cached if fresh, otherwise from a new run in its own task, so a
     /// panic is caught and a hang is cut off by the timeout without blocking other checks.
@@ -285,7 +275,7 @@ impl Registered {
             Ok(Ok(result)) => result,
             Ok(Err(join)) if join.is_panic() => Err(format!(
                 "check panicked: {}",
-                panic_text(&*join.into_panic())
+                towerscope_core::panic_message(&*join.into_panic())
             )),
             Ok(Err(_)) => Err("check was cancelled".to_owned()),
             Err(_) => {

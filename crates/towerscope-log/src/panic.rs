@@ -103,12 +103,7 @@ pub fn log_panic(info: &PanicHookInfo<'_>) {
     if !tracing::enabled!(tracing::Level::ERROR) {
         return;
     }
-    let payload = info.payload();
-    let message = payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("panic payload that is not a string");
+    let message = towerscope_core::panic_message(info.payload());
     let location = info.location().map(tracing::field::display);
     let thread = std::thread::current();
     let thread = thread.name().unwrap_or("<unnamed>");
