@@ -2,11 +2,13 @@
 //! exponential backoff and jitter within a horizon, a timeout per attempt, outcomes counted.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -310,8 +312,16 @@ impl<N: Notifier> DeliveryBuilder<N> {
             while let Some((n, queued)) = rx.recv().await {
                 let mut delay = first;
                 loop {
-                    let result = match tokio::time::timeout(timeout, notifier.send(&n)).await {
-                        Ok(r) => r,
+                    // A notifier that panics (in `send` or while its future runs) fails this
+                    // notification; it must not end the worker, or every later one is lost.
+                    let attempt =
+                        AssertUnwindSafe(async { notifier.send(&n).await }).catch_unwind();
+                    let result = match tokio::time::timeout(timeout, attempt).await {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(panic)) => Err(DeliveryError::Permanent(format!(
+                            "the notifier panicked: {}",
+                            towerscope_core::panic_message(&*panic)
+                        ))),
                         Err(_) => Err(DeliveryError::retry(format!("timed out after {timeout:?}"))),
                     };
                     match result {

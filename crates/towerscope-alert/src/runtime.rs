@@ -1,5 +1,6 @@
 //! The evaluator on a tokio task, and the handle the application keeps.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -260,7 +261,14 @@ impl AlertingBuilder {
             loop {
                 tokio::select! {
                     _ = ticker.tick() => {
-                        task_shared.evaluate();
+                        // A panic must not end the task: no rule would be evaluated again.
+                        let run = catch_unwind(AssertUnwindSafe(|| task_shared.evaluate()));
+                        if let Err(panic) = run {
+                            tracing::error!(
+                                panic.message = towerscope_core::panic_message(&*panic),
+                                "alert evaluation panicked; evaluating again at the next tick"
+                            );
+                        }
                     }
                     _ = stopped.changed() => break,
                 }
@@ -303,7 +311,15 @@ impl Shared {
                 }
             }
             for sink in &self.sinks {
-                sink.notify(n);
+                // A sink that panics loses this notification, not the others' nor the
+                // evaluations to come.
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sink.notify(n))) {
+                    tracing::error!(
+                        alert = %n.alert().name,
+                        panic.message = towerscope_core::panic_message(&*panic),
+                        "an alert sink panicked; it missed this notification"
+                    );
+                }
             }
         }
         sent

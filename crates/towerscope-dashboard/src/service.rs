@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -305,7 +306,14 @@ impl DashboardBuilder {
             loop {
                 ticker.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
-                inner.sample();
+                // A panic (in a collector of the application's, encoded with the registry)
+                // must not end the task: the history would stop for good.
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| inner.sample())) {
+                    tracing::error!(
+                        panic.message = towerscope_core::panic_message(&*panic),
+                        "dashboard sampling panicked; sampling again at the next tick"
+                    );
+                }
             }
         });
         Dashboard { inner }

@@ -209,3 +209,42 @@ async fn a_history_interval_past_a_day_samples_daily() {
         "the first sample and one a day later: {history}"
     );
 }
+
+/// A collector of the application's that panics once, when armed.
+#[derive(Debug, Default)]
+struct PanicsOnce(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl prometheus_client::collector::Collector for PanicsOnce {
+    fn encode(
+        &self,
+        _encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        if self.0.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            panic!("collector bug");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_while_sampling_skips_one_point_not_the_rest() {
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(PanicsOnce(armed.clone())));
+    let dashboard = Dashboard::builder(MetricsService::new(registry))
+        .history(Duration::from_secs(10), Duration::from_secs(3600))
+        .spawn();
+    let app = Router::new().merge(dashboard.router());
+    armed.store(true, std::sync::atomic::Ordering::Relaxed); // the sample at 10 s panics
+    // Before: the panic ended the sampling task, and the history stayed at its first point
+    // for good.
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    let (status, history) = get_json(&app, "/api/dashboard/history", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !armed.load(std::sync::atomic::Ordering::Relaxed),
+        "it panicked"
+    );
+    let points = history["points"].as_array().expect("points");
+    assert_eq!(points.len(), 3, "at spawn, and at 20 s and 30 s: {history}");
+}

@@ -5,5 +5,6 @@
 mod evaluator;
 mod limits;
 mod notifiers;
+mod panics;
 mod rules_file;
 mod signals;

@@ -98,7 +98,7 @@ async fn alertmanager() -> (Receiver, String) {
     (r, base)
 }
 
-fn alert(name: &str, severity: Severity) -> Alert {
+pub(crate) fn alert(name: &str, severity: Severity) -> Alert {
     let mut labels = BTreeMap::new();
     labels.insert("alertname".to_owned(), name.to_owned());
     labels.insert("severity".to_owned(), severity.as_str().to_owned());
@@ -124,7 +124,7 @@ fn alert(name: &str, severity: Severity) -> Alert {
     }
 }
 
-async fn until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+pub(crate) async fn until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
