@@ -227,7 +227,7 @@ impl prometheus_client::collector::Collector for PanicsOnce {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_panic_while_sampling_skips_one_point_not_the_rest() {
+async fn a_panic_while_sampling_costs_one_point_not_the_rest() {
     let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut registry = Registry::default();
     registry.register_collector(Box::new(PanicsOnce(armed.clone())));
