@@ -600,7 +600,7 @@ impl AlertmanagerNotifier {
     /// # });
     /// ```
     pub fn resend_every(self, every: Duration) -> Self {
-        let every = every.clamp(Duration::from_millis(100), Duration::from_secs(24 * 3600));
+        let every = every.clamp(Duration::from_millis(100), towerscope_core::MAX_PERIOD);
         self.replace(|b, g, _| (b, g, every))
     }
 

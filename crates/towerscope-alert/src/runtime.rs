@@ -10,8 +10,6 @@ use crate::eval::{Alert, Evaluator, Notification};
 use crate::rule::Rule;
 use crate::source::Sources;
 
-/// The longest evaluation interval taken.
-const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// The longest silence taken: an `Instant` a century ahead is in range on every platform.
 const MAX_SILENCE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
@@ -177,7 +175,7 @@ impl AlertingBuilder {
     /// # });
     /// ```
     pub fn interval(mut self, every: Duration) -> Self {
-        self.interval = every.clamp(Duration::from_millis(10), MAX_INTERVAL);
+        self.interval = every.clamp(Duration::from_millis(10), towerscope_core::MAX_PERIOD);
         self
     }
 

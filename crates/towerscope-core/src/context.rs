@@ -175,6 +175,18 @@ impl RequestStart {
     }
 }
 
+/// The longest period of towerscope's background tasks (alert evaluation, Alertmanager
+/// re-sends, dashboard sampling, gRPC health syncing): a day. A longer period, up to
+/// `Duration::MAX` ("for ever"), is taken as a day: tokio's interval panics scheduling a tick
+/// past what its clock holds, and the task would silently stop.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(towerscope_core::MAX_PERIOD, Duration::from_secs(24 * 3600));
+/// assert_eq!(Duration::MAX.min(towerscope_core::MAX_PERIOD), towerscope_core::MAX_PERIOD);
+/// ```
+pub const MAX_PERIOD: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// How long a thread trusts the request clock before it reads the system clock again.
 const WALL_CLOCK_RESYNC: std::time::Duration = std::time::Duration::from_secs(1);
 

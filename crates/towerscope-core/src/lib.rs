@@ -67,7 +67,9 @@ mod time;
 
 pub use client_addr::{IpRange, IpRangeError, client_ip, peer_ip};
 pub use connection::{ConnectionObserver, TrackedIo, TrackedListener};
-pub use context::{HexId, PeerAddr, RequestStart, SpanRequestId, TraceIds, UserId, unix_now};
+pub use context::{
+    HexId, MAX_PERIOD, PeerAddr, RequestStart, SpanRequestId, TraceIds, UserId, unix_now,
+};
 pub use exclude::ExcludedPaths;
 pub use grpc::{GrpcCode, is_grpc};
 pub use method::NormalizedMethod;

@@ -257,7 +257,7 @@ impl DashboardBuilder {
     /// # });
     /// ```
     pub fn history(mut self, every: Duration, keep: Duration) -> Self {
-        self.interval = every.clamp(Duration::from_millis(100), Duration::from_secs(24 * 3600));
+        self.interval = every.clamp(Duration::from_millis(100), towerscope_core::MAX_PERIOD);
         self.keep = keep;
         self
     }

@@ -78,8 +78,7 @@ impl Health {
         let health = self.clone();
         let mut names: Vec<String> = vec![String::new()];
         names.extend(services.into_iter().map(Into::into));
-        // tokio's interval panics scheduling a tick past what its clock holds.
-        let every = every.clamp(Duration::from_millis(10), Duration::from_secs(24 * 3600));
+        let every = every.clamp(Duration::from_millis(10), towerscope_core::MAX_PERIOD);
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
