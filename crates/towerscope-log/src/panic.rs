@@ -19,7 +19,8 @@ use crate::writer::Flusher;
 
 /// How long a panicking thread waits for the background writer to write the panic's line,
 /// so that it is out before a process that ends with the panic (`panic = "abort"`, or a
-/// panic in `main` with the guard in a static) is gone.
+/// panic in `main` with the guard in a static) is gone. A stuck writer makes one thread wait
+/// this long, not each (see `Shared::flush`).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What [`LoggingBuilder::init`](crate::LoggingBuilder::init) does with the process's panic

@@ -37,6 +37,9 @@ struct State {
     /// Lines taken into the buffer so far, and how many of them the writer has written.
     pushed: u64,
     written: u64,
+    /// `written` when a [`Shared::flush`] last gave up waiting: while it has not moved, the
+    /// writer is stuck (a blocked output) and nobody waits for it again.
+    gave_up_at: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -117,14 +120,18 @@ impl Shared {
 impl Shared {
     /// Waits until every line taken so far has been written, at most `timeout`. Returns
     /// whether they were (also when the writer is gone: it wrote what it had when it closed).
-    /// On the writer thread itself it returns at once (`false` unless nothing waits).
+    /// It returns `false` at once on the writer thread itself, and while the writer has made
+    /// no progress since a wait last gave up: a stuck output stalls one caller for
+    /// `timeout`, not every caller in turn.
     fn flush(&self, timeout: Duration) -> bool {
         let mut state = self.lock();
         let target = state.pushed;
         if state.written >= target || state.closed {
             return true;
         }
-        if self.thread.get() == Some(&std::thread::current().id()) {
+        if self.thread.get() == Some(&std::thread::current().id())
+            || state.gave_up_at == Some(state.written)
+        {
             return false;
         }
         // Do not let it linger: write now.
@@ -133,6 +140,7 @@ impl Shared {
         while state.written < target && !state.closed {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
+                state.gave_up_at = Some(state.written);
                 return false;
             }
             state = self
@@ -319,22 +327,71 @@ mod tests {
     }
 
     #[test]
-    fn a_full_buffer_drops_and_counts_without_blocking() {
-        /// A writer that blocks until the test ends.
-        struct Stuck(Arc<(Mutex<bool>, Condvar)>);
-        impl Write for Stuck {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                let (lock, cond) = &*self.0;
-                let mut done = lock.lock().expect("lock");
-                while !*done {
-                    done = cond.wait(done).expect("wait");
-                }
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
+    fn flush_waits_for_the_writer_and_a_stuck_one_stalls_one_caller_only() {
+        let release = Arc::new((Mutex::new(false), Condvar::new()));
+        let (writer, guard) =
+            background(Stuck(release.clone()), 16, Arc::new(AtomicU64::new(0))).expect("thread");
+        // Dropped before `guard` (which joins the writer), also when an assertion fails.
+        let _release = Release(release.clone());
+        let shared = guard.flusher();
+        assert!(shared.flush(Duration::from_secs(1)), "nothing to wait for");
+        writer.make_writer().write_all(b"one\n").expect("write");
+        let waited = std::time::Instant::now();
+        assert!(
+            !shared.flush(Duration::from_millis(100)),
+            "the output is stuck"
+        );
+        assert!(waited.elapsed() >= Duration::from_millis(100));
+        // No progress since: the next caller is not held up (a generous bound: it does not
+        // wait for its 30 s at all).
+        let again = std::time::Instant::now();
+        assert!(!shared.flush(Duration::from_secs(30)));
+        assert!(again.elapsed() < Duration::from_secs(10));
+        // Unstuck: every line written, and waiting works again.
+        release_stuck(&release);
+        writer.make_writer().write_all(b"two\n").expect("write");
+        // Once the writer has moved on, callers wait for it again.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !shared.flush(Duration::from_secs(30)) {
+            assert!(std::time::Instant::now() < deadline, "never written");
+            std::thread::sleep(Duration::from_millis(5));
         }
+        drop(guard);
+    }
+
+    /// A writer that blocks until released.
+    struct Stuck(Arc<(Mutex<bool>, Condvar)>);
+
+    fn release_stuck(release: &(Mutex<bool>, Condvar)) {
+        *release.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        release.1.notify_all();
+    }
+
+    /// Releases a [`Stuck`] writer when dropped.
+    struct Release(Arc<(Mutex<bool>, Condvar)>);
+
+    impl Drop for Release {
+        fn drop(&mut self) {
+            release_stuck(&self.0);
+        }
+    }
+
+    impl Write for Stuck {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let (lock, cond) = &*self.0;
+            let mut done = lock.lock().expect("lock");
+            while !*done {
+                done = cond.wait(done).expect("wait");
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_buffer_drops_and_counts_without_blocking() {
         let release = Arc::new((Mutex::new(false), Condvar::new()));
         let dropped = Arc::new(AtomicU64::new(0));
         let (writer, guard) =
