@@ -41,9 +41,10 @@ pub enum PanicHook {
     /// sees it. The default.
     #[default]
     Chain,
-    /// Log each panic, and run the hook installed before only when the log can no longer
-    /// take the line (its [`LoggingGuard`](crate::LoggingGuard) was dropped). With JSON
-    /// output, panics are then JSON lines like the rest, and nothing else is written.
+    /// Log each panic, and run the hook installed before only when the log did not take
+    /// the line: its [`LoggingGuard`](crate::LoggingGuard) was dropped, or its writer did
+    /// not write the line within a second (a stuck output). With JSON output, panics are
+    /// then JSON lines like the rest, and nothing else is written.
     Replace,
     /// Leave the panic hook as it is.
     Off,
