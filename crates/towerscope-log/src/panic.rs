@@ -137,9 +137,7 @@ pub(crate) fn install(mode: PanicHook, flusher: Option<Flusher>) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         log_panic(info);
-        let written = flusher
-            .as_ref()
-            .is_none_or(|f| f.flush(FLUSH_TIMEOUT) && !f.is_closed());
+        let written = flusher.as_ref().is_none_or(|f| f.flush(FLUSH_TIMEOUT));
         if mode == PanicHook::Chain || !written {
             previous(info);
         }

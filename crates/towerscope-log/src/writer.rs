@@ -115,18 +115,19 @@ impl Shared {
                 .unwrap_or_else(PoisonError::into_inner);
         }
     }
-}
 
-impl Shared {
-    /// Waits until every line taken so far has been written, at most `timeout`. Returns
-    /// whether they were (also when the writer is gone: it wrote what it had when it closed).
-    /// It returns `false` at once on the writer thread itself, and while the writer has made
-    /// no progress since a wait last gave up: a stuck output stalls one caller for
-    /// `timeout`, not every caller in turn.
+    /// Waits until every line taken so far has been written, at most `timeout`; returns
+    /// whether they were. It returns `false` at once when the writer takes no more lines
+    /// (its guard was dropped: the caller's last line was dropped too), on the writer thread
+    /// itself, and while the writer has made no progress since a wait last gave up: a stuck
+    /// output stalls one caller for `timeout`, not every caller in turn.
     fn flush(&self, timeout: Duration) -> bool {
         let mut state = self.lock();
+        if state.closed {
+            return false;
+        }
         let target = state.pushed;
-        if state.written >= target || state.closed {
+        if state.written >= target {
             return true;
         }
         if self.thread.get() == Some(&std::thread::current().id())
@@ -137,7 +138,8 @@ impl Shared {
         // Do not let it linger: write now.
         self.wake.notify_one();
         let deadline = std::time::Instant::now() + timeout;
-        while state.written < target && !state.closed {
+        // Lines taken before the guard closed the writer are still written: it drains them.
+        while state.written < target {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 state.gave_up_at = Some(state.written);
@@ -169,11 +171,6 @@ impl Flusher {
     /// See [`Shared::flush`].
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         self.0.flush(timeout)
-    }
-
-    /// Whether the writer has stopped taking lines (its guard was dropped).
-    pub(crate) fn is_closed(&self) -> bool {
-        self.0.lock().closed
     }
 }
 
