@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::io::Write as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
@@ -53,6 +54,10 @@ struct Inner {
 ///
 /// It counts its own work in the same registry: `towerscope_scrapes_total{format}` and
 /// `towerscope_scrape_encode_duration_seconds`.
+///
+/// A collector of the application's that panics or returns an error fails the scrape with
+/// `500` and an `ERROR` log line, rather than dropping the connection or serving the part of
+/// the registry before it as if it were all.
 ///
 /// With a bearer token configured, requests without `Authorization: Bearer <token>` get
 /// `401`; the comparison takes the same time wherever the tokens differ.
@@ -210,6 +215,10 @@ impl MetricsService {
 
     /// Encodes the whole registry in `format`.
     ///
+    /// A collector that returns an error is logged (`ERROR`) and the text ends where it
+    /// failed; a collector's panic goes on to the caller. (A scrape through the service gets
+    /// a `500` in both cases instead.)
+    ///
     /// ```
     /// use towerscope_metrics::{Format, MetricsService};
     /// let metrics = MetricsService::new(prometheus_client::registry::Registry::default());
@@ -217,6 +226,14 @@ impl MetricsService {
     /// assert!(!metrics.encode(Format::Prometheus).contains("# EOF")); // text 0.0.4 has no EOF marker
     /// ```
     pub fn encode(&self, format: Format) -> String {
+        match self.try_encode(format) {
+            Ok(text) | Err(EncodeFailed(text)) => text,
+        }
+    }
+
+    /// [`encode`](Self::encode), telling a collector's error apart: the text then ends
+    /// where that collector failed (the rest of the registry is missing) and is logged.
+    fn try_encode(&self, format: Format) -> Result<String, EncodeFailed> {
         let start = Instant::now();
         let inner = &self.inner;
         let registry_len = inner.last_registry_len.load(Ordering::Relaxed);
@@ -232,9 +249,9 @@ impl MetricsService {
         let (result, families) = text::capture(|| {
             prometheus_client::encoding::text::encode_registry(&mut om, &inner.registry)
         });
-        if let Err(e) = result {
-            // Writing to a String cannot fail; a collector returning an error is a bug there.
-            tracing::error!(error = %e, "a collector failed to encode");
+        if let Err(e) = &result {
+            // Writing to a String cannot fail: a collector returned the error.
+            tracing::error!(error = %e, "a metrics collector failed to encode");
         }
         inner.last_registry_len.store(om.len(), Ordering::Relaxed);
         let mut out = match format {
@@ -253,7 +270,10 @@ impl MetricsService {
         }
         inner.last_total_len.store(out.len(), Ordering::Relaxed);
         inner.encode_seconds.observe(start.elapsed().as_secs_f64());
-        out
+        match result {
+            Ok(()) => Ok(out),
+            Err(_) => Err(EncodeFailed(out)),
+        }
     }
 
     fn authorized<B>(&self, req: &Request<B>) -> bool {
@@ -295,7 +315,29 @@ impl MetricsService {
             },
         };
         self.inner.scrapes.get_or_create(&label).inc();
-        let body = self.encode(format);
+        // A collector of the application's that panics or fails must not cost the scrape
+        // its connection, nor pass off the part of the registry written before it as the
+        // whole (Prometheus would mark every series after it stale): the scraper gets a
+        // 500 (its target shows as down, with this reason) and the log says which.
+        let body = match catch_unwind(AssertUnwindSafe(|| self.try_encode(format))) {
+            Ok(Ok(body)) => body,
+            Ok(Err(EncodeFailed(_))) => {
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "a metrics collector failed to encode; see the server's log\n",
+                );
+            }
+            Err(panic) => {
+                tracing::error!(
+                    panic.message = towerscope_core::panic_message(&*panic),
+                    "a metrics collector panicked; the scrape is answered with 500"
+                );
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "a metrics collector panicked; see the server's log\n",
+                );
+            }
+        };
         let gzip = self.inner.gzip && accepts_gzip(req.headers().get(header::ACCEPT_ENCODING));
         let mut resp = Response::new(Full::new(Bytes::new()));
         let headers = resp.headers_mut();
@@ -325,6 +367,9 @@ impl MetricsService {
         resp
     }
 }
+
+/// The text of a registry one of whose collectors returned an error.
+struct EncodeFailed(String);
 
 fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
@@ -475,6 +520,72 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE towerscope_scrape_encode_duration_seconds histogram"));
+    }
+
+    /// A collector of the application's that fails, as told, the way the test says.
+    #[derive(Debug, Default, Clone)]
+    struct Faulty(Arc<std::sync::Mutex<Option<&'static str>>>);
+
+    impl prometheus_client::collector::Collector for Faulty {
+        fn encode(
+            &self,
+            _encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+        ) -> Result<(), std::fmt::Error> {
+            let fault = *self.0.lock().expect("lock");
+            match fault {
+                Some("panic") => panic!("the orders table is gone"),
+                Some(_) => Err(std::fmt::Error),
+                None => Ok(()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_collector_fails_the_scrape_with_500_and_the_next_one_succeeds() {
+        let faulty = Faulty::default();
+        let mut registry = Registry::default();
+        let before: Counter = Counter::default();
+        registry.register("before", "Registered before the faulty collector.", before);
+        registry.register_collector(Box::new(faulty.clone()));
+        let after: Counter = Counter::default();
+        registry.register("after", "Registered after it.", after);
+        let svc = MetricsService::new(registry);
+        let body = |resp: Response<Full<Bytes>>| {
+            let Ok(collected) = ready_now(http_body_util::BodyExt::collect(resp.into_body()));
+            String::from_utf8(collected.to_bytes().to_vec()).expect("utf-8")
+        };
+
+        for (fault, says) in [("panic", "panicked"), ("error", "failed to encode")] {
+            *faulty.0.lock().expect("lock") = Some(fault);
+            for accept in ["", "application/openmetrics-text"] {
+                let resp = get(&svc, &[("accept", accept), ("accept-encoding", "gzip")]);
+                assert_eq!(resp.status(), 500, "{fault}, accept {accept:?}");
+                let text = body(resp);
+                assert!(text.contains(says), "{fault}: {text}");
+                assert!(
+                    !text.contains("before_total"),
+                    "no part passed off as the whole"
+                );
+            }
+        }
+        *faulty.0.lock().expect("lock") = None;
+        let resp = get(&svc, &[]);
+        assert_eq!(resp.status(), 200);
+        let text = body(resp);
+        assert!(
+            text.contains("before_total 0\n") && text.contains("after_total 0\n"),
+            "{text}"
+        );
+    }
+
+    /// The body of a `Full` is ready at once.
+    fn ready_now<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("a Full body is always ready"),
+        }
     }
 
     #[test]
