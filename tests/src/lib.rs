@@ -132,3 +132,33 @@ pub async fn serve_demo(
     tokio::spawn(async move { server.serve(listener, std::future::pending()).await });
     (addr, demo)
 }
+
+/// The user guide's code blocks (`README.md` and `docs/*.md`), compiled and run as doctests
+/// so that the guide cannot drift from the API.
+#[cfg(doctest)]
+pub mod guide {
+    #[doc = include_str!("../../README.md")]
+    pub struct Readme;
+    #[doc = include_str!("../../docs/alerting.md")]
+    pub struct Alerting;
+    #[doc = include_str!("../../docs/dashboard.md")]
+    pub struct Dashboard;
+    #[doc = include_str!("../../docs/getting-started.md")]
+    pub struct GettingStarted;
+    #[doc = include_str!("../../docs/health.md")]
+    pub struct Health;
+    #[doc = include_str!("../../docs/logging.md")]
+    pub struct Logging;
+    #[doc = include_str!("../../docs/metrics.md")]
+    pub struct Metrics;
+    #[doc = include_str!("../../docs/migration.md")]
+    pub struct Migration;
+    #[doc = include_str!("../../docs/monitoring.md")]
+    pub struct Monitoring;
+    #[doc = include_str!("../../docs/perf.md")]
+    pub struct Perf;
+    #[doc = include_str!("../../docs/rum.md")]
+    pub struct Rum;
+    #[doc = include_str!("../../docs/tracing.md")]
+    pub struct Tracing;
+}
