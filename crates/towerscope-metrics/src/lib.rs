@@ -73,7 +73,9 @@ pub use in_flight::{InFlight, InFlightGuard, InFlightLayer};
 pub use info::AppInfo;
 pub use names::MetricNames;
 #[cfg(feature = "system")]
-pub use system::{ProcessCollector, SystemCollector, SystemCollectorBuilder, SystemNames};
+pub use system::{
+    MAX_NETWORK_INTERFACES, ProcessCollector, SystemCollector, SystemCollectorBuilder, SystemNames,
+};
 pub use text::Format;
 
 /// The prometheus-client crate this crate is built against, so applications register their

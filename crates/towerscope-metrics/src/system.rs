@@ -9,7 +9,9 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use sysinfo::{Disks, MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use sysinfo::{
+    Disks, MemoryRefreshKind, Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, System,
+};
 
 use crate::ConfigError;
 
@@ -138,11 +140,16 @@ pub struct SystemNames {
     pub memory_percent: String,
     /// Disk space in use on the filesystem holding the configured path, percent.
     pub disk_percent: String,
+    /// Bytes received and sent per network interface since it came up: a counter, written
+    /// with `_total` after this name, labelled `network_interface_name` and
+    /// `network_io_direction` (`receive`, `transmit`).
+    pub network_io: String,
 }
 
 impl SystemNames {
     /// `system_cpu_usage_percent`, `system_memory_used_bytes`,
-    /// `system_memory_usage_percent`, `system_disk_usage_percent` (the default).
+    /// `system_memory_usage_percent`, `system_disk_usage_percent`,
+    /// `system_network_io_bytes_total` (the default).
     ///
     /// ```
     /// let names = towerscope_metrics::SystemNames::system();
@@ -155,11 +162,14 @@ impl SystemNames {
             memory_used: "system_memory_used_bytes".into(),
             memory_percent: "system_memory_usage_percent".into(),
             disk_percent: "system_disk_usage_percent".into(),
+            network_io: "system_network_io_bytes".into(),
         }
     }
 
     /// The guide's names: `app_cpu_usage_percent`, `app_memory_usage_bytes`,
-    /// `app_memory_usage_percent`, `app_disk_usage_percent`.
+    /// `app_memory_usage_percent`, `app_disk_usage_percent`, and (the guide names CPU,
+    /// memory, disk and network as the system metrics, but gives no name for the last)
+    /// `app_network_io_bytes_total`.
     ///
     /// ```
     /// let names = towerscope_metrics::SystemNames::guide();
@@ -172,6 +182,7 @@ impl SystemNames {
             memory_used: "app_memory_usage_bytes".into(),
             memory_percent: "app_memory_usage_percent".into(),
             disk_percent: "app_disk_usage_percent".into(),
+            network_io: "app_network_io_bytes".into(),
         }
     }
 }
@@ -186,13 +197,24 @@ impl Default for SystemNames {
 struct SystemState {
     system: System,
     disks: Disks,
+    networks: Option<Networks>,
     last_cpu_refresh: Instant,
 }
 
-/// The guide's system metrics (CPU %, memory used, disk usage %), read at scrape time.
+/// At most this many network interfaces are reported (the first by name): a host with a
+/// virtual interface per container can have hundreds.
+pub const MAX_NETWORK_INTERFACES: usize = 32;
+
+/// The guide's system metrics (CPU %, memory used, disk usage %, network I/O), read at
+/// scrape time.
 ///
 /// CPU use is the average between two scrapes, which is what a rate over the scrape
 /// interval means; the first scrape reports the average since the collector was built.
+/// Network I/O is a counter per interface and direction
+/// (`system_network_io_bytes_total{network_interface_name="eth0",network_io_direction="receive"}`,
+/// the OpenTelemetry `system.network.io` metric), for `rate()`; at most
+/// [`MAX_NETWORK_INTERFACES`] interfaces, their names reduced to letters, digits, `_`, `-`,
+/// `.` and `@`.
 ///
 /// ```
 /// use towerscope_metrics::{SystemCollector, SystemNames};
@@ -222,6 +244,7 @@ pub struct SystemCollector {
 pub struct SystemCollectorBuilder {
     names: SystemNames,
     disk_path: Option<PathBuf>,
+    no_network: bool,
 }
 
 impl SystemCollectorBuilder {
@@ -259,6 +282,20 @@ impl SystemCollectorBuilder {
         self
     }
 
+    /// Whether to report network I/O per interface (default on).
+    ///
+    /// ```
+    /// use towerscope_metrics::{Format, MetricsService, SystemCollector};
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// SystemCollector::builder().network(false).register(&mut registry).unwrap();
+    /// let text = MetricsService::new(registry).encode(Format::Prometheus);
+    /// assert!(!text.contains("system_network_io_bytes_total"), "{text}");
+    /// ```
+    pub fn network(mut self, on: bool) -> Self {
+        self.no_network = !on;
+        self
+    }
+
     /// Registers the collector.
     ///
     /// ```
@@ -276,6 +313,7 @@ impl SystemCollectorBuilder {
             ("memory_used", &self.names.memory_used),
             ("memory_percent", &self.names.memory_percent),
             ("disk_percent", &self.names.disk_percent),
+            ("network_io", &self.names.network_io),
         ] {
             crate::names::check_metric_name(field, name)?;
         }
@@ -283,12 +321,21 @@ impl SystemCollectorBuilder {
         system.refresh_cpu_usage();
         let disks =
             Disks::new_with_refreshed_list().map_err(|e| ConfigError::System(e.to_string()))?;
+        let networks = if self.no_network {
+            None
+        } else {
+            Some(
+                Networks::new_with_refreshed_list()
+                    .map_err(|e| ConfigError::System(e.to_string()))?,
+            )
+        };
         registry.register_collector(Box::new(SystemCollector {
             names: self.names,
             disk_path: self.disk_path.unwrap_or_else(|| PathBuf::from("/")),
             state: Mutex::new(SystemState {
                 system,
                 disks,
+                networks,
                 last_cpu_refresh: Instant::now(),
             }),
         }));
@@ -319,6 +366,68 @@ fn disk_usage_percent(disks: &Disks, path: &Path) -> Option<f64> {
             let used = d.total_space().saturating_sub(d.available_space());
             used as f64 * 100.0 / d.total_space() as f64
         })
+}
+
+/// An interface name as a label value: the characters Linux, macOS and Windows use in
+/// interface names kept, any other one replaced by `_`.
+fn interface_label(name: &std::ffi::OsStr) -> String {
+    name.to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The interfaces to report: `(label, received, transmitted)`, the first
+/// [`MAX_NETWORK_INTERFACES`] by name.
+fn network_rows<'a>(
+    interfaces: impl Iterator<Item = (&'a std::ffi::OsStr, u64, u64)>,
+) -> Vec<(String, u64, u64)> {
+    let mut rows: Vec<(String, u64, u64)> = interfaces
+        .map(|(name, received, transmitted)| (interface_label(name), received, transmitted))
+        .collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows.truncate(MAX_NETWORK_INTERFACES);
+    rows
+}
+
+/// Bytes received and sent per interface, as one counter family.
+fn encode_network_io(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    networks: &Networks,
+) -> std::fmt::Result {
+    let rows = network_rows(networks.iter().map(|(name, data)| {
+        (
+            name.as_os_str(),
+            data.total_received(),
+            data.total_transmitted(),
+        )
+    }));
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(
+        name,
+        "Bytes received and sent by the network interface since it came up.",
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for (interface, received, transmitted) in &rows {
+        for (direction, bytes) in [("receive", received), ("transmit", transmitted)] {
+            let labels = [
+                ("network_interface_name", interface.as_str()),
+                ("network_io_direction", direction),
+            ];
+            ConstCounter::new(*bytes).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
 }
 
 impl Collector for SystemCollector {
@@ -366,6 +475,92 @@ impl Collector for SystemCollector {
                 p,
             )?;
         }
+        if let Some(networks) = &mut state.networks {
+            // Interfaces that went away are dropped; new ones are listed.
+            networks.refresh(true);
+            encode_network_io(&mut encoder, &n.network_io, networks)?;
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::io::{Read as _, Write as _};
+
+    #[test]
+    fn interface_names_become_safe_label_values() {
+        assert_eq!(interface_label(OsStr::new("eth0")), "eth0");
+        assert_eq!(interface_label(OsStr::new("veth1@if7")), "veth1@if7");
+        assert_eq!(interface_label(OsStr::new("br-4f.10")), "br-4f.10");
+        assert_eq!(interface_label(OsStr::new("we\"ird\\n\nx")), "we_ird_n_x");
+        assert_eq!(interface_label(OsStr::new("Ethernet 2")), "Ethernet_2");
+    }
+
+    #[test]
+    fn at_most_the_cap_of_interfaces_the_first_by_name() {
+        let names: Vec<String> = (0..100).rev().map(|i| format!("veth{i:03}")).collect();
+        let rows = network_rows(names.iter().map(|n| (OsStr::new(n.as_str()), 1, 2)));
+        assert_eq!(rows.len(), MAX_NETWORK_INTERFACES);
+        assert_eq!(rows[0].0, "veth000");
+        assert_eq!(
+            rows[MAX_NETWORK_INTERFACES - 1].0,
+            format!("veth{:03}", MAX_NETWORK_INTERFACES - 1)
+        );
+    }
+
+    /// The loopback interface's received bytes, from the exposition.
+    fn loopback_received(svc: &crate::MetricsService) -> Option<u64> {
+        let text = svc.encode(crate::Format::Prometheus);
+        text.lines()
+            .find(|l| {
+                l.starts_with(
+                    "system_network_io_bytes_total{network_interface_name=\"lo\",network_io_direction=\"receive\"} ",
+                )
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn network_io_counts_the_bytes_that_cross_an_interface() {
+        let mut registry = Registry::default();
+        SystemCollector::builder()
+            .register(&mut registry)
+            .expect("valid names");
+        let svc = crate::MetricsService::new(registry);
+        let before = loopback_received(&svc).expect("Linux always has `lo`");
+
+        // One MiB through the loopback interface.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let reader = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut sink = Vec::new();
+            conn.read_to_end(&mut sink).expect("read");
+            sink.len()
+        });
+        let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+        conn.write_all(&vec![7u8; 1 << 20]).expect("write");
+        drop(conn);
+        assert_eq!(reader.join().expect("reader"), 1 << 20);
+
+        let after = loopback_received(&svc).expect("still there");
+        assert!(
+            after >= before + (1 << 20),
+            "lo received {before} bytes before and {after} after a 1 MiB transfer"
+        );
+        let text = svc.encode(crate::Format::Prometheus);
+        assert!(
+            text.contains("# TYPE system_network_io_bytes_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("system_network_io_bytes_total{network_interface_name=\"lo\",network_io_direction=\"transmit\"} "),
+            "{text}"
+        );
     }
 }

@@ -231,6 +231,17 @@ pub fn grafana_dashboard(title: &str, names: &MetricNames, system: &SystemNames)
                 vec![("disk", format!("max({})", sel(&system.disk_percent, "")))],
             ),
             (
+                "Network I/O",
+                "Bps",
+                vec![(
+                    "{{network_io_direction}}",
+                    format!(
+                        "sum by (network_io_direction) ({})",
+                        rate(&format!("{}_total", system.network_io), "")
+                    ),
+                )],
+            ),
+            (
                 "Open file descriptors",
                 "short",
                 vec![("open", sel("process_open_fds", ""))],
