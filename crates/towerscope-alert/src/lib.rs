@@ -53,5 +53,5 @@ pub use notifiers::{
     SlackNotifier, WebhookNotifier,
 };
 pub use rule::{Condition, RouteScope, Rule, Severity, Signal};
-pub use runtime::{Alerting, AlertingBuilder, ChannelSink, Notify};
+pub use runtime::{Alerting, AlertingBuilder, ChannelSink, Notify, Routed};
 pub use source::Sources;

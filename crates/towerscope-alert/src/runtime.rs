@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, watch};
 
 use crate::eval::{Alert, Evaluator, Notification};
-use crate::rule::Rule;
+use crate::rule::{Rule, Severity};
 use crate::source::Sources;
 
 /// The longest silence taken: an `Instant` a century ahead is in range on every platform.
@@ -92,6 +92,87 @@ impl Notify for ChannelSink {
         if self.tx.try_send(n.clone()).is_err() {
             self.dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// A route for notifications: passes on to its sink only the alerts it accepts, by
+/// severity or by label, as an Alertmanager route does. The guide's escalation paths are
+/// routes: critical alerts to the pager, the rest to chat.
+///
+/// A resolved notification carries the alert as it last fired, so it goes wherever the
+/// firing ones went (for a predicate of the alert's severity and labels, which do not
+/// change while it fires).
+///
+/// ```
+/// use std::time::{Duration, Instant, SystemTime};
+/// use towerscope_alert::{ChannelSink, Condition, Evaluator, Notify as _, Routed, Rule, Sample, Severity, Signal};
+/// let (pager, mut pages) = ChannelSink::new(8);
+/// let (chat, mut messages) = ChannelSink::new(8);
+/// let pager = Routed::min_severity(pager, Severity::Critical);
+/// let chat = Routed::when(chat, |alert| alert.severity < Severity::Critical);
+///
+/// let mut eval = Evaluator::new(
+///     vec![
+///         Rule::new("Down", Signal::InFlight, Condition::Gt, 50.0).severity(Severity::Critical),
+///         Rule::new("Slow", Signal::InFlight, Condition::Gt, 5.0).severity(Severity::Medium),
+///     ],
+///     Duration::from_secs(3600),
+/// );
+/// for n in eval.evaluate(Instant::now(), SystemTime::now(), |_| vec![Sample::single(80.0)]) {
+///     pager.notify(&n);
+///     chat.notify(&n);
+/// }
+/// assert_eq!(pages.try_recv().unwrap().alert().name, "Down");
+/// assert!(pages.try_recv().is_err());
+/// assert_eq!(messages.try_recv().unwrap().alert().name, "Slow");
+/// assert!(messages.try_recv().is_err());
+/// ```
+pub struct Routed<N> {
+    sink: N,
+    accept: Box<dyn Fn(&Alert) -> bool + Send + Sync>,
+}
+
+impl<N: Notify> Routed<N> {
+    /// Passes on the alerts for which `accept` returns `true`.
+    ///
+    /// ```
+    /// use towerscope_alert::{ChannelSink, Routed};
+    /// let (sink, _rx) = ChannelSink::new(8);
+    /// // The payments team's alerts (a label the rules set).
+    /// let payments = Routed::when(sink, |alert| alert.labels.get("team").is_some_and(|t| t == "payments"));
+    /// # let _ = payments;
+    /// ```
+    pub fn when(sink: N, accept: impl Fn(&Alert) -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            sink,
+            accept: Box::new(accept),
+        }
+    }
+
+    /// Passes on the alerts of `min` severity and above.
+    ///
+    /// ```
+    /// use towerscope_alert::{ChannelSink, Routed, Severity};
+    /// let (sink, _rx) = ChannelSink::new(8);
+    /// let pager = Routed::min_severity(sink, Severity::High); // high and critical
+    /// # let _ = pager;
+    /// ```
+    pub fn min_severity(sink: N, min: Severity) -> Self {
+        Self::when(sink, move |alert| alert.severity >= min)
+    }
+}
+
+impl<N> std::fmt::Debug for Routed<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routed").finish_non_exhaustive()
+    }
+}
+
+impl<N: Notify> Notify for Routed<N> {
+    fn notify(&self, n: &Notification) {
+        if (self.accept)(n.alert()) {
+            self.sink.notify(n);
         }
     }
 }

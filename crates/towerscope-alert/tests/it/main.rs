@@ -6,5 +6,6 @@ mod evaluator;
 mod limits;
 mod notifiers;
 mod panics;
+mod routing;
 mod rules_file;
 mod signals;
