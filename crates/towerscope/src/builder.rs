@@ -6,7 +6,7 @@ use std::time::Duration;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use prometheus_client::registry::Registry;
-use towerscope_alert::{Alerting, Delivery, Notifier, Rule, Sources, default_rules};
+use towerscope_alert::{Alert, Alerting, Delivery, Notifier, Routed, Rule, Sources, default_rules};
 use towerscope_core::{CatchPanicLayer, RouteClassifier};
 use towerscope_dashboard::Dashboard;
 use towerscope_health::{Health, HealthBuilder};
@@ -138,7 +138,7 @@ pub enum BuildError {
 }
 
 /// A notifier delivery, built once the registry is known.
-type DeliveryFn = Box<dyn FnOnce(&mut Registry) -> Delivery + Send>;
+type DeliveryFn = Box<dyn FnOnce(&mut Registry) -> Routed<Delivery> + Send>;
 
 /// Builder for [`Observability`]; every piece is on until [`disable`](Self::disable)d.
 ///
@@ -637,10 +637,32 @@ impl ObservabilityBuilder {
     /// let b = towerscope::Observability::builder("shop").notifier(slack);
     /// # let _ = b;
     /// ```
-    pub fn notifier<N: Notifier>(mut self, notifier: N) -> Self {
+    pub fn notifier<N: Notifier>(self, notifier: N) -> Self {
+        self.notifier_when(notifier, |_| true)
+    }
+
+    /// Sends the alerts that `accept` takes through `notifier`, as
+    /// [`notifier`](Self::notifier) does: routing by severity or label (see
+    /// [`Routed`](towerscope_alert::Routed)).
+    ///
+    /// ```
+    /// use towerscope::alert::{PagerDutyNotifier, Severity, SlackNotifier};
+    /// let b = towerscope::Observability::builder("shop")
+    ///     .notifier_when(PagerDutyNotifier::new("R0UT1NGKEY"), |a| a.severity >= Severity::High)
+    ///     .notifier_when(SlackNotifier::new("https://hooks.slack.example/T000/B000/XXX"), |a| a.severity < Severity::High);
+    /// # let _ = b;
+    /// ```
+    pub fn notifier_when<N: Notifier>(
+        mut self,
+        notifier: N,
+        accept: impl Fn(&Alert) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.deliveries
             .push(Box::new(move |registry: &mut Registry| {
-                Delivery::builder(notifier).metrics(registry).spawn()
+                Routed::when(
+                    Delivery::builder(notifier).metrics(registry).spawn(),
+                    accept,
+                )
             }));
         self
     }
@@ -816,7 +838,7 @@ impl ObservabilityBuilder {
         });
         let rum = on(Piece::Rum)
             .then(|| std::mem::replace(&mut self.rum, Rum::builder()).build(registry));
-        let deliveries: Vec<Delivery> = if on(Piece::Alerts) {
+        let deliveries: Vec<Routed<Delivery>> = if on(Piece::Alerts) {
             self.deliveries
                 .drain(..)
                 .map(|make| make(registry))

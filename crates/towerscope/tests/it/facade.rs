@@ -608,3 +608,77 @@ async fn configuration_from_a_file_and_variables() {
     );
     obs.shutdown().await;
 }
+
+/// A receiver that keeps the names of the alerts it was sent, firing or resolved.
+#[derive(Clone, Default)]
+struct Inbox(std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>);
+
+impl Inbox {
+    fn taken(&self) -> Vec<(String, bool)> {
+        let mut got = std::mem::take(&mut *self.0.lock().expect("lock"));
+        got.sort();
+        got
+    }
+}
+
+impl towerscope::alert::Notifier for Inbox {
+    fn name(&self) -> &str {
+        "inbox"
+    }
+    fn send<'a>(
+        &'a self,
+        n: &'a towerscope::alert::Notification,
+    ) -> towerscope::alert::SendFuture<'a> {
+        self.0
+            .lock()
+            .expect("lock")
+            .push((n.alert().name.clone(), n.is_resolved()));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn notifiers_get_the_alerts_they_are_routed() {
+    use prometheus_client::metrics::gauge::Gauge;
+    use towerscope::alert::{Condition, Rule, Severity, Signal};
+    let mut registry = prometheus_client::registry::Registry::default();
+    let depth = Gauge::<i64>::default();
+    registry.register("queue_depth", "Jobs waiting", depth.clone());
+    let signal = || Signal::Gauge {
+        metric: "queue_depth".into(),
+        matchers: vec![],
+    };
+    let (pager, chat) = (Inbox::default(), Inbox::default());
+    let obs = Observability::builder("routes")
+        .without_logging()
+        .registry(registry)
+        .default_alert_rules(false)
+        .alert_rules([
+            Rule::new("QueueStuck", signal(), Condition::Gt, 1000.0).severity(Severity::Critical),
+            Rule::new("QueueBacklog", signal(), Condition::Gt, 100.0).severity(Severity::Low),
+        ])
+        .notifier_when(pager.clone(), |a| a.severity >= Severity::High)
+        .notifier_when(chat.clone(), |a| a.severity < Severity::High)
+        .build()
+        .expect("builds");
+    let alerting = obs.alerting().expect("alerts on").clone();
+    depth.set(5000);
+    alerting.evaluate_now();
+    let fired = |name: &str| vec![(name.to_owned(), false)];
+    // Delivered by each notifier's worker, soon after.
+    assert_eq!(
+        wait_for("the page", || Some(pager.taken()).filter(|g| !g.is_empty())).await,
+        fired("QueueStuck")
+    );
+    assert_eq!(
+        wait_for("the chat message", || Some(chat.taken())
+            .filter(|g| !g.is_empty()))
+        .await,
+        fired("QueueBacklog")
+    );
+    obs.shutdown().await;
+    assert!(
+        pager.taken().is_empty() && chat.taken().is_empty(),
+        "nothing else was sent"
+    );
+}
