@@ -248,6 +248,28 @@ pub struct CheckReport {
     pub error: Option<String>,
 }
 
+/// Runs `check` once in a task of its own, under `timeout`: a panic or a hang is a failure
+/// with a message, and delays nothing else.
+pub(crate) async fn run_once(
+    check: &Arc<dyn HealthCheck>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let check = check.clone();
+    let mut task = tokio::spawn(async move { check.check().await });
+    match tokio::time::timeout(timeout, &mut task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) if join.is_panic() => Err(format!(
+            "check panicked: {}",
+            towerscope_core::panic_message(&*join.into_panic())
+        )),
+        Ok(Err(_)) => Err("check was cancelled".to_owned()),
+        Err(_) => {
+            task.abort();
+            Err(format!("timed out after {} ms", timeout.as_millis()))
+        }
+    }
+}
+
 pub(crate) struct Registered {
     pub(crate) name: Arc<str>,
     pub(crate) check: Arc<dyn HealthCheck>,
@@ -269,23 +291,7 @@ impl Registered {
             }
         }
         let start = Instant::now();
-        let check = self.check.clone();
-        let mut task = tokio::spawn(async move { check.check().await });
-        let outcome = match tokio::time::timeout(self.opts.timeout, &mut task).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) if join.is_panic() => Err(format!(
-                "check panicked: {}",
-                towerscope_core::panic_message(&*join.into_panic())
-            )),
-            Ok(Err(_)) => Err("check was cancelled".to_owned()),
-            Err(_) => {
-                task.abort();
-                Err(format!(
-                    "timed out after {} ms",
-                    self.opts.timeout.as_millis()
-                ))
-            }
-        };
+        let outcome = run_once(&self.check, self.opts.timeout).await;
         let failed = match self.opts.criticality {
             Criticality::Critical => Status::Unhealthy,
             Criticality::NonCritical => Status::Degraded,

@@ -26,6 +26,9 @@
 //! With the `grpc` feature, `Health::sync_grpc` serves `grpc.health.v1` (through
 //! tonic-health) from the same checks.
 //!
+//! [`Synthetics`] runs checks of the critical paths on a schedule (synthetic monitoring),
+//! whether or not anything asks `/ready`, and exports each probe's last run.
+//!
 //! ## Panics, hangs and bursts
 //! Each run happens in its own task: a panicking check is reported `unhealthy` with its
 //! message, a hanging one is aborted at its timeout, and neither delays the others. Results
@@ -39,6 +42,7 @@ mod check;
 mod grpc;
 mod health;
 mod service;
+mod synthetic;
 
 #[cfg(feature = "redis")]
 pub use builtin::RedisCheck;
@@ -54,3 +58,6 @@ pub use check::{
 pub use grpc::GrpcHealthSync;
 pub use health::{Health, HealthBuilder, Liveness, Readiness};
 pub use service::{LivenessService, ReadinessService};
+pub use synthetic::{
+    MAX_PROBE_NAME, MIN_PROBE_INTERVAL, ProbeResult, Synthetics, SyntheticsBuilder, SyntheticsError,
+};

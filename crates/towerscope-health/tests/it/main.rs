@@ -7,3 +7,4 @@ mod common;
 mod grpc_health;
 mod health;
 mod sqlx_check;
+mod synthetic;
