@@ -287,13 +287,14 @@ impl Inner {
         let runs = self.probes.iter().map(|probe| async move {
             let start = Instant::now();
             let outcome = run_once(&probe.check, self.timeout).await;
+            let seconds = start.elapsed().as_secs_f64();
             let result = ProbeResult {
                 success: outcome.is_ok(),
-                duration_ms: (start.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+                duration_ms: (seconds * 1e6).round() / 1e3,
                 error: outcome.err(),
                 at: SystemTime::now(),
             };
-            self.record(&probe.name, &result);
+            self.record(&probe.name, &result, seconds);
             (probe.name.to_string(), result)
         });
         futures_util::future::join_all(runs)
@@ -302,7 +303,7 @@ impl Inner {
             .collect()
     }
 
-    fn record(&self, name: &Arc<str>, result: &ProbeResult) {
+    fn record(&self, name: &Arc<str>, result: &ProbeResult, seconds: f64) {
         if let Some(m) = &self.metrics {
             let probe = ProbeLabels {
                 probe: name.to_string(),
@@ -310,9 +311,7 @@ impl Inner {
             m.success
                 .get_or_create(&probe)
                 .set(i64::from(result.success));
-            m.duration
-                .get_or_create(&probe)
-                .set(result.duration_ms / 1e3);
+            m.duration.get_or_create(&probe).set(seconds);
             m.runs
                 .get_or_create(&RunLabels {
                     probe: probe.probe,

@@ -53,7 +53,8 @@ use towerscope_alert::{
 };
 use towerscope_core::UserId;
 use towerscope_health::{
-    CheckOptions, Criticality, DiskSpaceCheck, Health, MemoryCheck, SqlxCheck,
+    CheckOptions, Criticality, DiskSpaceCheck, Health, HttpCheck, MemoryCheck, SqlxCheck,
+    Synthetics, SyntheticsBuilder,
 };
 use towerscope_metrics::{HttpMetricsLayer, MetricsService};
 use towerscope_perf::PerfMonitor;
@@ -191,13 +192,44 @@ pub struct Demo {
 /// ```
 pub const SHOP_HTML: &str = include_str!("../assets/shop.html");
 
+/// The demo's synthetic probes: `(name, path)` of its critical read paths.
+pub const SYNTHETIC_PROBES: [(&str, &str); 2] = [("orders", "/orders"), ("user", "/users/1")];
+
+/// The demo's synthetic monitoring: [`SYNTHETIC_PROBES`] checked through its own listener
+/// at `addr` every 15 s (`towerscope-demo` runs them; [`alert_rules`] pages when one fails
+/// for a minute).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let synthetics = towerscope_demo::synthetic_probes(listener.local_addr()?).spawn()?;
+/// let results = synthetics.run_now().await;
+/// assert!(!results["orders"].success, "nothing serves there yet");
+/// # Ok(()) }
+/// ```
+pub fn synthetic_probes(addr: std::net::SocketAddr) -> SyntheticsBuilder {
+    let mut builder = Synthetics::builder()
+        .every(Duration::from_secs(15))
+        .timeout(Duration::from_secs(5));
+    for (probe, path) in SYNTHETIC_PROBES {
+        // A socket address and an absolute path make a valid URI.
+        let uri = format!("http://{addr}{path}")
+            .parse()
+            .unwrap_or_else(|_| http::Uri::from_static("http://127.0.0.1/"));
+        builder = builder.probe(probe, HttpCheck::new(uri));
+    }
+    builder
+}
+
 /// The demo's alert rules: the guide's four defaults, the SRE workbook's burn-rate rules
-/// for a 99.9 % availability objective, and two of the shop's own (slow orders per route,
-/// a registration drought).
+/// for a 99.9 % availability objective, and the shop's own (slow orders per route, a
+/// registration drought, and a failing synthetic probe of [`SYNTHETIC_PROBES`]).
 ///
 /// ```
 /// let rules = towerscope_demo::alert_rules();
 /// assert!(rules.iter().any(|r| r.name == "HighErrorRate"));
+/// assert!(rules.iter().any(|r| r.name == "OrdersProbeFailing"));
 /// ```
 pub fn alert_rules() -> Vec<Rule> {
     let mut rules = default_rules();
@@ -214,6 +246,24 @@ pub fn alert_rules() -> Vec<Rule> {
         .message("p95 of {route} is {value} ms (threshold {threshold} ms)")
         .annotation("summary", "{route} is slow"),
     );
+    for (probe, path) in SYNTHETIC_PROBES {
+        rules.push(
+            Rule::new(
+                format!("{}ProbeFailing", probe[..1].to_uppercase() + &probe[1..]),
+                Signal::Gauge {
+                    metric: "synthetic_probe_success".into(),
+                    matchers: vec![("probe".into(), probe.into())],
+                },
+                Condition::Lt,
+                1.0,
+            )
+            .severity(Severity::High)
+            .for_duration(Duration::from_secs(60))
+            .message(format!(
+                "The synthetic probe of GET {path} has failed for a minute"
+            )),
+        );
+    }
     rules.push(
         Rule::new(
             "NoRegistrations",

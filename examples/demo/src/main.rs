@@ -128,10 +128,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         request_layers: !args.no_request_layers,
         ..Config::default()
     };
-    let demo = Demo::with_registry(config, registry).await?;
-
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
+    // The shop's critical paths, probed through its own listener every 15 s (from when
+    // it serves).
+    let synthetics = towerscope_demo::synthetic_probes(addr).metrics(&mut registry);
+    let demo = Demo::with_registry(config, registry).await?;
+    let _synthetics = synthetics.spawn()?;
+
     tracing::info!(%addr, "towerscope demo listening: try http://{addr}/, http://{addr}/dashboard and http://{addr}/metrics");
     let traffic = args.traffic.then(|| {
         tracing::info!(rate = args.traffic_rate, "sending background traffic");

@@ -100,6 +100,7 @@ async fn prometheus_scrapes_the_demo() {
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
         "system_disk_usage_percent",
+        "system_network_io_bytes_total",
         "up{",
     ];
     for q in &queries {

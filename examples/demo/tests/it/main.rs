@@ -3,5 +3,6 @@
 //! per file keeps the build of the test suite short (see `docs/testing.md`).
 
 mod shop;
+mod synthetic;
 mod traffic;
 mod two_hop;
