@@ -166,3 +166,34 @@ async fn a_hanging_or_panicking_probe_fails_alone() {
     );
     assert!(results["fine"].success, "{:?}", results["fine"]);
 }
+
+#[tokio::test]
+async fn extreme_intervals_and_timeouts_neither_panic_nor_stop_the_schedule() {
+    // Duration::MAX as "for ever", zero as "as often as possible": clamped, not a panic in
+    // the scheduling task (which would stop the probes for good) or in the caller.
+    for (every, timeout) in [
+        (Duration::MAX, Duration::MAX),
+        (Duration::ZERO, Duration::ZERO),
+        (Duration::ZERO, Duration::MAX),
+    ] {
+        let synthetics = Synthetics::builder()
+            .probe("ok", check_fn(|| async { Ok::<(), String>(()) }))
+            .every(every)
+            .timeout(timeout)
+            .spawn()
+            .expect("valid names");
+        let results = synthetics.run_now().await;
+        // With no time at all, a check passes only if it is done at its first poll.
+        assert!(timeout.is_zero() || results["ok"].success, "{results:?}");
+    }
+    // With the shortest interval the schedule keeps running rounds.
+    let synthetics = Synthetics::builder()
+        .probe("ok", check_fn(|| async { Ok::<(), String>(()) }))
+        .every(Duration::ZERO)
+        .spawn()
+        .expect("valid names");
+    until("scheduled rounds", || {
+        synthetics.results().get("ok").map(|_| ())
+    })
+    .await;
+}
