@@ -248,6 +248,11 @@ pub struct CheckReport {
     pub error: Option<String>,
 }
 
+/// Seconds as milliseconds to the microsecond, as reports show durations.
+pub(crate) fn millis(seconds: f64) -> f64 {
+    (seconds * 1e6).round() / 1e3
+}
+
 /// Runs `check` once in a task of its own, under `timeout`: a panic or a hang is a failure
 /// with a message, and delays nothing else.
 pub(crate) async fn run_once(
@@ -302,7 +307,7 @@ impl Registered {
             } else {
                 failed
             },
-            duration_ms: (start.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            duration_ms: millis(start.elapsed().as_secs_f64()),
             error: outcome.err(),
         };
         *last = Some((Instant::now(), report.clone()));

@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::check::{HealthCheck, run_once};
+use crate::check::{HealthCheck, millis, run_once};
 
 /// The shortest interval between rounds; a shorter one is taken as this.
 pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
@@ -290,7 +290,7 @@ impl Inner {
             let seconds = start.elapsed().as_secs_f64();
             let result = ProbeResult {
                 success: outcome.is_ok(),
-                duration_ms: (seconds * 1e6).round() / 1e3,
+                duration_ms: millis(seconds),
                 error: outcome.err(),
                 at: SystemTime::now(),
             };
