@@ -213,10 +213,9 @@ pub fn synthetic_probes(addr: std::net::SocketAddr) -> SyntheticsBuilder {
         .every(Duration::from_secs(15))
         .timeout(Duration::from_secs(5));
     for (probe, path) in SYNTHETIC_PROBES {
-        // A socket address and an absolute path make a valid URI.
-        let uri = format!("http://{addr}{path}")
+        let uri: http::Uri = format!("http://{addr}{path}")
             .parse()
-            .unwrap_or_else(|_| http::Uri::from_static("http://127.0.0.1/"));
+            .expect("a socket address and an absolute path make a valid URI");
         builder = builder.probe(probe, HttpCheck::new(uri));
     }
     builder
