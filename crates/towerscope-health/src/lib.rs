@@ -10,8 +10,9 @@
 //!   `{"status": ..., "checks": {name: {"status", "duration_ms", "error"}}}`, HTTP 200 when
 //!   healthy or degraded, 503 when unhealthy.
 //!
-//! Checks: [`TcpCheck`], [`HttpCheck`], [`DiskSpaceCheck`], [`MemoryCheck`], `SqlxCheck`
-//! (feature `sqlx`), `RedisCheck` (feature `redis`), and any closure through [`check_fn`].
+//! Checks: [`TcpCheck`], [`HttpCheck`] (HTTP or HTTPS; status, body text, body size limit,
+//! certificate expiry), [`DiskSpaceCheck`], [`MemoryCheck`], `SqlxCheck` (feature `sqlx`),
+//! `RedisCheck` (feature `redis`), and any closure through [`check_fn`].
 //!
 //! ```
 //! use towerscope_health::{CheckOptions, Health, TcpCheck};
@@ -41,6 +42,7 @@ mod check;
 #[cfg(feature = "grpc")]
 mod grpc;
 mod health;
+mod http_check;
 mod service;
 mod synthetic;
 
@@ -48,15 +50,18 @@ mod synthetic;
 pub use builtin::RedisCheck;
 #[cfg(feature = "sqlx")]
 pub use builtin::SqlxCheck;
+pub use builtin::TcpCheck;
 #[cfg(feature = "system")]
 pub use builtin::{DiskSpaceCheck, MemoryCheck};
-pub use builtin::{HttpCheck, TcpCheck};
 pub use check::{
     CheckFuture, CheckOptions, CheckReport, Criticality, HealthCheck, Status, check_fn,
 };
 #[cfg(feature = "grpc")]
 pub use grpc::GrpcHealthSync;
 pub use health::{Health, HealthBuilder, Liveness, Readiness};
+#[cfg(feature = "tls")]
+pub use http_check::InvalidPem;
+pub use http_check::{DEFAULT_MAX_BODY_BYTES, HTTP_CHECK_USER_AGENT, HttpCheck};
 pub use service::{LivenessService, ReadinessService};
 pub use synthetic::{
     MAX_PROBE_NAME, MIN_PROBE_INTERVAL, ProbeResult, Synthetics, SyntheticsBuilder, SyntheticsError,

@@ -6,5 +6,6 @@
 mod common;
 mod grpc_health;
 mod health;
+mod http_check;
 mod sqlx_check;
 mod synthetic;

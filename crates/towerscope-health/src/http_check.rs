@@ -1,0 +1,475 @@
+//! [`HttpCheck`]: one HTTP(S) request, judged by status, body and certificate.
+
+use std::fmt;
+use std::sync::OnceLock;
+#[cfg(feature = "tls")]
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+
+use crate::check::{CheckFuture, HealthCheck};
+
+/// The most of a response body a check reads, unless [`HttpCheck::max_body_bytes`] says
+/// otherwise: 8 MiB.
+///
+/// ```
+/// assert_eq!(towerscope_health::DEFAULT_MAX_BODY_BYTES, 8 << 20);
+/// ```
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
+
+/// The `User-Agent` a check sends unless given one with [`HttpCheck::header`], so the
+/// server's logs can tell probes from users.
+///
+/// ```
+/// assert!(towerscope_health::HTTP_CHECK_USER_AGENT.starts_with("towerscope-health/"));
+/// ```
+pub const HTTP_CHECK_USER_AGENT: &str = concat!("towerscope-health/", env!("CARGO_PKG_VERSION"));
+
+/// Passes when one HTTP or HTTPS request (default `GET`) answers with the expected status
+/// (default 200), its body arrives whole within [`DEFAULT_MAX_BODY_BYTES`], and, where
+/// asked, the body contains a text and the server's certificate stays valid long enough.
+/// A readiness check of a dependency, or a synthetic probe of a page or an API call (see
+/// [`Synthetics`](crate::Synthetics)).
+///
+/// Its errors (shown by `/ready` and logged) name the URI without user information or
+/// query string, either of which may hold a secret; header values are never shown.
+/// Redirects are not followed unless [`follow_redirects`](Self::follow_redirects) says
+/// so. `https://` needs the `tls` feature (on by default): rustls, with the system's root
+/// certificates and any added by [`add_root_pem`](Self::add_root_pem).
+///
+/// ```
+/// use std::time::Duration;
+/// use towerscope_health::HttpCheck;
+/// let check = HttpCheck::new("https://shop.example.com/products".parse().unwrap())
+///     .expect_body_contains("Add to cart")
+///     .min_cert_validity(Duration::from_secs(14 * 24 * 3600));
+/// # let _ = check;
+/// ```
+#[derive(Clone)]
+pub struct HttpCheck {
+    uri: Uri,
+    /// `uri` as errors and `Debug` show it: without user information or query.
+    shown: String,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+    expected: StatusCode,
+    body_contains: Option<String>,
+    max_body: usize,
+    redirects: usize,
+    #[cfg(feature = "tls")]
+    roots: Vec<reqwest::Certificate>,
+    #[cfg(feature = "tls")]
+    min_cert_validity: Option<Duration>,
+    /// Built at the first run from the settings above (a setter resets it).
+    client: OnceLock<Result<reqwest::Client, String>>,
+}
+
+impl fmt::Debug for HttpCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("HttpCheck");
+        d.field("method", &self.method)
+            .field("uri", &self.shown)
+            // Names only: a value may be a credential.
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("expected", &self.expected)
+            .field("body_contains", &self.body_contains)
+            .field("max_body", &self.max_body)
+            .field("redirects", &self.redirects);
+        #[cfg(feature = "tls")]
+        d.field("min_cert_validity", &self.min_cert_validity);
+        d.finish_non_exhaustive()
+    }
+}
+
+/// `uri` with its user information and query replaced by `[REDACTED]`.
+fn shown(uri: &Uri) -> String {
+    let mut out = String::new();
+    if let Some(scheme) = uri.scheme_str() {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    if let Some(authority) = uri.authority() {
+        let authority = authority.as_str();
+        match authority.rsplit_once('@') {
+            Some((_, host)) => {
+                out.push_str("[REDACTED]@");
+                out.push_str(host);
+            }
+            None => out.push_str(authority),
+        }
+    }
+    out.push_str(uri.path());
+    if uri.query().is_some() {
+        out.push_str("?[REDACTED]");
+    }
+    out
+}
+
+/// A PEM text that holds no certificate, or a malformed one; from
+/// [`HttpCheck::add_root_pem`].
+///
+/// ```
+/// let err = towerscope_health::HttpCheck::new("https://db.internal/health".parse().unwrap())
+///     .add_root_pem(b"not a certificate")
+///     .unwrap_err();
+/// assert_eq!(err.to_string(), "no certificate in the PEM text");
+/// ```
+#[cfg(feature = "tls")]
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidPem {
+    /// No `CERTIFICATE` section.
+    #[error("no certificate in the PEM text")]
+    Empty,
+    /// A section that does not decode.
+    #[error("malformed PEM text: {0}")]
+    Malformed(String),
+}
+
+impl HttpCheck {
+    /// A check of `uri`: `GET`, expecting 200.
+    ///
+    /// ```
+    /// use towerscope_health::{CheckOptions, Health, Status};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let check = towerscope_health::HttpCheck::new("http://127.0.0.1:1/health".parse().unwrap());
+    /// let health = Health::builder("1").check("search", check, CheckOptions::default()).build();
+    /// assert_eq!(health.readiness().await.status, Status::Unhealthy); // nothing answers there
+    /// # });
+    /// ```
+    pub fn new(uri: Uri) -> Self {
+        Self {
+            shown: shown(&uri),
+            uri,
+            method: Method::GET,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            expected: StatusCode::OK,
+            body_contains: None,
+            max_body: DEFAULT_MAX_BODY_BYTES,
+            redirects: 0,
+            #[cfg(feature = "tls")]
+            roots: Vec::new(),
+            #[cfg(feature = "tls")]
+            min_cert_validity: None,
+            client: OnceLock::new(),
+        }
+    }
+
+    /// The status that counts as up.
+    ///
+    /// ```
+    /// let check = towerscope_health::HttpCheck::new("http://127.0.0.1:9000/ping".parse().unwrap())
+    ///     .expect_status(http::StatusCode::NO_CONTENT);
+    /// # let _ = check;
+    /// ```
+    pub fn expect_status(mut self, status: StatusCode) -> Self {
+        self.expected = status;
+        self
+    }
+
+    /// The request method (default `GET`).
+    ///
+    /// ```
+    /// let check = towerscope_health::HttpCheck::new("http://127.0.0.1:9000/search".parse().unwrap())
+    ///     .method(http::Method::POST)
+    ///     .body(r#"{"query": "probe"}"#)
+    ///     .header(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    /// # let _ = check;
+    /// ```
+    pub fn method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Adds a request header (repeat for several values). A `User-Agent` given here
+    /// replaces [`HTTP_CHECK_USER_AGENT`]. Values are never shown in errors or `Debug`.
+    ///
+    /// ```
+    /// use http::{HeaderValue, header::AUTHORIZATION};
+    /// let token = std::env::var("PROBE_TOKEN").unwrap_or_default();
+    /// let mut check = towerscope_health::HttpCheck::new("http://127.0.0.1:9000/me".parse().unwrap());
+    /// if let Ok(value) = HeaderValue::try_from(format!("Bearer {token}")) {
+    ///     check = check.header(AUTHORIZATION, value);
+    /// }
+    /// assert!(!format!("{check:?}").contains("Bearer"));
+    /// ```
+    pub fn header(mut self, name: HeaderName, mut value: HeaderValue) -> Self {
+        value.set_sensitive(true);
+        self.headers.append(name, value);
+        self
+    }
+
+    /// The request body (default empty).
+    ///
+    /// ```
+    /// let check = towerscope_health::HttpCheck::new("http://127.0.0.1:9000/echo".parse().unwrap())
+    ///     .method(http::Method::POST)
+    ///     .body("ping")
+    ///     .expect_body_contains("ping");
+    /// # let _ = check;
+    /// ```
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Also requires the response body to contain `text` (a page that answers 200 with an
+    /// error message in it fails).
+    ///
+    /// ```
+    /// let check = towerscope_health::HttpCheck::new("http://127.0.0.1:8080/products".parse().unwrap())
+    ///     .expect_body_contains("Add to cart");
+    /// # let _ = check;
+    /// ```
+    pub fn expect_body_contains(mut self, text: impl Into<String>) -> Self {
+        self.body_contains = Some(text.into());
+        self
+    }
+
+    /// The most of the body read (default [`DEFAULT_MAX_BODY_BYTES`]); a longer body fails
+    /// the check, so a runaway response never fills memory.
+    ///
+    /// ```
+    /// let check = towerscope_health::HttpCheck::new("http://127.0.0.1:8080/report".parse().unwrap())
+    ///     .max_body_bytes(64 << 20);
+    /// # let _ = check;
+    /// ```
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body = max;
+        self
+    }
+
+    /// Follows up to `max` redirects (default 0: a redirect is the answer, and counts as
+    /// up only with [`expect_status`](Self::expect_status) of its status). More than `max`
+    /// fails the check.
+    ///
+    /// ```
+    /// let check = towerscope_health::HttpCheck::new("http://127.0.0.1:8080/".parse().unwrap())
+    ///     .follow_redirects(5);
+    /// # let _ = check;
+    /// ```
+    pub fn follow_redirects(mut self, max: usize) -> Self {
+        self.redirects = max;
+        self.client = OnceLock::new();
+        self
+    }
+
+    /// Also trusts the certificates in `pem` (one or more `CERTIFICATE` sections) as roots,
+    /// beside the system's: a service behind an internal CA.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pem = rcgen::generate_simple_self_signed(vec!["db.internal".into()])?.cert.pem();
+    /// let check = towerscope_health::HttpCheck::new("https://db.internal/health".parse()?)
+    ///     .add_root_pem(pem.as_bytes())?;
+    /// # let _ = check;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn add_root_pem(mut self, pem: &[u8]) -> Result<Self, InvalidPem> {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject as _;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let der = cert.map_err(|e| InvalidPem::Malformed(e.to_string()))?;
+            let cert = reqwest::Certificate::from_der(&der)
+                .map_err(|e| InvalidPem::Malformed(e.to_string()))?;
+            self.roots.push(cert);
+            added += 1;
+        }
+        if added == 0 {
+            return Err(InvalidPem::Empty);
+        }
+        self.client = OnceLock::new();
+        Ok(self)
+    }
+
+    /// Also fails while the server's certificate expires within `window` (the classic
+    /// "certificate expires in 14 days" page, before browsers start refusing it). A plain
+    /// `http://` URI then fails: there is no certificate to check.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let check = towerscope_health::HttpCheck::new("https://shop.example.com/".parse().unwrap())
+    ///     .min_cert_validity(Duration::from_secs(14 * 24 * 3600));
+    /// # let _ = check;
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn min_cert_validity(mut self, window: Duration) -> Self {
+        self.min_cert_validity = Some(window);
+        self.client = OnceLock::new();
+        self
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        self.client
+            .get_or_init(|| {
+                let redirects = match self.redirects {
+                    0 => reqwest::redirect::Policy::none(),
+                    n => reqwest::redirect::Policy::limited(n),
+                };
+                let builder = reqwest::Client::builder()
+                    .user_agent(HTTP_CHECK_USER_AGENT)
+                    .redirect(redirects);
+                #[cfg(feature = "tls")]
+                let builder = builder
+                    .tls_certs_merge(self.roots.iter().cloned())
+                    .tls_info(self.min_cert_validity.is_some());
+                builder.build().map_err(error_chain)
+            })
+            .as_ref()
+            .map_err(|e| format!("{} {}: client setup: {e}", self.method, self.shown))
+    }
+
+    async fn run(&self) -> Result<(), String> {
+        let client = self.client()?;
+        let fail = |what: String| format!("{} {}: {what}", self.method, self.shown);
+        let mut request = client
+            .request(self.method.clone(), self.uri.to_string())
+            .headers(self.headers.clone());
+        if !self.body.is_empty() {
+            request = request.body(self.body.clone());
+        }
+        let mut response = request.send().await.map_err(|e| fail(error_chain(e)))?;
+        let status = response.status();
+        if status != self.expected {
+            return Err(fail(format!(
+                "status {}, expected {}",
+                status.as_u16(),
+                self.expected.as_u16()
+            )));
+        }
+        #[cfg(feature = "tls")]
+        if let Some(window) = self.min_cert_validity {
+            let der = response
+                .extensions()
+                .get::<reqwest::tls::TlsInfo>()
+                .and_then(|info| info.peer_certificate());
+            cert_valid_for(der, window).map_err(fail)?;
+        }
+        // Read the whole body (bounded): the run times the transfer, and a body cut short
+        // fails.
+        let mut kept = Vec::new();
+        let mut read = 0usize;
+        while let Some(chunk) = response.chunk().await.map_err(|e| fail(error_chain(e)))? {
+            read = read.saturating_add(chunk.len());
+            if read > self.max_body {
+                return Err(fail(format!("body over {} bytes", self.max_body)));
+            }
+            if self.body_contains.is_some() {
+                kept.extend_from_slice(&chunk);
+            }
+        }
+        if let Some(text) = &self.body_contains {
+            if memchr::memmem::find(&kept, text.as_bytes()).is_none() {
+                return Err(fail(format!("body does not contain {text:?}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HealthCheck for HttpCheck {
+    fn check(&self) -> CheckFuture<'_> {
+        Box::pin(self.run())
+    }
+}
+
+/// `e` and its sources, `: `-separated, without the URL (it may hold a secret; errors
+/// name the redacted one).
+fn error_chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// `Ok` when the leaf certificate `der` is valid for at least `window` more.
+#[cfg(feature = "tls")]
+fn cert_valid_for(der: Option<&[u8]>, window: Duration) -> Result<(), String> {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let der = der.ok_or("no TLS certificate to check (plain HTTP)")?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("unreadable server certificate: {e}"))?;
+    let not_after = cert.validity().not_after.timestamp();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let left = not_after.saturating_sub(now);
+    let window_secs = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+    if left >= window_secs {
+        return Ok(());
+    }
+    let at = u64::try_from(not_after).map_or(UNIX_EPOCH, |s| {
+        UNIX_EPOCH
+            .checked_add(Duration::from_secs(s))
+            .unwrap_or(UNIX_EPOCH)
+    });
+    Err(format!(
+        "certificate expires at {} (in {}), under the {} required",
+        towerscope_core::rfc3339_millis(at),
+        days_hours(left.max(0).unsigned_abs()),
+        days_hours(window.as_secs()),
+    ))
+}
+
+#[cfg(feature = "tls")]
+fn days_hours(secs: u64) -> String {
+    format!("{}d {}h", secs / 86_400, secs % 86_400 / 3_600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_hides_credentials_and_query() {
+        let uri: Uri = "https://admin:s3cret@db.internal:8443/health?token=t"
+            .parse()
+            .expect("test input");
+        assert_eq!(
+            shown(&uri),
+            "https://[REDACTED]@db.internal:8443/health?[REDACTED]"
+        );
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn certificate_windows() {
+        let day = 86_400;
+        let cert = |days: i64| {
+            let mut params =
+                rcgen::CertificateParams::new(vec!["localhost".into()]).expect("test input");
+            params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+            let key = rcgen::KeyPair::generate().expect("test input");
+            params.self_signed(&key).expect("test input").der().to_vec()
+        };
+        let fourteen = Duration::from_secs(14 * day);
+        assert_eq!(cert_valid_for(Some(&cert(30)), fourteen), Ok(()));
+        let err = cert_valid_for(Some(&cert(9)), fourteen).expect_err("an error");
+        assert!(
+            err.contains("(in 8d 23h)") || err.contains("(in 9d 0h)"),
+            "{err}"
+        );
+        assert!(err.ends_with("under the 14d 0h required"), "{err}");
+        let err = cert_valid_for(Some(&cert(-1)), fourteen).expect_err("an error");
+        assert!(err.contains("(in 0d 0h)"), "{err}");
+        assert_eq!(
+            cert_valid_for(None, fourteen).expect_err("an error"),
+            "no TLS certificate to check (plain HTTP)"
+        );
+        let err = cert_valid_for(Some(b"junk"), fourteen).expect_err("an error");
+        assert!(err.starts_with("unreadable server certificate"), "{err}");
+        // Extreme windows neither overflow nor panic.
+        assert!(cert_valid_for(Some(&cert(30)), Duration::MAX).is_err());
+        assert_eq!(cert_valid_for(Some(&cert(30)), Duration::ZERO), Ok(()));
+    }
+}

@@ -1,0 +1,311 @@
+//! `HttpCheck` against real servers: method, headers, body, redirects, limits, HTTPS.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{any, get};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use towerscope_health::{HTTP_CHECK_USER_AGENT, HealthCheck, HttpCheck};
+
+/// What the echo route saw last.
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    method: String,
+    user_agent: String,
+    authorization: String,
+    body: String,
+}
+
+fn app(seen: Arc<Mutex<Seen>>) -> Router {
+    Router::new()
+        .route(
+            "/echo",
+            any(move |method: Method, headers: HeaderMap, body: Bytes| {
+                let seen = seen.clone();
+                async move {
+                    let header = |name| {
+                        headers
+                            .get(name)
+                            .and_then(|v: &HeaderValue| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    *seen.lock().expect("lock") = Seen {
+                        method: method.to_string(),
+                        user_agent: header(USER_AGENT),
+                        authorization: header(AUTHORIZATION),
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    };
+                    "<html>Add to cart</html>"
+                }
+            }),
+        )
+        .route(
+            "/moved",
+            get(|| async { (StatusCode::FOUND, [(LOCATION, "/echo")]) }),
+        )
+        .route(
+            "/loop",
+            get(|| async { (StatusCode::FOUND, [(LOCATION, "/loop")]) }),
+        )
+        .route(
+            "/endless",
+            get(|| async {
+                let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+                let stream = futures_util::stream::repeat_with(move || {
+                    Ok::<_, std::convert::Infallible>(chunk.clone())
+                });
+                axum::body::Body::from_stream(stream)
+            }),
+        )
+}
+
+async fn serve(seen: Arc<Mutex<Seen>>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app(seen)).await });
+    addr
+}
+
+fn check(addr: SocketAddr, path: &str) -> HttpCheck {
+    HttpCheck::new(format!("http://{addr}{path}").parse().expect("uri"))
+}
+
+#[tokio::test]
+async fn sends_the_configured_request_and_names_itself() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let addr = serve(seen.clone()).await;
+
+    assert_eq!(check(addr, "/echo").check().await, Ok(()));
+    let got = seen.lock().expect("lock").clone();
+    assert_eq!(got.method, "GET");
+    assert_eq!(got.user_agent, HTTP_CHECK_USER_AGENT);
+
+    let post = check(addr, "/echo")
+        .method(Method::POST)
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .header(
+            AUTHORIZATION,
+            HeaderValue::from_static("Bearer probe-token"),
+        )
+        .header(USER_AGENT, HeaderValue::from_static("shop-probe/2"))
+        .body(r#"{"sku":"TEST-1"}"#);
+    assert!(!format!("{post:?}").contains("probe-token"), "{post:?}");
+    assert_eq!(post.check().await, Ok(()));
+    let got = seen.lock().expect("lock").clone();
+    assert_eq!(got.method, "POST");
+    assert_eq!(got.authorization, "Bearer probe-token");
+    assert_eq!(got.user_agent, "shop-probe/2", "a given User-Agent wins");
+    assert_eq!(got.body, r#"{"sku":"TEST-1"}"#);
+}
+
+#[tokio::test]
+async fn the_body_must_contain_the_text() {
+    let addr = serve(Arc::default()).await;
+    let found = check(addr, "/echo").expect_body_contains("Add to cart");
+    assert_eq!(found.check().await, Ok(()));
+    let missing = check(addr, "/echo").expect_body_contains("Checkout");
+    let err = missing.check().await.expect_err("the text is not there");
+    assert_eq!(
+        err,
+        format!("GET http://{addr}/echo: body does not contain \"Checkout\"")
+    );
+}
+
+#[tokio::test]
+async fn an_endless_body_fails_at_the_limit() {
+    let addr = serve(Arc::default()).await;
+    for kept in [false, true] {
+        let mut endless = check(addr, "/endless").max_body_bytes(1 << 20);
+        if kept {
+            endless = endless.expect_body_contains("never there");
+        }
+        let err = tokio::time::timeout(Duration::from_secs(30), endless.check())
+            .await
+            .expect("the read stops at the limit")
+            .expect_err("over the limit");
+        assert_eq!(
+            err,
+            format!("GET http://{addr}/endless: body over 1048576 bytes")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_body_cut_short_fails() {
+    // Promises 100 bytes, sends 10, hangs up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut buf = [0; 1024];
+            let _ = tcp.read(&mut buf).await;
+            let _ = tcp
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789")
+                .await;
+        }
+    });
+    let err = check(addr, "/").check().await.expect_err("cut short");
+    assert!(
+        err.starts_with(&format!("GET http://{addr}/: error decoding response body")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn redirects_are_answers_unless_followed() {
+    let addr = serve(Arc::default()).await;
+    let err = check(addr, "/moved").check().await.expect_err("302");
+    assert_eq!(
+        err,
+        format!("GET http://{addr}/moved: status 302, expected 200")
+    );
+    let moved = check(addr, "/moved").expect_status(StatusCode::FOUND);
+    assert_eq!(moved.check().await, Ok(()));
+    let followed = check(addr, "/moved").follow_redirects(1);
+    assert_eq!(followed.check().await, Ok(()));
+    let looping = check(addr, "/loop").follow_redirects(3);
+    let err = looping.check().await.expect_err("a redirect loop");
+    assert!(err.contains("too many redirects"), "{err}");
+}
+
+#[tokio::test]
+async fn a_bad_uri_is_a_clear_failure() {
+    let relative = HttpCheck::new("/health".parse().expect("uri"));
+    let err = relative.check().await.expect_err("no scheme or host");
+    assert!(err.starts_with("GET /health: builder error"), "{err}");
+    let ftp = HttpCheck::new("ftp://127.0.0.1/health".parse().expect("uri"));
+    let err = ftp.check().await.expect_err("not HTTP");
+    assert!(err.starts_with("GET ftp://127.0.0.1/health: "), "{err}");
+}
+
+mod https {
+    use super::*;
+
+    /// A CA, and a certificate for 127.0.0.1 it signed that expires in `days`.
+    fn pki(days: i64) -> (String, Vec<u8>, Vec<u8>) {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).expect("ca");
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("p");
+        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+        let cert = params.signed_by(&key, &issuer).expect("signed");
+        (ca_cert.pem(), cert.der().to_vec(), key.serialize_der())
+    }
+
+    async fn serve_tls(cert: Vec<u8>, key: Vec<u8>) -> SocketAddr {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.into()],
+                rustls::pki_types::PrivateKeyDer::try_from(key).expect("key"),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = app(Arc::default());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(
+                            hyper_util::rt::TokioIo::new(tls),
+                            hyper_util::service::TowerToHyperService::new(app),
+                        )
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn check(addr: SocketAddr) -> HttpCheck {
+        HttpCheck::new(format!("https://{addr}/echo").parse().expect("uri"))
+    }
+
+    #[tokio::test]
+    async fn trusts_the_system_roots_and_the_added_ones() {
+        let (ca, cert, key) = pki(90);
+        let addr = serve_tls(cert, key).await;
+        let err = check(addr).check().await.expect_err("an unknown CA");
+        assert!(err.contains("certificate"), "{err}");
+        let trusted = check(addr)
+            .add_root_pem(ca.as_bytes())
+            .expect("a CA certificate")
+            .expect_body_contains("Add to cart");
+        assert_eq!(trusted.check().await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn fails_while_the_certificate_expires_within_the_window() {
+        let fortnight = Duration::from_secs(14 * 24 * 3600);
+        let (ca, cert, key) = pki(90);
+        let addr = serve_tls(cert, key).await;
+        let fine = check(addr)
+            .add_root_pem(ca.as_bytes())
+            .expect("pem")
+            .min_cert_validity(fortnight);
+        assert_eq!(fine.check().await, Ok(()));
+
+        let (ca, cert, key) = pki(7);
+        let addr = serve_tls(cert, key).await;
+        let soon = check(addr)
+            .add_root_pem(ca.as_bytes())
+            .expect("pem")
+            .min_cert_validity(fortnight);
+        let err = soon.check().await.expect_err("expires in a week");
+        assert!(
+            err.starts_with(&format!("GET https://{addr}/echo: certificate expires at ")),
+            "{err}"
+        );
+        assert!(err.ends_with("under the 14d 0h required"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_certificate_window_on_plain_http_fails() {
+        let addr = serve(Arc::default()).await;
+        let plain = super::check(addr, "/echo").min_cert_validity(Duration::from_secs(1));
+        let err = plain.check().await.expect_err("nothing to check");
+        assert_eq!(
+            err,
+            format!("GET http://{addr}/echo: no TLS certificate to check (plain HTTP)")
+        );
+    }
+
+    #[test]
+    fn a_pem_without_a_certificate_is_refused() {
+        let check = || HttpCheck::new("https://db.internal/".parse().expect("uri"));
+        assert_eq!(
+            check().add_root_pem(b"").expect_err("refused").to_string(),
+            "no certificate in the PEM text"
+        );
+        let broken = b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+        let err = check()
+            .add_root_pem(broken)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.starts_with("malformed PEM text"), "{err}");
+    }
+}
