@@ -13,7 +13,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use subtle::ConstantTimeEq as _;
 use towerscope_alert::{Alerting, Sources};
-use towerscope_health::Health;
+use towerscope_health::{Health, Synthetics, WeakSynthetics};
 use towerscope_metrics::MetricsService;
 use towerscope_perf::PerfMonitor;
 use towerscope_rum::Rum;
@@ -34,6 +34,8 @@ struct Inner {
     health: Option<Health>,
     alerting: Option<Alerting>,
     rum: Option<Rum>,
+    /// Read without keeping the probes running; may be attached after the start.
+    synthetics: Mutex<Option<WeakSynthetics>>,
     history: Mutex<History>,
     latest: Mutex<CurrentMetrics>,
     token: Option<String>,
@@ -77,6 +79,7 @@ pub struct DashboardBuilder {
     health: Option<Health>,
     alerting: Option<Alerting>,
     rum: Option<Rum>,
+    synthetics: Option<WeakSynthetics>,
     token: Option<String>,
     refresh: Duration,
     interval: Duration,
@@ -188,6 +191,37 @@ impl DashboardBuilder {
         self.rum = Some(rum);
         self
     }
+
+    /// The synthetic probes card: each probe's last run (`/api/dashboard/synthetics`). The
+    /// dashboard reads the results without keeping the probes running.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use towerscope_dashboard::Dashboard;
+    /// use towerscope_health::{Synthetics, check_fn};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let synthetics = Synthetics::builder()
+    ///     .probe("checkout", check_fn(|| async { Err::<(), _>("payment page: 502") }))
+    ///     .spawn()
+    ///     .unwrap();
+    /// synthetics.run_now().await;
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let dashboard = Dashboard::builder(metrics).synthetics(&synthetics).spawn();
+    /// let card = get(&dashboard, "/api/dashboard/synthetics").await;
+    /// assert_eq!(card["probes"]["checkout"]["success"], false);
+    /// assert_eq!(card["probes"]["checkout"]["error"], "payment page: 502");
+    /// # });
+    /// ```
+    pub fn synthetics(mut self, synthetics: &Synthetics) -> Self {
+        self.synthetics = Some(synthetics.downgrade());
+        self
+    }
     /// Requires `Authorization: Bearer <token>` (or `?token=` for the page), the same
     /// token you give `/metrics`.
     ///
@@ -291,6 +325,7 @@ impl DashboardBuilder {
             health: self.health,
             alerting: self.alerting,
             rum: self.rum,
+            synthetics: Mutex::new(self.synthetics),
             history: Mutex::new(History::new(capacity.clamp(1, 100_000))),
             latest: Mutex::new(CurrentMetrics::default()),
             token: self.token,
@@ -383,6 +418,7 @@ impl Dashboard {
             health: None,
             alerting: None,
             rum: None,
+            synthetics: None,
             token: None,
             refresh: Duration::from_secs(5),
             interval: Duration::from_secs(5),
@@ -411,6 +447,42 @@ impl Dashboard {
     /// ```
     pub fn sample_now(&self) {
         self.inner.sample();
+    }
+
+    /// Shows `synthetics` on the synthetic probes card from now on (replacing any shown
+    /// before): for probes started after the dashboard, once the server listens. The
+    /// dashboard reads the results without keeping the probes running.
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use towerscope_dashboard::Dashboard;
+    /// use towerscope_health::{Synthetics, check_fn};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let dashboard = Dashboard::builder(metrics).spawn();
+    /// assert_eq!(get(&dashboard, "/api/dashboard/synthetics").await["configured"], false);
+    /// let synthetics = Synthetics::builder()
+    ///     .probe("home", check_fn(|| async { Ok::<(), String>(()) }))
+    ///     .spawn()
+    ///     .unwrap();
+    /// synthetics.run_now().await;
+    /// dashboard.show_synthetics(&synthetics);
+    /// let card = get(&dashboard, "/api/dashboard/synthetics").await;
+    /// assert_eq!(card["probes"]["home"]["success"], true);
+    /// # });
+    /// ```
+    pub fn show_synthetics(&self, synthetics: &Synthetics) {
+        *self
+            .inner
+            .synthetics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(synthetics.downgrade());
     }
 
     /// The page and the API as one tower service (it routes by path itself).
@@ -543,6 +615,17 @@ impl Dashboard {
                     &serde_json::json!({ "status": null, "checks": {}, "configured": false }),
                 ),
             },
+            "/api/dashboard/synthetics" => {
+                let view = inner
+                    .synthetics
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                json(
+                    StatusCode::OK,
+                    &synthetics_card(view.and_then(|v| v.results())),
+                )
+            }
             "/api/dashboard/history" => {
                 let points = inner
                     .history
@@ -569,6 +652,35 @@ impl Dashboard {
             ),
         }
     }
+}
+
+/// `{"configured", "time", "probes": {name: {"success", "duration_ms", "error", "at"}}}`
+/// (times in seconds since the Unix epoch, `time` now, by the server's clock); not
+/// configured when no probes are attached or they have stopped.
+fn synthetics_card(
+    results: Option<std::collections::BTreeMap<String, towerscope_health::ProbeResult>>,
+) -> serde_json::Value {
+    let epoch = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let time = epoch(std::time::SystemTime::now());
+    let Some(results) = results else {
+        return serde_json::json!({ "configured": false, "time": time, "probes": {} });
+    };
+    let probes: serde_json::Map<String, serde_json::Value> = results
+        .into_iter()
+        .map(|(name, r)| {
+            let card = serde_json::json!({
+                "success": r.success,
+                "duration_ms": r.duration_ms,
+                "error": r.error,
+                "at": epoch(r.at),
+            });
+            (name, card)
+        })
+        .collect();
+    serde_json::json!({ "configured": true, "time": time, "probes": probes })
 }
 
 /// The dashboard as a tower service: see [`Dashboard`].

@@ -186,6 +186,7 @@ fn the_page_never_puts_data_into_html() {
         !DASHBOARD_HTML.contains("<script src"),
         "no external script: works offline"
     );
+    assert!(DASHBOARD_HTML.contains("get(\"/api/dashboard/synthetics\")"));
     // Every value starts as a dash and is filled from the API.
     assert_eq!(DASHBOARD_HTML.matches("data-field=").count(), 9);
     assert_eq!(DASHBOARD_HTML.matches("\">–</div>").count(), 9);
@@ -247,4 +248,61 @@ async fn a_panic_while_sampling_costs_one_point_not_the_rest() {
     );
     let points = history["points"].as_array().expect("points");
     assert_eq!(points.len(), 3, "at spawn, and at 20 s and 30 s: {history}");
+}
+
+#[tokio::test]
+async fn the_probe_card_shows_each_probes_last_run_and_does_not_keep_them_running() {
+    use towerscope_health::{Synthetics, check_fn};
+    let dashboard = Dashboard::builder(MetricsService::new(Registry::default()))
+        .bearer_token("t0k")
+        .spawn();
+    let ui = dashboard.router::<()>();
+    let (status, card) = get_json(&ui, "/api/dashboard/synthetics", Some("t0k")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(card["configured"], false);
+    assert_eq!(card["probes"], serde_json::json!({}));
+    let (status, _) = get_json(&ui, "/api/dashboard/synthetics", None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "behind the token like the rest"
+    );
+
+    let synthetics = Synthetics::builder()
+        .probe("home", check_fn(|| async { Ok::<(), String>(()) }))
+        .probe(
+            "checkout",
+            check_fn(|| async { Err::<(), _>("<b>502</b> from payments") }),
+        )
+        .every(Duration::from_secs(3600))
+        .spawn()
+        .expect("valid names");
+    synthetics.run_now().await;
+    dashboard.show_synthetics(&synthetics);
+    let (_, card) = get_json(&ui, "/api/dashboard/synthetics", Some("t0k")).await;
+    assert_eq!(card["configured"], true);
+    let (home, checkout) = (&card["probes"]["home"], &card["probes"]["checkout"]);
+    assert_eq!(home["success"], true);
+    assert!(home["error"].is_null());
+    assert_eq!(checkout["success"], false);
+    assert_eq!(checkout["error"], "<b>502</b> from payments");
+    let (now, at) = (
+        card["time"].as_f64().expect("time"),
+        checkout["at"].as_f64().expect("at"),
+    );
+    assert!(at > 1.7e9 && (0.0..60.0).contains(&(now - at)), "{card}");
+    assert!(checkout["duration_ms"].as_f64().expect("duration") >= 0.0);
+
+    // The dashboard holds no handle: dropping the probes' owner stops them.
+    drop(synthetics);
+    let mut stopped = false;
+    for _ in 0..100 {
+        let (_, card) = get_json(&ui, "/api/dashboard/synthetics", Some("t0k")).await;
+        if card["configured"] == false {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(stopped, "the dashboard kept the probes alive");
 }

@@ -64,5 +64,6 @@ pub use http_check::InvalidPem;
 pub use http_check::{DEFAULT_MAX_BODY_BYTES, HTTP_CHECK_USER_AGENT, HttpCheck};
 pub use service::{LivenessService, ReadinessService};
 pub use synthetic::{
-    MAX_PROBE_NAME, MIN_PROBE_INTERVAL, ProbeResult, Synthetics, SyntheticsBuilder, SyntheticsError,
+    MAX_PROBE_NAME, MIN_PROBE_INTERVAL, ProbeResult, Synthetics, SyntheticsBuilder,
+    SyntheticsError, WeakSynthetics,
 };

@@ -417,12 +417,83 @@ impl Synthetics {
     /// # });
     /// ```
     pub fn results(&self) -> BTreeMap<String, ProbeResult> {
-        self.inner
-            .last
+        self.inner.results()
+    }
+
+    /// A handle that reads the results without keeping the schedule running: for a
+    /// dashboard or a status page that should not outlive the probes' owner.
+    ///
+    /// ```
+    /// use towerscope_health::{Synthetics, check_fn};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let synthetics = Synthetics::builder()
+    ///     .probe("home", check_fn(|| async { Ok::<(), String>(()) }))
+    ///     .spawn()
+    ///     .unwrap();
+    /// let view = synthetics.downgrade(); // does not keep the probes running
+    /// synthetics.run_now().await;
+    /// assert!(view.results().expect("running")["home"].success);
+    /// # });
+    /// ```
+    pub fn downgrade(&self) -> WeakSynthetics {
+        WeakSynthetics {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+}
+
+impl Inner {
+    fn results(&self) -> BTreeMap<String, ProbeResult> {
+        self.last
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .map(|(name, result)| (name.to_string(), result.clone()))
             .collect()
+    }
+}
+
+/// Reads the results of [`Synthetics`] without keeping its schedule running; from
+/// [`Synthetics::downgrade`].
+///
+/// ```
+/// let synthetics = towerscope_health::Synthetics::builder();
+/// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// # rt.block_on(async {
+/// let view: towerscope_health::WeakSynthetics = synthetics.spawn().unwrap().downgrade();
+/// assert!(view.results().is_none(), "the only handle was dropped");
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct WeakSynthetics {
+    inner: std::sync::Weak<Inner>,
+}
+
+impl WeakSynthetics {
+    /// The last result of every probe that has run, or `None` once every [`Synthetics`]
+    /// handle is gone and a round in progress has finished (the schedule has stopped).
+    ///
+    /// ```
+    /// use towerscope_health::{Synthetics, check_fn};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let synthetics = Synthetics::builder()
+    ///     .probe("search", check_fn(|| async { Err::<(), _>("503") }))
+    ///     .spawn()
+    ///     .unwrap();
+    /// synthetics.run_now().await;
+    /// let results = synthetics.downgrade().results().expect("running");
+    /// assert_eq!(results["search"].error.as_deref(), Some("503"));
+    /// # });
+    /// ```
+    pub fn results(&self) -> Option<BTreeMap<String, ProbeResult>> {
+        self.inner.upgrade().map(|inner| inner.results())
+    }
+}
+
+impl std::fmt::Debug for WeakSynthetics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakSynthetics")
+            .field("running", &(self.inner.strong_count() > 0))
+            .finish()
     }
 }

@@ -134,7 +134,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // it serves).
     let synthetics = towerscope_demo::synthetic_probes(addr).metrics(&mut registry);
     let demo = Demo::with_registry(config, registry).await?;
-    let _synthetics = synthetics.spawn()?;
+    let synthetics = synthetics.spawn()?;
+    if let Some(dashboard) = demo.observability().dashboard() {
+        dashboard.show_synthetics(&synthetics);
+    }
 
     tracing::info!(%addr, "towerscope demo listening: try http://{addr}/, http://{addr}/dashboard and http://{addr}/metrics");
     let traffic = args.traffic.then(|| {

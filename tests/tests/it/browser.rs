@@ -1,6 +1,6 @@
 //! Real headless Chromium against the demo: the shop page's beacon reaches /metrics, and
-//! the dashboard shows a number on every card, points on its charts, and an alert message
-//! with markup as text. A screenshot of the dashboard is written to tests/artifacts/.
+//! the dashboard shows a number on every card, points on its charts, the synthetic probes,
+//! and an alert message and a probe error with markup as text. A screenshot of the dashboard is written to tests/artifacts/.
 
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use towerscope_tests::{
 
 const INJECTED: &str =
     "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script> in flight: {value}";
+const INJECTED_PROBE: &str = "<img src=x onerror=\"window.__pwned=3\"> from payments";
 
 /// The sum of the samples on lines starting with `prefix` (one family, some labels fixed).
 fn count(text: &str, prefix: &str) -> u64 {
@@ -56,6 +57,18 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
     // Two TLS backends meet in this test binary: pick one (WebDriver is plain HTTP anyway).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let (addr, demo) = start_demo().await;
+    // The demo's probes, and one whose error is markup: the probe card shows it as text.
+    let synthetics = towerscope_demo::synthetic_probes(addr)
+        .probe(
+            "payments",
+            towerscope_health::check_fn(|| async { Err::<(), _>(INJECTED_PROBE) }),
+        )
+        .spawn()
+        .expect("probes");
+    demo.observability()
+        .dashboard()
+        .expect("the demo's dashboard")
+        .show_synthetics(&synthetics);
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let mut driver = Component::start(
@@ -259,6 +272,21 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
     assert!(
         alert.contains("<script>window.__pwned=2</script>"),
         "shown as text: {alert}"
+    );
+    let probes = eventually(Duration::from_secs(20), || {
+        let client = client.clone();
+        async move {
+            let list = client.find(Locator::Css("#probe-list")).await.ok()?;
+            let text = list.text().await.ok()?;
+            let all = ["orders", "user", "payments", INJECTED_PROBE];
+            all.iter().all(|t| text.contains(t)).then_some(text)
+        }
+    })
+    .await
+    .expect("the probe card lists the demo's probes and the failing one");
+    assert!(
+        probes.contains("passing") && probes.contains("failing"),
+        "{probes}"
     );
     let pwned = client
         .execute("return typeof window.__pwned;", vec![])
