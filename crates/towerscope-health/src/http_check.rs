@@ -84,7 +84,7 @@ impl fmt::Debug for HttpCheck {
 }
 
 /// `uri` with its user information and query replaced by `[REDACTED]`.
-fn shown(uri: &Uri) -> String {
+pub(crate) fn shown(uri: &Uri) -> String {
     let mut out = String::new();
     if let Some(scheme) = uri.scheme_str() {
         out.push_str(scheme);

@@ -11,8 +11,9 @@
 //!   healthy or degraded, 503 when unhealthy.
 //!
 //! Checks: [`TcpCheck`], [`HttpCheck`] (HTTP or HTTPS; status, body text, body size limit,
-//! certificate expiry), [`DiskSpaceCheck`], [`MemoryCheck`], `SqlxCheck` (feature `sqlx`),
-//! `RedisCheck` (feature `redis`), and any closure through [`check_fn`].
+//! certificate expiry), [`DiskSpaceCheck`], [`MemoryCheck`], `GrpcCheck` (another server's
+//! `grpc.health.v1`; feature `grpc`), `SqlxCheck` (feature `sqlx`), `RedisCheck` (feature
+//! `redis`), and any closure through [`check_fn`].
 //!
 //! ```
 //! use towerscope_health::{CheckOptions, Health, TcpCheck};
@@ -57,7 +58,7 @@ pub use check::{
     CheckFuture, CheckOptions, CheckReport, Criticality, HealthCheck, Status, check_fn,
 };
 #[cfg(feature = "grpc")]
-pub use grpc::GrpcHealthSync;
+pub use grpc::{GrpcCheck, GrpcHealthSync};
 pub use health::{Health, HealthBuilder, Liveness, Readiness};
 #[cfg(feature = "tls")]
 pub use http_check::InvalidPem;
