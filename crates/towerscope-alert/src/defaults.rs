@@ -97,3 +97,55 @@ pub fn slo_burn_rate_rules(prefix: &str, objective: f64) -> Vec<Rule> {
         rule("BudgetBurn", 1.0, 3 * 86_400, 6 * 3600, Severity::Medium),
     ]
 }
+
+/// Performance budgets on the Core Web Vitals as real users see them (the histograms
+/// towerscope-rum exports: `rum_lcp_seconds`, `rum_inp_seconds`, `rum_cls`): the 75th
+/// percentile of each page over 30 minutes (the percentile and the per-page view Google
+/// assesses), against the "good" thresholds, one alert per page, labelled `page`:
+///
+/// | rule | p75 of | budget |
+/// |---|---|---|
+/// | `LcpBudget` | `rum_lcp_seconds` | 2.5 s |
+/// | `InpBudget` | `rum_inp_seconds` | 200 ms |
+/// | `ClsBudget` | `rum_cls` | 0.1 |
+///
+/// Severity medium (a ticket, not a page), after 15 minutes over budget; a page with no
+/// views in the window has no value, and its alert resolves.
+///
+/// ```
+/// let rules = towerscope_alert::web_vitals_budget_rules();
+/// assert_eq!(rules.len(), 3);
+/// assert_eq!(rules[0].name, "LcpBudget");
+/// assert_eq!(rules[1].threshold, 0.2); // INP, seconds
+/// ```
+pub fn web_vitals_budget_rules() -> Vec<Rule> {
+    let rule = |name: &str, metric: &str, vital: &str, budget: f64, unit: &str| {
+        Rule::new(
+            name,
+            Signal::HistogramQuantile {
+                metric: metric.to_owned(),
+                quantile: 0.75,
+                matchers: Vec::new(),
+                by: Some("page".to_owned()),
+            },
+            Condition::Gt,
+            budget,
+        )
+        .window(Duration::from_secs(1800))
+        .for_duration(Duration::from_secs(900))
+        .severity(Severity::Medium)
+        .message(format!(
+            "p75 {vital} of {{page}} is {{value}}{unit} (budget {{threshold}}{unit})"
+        ))
+        .annotation(
+            "summary",
+            format!("{vital} over its performance budget for real users"),
+        )
+        .label("budget", "web-vitals")
+    };
+    vec![
+        rule("LcpBudget", "rum_lcp_seconds", "LCP", 2.5, " s"),
+        rule("InpBudget", "rum_inp_seconds", "INP", 0.2, " s"),
+        rule("ClsBudget", "rum_cls", "CLS", 0.1, ""),
+    ]
+}

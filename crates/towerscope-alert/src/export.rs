@@ -195,6 +195,20 @@ impl Exprs<'_> {
                 format!("sum(rate({name}{}[{w}]))", selector(matchers))
             }
             Signal::Gauge { metric, matchers } => format!("sum({metric}{})", selector(matchers)),
+            Signal::HistogramQuantile { metric, quantile, matchers, by } => {
+                // Names go into the expression as they are: only valid ones.
+                let valid = crate::rule::is_metric_name(metric)
+                    && (0.0..=1.0).contains(quantile)
+                    && by.as_deref().is_none_or(crate::rule::is_label_name);
+                if !valid {
+                    return None;
+                }
+                let by = by.as_ref().map_or_else(|| "le".to_owned(), |b| format!("le, {b}"));
+                format!(
+                    "histogram_quantile({quantile}, sum by ({by}) (rate({metric}_bucket{}[{w}])))",
+                    selector(matchers)
+                )
+            }
             Signal::BurnRate { objective, long, short } => {
                 // Rounded so 1 - 0.999 prints as 0.001, not 0.0010000000000000009.
                 let budget = ((1.0 - objective) * 1e12).round() / 1e12;
@@ -272,6 +286,44 @@ pub fn to_prometheus_rules(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histogram_quantiles_in_promql() {
+        let signal = |by: Option<&str>, quantile: f64| Signal::HistogramQuantile {
+            metric: "rum_lcp_seconds".into(),
+            quantile,
+            matchers: vec![("device".into(), "mobile".into())],
+            by: by.map(Into::into),
+        };
+        let rules = [
+            Rule::new("Lcp", signal(Some("page"), 0.75), crate::Condition::Gt, 2.5)
+                .message("p75 LCP of {page} is {value} s"),
+            Rule::new("LcpAll", signal(None, 0.5), crate::Condition::Gt, 2.0),
+            Rule::new(
+                "BadBy",
+                signal(Some("page) or vector(1"), 0.75),
+                crate::Condition::Gt,
+                1.0,
+            ),
+            Rule::new("BadQuantile", signal(None, 75.0), crate::Condition::Gt, 1.0),
+        ];
+        let (yaml, skipped) =
+            to_prometheus_rules("g", &rules, &MetricNames::otel(), &SystemNames::system());
+        // Long expressions are folded over lines: compare with the whitespace made single.
+        let yaml = yaml.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            yaml.contains(
+                "histogram_quantile(0.75, sum by (le, page) (rate(rum_lcp_seconds_bucket{device=\"mobile\"}[5m]))) > 2.5"
+            ),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("histogram_quantile(0.5, sum by (le) (rate(rum_lcp_seconds_bucket{device=\"mobile\"}[5m]))) > 2"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("p75 LCP of {{ $labels.page }}"), "{yaml}");
+        assert_eq!(skipped, vec!["BadBy".to_owned(), "BadQuantile".to_owned()]);
+    }
 
     #[test]
     fn durations_in_promql() {

@@ -156,6 +156,8 @@ const FIELDS: &[&str] = &[
     "annotations",
     "route",
     "metric",
+    "quantile",
+    "by",
     "matchers",
     "objective",
     "long_window",
@@ -274,11 +276,7 @@ fn matchers(m: &Map<String, Value>) -> Result<Vec<(String, String)>, FieldError>
 
 fn metric_name(m: &Map<String, Value>) -> Result<String, FieldError> {
     let name = required_string(m, "metric")?;
-    let valid = !name.is_empty()
-        && name.bytes().enumerate().all(|(i, b)| {
-            b.is_ascii_alphabetic() || b == b'_' || b == b':' || (i > 0 && b.is_ascii_digit())
-        });
-    if valid {
+    if crate::rule::is_metric_name(&name) {
         Ok(name)
     } else {
         Err((Some("metric"), "not a Prometheus metric name".into()))
@@ -315,6 +313,31 @@ fn parse_rule(item: &Value) -> Result<Rule, FieldError> {
             metric: metric_name(m)?,
             matchers: matchers(m)?,
         },
+        "histogram_quantile" => {
+            let quantile = number(m, "quantile")?.ok_or((Some("quantile"), "missing".into()))?;
+            if !(0.0..=1.0).contains(&quantile) {
+                return Err((
+                    Some("quantile"),
+                    "must be between 0 and 1 (0.75 for p75)".into(),
+                ));
+            }
+            let by = string(m, "by")?;
+            if by
+                .as_deref()
+                .is_some_and(|b| !crate::rule::is_label_name(b))
+            {
+                return Err((
+                    Some("by"),
+                    "not a label name to group by (letters, digits, `_`; not `le`)".into(),
+                ));
+            }
+            Signal::HistogramQuantile {
+                metric: metric_name(m)?,
+                quantile,
+                matchers: matchers(m)?,
+                by,
+            }
+        }
         "burn_rate" => {
             let objective = number(m, "objective")?.ok_or((Some("objective"), "missing".into()))?;
             if !(objective > 0.0 && objective < 1.0) {
@@ -345,7 +368,7 @@ fn parse_rule(item: &Value) -> Result<Rule, FieldError> {
                 format!(
                     "`{}` is not one of request_rate, error_rate, avg_response_time, \
                      p95_response_time, p99_response_time, in_flight, memory, cpu, disk, \
-                     counter_rate, gauge, burn_rate",
+                     counter_rate, gauge, histogram_quantile, burn_rate",
                     cut(other)
                 ),
             ));

@@ -213,6 +213,33 @@ pub enum Signal {
         /// Label equality matchers.
         matchers: Vec<(String, String)>,
     },
+    /// A quantile of any registered histogram over the window, as Prometheus'
+    /// `histogram_quantile` computes it (linear within a bucket), in the histogram's unit:
+    /// performance budgets on Core Web Vitals (`rum_lcp_seconds`) or on any other
+    /// distribution. With `by`, one alert per value of that label, labelled with it.
+    ///
+    /// ```
+    /// use towerscope_alert::{Condition, Rule, Signal};
+    /// // The guide's performance budget: p75 LCP at most 2.5 s, page by page.
+    /// let lcp = Signal::HistogramQuantile {
+    ///     metric: "rum_lcp_seconds".into(),
+    ///     quantile: 0.75,
+    ///     matchers: vec![],
+    ///     by: Some("page".into()),
+    /// };
+    /// let rule = Rule::new("LcpBudget", lcp, Condition::Gt, 2.5);
+    /// # let _ = rule;
+    /// ```
+    HistogramQuantile {
+        /// The family name (without `_bucket`).
+        metric: String,
+        /// In [0, 1]: 0.75 for p75.
+        quantile: f64,
+        /// Label equality matchers.
+        matchers: Vec<(String, String)>,
+        /// A label to compute the quantile for each value of (one alert each).
+        by: Option<String>,
+    },
     /// The error budget burn rate against an availability `objective` (for example 0.999):
     /// the lower of the burn rates over `long` and `short` windows, so the alert fires only
     /// while both are burning (the SRE workbook's multiwindow rule).
@@ -247,6 +274,7 @@ impl Signal {
             Self::CounterRate { .. } => "counter_rate",
             Self::Gauge { .. } => "gauge",
             Self::BurnRate { .. } => "burn_rate",
+            Self::HistogramQuantile { .. } => "histogram_quantile",
         }
     }
 
@@ -524,6 +552,26 @@ fn render(template: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub(crate) fn is_metric_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_alphabetic() || b == b'_' || b == b':' || (i > 0 && b.is_ascii_digit())
+        })
+}
+
+/// A Prometheus label name a rule may group by: `[a-zA-Z_][a-zA-Z0-9_]*`, not `le` (the
+/// bucket label) and not reserved (`__`).
+pub(crate) fn is_label_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "le"
+        && !name.starts_with("__")
+        && name
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b.is_ascii_alphabetic() || b == b'_' || (i > 0 && b.is_ascii_digit()))
 }
 
 #[cfg(test)]

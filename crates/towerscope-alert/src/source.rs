@@ -1,6 +1,6 @@
 //! Signal values from the live registry and the performance monitor.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use towerscope_metrics::{Format, MetricNames, MetricsService, SystemNames};
@@ -465,6 +465,28 @@ impl Sources {
                     .sum();
                 vec![(counter_key(&name, matchers), total)]
             }
+            Signal::HistogramQuantile {
+                metric,
+                matchers,
+                by,
+                ..
+            } => {
+                let bucket = format!("{metric}_bucket");
+                let prefix = quantile_key_prefix(metric, matchers, by.as_deref());
+                let mut sums: HashMap<String, f64> = HashMap::new();
+                for l in snap
+                    .lines
+                    .iter()
+                    .filter(|l| l.name == bucket && self::matches(l, matchers))
+                {
+                    let Some(le) = label(l, "le") else { continue };
+                    let group = by.as_deref().and_then(|b| label(l, b)).unwrap_or("");
+                    *sums
+                        .entry(format!("{prefix}{group}{BUCKET_SEP}{le}"))
+                        .or_insert(0.0) += l.value;
+                }
+                sums.into_iter().collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -624,8 +646,97 @@ impl Sources {
                     .unwrap_or_default()
             }
             Signal::Gauge { metric, matchers } => gauge(metric, matchers),
+            Signal::HistogramQuantile {
+                metric,
+                quantile,
+                matchers,
+                by,
+            } => {
+                let prefix = quantile_key_prefix(metric, matchers, by.as_deref());
+                // Each group's buckets: (upper bound, increase over the window).
+                let mut groups: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+                for (key, rest) in self
+                    .history
+                    .keys()
+                    .filter_map(|k| Some((k, k.strip_prefix(&prefix)?)))
+                {
+                    let Some((group, le)) = rest.rsplit_once(BUCKET_SEP) else {
+                        continue;
+                    };
+                    let Some(upper) = parse_le(le) else { continue };
+                    if let Some(increase) = self.increase(key, now, window) {
+                        groups.entry(group).or_default().push((upper, increase));
+                    }
+                }
+                groups
+                    .into_iter()
+                    .filter_map(|(group, mut buckets)| {
+                        let value = bucket_quantile(*quantile, &mut buckets)?;
+                        let labels = by.iter().map(|b| (b.clone(), group.to_owned())).collect();
+                        Some(Sample { labels, value })
+                    })
+                    .collect()
+            }
         }
     }
+}
+
+/// Separates a histogram group's label value from the bucket bound in history keys (a
+/// control character: never in a bound, and splitting at the last one is safe whatever
+/// the label value holds).
+const BUCKET_SEP: char = '\u{1f}';
+
+fn quantile_key_prefix(metric: &str, matchers: &[(String, String)], by: Option<&str>) -> String {
+    let mut key = counter_key(&format!("hq|{metric}"), matchers);
+    key.push_str("|by=");
+    key.push_str(by.unwrap_or(""));
+    key.push(BUCKET_SEP);
+    key
+}
+
+fn parse_le(le: &str) -> Option<f64> {
+    match le {
+        "+Inf" | "Inf" | "inf" | "+inf" => Some(f64::INFINITY),
+        _ => le.parse().ok().filter(|v: &f64| !v.is_nan()),
+    }
+}
+
+/// The `q` quantile of cumulative `buckets` (upper bound, count), as Prometheus'
+/// `histogram_quantile` computes it: linear interpolation inside the bucket the rank falls
+/// in (from 0 for the first bucket), the highest finite bound when it falls in `+Inf`.
+/// `None` without observations, without a `+Inf` bucket, or for `q` outside [0, 1].
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> Option<f64> {
+    if !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Counts of buckets read at slightly different moments can dip: keep them monotonic.
+    let mut max = 0.0_f64;
+    for b in buckets.iter_mut() {
+        max = max.max(b.1);
+        b.1 = max;
+    }
+    let &(last_bound, total) = buckets.last()?;
+    if last_bound != f64::INFINITY || total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let i = buckets.iter().position(|b| b.1 >= rank)?;
+    let (upper, count) = buckets[i];
+    if upper == f64::INFINITY {
+        // The rank is past every finite bound: the highest one is all that is known.
+        return Some(if i == 0 { 0.0 } else { buckets[i - 1].0 });
+    }
+    let (lower, below) = if i == 0 {
+        (if upper > 0.0 { 0.0 } else { upper }, 0.0)
+    } else {
+        buckets[i - 1]
+    };
+    let in_bucket = count - below;
+    if in_bucket <= 0.0 {
+        return Some(upper);
+    }
+    Some(lower + (upper - lower) * ((rank - below) / in_bucket))
 }
 
 fn counter_key(name: &str, matchers: &[(String, String)]) -> String {
@@ -642,6 +753,36 @@ fn counter_key(name: &str, matchers: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_quantiles_match_prometheus() {
+        let inf = f64::INFINITY;
+        let b = || vec![(0.1, 10.0), (0.5, 20.0), (1.0, 30.0), (inf, 40.0)];
+        let q = |q: f64| bucket_quantile(q, &mut b());
+        assert_eq!(q(0.25), Some(0.1));
+        assert_eq!(q(0.5), Some(0.5));
+        assert!((q(0.3).expect("value") - 0.18).abs() < 1e-12);
+        assert_eq!(q(0.9), Some(1.0), "in +Inf: the highest finite bound");
+        assert_eq!(q(1.5), None);
+        assert_eq!(q(f64::NAN), None);
+        // Unsorted input and a dip between buckets read at different moments.
+        let mut shuffled = [(inf, 40.0), (0.5, 19.0), (1.0, 30.0), (0.1, 20.0)];
+        assert_eq!(bucket_quantile(0.5, &mut shuffled), Some(0.1));
+        // No observations, or no +Inf bucket: no value (an alert resolves).
+        assert_eq!(bucket_quantile(0.5, &mut [(0.1, 0.0), (inf, 0.0)]), None);
+        assert_eq!(bucket_quantile(0.5, &mut [(0.1, 3.0), (1.0, 5.0)]), None);
+        assert_eq!(bucket_quantile(0.5, &mut Vec::new()), None);
+        // Everything in +Inf with no finite bucket below.
+        assert_eq!(bucket_quantile(0.5, &mut [(inf, 4.0)]), Some(0.0));
+    }
+
+    #[test]
+    fn bucket_bounds_parse() {
+        assert_eq!(parse_le("+Inf"), Some(f64::INFINITY));
+        assert_eq!(parse_le("2.5"), Some(2.5));
+        assert_eq!(parse_le("NaN"), None);
+        assert_eq!(parse_le("x"), None);
+    }
 
     #[test]
     fn short_windows_stay_exact_beside_long_ones() {

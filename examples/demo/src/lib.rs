@@ -49,7 +49,7 @@ use serde::Deserialize;
 use towerscope::Observability;
 use towerscope_alert::{
     Alerting, AlertmanagerNotifier, Condition, RouteScope, Rule, Severity, Signal, default_rules,
-    slo_burn_rate_rules,
+    slo_burn_rate_rules, web_vitals_budget_rules,
 };
 use towerscope_core::UserId;
 use towerscope_health::{
@@ -222,7 +222,7 @@ pub fn synthetic_probes(addr: std::net::SocketAddr) -> SyntheticsBuilder {
 }
 
 /// The demo's alert rules: the guide's four defaults, the SRE workbook's burn-rate rules
-/// for a 99.9 % availability objective, and the shop's own (slow orders per route, a
+/// for a 99.9 % availability objective, Core Web Vitals budgets per page, and the shop's own (slow orders per route, a
 /// registration drought, and a failing synthetic probe of [`SYNTHETIC_PROBES`]).
 ///
 /// ```
@@ -233,6 +233,8 @@ pub fn synthetic_probes(addr: std::net::SocketAddr) -> SyntheticsBuilder {
 pub fn alert_rules() -> Vec<Rule> {
     let mut rules = default_rules();
     rules.extend(slo_burn_rate_rules("Availability", 0.999));
+    // Performance budgets on what the shop's real users see (its RUM beacons).
+    rules.extend(web_vitals_budget_rules());
     rules.push(
         Rule::new(
             "SlowRoute",

@@ -85,6 +85,16 @@ rules:
     annotations: { summary: "value {value} on {route} — {unknown} {{braces}}" }
   - { name: Depth, signal: gauge, metric: app_queue_depth, matchers: { queue: emails }, condition: eq, threshold: 3 }
   - { name: Burn, signal: burn_rate, objective: 0.995, long_window: 6h, short_window: 30m, condition: gt, threshold: 6 }
+  - name: LcpBudget
+    signal: histogram_quantile
+    metric: rum_lcp_seconds
+    quantile: 0.75
+    by: page
+    matchers: { device: "mobile \"beta\"" }
+    condition: gt
+    threshold: 2.5
+    message: "p75 LCP of {page} is {value} s"
+  - { name: Median, signal: histogram_quantile, metric: http_server_request_duration_seconds, quantile: 0.5, condition: gt, threshold: 0.3, window: 10m }
 "#,
     )
     .expect("valid rules");
@@ -97,6 +107,6 @@ rules:
     assert!(skipped.is_empty());
     let out = check(&yaml);
     if !out.is_empty() {
-        assert!(out.contains("SUCCESS: 9 rules found"), "{out}");
+        assert!(out.contains("SUCCESS: 11 rules found"), "{out}");
     }
 }

@@ -39,12 +39,21 @@ rules:
     short_window: 5m
     condition: gt
     threshold: 14.4
+  - name: LcpBudget
+    signal: histogram_quantile
+    metric: rum_lcp_seconds
+    quantile: 0.75
+    by: page
+    matchers: { device: mobile }
+    condition: gt
+    threshold: 2.5
+    window: 30m
 "#;
 
 #[test]
 fn yaml_rules_read_every_field() {
     let rules = parse_rules("alerts.yaml", YAML).expect("valid");
-    assert_eq!(rules.len(), 4);
+    assert_eq!(rules.len(), 5);
     let r = &rules[0];
     assert_eq!(r.signal, Signal::ErrorRate(RouteScope::Overall));
     assert_eq!(r.condition, Condition::Gt);
@@ -73,6 +82,15 @@ fn yaml_rules_read_every_field() {
             objective: 0.999,
             long: Duration::from_secs(3600),
             short: Duration::from_secs(300)
+        }
+    );
+    assert_eq!(
+        rules[4].signal,
+        Signal::HistogramQuantile {
+            metric: "rum_lcp_seconds".into(),
+            quantile: 0.75,
+            matchers: vec![("device".into(), "mobile".into())],
+            by: Some("page".into()),
         }
     );
 }
@@ -165,6 +183,26 @@ fn errors_name_the_file_the_rule_and_the_field() {
             "rules:\n  - name: R\n    signal: burn_rate\n    objective: 0.99\n    long_window: 1h\n    short_window: 2h\n    condition: gt\n    threshold: 1\n",
             "short_window",
             "shorter",
+        ),
+        (
+            "rules:\n  - name: R\n    signal: histogram_quantile\n    metric: rum_lcp_seconds\n    quantile: 75\n    condition: gt\n    threshold: 1\n",
+            "quantile",
+            "between 0 and 1",
+        ),
+        (
+            "rules:\n  - name: R\n    signal: histogram_quantile\n    metric: rum_lcp_seconds\n    condition: gt\n    threshold: 1\n",
+            "quantile",
+            "missing",
+        ),
+        (
+            "rules:\n  - name: R\n    signal: histogram_quantile\n    metric: rum_lcp_seconds\n    quantile: 0.75\n    by: le\n    condition: gt\n    threshold: 1\n",
+            "by",
+            "not a label name",
+        ),
+        (
+            "rules:\n  - name: R\n    signal: histogram_quantile\n    metric: rum_lcp_seconds\n    quantile: 0.75\n    by: \"page) or vector(1\"\n    condition: gt\n    threshold: 1\n",
+            "by",
+            "not a label name",
         ),
     ];
     for (text, field, needle) in cases {

@@ -175,3 +175,74 @@ async fn rules_fire_on_live_traffic_and_resolve() {
     assert_eq!(names(&sent), vec![("Queue".into(), true)]);
     alerting.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_histogram_quantile_budget_fires_per_label_value_and_resolves() {
+    use prometheus_client::encoding::EncodeLabelSet;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::histogram::Histogram;
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    struct Page {
+        page: String,
+        device: String,
+    }
+    let lcp = Family::<Page, Histogram>::new_with_constructor(|| {
+        Histogram::new([0.5, 1.0, 2.5, 4.0, 10.0])
+    });
+    let mut registry = Registry::default();
+    registry.register("rum_lcp_seconds", "Largest Contentful Paint", lcp.clone());
+    let page = |page: &str, device: &str| Page {
+        page: page.into(),
+        device: device.into(),
+    };
+    let window = Duration::from_millis(400);
+    let budget = Rule::new(
+        "LcpBudget",
+        Signal::HistogramQuantile {
+            metric: "rum_lcp_seconds".into(),
+            quantile: 0.75,
+            matchers: vec![("device".into(), "mobile".into())],
+            by: Some("page".into()),
+        },
+        Condition::Gt,
+        2.5,
+    )
+    .window(window)
+    .message("p75 LCP of {page} is {value} s");
+    let (sink, _rx) = ChannelSink::new(64);
+    let alerting = Alerting::builder(Sources::new(MetricsService::new(registry)))
+        .rules(vec![budget])
+        .interval(Duration::from_secs(3600))
+        .notify(sink)
+        .spawn();
+
+    // `/` is fast, `/search` slow on mobile (and fast on desktop, which the matcher drops).
+    for _ in 0..8 {
+        lcp.get_or_create(&page("/", "mobile")).observe(0.8);
+        lcp.get_or_create(&page("/search", "mobile")).observe(3.2);
+        lcp.get_or_create(&page("/search", "desktop")).observe(0.3);
+    }
+    lcp.get_or_create(&page("/search", "mobile")).observe(0.7);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let sent = alerting.evaluate_now();
+    assert_eq!(names(&sent), vec![("LcpBudget".into(), false)]);
+    let active = alerting.active();
+    assert_eq!(active.len(), 1);
+    let alert = &active[0];
+    assert_eq!(alert.labels["page"], "/search");
+    // 9 observations, rank 6.75: inside (2.5, 4] with 1 below → 2.5 + 1.5 × 5.75 / 8.
+    let expected = 2.5 + 1.5 * (5.75 / 8.0);
+    assert!((alert.value - expected).abs() < 1e-9, "{}", alert.value);
+    assert!(
+        alert.message.starts_with("p75 LCP of /search is 3.5"),
+        "{}",
+        alert.message
+    );
+
+    // No new page views for a whole window: no data, the alert resolves.
+    tokio::time::sleep(window + Duration::from_millis(100)).await;
+    let sent = alerting.evaluate_now();
+    assert_eq!(names(&sent), vec![("LcpBudget".into(), true)]);
+    assert!(alerting.active().is_empty());
+}

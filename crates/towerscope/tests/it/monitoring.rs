@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty, Full};
 
-use towerscope::alert::{default_rules, slo_burn_rate_rules, to_prometheus_rules};
+use towerscope::alert::{
+    Signal, default_rules, slo_burn_rate_rules, to_prometheus_rules, web_vitals_budget_rules,
+};
 use towerscope::metrics::{Format, MetricNames, SystemNames};
 use towerscope::monitoring::{dashboard_queries, grafana_dashboard};
 use towerscope::{Observability, Piece};
@@ -54,6 +56,7 @@ fn the_kept_dashboard_is_the_generated_one() {
 fn the_kept_rules_are_the_generated_ones() {
     let mut rules = default_rules();
     rules.extend(slo_burn_rate_rules("Availability", 0.999));
+    rules.extend(web_vitals_budget_rules());
     let (yaml, skipped) = to_prometheus_rules(
         "towerscope",
         &rules,
@@ -166,5 +169,25 @@ async fn every_metric_the_dashboard_queries_is_exported() {
         missing.is_empty(),
         "queried but not exported: {missing:#?}\nexported: {exported:?}"
     );
+    // The performance budgets read RUM's histograms by their names.
+    for rule in web_vitals_budget_rules() {
+        let Signal::HistogramQuantile { metric, by, .. } = &rule.signal else {
+            panic!("{} is a histogram quantile", rule.name);
+        };
+        assert!(
+            text.contains(&format!("# TYPE {metric} histogram")),
+            "{}: no histogram {metric}",
+            rule.name
+        );
+        let page = by.as_deref().expect("per page");
+        let bucket = format!("{metric}_bucket{{");
+        let label = format!("{page}=\"");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&bucket) && l.contains(&label)),
+            "{}: {metric} has no `{page}` label",
+            rule.name
+        );
+    }
     obs.shutdown().await;
 }
