@@ -175,3 +175,185 @@ async fn exposition_passes_promtool_lint() {
         "promtool: {report}\n---\n{text}"
     );
 }
+
+/// A `histogram_quantile` rule gives the same value in-process as its exported PromQL in a
+/// real Prometheus over the same observations: the two places a rule can be evaluated
+/// agree (interpolation, `+Inf`, grouping `by` a label, matchers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_histogram_quantile_rule_agrees_with_prometheus() {
+    use prometheus_client::encoding::EncodeLabelSet;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::histogram::Histogram;
+    use towerscope_alert::{Alerting, ChannelSink, Condition, Rule, Signal, Sources};
+    use towerscope_metrics::{MetricNames, MetricsService, SystemNames};
+
+    let Some(prometheus) = require_program("prometheus") else {
+        return;
+    };
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    struct Page {
+        page: String,
+        device: String,
+    }
+    let family = Family::<Page, Histogram>::new_with_constructor(|| {
+        Histogram::new([0.5, 1.0, 2.5, 4.0, 10.0])
+    });
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register("shop_page_seconds", "Page load", family.clone());
+    let metrics = MetricsService::new(registry);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = listener.local_addr().expect("addr");
+    let app = axum::Router::new().route_service("/metrics", metrics.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let rule = Rule::new(
+        "PageBudget",
+        Signal::HistogramQuantile {
+            metric: "shop_page_seconds".into(),
+            quantile: 0.75,
+            matchers: vec![("device".into(), "mobile".into())],
+            by: Some("page".into()),
+        },
+        Condition::Ge,
+        0.0,
+    )
+    .window(Duration::from_secs(3600));
+    let (yaml, skipped) = towerscope_alert::to_prometheus_rules(
+        "g",
+        std::slice::from_ref(&rule),
+        &MetricNames::otel(),
+        &SystemNames::system(),
+    );
+    assert!(skipped.is_empty());
+    let file: serde_json::Value = serde_saphyr::from_str(&yaml).expect("yaml");
+    let expr = file["groups"][0]["rules"][0]["expr"]
+        .as_str()
+        .expect("expr")
+        .to_owned();
+    let (sink, _rx) = ChannelSink::new(16);
+    let alerting = Alerting::builder(Sources::new(metrics))
+        .rules(vec![rule])
+        .interval(Duration::from_secs(3600))
+        .notify(sink)
+        .spawn();
+
+    // The series exist (at zero) before Prometheus' first scrape, so its rate() sees every
+    // observation, as the evaluator's window does.
+    let pages = ["/", "/search", "/checkout"];
+    for page in pages {
+        for device in ["mobile", "desktop"] {
+            // Creating the series is the point; the guard is released at once.
+            drop(family.get_or_create(&Page {
+                page: page.into(),
+                device: device.into(),
+            }));
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n\
+             scrape_configs:\n  - job_name: shop\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .expect("config");
+    let port = free_port();
+    let mut server = Component::start(
+        &prometheus,
+        &[
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        dir.path().join("prometheus.log"),
+    );
+    let client = reqwest::Client::new();
+    let query = |q: String| {
+        let client = client.clone();
+        async move {
+            let resp = client
+                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+                .query(&[("query", q.as_str())])
+                .send()
+                .await
+                .ok()?;
+            let body: serde_json::Value = resp.json().await.ok()?;
+            let result = body["data"]["result"].as_array()?.clone();
+            (!result.is_empty()).then_some(result)
+        }
+    };
+    let zeros = eventually(Duration::from_secs(30), || {
+        query("count(shop_page_seconds_count == 0) == 6".into())
+    })
+    .await;
+    assert!(zeros.is_some(), "no scrape at zero:\n{}", server.output());
+
+    // Spread over buckets, one page past every finite bound, desktop (not matched) slow.
+    let observe = |page: &str, device: &str, values: &[f64]| {
+        let h = family.get_or_create(&Page {
+            page: page.into(),
+            device: device.into(),
+        });
+        for v in values {
+            h.observe(*v);
+        }
+    };
+    observe("/", "mobile", &[0.2, 0.3, 0.7, 0.9, 1.2, 3.0]);
+    observe(
+        "/search",
+        "mobile",
+        &[0.4, 2.0, 2.2, 3.5, 3.9, 6.0, 7.0, 9.0, 9.5],
+    );
+    observe("/checkout", "mobile", &[12.0, 15.0, 30.0]);
+    observe("/", "desktop", &[9.0; 20]);
+    let seen = eventually(Duration::from_secs(30), || {
+        query("sum(shop_page_seconds_count{device=\"mobile\"}) == 18".into())
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "observations not scraped:\n{}",
+        server.output()
+    );
+    // One scrape more: rate() needs the counts to be the same as the evaluator reads.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    alerting.evaluate_now();
+    let ours: std::collections::BTreeMap<String, f64> = alerting
+        .active()
+        .into_iter()
+        .map(|a| (a.labels["page"].clone(), a.value))
+        .collect();
+    assert_eq!(ours.len(), 3, "{ours:?}");
+    let theirs = eventually(Duration::from_secs(15), || query(expr.clone()))
+        .await
+        .unwrap_or_else(|| panic!("{expr} returned nothing:\n{}", server.output()));
+    let theirs: std::collections::BTreeMap<String, f64> = theirs
+        .iter()
+        .map(|s| {
+            let page = s["metric"]["page"].as_str().expect("page").to_owned();
+            let value: f64 = s["value"][1].as_str().expect("value").parse().expect("f64");
+            (page, value)
+        })
+        .collect();
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>()
+    );
+    for (page, value) in &ours {
+        assert!(
+            (value - theirs[page]).abs() < 1e-9,
+            "{page}: in-process {value}, Prometheus {}",
+            theirs[page]
+        );
+    }
+    assert_eq!(
+        theirs["/checkout"], 10.0,
+        "past every bound: the highest one"
+    );
+    assert!(server.running(), "prometheus exited:\n{}", server.output());
+}
