@@ -54,4 +54,4 @@ pub use notifiers::{
 };
 pub use rule::{Condition, RouteScope, Rule, Severity, Signal};
 pub use runtime::{Alerting, AlertingBuilder, ChannelSink, Notify, Routed};
-pub use source::Sources;
+pub use source::{MAX_QUANTILE_GROUPS, Sources};

@@ -237,6 +237,8 @@ pub struct Sources {
     history: HashMap<String, Ring>,
     horizon: Duration,
     last_snapshot: Option<Instant>,
+    /// `histogram_quantile` signals already warned about for too many groups.
+    capped: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// What one evaluation reads: the registry once, parsed.
@@ -268,6 +270,7 @@ impl Sources {
             history: HashMap::new(),
             horizon: Duration::from_secs(3600),
             last_snapshot: None,
+            capped: std::sync::Mutex::default(),
         }
     }
 
@@ -473,7 +476,7 @@ impl Sources {
             } => {
                 let bucket = format!("{metric}_bucket");
                 let prefix = quantile_key_prefix(metric, matchers, by.as_deref());
-                let mut sums: HashMap<String, f64> = HashMap::new();
+                let mut groups: BTreeMap<&str, HashMap<&str, f64>> = BTreeMap::new();
                 for l in snap
                     .lines
                     .iter()
@@ -481,11 +484,39 @@ impl Sources {
                 {
                     let Some(le) = label(l, "le") else { continue };
                     let group = by.as_deref().and_then(|b| label(l, b)).unwrap_or("");
-                    *sums
-                        .entry(format!("{prefix}{group}{BUCKET_SEP}{le}"))
-                        .or_insert(0.0) += l.value;
+                    *groups.entry(group).or_default().entry(le).or_insert(0.0) += l.value;
                 }
-                sums.into_iter().collect()
+                // The history keeps every bucket of every group: bounded, whatever the
+                // label grouped by holds.
+                if groups.len() > MAX_QUANTILE_GROUPS {
+                    let first = self
+                        .capped
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(prefix.clone());
+                    if first {
+                        tracing::warn!(
+                            metric = metric.as_str(),
+                            by = by.as_deref().unwrap_or(""),
+                            groups = groups.len(),
+                            kept = MAX_QUANTILE_GROUPS,
+                            "histogram_quantile signal over more label values than it keeps; \
+                             the first by value are evaluated, the rest left out"
+                        );
+                    }
+                    while groups.len() > MAX_QUANTILE_GROUPS {
+                        groups.pop_last();
+                    }
+                }
+                groups
+                    .into_iter()
+                    .flat_map(|(group, buckets)| {
+                        let prefix = &prefix;
+                        buckets
+                            .into_iter()
+                            .map(move |(le, v)| (format!("{prefix}{group}{BUCKET_SEP}{le}"), v))
+                    })
+                    .collect()
             }
             _ => Vec::new(),
         }
@@ -680,6 +711,15 @@ impl Sources {
         }
     }
 }
+
+/// The most label values a [`Signal::HistogramQuantile`] with `by` evaluates (one alert
+/// each); the rest, last in order, are left out with a warning, so the evaluator's history
+/// stays bounded whatever the label holds.
+///
+/// ```
+/// assert_eq!(towerscope_alert::MAX_QUANTILE_GROUPS, 2000);
+/// ```
+pub const MAX_QUANTILE_GROUPS: usize = 2000;
 
 /// Separates a histogram group's label value from the bucket bound in history keys (a
 /// control character: never in a bound, and splitting at the last one is safe whatever

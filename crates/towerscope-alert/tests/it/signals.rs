@@ -246,3 +246,89 @@ async fn a_histogram_quantile_budget_fires_per_label_value_and_resolves() {
     assert_eq!(names(&sent), vec![("LcpBudget".into(), true)]);
     assert!(alerting.active().is_empty());
 }
+
+#[tokio::test]
+async fn a_quantile_by_a_label_keeps_at_most_the_cap_of_values() {
+    use std::sync::{Arc, Mutex};
+
+    use prometheus_client::encoding::EncodeLabelSet;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::histogram::Histogram;
+    use towerscope_alert::MAX_QUANTILE_GROUPS;
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    struct Tenant {
+        tenant: String,
+    }
+    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || {
+            struct W(Arc<Mutex<Vec<u8>>>);
+            impl std::io::Write for W {
+                fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                    self.0.lock().expect("lock").extend_from_slice(b);
+                    Ok(b.len())
+                }
+                fn flush(&mut self) -> std::io::Result<()> {
+                    Ok(())
+                }
+            }
+            W(sink.clone())
+        })
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let family =
+        Family::<Tenant, Histogram>::new_with_constructor(|| Histogram::new([0.1, 1.0, 10.0]));
+    let mut registry = Registry::default();
+    registry.register("job_seconds", "Job durations", family.clone());
+    let rule = Rule::new(
+        "SlowJobs",
+        Signal::HistogramQuantile {
+            metric: "job_seconds".into(),
+            quantile: 0.5,
+            matchers: vec![],
+            by: Some("tenant".into()),
+        },
+        Condition::Ge,
+        0.0,
+    );
+    let (sink, _rx) = ChannelSink::new(16);
+    let alerting = Alerting::builder(Sources::new(MetricsService::new(registry)))
+        .rules(vec![rule])
+        .interval(Duration::from_secs(3600))
+        .notify(sink)
+        .spawn();
+    let tenants = MAX_QUANTILE_GROUPS + 100;
+    for i in 0..tenants {
+        family
+            .get_or_create(&Tenant {
+                tenant: format!("t{i:05}"),
+            })
+            .observe(0.5);
+    }
+    for _ in 0..2 {
+        alerting.evaluate_now();
+    }
+    let mut active: Vec<String> = alerting
+        .active()
+        .into_iter()
+        .map(|a| a.labels["tenant"].clone())
+        .collect();
+    active.sort();
+    assert_eq!(active.len(), MAX_QUANTILE_GROUPS);
+    assert_eq!(active.first().map(String::as_str), Some("t00000"));
+    assert_eq!(
+        active.last().cloned(),
+        Some(format!("t{:05}", MAX_QUANTILE_GROUPS - 1)),
+        "the first values in order are kept"
+    );
+    let text = String::from_utf8(logs.lock().expect("lock").clone()).expect("utf8");
+    assert_eq!(
+        text.matches("histogram_quantile signal over more label values")
+            .count(),
+        1,
+        "warned once:\n{text}"
+    );
+}
