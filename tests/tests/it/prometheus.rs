@@ -10,6 +10,48 @@ async fn start_demo() -> (std::net::SocketAddr, Demo) {
     serve_demo(Config::default()).await
 }
 
+/// A real Prometheus scraping `target` every second (job `job`), its data in `dir`; and
+/// its port.
+fn start_prometheus(
+    prometheus: &std::path::Path,
+    dir: &std::path::Path,
+    job: &str,
+    target: std::net::SocketAddr,
+    extra_args: &[&str],
+) -> (Component, u16) {
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .expect("config");
+    let port = free_port();
+    let mut args = vec![
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", dir.join("data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+    ];
+    args.extend(extra_args.iter().map(|a| (*a).to_owned()));
+    let server = Component::start(&prometheus.to_path_buf(), &args, dir.join("prometheus.log"));
+    (server, port)
+}
+
+/// The result of an instant query, when it has one.
+async fn query(client: &reqwest::Client, port: u16, q: &str) -> Option<Vec<serde_json::Value>> {
+    let resp = client
+        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+        .query(&[("query", q)])
+        .send()
+        .await
+        .ok()?;
+    let body: serde_json::Value = resp.json().await.ok()?;
+    let result = body["data"]["result"].as_array()?.clone();
+    (!result.is_empty()).then_some(result)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_demo() {
     let Some(prometheus) = require_program("prometheus") else {
@@ -27,41 +69,14 @@ async fn prometheus_scrapes_the_demo() {
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{demo_addr}']\n"
-        ),
-    )
-    .expect("config");
-    let port = free_port();
-    let mut server = Component::start(
+    let (mut server, port) = start_prometheus(
         &prometheus,
-        &[
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-            "--enable-feature=exemplar-storage".into(),
-        ],
-        dir.path().join("prometheus.log"),
+        dir.path(),
+        "demo",
+        demo_addr,
+        &["--enable-feature=exemplar-storage"],
     );
-
-    let query = |q: &'static str| {
-        let client = client.clone();
-        async move {
-            let resp = client
-                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
-                .query(&[("query", q)])
-                .send()
-                .await
-                .ok()?;
-            let body: serde_json::Value = resp.json().await.ok()?;
-            let result = body["data"]["result"].as_array()?.clone();
-            (!result.is_empty()).then_some(result)
-        }
-    };
+    let query = |q: &'static str| query(&client, port, q);
 
     let up = eventually(Duration::from_secs(30), || query("up{job=\"demo\"} == 1")).await;
     assert!(
@@ -252,39 +267,11 @@ async fn a_histogram_quantile_rule_agrees_with_prometheus() {
         }
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n\
-             scrape_configs:\n  - job_name: shop\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .expect("config");
-    let port = free_port();
-    let mut server = Component::start(
-        &prometheus,
-        &[
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-        ],
-        dir.path().join("prometheus.log"),
-    );
+    let (mut server, port) = start_prometheus(&prometheus, dir.path(), "shop", target, &[]);
     let client = reqwest::Client::new();
     let query = |q: String| {
         let client = client.clone();
-        async move {
-            let resp = client
-                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
-                .query(&[("query", q.as_str())])
-                .send()
-                .await
-                .ok()?;
-            let body: serde_json::Value = resp.json().await.ok()?;
-            let result = body["data"]["result"].as_array()?.clone();
-            (!result.is_empty()).then_some(result)
-        }
+        async move { query(&client, port, &q).await }
     };
     let zeros = eventually(Duration::from_secs(30), || {
         query("count(shop_page_seconds_count == 0) == 6".into())

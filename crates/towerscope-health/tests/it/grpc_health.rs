@@ -13,18 +13,8 @@ use towerscope_health::{CheckOptions, Health, check_fn};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_health_reports_the_same_truth() {
     let (health, up) = crate::common::toggled_db(CheckOptions::default().cache_for(Duration::ZERO));
-    let (reporter, service) = tonic_health::server::health_reporter();
+    let (addr, reporter) = health_server().await;
     let _sync = health.sync_grpc(reporter, ["shop.Orders"], Duration::from_millis(50));
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .expect("url")
         .connect()
