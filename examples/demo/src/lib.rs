@@ -192,8 +192,12 @@ pub struct Demo {
 /// ```
 pub const SHOP_HTML: &str = include_str!("../assets/shop.html");
 
-/// The demo's synthetic probes: `(name, path)` of its critical read paths.
-pub const SYNTHETIC_PROBES: [(&str, &str); 2] = [("orders", "/orders"), ("user", "/users/1")];
+/// The demo's synthetic probes: `(name, path, text the body must contain)` of its
+/// critical read paths (user 1 is seeded; a 200 without it is a broken page).
+pub const SYNTHETIC_PROBES: [(&str, &str, Option<&str>); 2] = [
+    ("orders", "/orders", None),
+    ("user", "/users/1", Some(r#""id":1"#)),
+];
 
 /// The demo's synthetic monitoring: [`SYNTHETIC_PROBES`] checked through its own listener
 /// at `addr` every 15 s (`towerscope-demo` runs them; [`alert_rules`] pages when one fails
@@ -212,11 +216,15 @@ pub fn synthetic_probes(addr: std::net::SocketAddr) -> SyntheticsBuilder {
     let mut builder = Synthetics::builder()
         .every(Duration::from_secs(15))
         .timeout(Duration::from_secs(5));
-    for (probe, path) in SYNTHETIC_PROBES {
+    for (probe, path, body) in SYNTHETIC_PROBES {
         let uri: http::Uri = format!("http://{addr}{path}")
             .parse()
             .expect("a socket address and an absolute path make a valid URI");
-        builder = builder.probe(probe, HttpCheck::new(uri));
+        let mut check = HttpCheck::new(uri);
+        if let Some(text) = body {
+            check = check.expect_body_contains(text);
+        }
+        builder = builder.probe(probe, check);
     }
     builder
 }
@@ -247,7 +255,7 @@ pub fn alert_rules() -> Vec<Rule> {
         .message("p95 of {route} is {value} ms (threshold {threshold} ms)")
         .annotation("summary", "{route} is slow"),
     );
-    for (probe, path) in SYNTHETIC_PROBES {
+    for (probe, path, _) in SYNTHETIC_PROBES {
         rules.push(
             Rule::new(
                 format!("{}ProbeFailing", probe[..1].to_uppercase() + &probe[1..]),

@@ -31,7 +31,7 @@ async fn the_probes_pass_against_the_serving_demo() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = metrics.encode(Format::Prometheus);
-        let passing = SYNTHETIC_PROBES.iter().all(|(probe, _)| {
+        let passing = SYNTHETIC_PROBES.iter().all(|(probe, ..)| {
             text.contains(&format!("synthetic_probe_success{{probe=\"{probe}\"}} 1\n"))
         });
         if passing {
