@@ -112,6 +112,7 @@ struct Probe {
 pub struct SyntheticsBuilder {
     probes: Vec<Probe>,
     every: Duration,
+    first_after: Duration,
     timeout: Duration,
     metrics: Option<ProbeMetrics>,
 }
@@ -156,7 +157,8 @@ impl SyntheticsBuilder {
     }
 
     /// How often every probe runs (default 30 s; at least [`MIN_PROBE_INTERVAL`], at most
-    /// a day). The first round runs at once.
+    /// a day). The first round runs at once unless [`first_round_after`](Self::first_round_after)
+    /// says otherwise.
     ///
     /// ```
     /// let b = towerscope_health::Synthetics::builder().every(std::time::Duration::from_secs(60));
@@ -164,6 +166,21 @@ impl SyntheticsBuilder {
     /// ```
     pub fn every(mut self, every: Duration) -> Self {
         self.every = every;
+        self
+    }
+
+    /// Waits `delay` before the first round (default: none): for probes started before
+    /// the server they probe listens, so start-up does not log a failure (at most a day).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = towerscope_health::Synthetics::builder()
+    ///     .every(Duration::from_secs(30))
+    ///     .first_round_after(Duration::from_secs(5));
+    /// # let _ = b;
+    /// ```
+    pub fn first_round_after(mut self, delay: Duration) -> Self {
+        self.first_after = delay;
         self
     }
 
@@ -260,9 +277,10 @@ impl SyntheticsBuilder {
         let every = self
             .every
             .clamp(MIN_PROBE_INTERVAL, towerscope_core::MAX_PERIOD);
+        let first = tokio::time::Instant::now() + self.first_after.min(towerscope_core::MAX_PERIOD);
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
+            let mut ticker = tokio::time::interval_at(first, every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
@@ -385,6 +403,7 @@ impl Synthetics {
         SyntheticsBuilder {
             probes: Vec::new(),
             every: Duration::from_secs(30),
+            first_after: Duration::ZERO,
             timeout: Duration::from_secs(10),
             metrics: None,
         }

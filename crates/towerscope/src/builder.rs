@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 use towerscope_alert::{Alert, Alerting, Delivery, Notifier, Routed, Rule, Sources, default_rules};
 use towerscope_core::{CatchPanicLayer, RouteClassifier};
 use towerscope_dashboard::Dashboard;
-use towerscope_health::{Health, HealthBuilder};
+use towerscope_health::{Health, HealthBuilder, Synthetics, SyntheticsBuilder, SyntheticsError};
 use towerscope_log::{
     AccessLogBuilder, AccessLogLayer, LogFormat, Logging, LoggingGuard, PanicHook,
 };
@@ -135,6 +135,9 @@ pub enum BuildError {
     /// runtime.
     #[error("{0} runs a background task: build inside a tokio runtime")]
     NoRuntime(&'static str),
+    /// A synthetic probe's name was refused.
+    #[error("synthetic probes: {0}")]
+    Synthetics(#[from] SyntheticsError),
 }
 
 /// A notifier delivery, built once the registry is known.
@@ -181,6 +184,7 @@ pub struct ObservabilityBuilder {
     log_writer: Option<BoxMakeWriter>,
     log_panic_hook: PanicHook,
     health: Option<HealthBuilder>,
+    synthetics: Option<SyntheticsBuilder>,
     perf: Option<PerfMonitor>,
     rules: Vec<Rule>,
     default_rules: bool,
@@ -215,6 +219,7 @@ impl ObservabilityBuilder {
         Self {
             service,
             health: None,
+            synthetics: None,
             version,
             environment: "development".to_owned(),
             build_date: "unknown".to_owned(),
@@ -579,6 +584,31 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// Synthetic probes of the critical paths (see [`Synthetics`]): started with the stack,
+    /// exported into its registry (`synthetic_probe_success{probe}`, …), shown on the
+    /// dashboard, stopped with it. The stack is usually built before the server listens:
+    /// give probes of the service itself a
+    /// [`first_round_after`](SyntheticsBuilder::first_round_after), so start-up does not
+    /// log a failure. Pair them with a rule on `synthetic_probe_success`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope::health::{HttpCheck, Synthetics};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let probes = Synthetics::builder()
+    ///     .probe("catalogue", HttpCheck::new("http://127.0.0.1:8080/products".parse()?))
+    ///     .every(Duration::from_secs(30))
+    ///     .first_round_after(Duration::from_secs(10));
+    /// let obs = towerscope::Observability::builder("shop").without_logging().synthetics(probes).build()?;
+    /// assert!(obs.synthetics().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn synthetics(mut self, builder: SyntheticsBuilder) -> Self {
+        self.synthetics = Some(builder);
+        self
+    }
+
     /// A performance monitor of the application's own (to time database queries into the
     /// same windows); default: a new one.
     ///
@@ -724,6 +754,9 @@ impl ObservabilityBuilder {
             if self.is_enabled(Piece::Dashboard) {
                 return Err(BuildError::NoRuntime("the dashboard"));
             }
+            if self.synthetics.is_some() {
+                return Err(BuildError::NoRuntime("synthetic probes"));
+            }
         }
         let on = |p: Piece| self.enabled & p.bit() != 0;
         let registry = &mut self.registry;
@@ -836,6 +869,11 @@ impl ObservabilityBuilder {
                 .metrics(registry)
                 .build()
         });
+        let synthetics = self
+            .synthetics
+            .take()
+            .map(|probes| probes.metrics(registry).spawn())
+            .transpose()?;
         let rum = on(Piece::Rum)
             .then(|| std::mem::replace(&mut self.rum, Rum::builder()).build(registry));
         let deliveries: Vec<Routed<Delivery>> = if on(Piece::Alerts) {
@@ -881,6 +919,9 @@ impl ObservabilityBuilder {
             if let Some(health) = &health {
                 builder = builder.health(health.clone());
             }
+            if let Some(synthetics) = &synthetics {
+                builder = builder.synthetics(synthetics);
+            }
             if let Some(alerting) = &alerting {
                 builder = builder.alerting(alerting.clone());
             }
@@ -911,6 +952,7 @@ impl ObservabilityBuilder {
             tracing: tracing_handle,
             logging,
             health,
+            synthetics,
             perf,
             alerting,
             dashboard,
@@ -946,6 +988,7 @@ pub struct Observability {
     tracing: Option<Tracing>,
     logging: Option<LoggingGuard>,
     health: Option<Health>,
+    synthetics: Option<Synthetics>,
     perf: Option<PerfMonitor>,
     alerting: Option<Alerting>,
     dashboard: Option<Dashboard>,
@@ -963,6 +1006,7 @@ impl fmt::Debug for Observability {
             )
             .field("logging", &self.logging.is_some())
             .field("health", &self.health.is_some())
+            .field("synthetics", &self.synthetics.is_some())
             .field("alerting", &self.alerting.is_some())
             .field("dashboard", &self.dashboard.is_some())
             .field("rum", &self.rum.is_some())
@@ -1058,6 +1102,22 @@ impl Observability {
     /// ```
     pub fn health(&self) -> Option<&Health> {
         self.health.as_ref()
+    }
+
+    /// The synthetic probes, when given to the builder (their results, `run_now`).
+    ///
+    /// ```
+    /// use towerscope::health::{Synthetics, check_fn};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let probes = Synthetics::builder().probe("home", check_fn(|| async { Ok::<(), String>(()) }));
+    /// let obs = towerscope::Observability::builder("shop").without_logging().synthetics(probes).build()?;
+    /// let results = obs.synthetics().expect("given").run_now().await;
+    /// assert!(results["home"].success);
+    /// # Ok(()) }
+    /// ```
+    pub fn synthetics(&self) -> Option<&Synthetics> {
+        self.synthetics.as_ref()
     }
 
     /// The performance monitor the request metrics feed, when on.

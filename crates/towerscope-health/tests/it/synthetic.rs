@@ -197,3 +197,38 @@ async fn extreme_intervals_and_timeouts_neither_panic_nor_stop_the_schedule() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_first_round_waits_when_asked() {
+    use std::sync::atomic::AtomicUsize;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let synthetics = Synthetics::builder()
+        .probe(
+            "home",
+            check_fn(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<(), String>(()) }
+            }),
+        )
+        .every(Duration::from_secs(30))
+        .first_round_after(Duration::from_secs(5))
+        .spawn()
+        .expect("valid");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "not before the delay");
+    assert!(synthetics.results().is_empty());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the first round after 5 s");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "then every 30 s");
+
+    // A delay past what the clock holds is taken as a day, without a panic.
+    let far = Synthetics::builder()
+        .probe("far", check_fn(|| async { Ok::<(), String>(()) }))
+        .first_round_after(Duration::MAX)
+        .spawn()
+        .expect("valid");
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(far.results().is_empty());
+}

@@ -545,6 +545,97 @@ fn background_pieces_need_a_runtime() {
         .build()
         .expect("the rest needs no runtime");
     assert!(obs.alerting().is_none());
+    let probes = towerscope::health::Synthetics::builder().probe(
+        "home",
+        towerscope::health::check_fn(|| async { Ok::<(), String>(()) }),
+    );
+    let err = Observability::builder("no-runtime")
+        .without_logging()
+        .disable(Piece::Alerts)
+        .disable(Piece::Dashboard)
+        .disable(Piece::Tracing)
+        .synthetics(probes)
+        .build()
+        .expect_err("probes run on a schedule");
+    assert_eq!(
+        err.to_string(),
+        "synthetic probes runs a background task: build inside a tokio runtime"
+    );
+}
+
+/// Probes given to the builder run through the service's own listener once it serves,
+/// and land in its registry and on its dashboard; a bad name fails the build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_probes_are_part_of_the_stack() {
+    use std::time::Duration;
+    use towerscope::health::{HttpCheck, Synthetics};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let probes = Synthetics::builder()
+        .probe(
+            "home",
+            HttpCheck::new(format!("http://{addr}/").parse().expect("uri"))
+                .expect_body_contains("shop"),
+        )
+        .every(Duration::from_secs(3600))
+        .first_round_after(Duration::from_millis(300));
+    let obs = Observability::builder("probe-test")
+        .without_logging()
+        .disable(Piece::Tracing)
+        .synthetics(probes)
+        .build()
+        .expect("builds");
+    let app: axum::Router = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "the shop" }))
+        .layer(obs.layer())
+        .merge(obs.router());
+    assert!(
+        obs.synthetics().expect("given").results().is_empty(),
+        "no round before the delay"
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let synthetics = obs.synthetics().expect("given").clone();
+    let result = wait_for("the first scheduled round", || {
+        synthetics.results().remove("home")
+    })
+    .await;
+    assert!(result.success, "{result:?}");
+    let text = obs
+        .metrics_service()
+        .encode(towerscope::metrics::Format::Prometheus);
+    assert!(
+        text.contains("synthetic_probe_success{probe=\"home\"} 1"),
+        "{text}"
+    );
+    let dashboard = axum::Router::new().merge(obs.router());
+    let response = send(&dashboard, Request::get("/api/dashboard/synthetics")).await;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let card: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(card["probes"]["home"]["success"], true, "{card}");
+    drop(synthetics);
+    obs.shutdown().await;
+
+    let bad = Synthetics::builder().probe(
+        "check out",
+        towerscope::health::check_fn(|| async { Ok::<(), String>(()) }),
+    );
+    let err = Observability::builder("probe-test")
+        .without_logging()
+        .disable(Piece::Tracing)
+        .synthetics(bad)
+        .build()
+        .expect_err("a space in a probe name");
+    assert!(
+        err.to_string().starts_with("synthetic probes: probe name"),
+        "{err}"
+    );
 }
 
 /// A file and variables configure the same stack the builder does.
