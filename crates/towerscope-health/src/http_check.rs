@@ -54,7 +54,8 @@ pub struct HttpCheck {
     method: Method,
     headers: HeaderMap,
     body: Bytes,
-    expected: StatusCode,
+    /// The statuses that count as up (never empty).
+    expected: Vec<StatusCode>,
     body_contains: Option<String>,
     max_body: usize,
     redirects: usize,
@@ -145,7 +146,7 @@ impl HttpCheck {
             method: Method::GET,
             headers: HeaderMap::new(),
             body: Bytes::new(),
-            expected: StatusCode::OK,
+            expected: vec![StatusCode::OK],
             body_contains: None,
             max_body: DEFAULT_MAX_BODY_BYTES,
             redirects: 0,
@@ -165,7 +166,23 @@ impl HttpCheck {
     /// # let _ = check;
     /// ```
     pub fn expect_status(mut self, status: StatusCode) -> Self {
-        self.expected = status;
+        self.expected = vec![status];
+        self
+    }
+
+    /// Several statuses that count as up (an empty list leaves the current ones).
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// let check = towerscope_health::HttpCheck::new("http://127.0.0.1:9000/jobs".parse().unwrap())
+    ///     .expect_statuses([StatusCode::OK, StatusCode::ACCEPTED, StatusCode::NO_CONTENT]);
+    /// # let _ = check;
+    /// ```
+    pub fn expect_statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
+        let statuses: Vec<StatusCode> = statuses.into_iter().collect();
+        if !statuses.is_empty() {
+            self.expected = statuses;
+        }
         self
     }
 
@@ -335,11 +352,16 @@ impl HttpCheck {
         }
         let mut response = request.send().await.map_err(|e| fail(error_chain(e)))?;
         let status = response.status();
-        if status != self.expected {
+        if !self.expected.contains(&status) {
+            let expected: Vec<String> = self
+                .expected
+                .iter()
+                .map(|s| s.as_u16().to_string())
+                .collect();
             return Err(fail(format!(
                 "status {}, expected {}",
                 status.as_u16(),
-                self.expected.as_u16()
+                expected.join(" or ")
             )));
         }
         #[cfg(feature = "tls")]

@@ -171,6 +171,15 @@ async fn redirects_are_answers_unless_followed() {
     );
     let moved = check(addr, "/moved").expect_status(StatusCode::FOUND);
     assert_eq!(moved.check().await, Ok(()));
+    let either = check(addr, "/moved").expect_statuses([StatusCode::OK, StatusCode::FOUND]);
+    assert_eq!(either.check().await, Ok(()));
+    let neither = check(addr, "/moved").expect_statuses([StatusCode::OK, StatusCode::NO_CONTENT]);
+    assert_eq!(
+        neither.check().await,
+        Err(format!(
+            "GET http://{addr}/moved: status 302, expected 200 or 204"
+        ))
+    );
     let followed = check(addr, "/moved").follow_redirects(1);
     assert_eq!(followed.check().await, Ok(()));
     let looping = check(addr, "/loop").follow_redirects(3);
