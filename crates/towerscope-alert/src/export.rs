@@ -191,7 +191,7 @@ impl Exprs<'_> {
             Signal::CpuPercent => format!("max({})", self.system.cpu),
             Signal::DiskPercent => format!("max({})", self.system.disk_percent),
             Signal::CounterRate { metric, matchers } => {
-                let name = if metric.ends_with("_total") { metric.clone() } else { format!("{metric}_total") };
+                let name = crate::rule::counter_series(metric);
                 format!("sum(rate({name}{}[{w}]))", selector(matchers))
             }
             Signal::Gauge { metric, matchers } => format!("sum({metric}{})", selector(matchers)),
@@ -286,6 +286,22 @@ pub fn to_prometheus_rules(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counter_rates_read_totals_and_histogram_sums_and_counts() {
+        let rate = |metric: &str| {
+            let signal = Signal::CounterRate {
+                metric: metric.into(),
+                matchers: vec![],
+            };
+            let rules = [Rule::new("R", signal, crate::Condition::Gt, 1.0)];
+            to_prometheus_rules("g", &rules, &MetricNames::otel(), &SystemNames::system()).0
+        };
+        assert!(rate("logins").contains("sum(rate(logins_total[5m])) > 1"));
+        assert!(rate("logins_total").contains("sum(rate(logins_total[5m])) > 1"));
+        assert!(rate("order_value_sum").contains("sum(rate(order_value_sum[5m])) > 1"));
+        assert!(rate("order_value_count").contains("sum(rate(order_value_count[5m])) > 1"));
+    }
 
     #[test]
     fn histogram_quantiles_in_promql() {

@@ -200,8 +200,22 @@ pub enum Signal {
     /// Disk space in use, percent (the fullest disk).
     DiskPercent,
     /// Any registered counter, per second, summed over the series the matchers select.
+    /// A name ending in `_sum` or `_count` is a histogram's (or summary's) sum or count
+    /// series, read as it is: the revenue per second of an order-value histogram is
+    /// `order_value_sum`, its orders per second `order_value_count`. (A counter family
+    /// whose own name ends so is named with its `_total`.)
+    ///
+    /// ```
+    /// use towerscope_alert::Signal;
+    /// let revenue = Signal::CounterRate { metric: "order_value_sum".into(), matchers: vec![] };
+    /// let logins = Signal::CounterRate {
+    ///     metric: "logins".into(), // the series `logins_total`
+    ///     matchers: vec![("outcome".into(), "success".into())],
+    /// };
+    /// # let _ = (revenue, logins);
+    /// ```
     CounterRate {
-        /// The family name (with or without `_total`).
+        /// The family name (with or without `_total`), or a histogram's `_sum` or `_count`.
         metric: String,
         /// Label equality matchers.
         matchers: Vec<(String, String)>,
@@ -552,6 +566,19 @@ fn render(template: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The series a [`Signal::CounterRate`] on `metric` reads: `metric` itself when it ends in
+/// `_total`, `_sum` or `_count`, else `metric_total`.
+pub(crate) fn counter_series(metric: &str) -> String {
+    if ["_total", "_sum", "_count"]
+        .iter()
+        .any(|suffix| metric.ends_with(suffix))
+    {
+        metric.to_owned()
+    } else {
+        format!("{metric}_total")
+    }
 }
 
 /// A Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.

@@ -381,9 +381,40 @@ impl Sources {
     /// assert_eq!(values, vec![None]); // one read: no rate yet
     /// ```
     pub fn current(&mut self, signals: &[Signal], window: Duration) -> Vec<Option<f64>> {
+        let each: Vec<(Signal, Duration)> = signals.iter().map(|s| (s.clone(), window)).collect();
+        self.current_over(&each)
+    }
+
+    /// Like [`current`](Self::current), each signal over its own window, still reading the
+    /// registry once: a dashboard's one-minute request rate beside its business numbers
+    /// over five.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prometheus_client::metrics::histogram::Histogram;
+    /// use prometheus_client::registry::Registry;
+    /// use towerscope_alert::{Signal, Sources};
+    /// let mut registry = Registry::default();
+    /// let order_value = Histogram::new([10.0, 100.0]);
+    /// registry.register("order_value", "Order values", order_value.clone());
+    /// let mut sources = Sources::new(towerscope_metrics::MetricsService::new(registry));
+    /// let rate = |metric: &str| Signal::CounterRate { metric: metric.into(), matchers: vec![] };
+    /// let five_minutes = Duration::from_secs(300);
+    /// let signals = [(rate("order_value_sum"), five_minutes), (rate("order_value_count"), five_minutes)];
+    /// sources.current_over(&signals); // the first read: where the counters start
+    /// order_value.observe(20.0);
+    /// order_value.observe(80.0);
+    /// std::thread::sleep(Duration::from_millis(20));
+    /// let v = sources.current_over(&signals);
+    /// let (revenue, orders) = (v[0].expect("a rate"), v[1].expect("a rate"));
+    /// assert!((revenue / orders - 50.0).abs() < 1e-6); // the mean order value
+    /// ```
+    pub fn current_over(&mut self, signals: &[(Signal, Duration)]) -> Vec<Option<f64>> {
         let rules: Vec<Rule> = signals
             .iter()
-            .map(|s| Rule::new("_", s.clone(), crate::rule::Condition::Gt, 0.0).window(window))
+            .map(|(s, window)| {
+                Rule::new("_", s.clone(), crate::rule::Condition::Gt, 0.0).window(*window)
+            })
             .collect();
         let snapshot = self.snapshot(Instant::now(), &rules);
         rules
@@ -455,11 +486,7 @@ impl Sources {
             }
             Signal::BurnRate { .. } => self.counters(snap, &Signal::ErrorRate(RouteScope::Overall)),
             Signal::CounterRate { metric, matchers } => {
-                let name = if metric.ends_with("_total") {
-                    metric.clone()
-                } else {
-                    format!("{metric}_total")
-                };
+                let name = crate::rule::counter_series(metric);
                 let total: f64 = snap
                     .lines
                     .iter()
@@ -667,11 +694,7 @@ impl Sources {
                 max.map(|v| vec![Sample::single(v)]).unwrap_or_default()
             }
             Signal::CounterRate { metric, matchers } => {
-                let name = if metric.ends_with("_total") {
-                    metric.clone()
-                } else {
-                    format!("{metric}_total")
-                };
+                let name = crate::rule::counter_series(metric);
                 self.rate(&counter_key(&name, matchers), now, window)
                     .map(|r| vec![Sample::single(r)])
                     .unwrap_or_default()

@@ -75,6 +75,187 @@ pub struct AppCard {
     pub active_users: Option<usize>,
 }
 
+/// One of the application's own numbers on the dashboard's business card: orders per
+/// minute, revenue, a conversion rate. Computed live from the registry by the same
+/// [`Signal`]s alert rules use (a counter's or a histogram's sum or count as a rate, a
+/// gauge, a histogram quantile), optionally divided by a second signal, then scaled: never
+/// a number written into the page. A signal with one value per route or label
+/// (`RouteScope::EachRoute`, a quantile `by` a label) shows its first: select one with
+/// matchers or a route.
+///
+/// ```
+/// use std::time::Duration;
+/// use towerscope_alert::Signal;
+/// use towerscope_dashboard::Stat;
+/// let rate = |metric: &str| Signal::CounterRate { metric: metric.into(), matchers: vec![] };
+/// // Revenue per minute from an order-value histogram's sum (dollars per second × 60).
+/// let revenue = Stat::new("Revenue / min", rate("shop_order_value_dollars_sum")).scale(60.0).unit(" $");
+/// // A conversion rate: orders per checkout attempt, in percent, over the last 15 minutes.
+/// let checkout = Stat::new("Checkout conversion", rate("shop_order_value_dollars_count"))
+///     .per(rate("shop_checkouts_started"))
+///     .scale(100.0)
+///     .unit("%")
+///     .window(Duration::from_secs(900));
+/// # let _ = (revenue, checkout);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stat {
+    label: String,
+    signal: Signal,
+    per: Option<Signal>,
+    scale: f64,
+    unit: String,
+    window: Duration,
+}
+
+impl Stat {
+    /// The longest label kept (longer ones are cut at a character boundary).
+    pub const MAX_LABEL: usize = 80;
+
+    /// `signal` under `label`, unscaled, over the last five minutes.
+    ///
+    /// ```
+    /// use towerscope_alert::Signal;
+    /// let queue = towerscope_dashboard::Stat::new(
+    ///     "Emails queued",
+    ///     Signal::Gauge { metric: "shop_email_queue_depth".into(), matchers: vec![] },
+    /// );
+    /// # let _ = queue;
+    /// ```
+    pub fn new(label: impl Into<String>, signal: Signal) -> Self {
+        let mut label = label.into();
+        if label.len() > Self::MAX_LABEL {
+            let mut end = Self::MAX_LABEL;
+            while !label.is_char_boundary(end) {
+                end -= 1;
+            }
+            label.truncate(end);
+        }
+        Self {
+            label,
+            signal,
+            per: None,
+            scale: 1.0,
+            unit: String::new(),
+            window: Duration::from_secs(300),
+        }
+    }
+
+    /// Divides by `denominator` (over the same window): a ratio such as a conversion rate.
+    /// Unknown (`null`, shown as `–`) while the denominator is zero or unknown.
+    ///
+    /// ```
+    /// use towerscope_alert::Signal;
+    /// let logins = |outcome: &str| Signal::CounterRate {
+    ///     metric: "shop_logins".into(),
+    ///     matchers: vec![("outcome".into(), outcome.into())],
+    /// };
+    /// let stat = towerscope_dashboard::Stat::new("Failed sign-ins", logins("failure"))
+    ///     .per(Signal::CounterRate { metric: "shop_logins".into(), matchers: vec![] })
+    ///     .scale(100.0)
+    ///     .unit("%");
+    /// # let _ = stat;
+    /// ```
+    pub fn per(mut self, denominator: Signal) -> Self {
+        self.per = Some(denominator);
+        self
+    }
+
+    /// Multiplies the value: `60.0` turns a per-second rate into a per-minute one, `100.0`
+    /// a fraction into percent. A factor that is not finite is ignored.
+    ///
+    /// ```
+    /// use towerscope_alert::Signal;
+    /// let stat = towerscope_dashboard::Stat::new(
+    ///     "Sign-ups / hour",
+    ///     Signal::CounterRate { metric: "shop_signups".into(), matchers: vec![] },
+    /// )
+    /// .scale(3600.0);
+    /// # let _ = stat;
+    /// ```
+    pub fn scale(mut self, factor: f64) -> Self {
+        if factor.is_finite() {
+            self.scale = factor;
+        }
+        self
+    }
+
+    /// Text shown right after the number, as written (`"%"`, `" $"`, `" / min"`).
+    ///
+    /// ```
+    /// use towerscope_alert::Signal;
+    /// let stat = towerscope_dashboard::Stat::new(
+    ///     "Stock value",
+    ///     Signal::Gauge { metric: "shop_stock_value_dollars".into(), matchers: vec![] },
+    /// )
+    /// .unit(" $");
+    /// # let _ = stat;
+    /// ```
+    pub fn unit(mut self, unit: impl Into<String>) -> Self {
+        self.unit = unit.into();
+        self
+    }
+
+    /// The window rates and quantiles are taken over (default five minutes; 1 s to a day).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::Signal;
+    /// let stat = towerscope_dashboard::Stat::new(
+    ///     "Orders / min",
+    ///     Signal::CounterRate { metric: "shop_orders".into(), matchers: vec![] },
+    /// )
+    /// .scale(60.0)
+    /// .window(Duration::from_secs(60));
+    /// # let _ = stat;
+    /// ```
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window.clamp(Duration::from_secs(1), towerscope_core::MAX_PERIOD);
+        self
+    }
+
+    /// The signals to read, each with this stat's window.
+    fn signals(&self) -> impl Iterator<Item = (Signal, Duration)> + '_ {
+        std::iter::once(&self.signal)
+            .chain(self.per.as_ref())
+            .map(|s| (s.clone(), self.window))
+    }
+
+    /// The value from the signals' values, in the order [`signals`](Self::signals) gave.
+    fn value(&self, values: &mut impl Iterator<Item = Option<f64>>) -> StatValue {
+        let numerator = values.next().flatten();
+        let value = match &self.per {
+            None => numerator,
+            Some(_) => match (numerator, values.next().flatten()) {
+                (Some(n), Some(d)) if d != 0.0 => Some(n / d),
+                _ => None,
+            },
+        };
+        StatValue {
+            label: self.label.clone(),
+            value: value.map(|v| v * self.scale).filter(|v| v.is_finite()),
+            unit: self.unit.clone(),
+        }
+    }
+}
+
+/// A [`Stat`]'s value now, as `/api/dashboard/metrics` gives it under `business`.
+///
+/// ```
+/// let v = towerscope_dashboard::StatValue { label: "Orders / min".into(), value: None, unit: String::new() };
+/// // Unknown is `null`, never a made-up 0.
+/// assert_eq!(serde_json::to_value(&v).unwrap()["value"], serde_json::Value::Null);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatValue {
+    /// The stat's label.
+    pub label: String,
+    /// Its value (`null` when unknown: no data yet, or a ratio over zero).
+    pub value: Option<f64>,
+    /// Its unit, as configured.
+    pub unit: String,
+}
+
 /// `/api/dashboard/metrics`.
 ///
 /// ```
@@ -99,6 +280,8 @@ pub struct CurrentMetrics {
     pub system: SystemCard,
     /// Application.
     pub app: AppCard,
+    /// The application's own numbers ([`Stat`]s), in the order they were added.
+    pub business: Vec<StatValue>,
 }
 
 /// One point of history.
@@ -206,9 +389,10 @@ pub(crate) fn read(
     sources: &mut Sources,
     perf: Option<&towerscope_perf::PerfMonitor>,
     rum: Option<&towerscope_rum::Rum>,
+    stats: &[Stat],
 ) -> (CurrentMetrics, HistoryPoint) {
     let window = Duration::from_secs(60);
-    let signals = [
+    let cards = [
         Signal::CpuPercent,
         Signal::MemoryPercent,
         Signal::DiskPercent,
@@ -218,7 +402,16 @@ pub(crate) fn read(
         Signal::P95ResponseTime(RouteScope::Overall),
         Signal::InFlight,
     ];
-    let v = sources.current(&signals, window);
+    // The registry is read once for the cards and the stats.
+    let card_count = cards.len();
+    let signals: Vec<(Signal, Duration)> = cards
+        .into_iter()
+        .map(|s| (s, window))
+        .chain(stats.iter().flat_map(Stat::signals))
+        .collect();
+    let v = sources.current_over(&signals);
+    let mut rest = v[card_count..].iter().copied();
+    let business = stats.iter().map(|s| s.value(&mut rest)).collect();
     let p50 = perf
         .and_then(|p| p.stats_merged(towerscope_metrics::PERF_SERIES, window))
         .filter(|s| s.count > 0)
@@ -240,6 +433,7 @@ pub(crate) fn read(
             in_flight: v[7],
             active_users: rum.map(|r| r.active_sessions(Duration::from_secs(300))),
         },
+        business,
     };
     let point = HistoryPoint {
         time: now,

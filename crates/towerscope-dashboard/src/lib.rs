@@ -9,7 +9,7 @@
 //! | path | what |
 //! |---|---|
 //! | `/dashboard` | the page |
-//! | `/api/dashboard/metrics` | system (CPU, memory, disk %), application (requests per minute, error rate, average and p95 response time, in flight, active users) |
+//! | `/api/dashboard/metrics` | system (CPU, memory, disk %), application (requests per minute, error rate, average and p95 response time, in flight, active users), business (the application's own numbers: [`Stat`]) |
 //! | `/api/dashboard/alerts` | active alerts, most severe first |
 //! | `/api/dashboard/health` | the readiness report: overall and each check |
 //! | `/api/dashboard/history` | one point per interval (default 5 s, the last hour): p50/p95, request rate, error rate; Core Web Vitals p75 per page |
@@ -35,5 +35,5 @@
 mod data;
 mod service;
 
-pub use data::{AppCard, CurrentMetrics, History, HistoryPoint, SystemCard};
+pub use data::{AppCard, CurrentMetrics, History, HistoryPoint, Stat, StatValue, SystemCard};
 pub use service::{DASHBOARD_HTML, Dashboard, DashboardBuilder, DashboardService};

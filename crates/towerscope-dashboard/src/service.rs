@@ -18,7 +18,7 @@ use towerscope_metrics::MetricsService;
 use towerscope_perf::PerfMonitor;
 use towerscope_rum::Rum;
 
-use crate::data::{CurrentMetrics, History, read};
+use crate::data::{CurrentMetrics, History, Stat, read};
 
 /// The dashboard page, written here and embedded (no CDN).
 ///
@@ -36,6 +36,7 @@ struct Inner {
     rum: Option<Rum>,
     /// Read without keeping the probes running; may be attached after the start.
     synthetics: Mutex<Option<WeakSynthetics>>,
+    stats: Vec<Stat>,
     history: Mutex<History>,
     latest: Mutex<CurrentMetrics>,
     token: Option<String>,
@@ -47,7 +48,12 @@ impl Inner {
     fn sample(&self) {
         let (current, point) = {
             let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
-            read(&mut sources, self.perf.as_ref(), self.rum.as_ref())
+            read(
+                &mut sources,
+                self.perf.as_ref(),
+                self.rum.as_ref(),
+                &self.stats,
+            )
         };
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = current;
         self.history
@@ -80,6 +86,7 @@ pub struct DashboardBuilder {
     alerting: Option<Alerting>,
     rum: Option<Rum>,
     synthetics: Option<WeakSynthetics>,
+    stats: Vec<Stat>,
     token: Option<String>,
     refresh: Duration,
     interval: Duration,
@@ -222,6 +229,40 @@ impl DashboardBuilder {
         self.synthetics = Some(synthetics.downgrade());
         self
     }
+
+    /// Adds one of the application's own numbers to the business card (shown in the
+    /// order added; `/api/dashboard/metrics` gives them under `business`).
+    ///
+    /// ```
+    /// # use http_body_util::BodyExt as _;
+    /// # use tower::ServiceExt as _;
+    /// # async fn get(d: &towerscope_dashboard::Dashboard, path: &str) -> serde_json::Value {
+    /// #     let req = http::Request::get(path).body(()).unwrap();
+    /// #     let body = d.service().oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    /// #     serde_json::from_slice(&body.to_bytes()).unwrap()
+    /// # }
+    /// use prometheus_client::metrics::gauge::Gauge;
+    /// use towerscope_alert::Signal;
+    /// use towerscope_dashboard::{Dashboard, Stat};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let carts = Gauge::<i64>::default();
+    /// registry.register("shop_open_carts", "Carts with items", carts.clone());
+    /// let metrics = towerscope_metrics::MetricsService::new(registry);
+    /// let dashboard = Dashboard::builder(metrics)
+    ///     .stat(Stat::new("Open carts", Signal::Gauge { metric: "shop_open_carts".into(), matchers: vec![] }))
+    ///     .spawn();
+    /// carts.set(7);
+    /// dashboard.sample_now();
+    /// let card = get(&dashboard, "/api/dashboard/metrics").await;
+    /// assert_eq!(card["business"][0]["label"], "Open carts");
+    /// assert_eq!(card["business"][0]["value"], 7.0);
+    /// # });
+    /// ```
+    pub fn stat(mut self, stat: Stat) -> Self {
+        self.stats.push(stat);
+        self
+    }
     /// Requires `Authorization: Bearer <token>` (or `?token=` for the page), the same
     /// token you give `/metrics`.
     ///
@@ -326,6 +367,7 @@ impl DashboardBuilder {
             alerting: self.alerting,
             rum: self.rum,
             synthetics: Mutex::new(self.synthetics),
+            stats: self.stats,
             history: Mutex::new(History::new(capacity.clamp(1, 100_000))),
             latest: Mutex::new(CurrentMetrics::default()),
             token: self.token,
@@ -419,6 +461,7 @@ impl Dashboard {
             alerting: None,
             rum: None,
             synthetics: None,
+            stats: Vec::new(),
             token: None,
             refresh: Duration::from_secs(5),
             interval: Duration::from_secs(5),

@@ -306,3 +306,97 @@ async fn the_probe_card_shows_each_probes_last_run_and_does_not_keep_them_runnin
     }
     assert!(stopped, "the dashboard kept the probes alive");
 }
+
+#[tokio::test]
+async fn business_stats_are_rates_ratios_and_gauges_of_the_live_registry() {
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::gauge::Gauge;
+    use prometheus_client::metrics::histogram::Histogram;
+    use towerscope_dashboard::Stat;
+
+    let mut registry = Registry::default();
+    let order_value = Histogram::new([10.0, 100.0, 1000.0]);
+    registry.register("shop_order_value", "Order values", order_value.clone());
+    let checkouts = Counter::<u64>::default();
+    registry.register("shop_checkouts", "Checkouts started", checkouts.clone());
+    let refunds = Counter::<u64>::default();
+    registry.register("shop_refunds", "Refunds", refunds.clone());
+    let carts = Gauge::<i64>::default();
+    registry.register("shop_open_carts", "Open carts", carts.clone());
+    let rate = |metric: &str| Signal::CounterRate {
+        metric: metric.into(),
+        matchers: vec![],
+    };
+    let dashboard = Dashboard::builder(MetricsService::new(registry))
+        .stat(
+            Stat::new("Revenue / min", rate("shop_order_value_sum"))
+                .scale(60.0)
+                .unit(" $"),
+        )
+        .stat(
+            Stat::new("Average order", rate("shop_order_value_sum"))
+                .per(rate("shop_order_value_count"))
+                .unit(" $"),
+        )
+        .stat(
+            Stat::new("Conversion", rate("shop_order_value_count"))
+                .per(rate("shop_checkouts"))
+                .scale(100.0)
+                .unit("%"),
+        )
+        .stat(Stat::new("Refunds per order", rate("shop_refunds")).per(rate("shop_refunds")))
+        .stat(Stat::new(
+            "Open carts",
+            Signal::Gauge {
+                metric: "shop_open_carts".into(),
+                matchers: vec![],
+            },
+        ))
+        .stat(Stat::new("x".repeat(200), rate("shop_checkouts")))
+        .spawn();
+    let app: Router = dashboard.router();
+
+    // Spawning read the counters once; the page shows every stat, unknown ones as null.
+    let (_, first) = get_json(&app, "/api/dashboard/metrics", None).await;
+    let labels: Vec<&str> = first["business"]
+        .as_array()
+        .expect("business")
+        .iter()
+        .map(|s| s["label"].as_str().expect("label"))
+        .collect();
+    assert_eq!(
+        labels[..5],
+        [
+            "Revenue / min",
+            "Average order",
+            "Conversion",
+            "Refunds per order",
+            "Open carts"
+        ]
+    );
+    assert_eq!(labels[5].len(), Stat::MAX_LABEL, "long labels are cut");
+    assert!(
+        first["business"][0]["value"].is_null(),
+        "one read: no rate yet"
+    );
+
+    for amount in [20.0, 80.0, 50.0] {
+        order_value.observe(amount);
+    }
+    checkouts.inc_by(4);
+    carts.set(7);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    dashboard.sample_now();
+    let (_, m) = get_json(&app, "/api/dashboard/metrics", None).await;
+    let value = |i: usize| m["business"][i]["value"].as_f64();
+    assert!(value(0).expect("revenue") > 0.0, "{m}");
+    assert_eq!(m["business"][0]["unit"], " $");
+    assert!((value(1).expect("mean") - 50.0).abs() < 1e-6, "{m}");
+    assert!((value(2).expect("conversion") - 75.0).abs() < 1e-6, "{m}");
+    assert_eq!(
+        value(3),
+        None,
+        "no refunds: a ratio over zero is unknown, not 0 or NaN"
+    );
+    assert_eq!(value(4), Some(7.0));
+}

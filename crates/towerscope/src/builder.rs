@@ -8,7 +8,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use prometheus_client::registry::Registry;
 use towerscope_alert::{Alert, Alerting, Delivery, Notifier, Routed, Rule, Sources, default_rules};
 use towerscope_core::{CatchPanicLayer, RouteClassifier};
-use towerscope_dashboard::Dashboard;
+use towerscope_dashboard::{Dashboard, Stat};
 use towerscope_health::{Health, HealthBuilder, Synthetics, SyntheticsBuilder, SyntheticsError};
 use towerscope_log::{
     AccessLogBuilder, AccessLogLayer, LogFormat, Logging, LoggingGuard, PanicHook,
@@ -192,6 +192,7 @@ pub struct ObservabilityBuilder {
     deliveries: Vec<DeliveryFn>,
     rum: RumBuilder,
     dashboard_history: Option<(Duration, Duration)>,
+    dashboard_stats: Vec<Stat>,
     ops_token: Option<String>,
 }
 
@@ -245,6 +246,7 @@ impl ObservabilityBuilder {
             deliveries: Vec::new(),
             rum: Rum::builder(),
             dashboard_history: None,
+            dashboard_stats: Vec::new(),
             ops_token: None,
         }
     }
@@ -722,6 +724,24 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// One of the application's own numbers on the dashboard's business card (orders per
+    /// minute, revenue, a conversion rate), computed live from the registry; see
+    /// [`Stat`](towerscope_dashboard::Stat).
+    ///
+    /// ```
+    /// use towerscope::alert::Signal;
+    /// use towerscope::dashboard::Stat;
+    /// let rate = |metric: &str| Signal::CounterRate { metric: metric.into(), matchers: vec![] };
+    /// let b = towerscope::Observability::builder("shop")
+    ///     .dashboard_stat(Stat::new("Orders / min", rate("shop_order_value_dollars_count")).scale(60.0))
+    ///     .dashboard_stat(Stat::new("Revenue / min", rate("shop_order_value_dollars_sum")).scale(60.0).unit(" $"));
+    /// # let _ = b;
+    /// ```
+    pub fn dashboard_stat(mut self, stat: Stat) -> Self {
+        self.dashboard_stats.push(stat);
+        self
+    }
+
     /// A bearer token required on `/metrics`, `/dashboard` and `/api/dashboard/*`,
     /// compared in constant time. Set it whenever the operational endpoints are reachable
     /// from outside.
@@ -933,6 +953,9 @@ impl ObservabilityBuilder {
             }
             if let Some((every, keep)) = self.dashboard_history {
                 builder = builder.history(every, keep);
+            }
+            for stat in self.dashboard_stats {
+                builder = builder.stat(stat);
             }
             builder.spawn()
         });

@@ -52,6 +52,7 @@ use towerscope_alert::{
     slo_burn_rate_rules, web_vitals_budget_rules,
 };
 use towerscope_core::UserId;
+use towerscope_dashboard::Stat;
 use towerscope_health::{
     CheckOptions, Criticality, DiskSpaceCheck, Health, HttpCheck, MemoryCheck, SqlxCheck,
     Synthetics, SyntheticsBuilder,
@@ -291,6 +292,47 @@ pub fn alert_rules() -> Vec<Rule> {
     rules
 }
 
+/// The shop's business numbers on the dashboard, each computed live from its metrics: orders
+/// and revenue per minute and the mean order (the order-value histogram's count and sum),
+/// registrations per hour, and the checkout conversion (orders placed per `POST /orders`,
+/// from the request metrics).
+///
+/// ```
+/// let stats = towerscope_demo::business_stats();
+/// assert_eq!(stats.len(), 5);
+/// ```
+pub fn business_stats() -> Vec<Stat> {
+    let rate = |metric: &str, matchers: &[(&str, &str)]| Signal::CounterRate {
+        metric: metric.into(),
+        matchers: matchers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    let orders = rate("app_order_value_dollars_count", &[]);
+    let revenue = rate("app_order_value_dollars_sum", &[]);
+    let checkouts = rate(
+        "http_server_request_duration_seconds_count",
+        &[("http_request_method", "POST"), ("http_route", "/orders")],
+    );
+    vec![
+        Stat::new("Orders / min", orders.clone()).scale(60.0),
+        Stat::new("Revenue / min", revenue.clone())
+            .scale(60.0)
+            .unit(" $"),
+        Stat::new("Average order", revenue)
+            .per(orders.clone())
+            .unit(" $"),
+        Stat::new("Registrations / hour", rate("app_user_registrations", &[]))
+            .scale(3600.0)
+            .window(Duration::from_secs(3600)),
+        Stat::new("Checkout conversion", orders)
+            .per(checkouts)
+            .scale(100.0)
+            .unit("%"),
+    ]
+}
+
 impl Demo {
     /// Builds the application and registers every metric into a new registry.
     ///
@@ -397,6 +439,9 @@ impl Demo {
             .alert_rules(alert_rules())
             .alert_rules(config.extra_rules)
             .alert_interval(config.alert_interval);
+        for stat in business_stats() {
+            obs = obs.dashboard_stat(stat);
+        }
         if let Some(url) = config.alertmanager {
             obs = obs.notifier(
                 AlertmanagerNotifier::new(url).generator_url("http://127.0.0.1:8080/metrics"),

@@ -83,6 +83,7 @@ rules:
     threshold: 0
     labels: { team: "ops: \"night\"" }
     annotations: { summary: "value {value} on {route} — {unknown} {{braces}}" }
+  - { name: Revenue, signal: counter_rate, metric: app_order_value_dollars_sum, condition: lt, threshold: 1 }
   - { name: Depth, signal: gauge, metric: app_queue_depth, matchers: { queue: emails }, condition: eq, threshold: 3 }
   - { name: Burn, signal: burn_rate, objective: 0.995, long_window: 6h, short_window: 30m, condition: gt, threshold: 6 }
   - name: LcpBudget
@@ -107,6 +108,6 @@ rules:
     assert!(skipped.is_empty());
     let out = check(&yaml);
     if !out.is_empty() {
-        assert!(out.contains("SUCCESS: 11 rules found"), "{out}");
+        assert!(out.contains("SUCCESS: 12 rules found"), "{out}");
     }
 }

@@ -288,6 +288,32 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
         probes.contains("passing") && probes.contains("failing"),
         "{probes}"
     );
+    // The business card: the demo's numbers from its own metrics. The shop page placed
+    // one order of 19.99 $ with its one `POST /orders`.
+    let business = eventually(Duration::from_secs(20), || {
+        let client = client.clone();
+        async move {
+            let card = client.find(Locator::Css("#business-stats")).await.ok()?;
+            let text = card.text().await.ok()?;
+            (text.contains("Average order\n20 $") && text.contains("Checkout conversion\n100%"))
+                .then_some(text)
+        }
+    })
+    .await;
+    let business_text = match &business {
+        Some(text) => text.clone(),
+        None => client
+            .find(Locator::Css("#business-stats"))
+            .await
+            .expect("business card")
+            .text()
+            .await
+            .expect("text"),
+    };
+    assert!(business.is_some(), "the business card: {business_text}");
+    for label in ["Orders / min", "Revenue / min", "Registrations / hour"] {
+        assert!(business_text.contains(label), "{business_text}");
+    }
     let pwned = client
         .execute("return typeof window.__pwned;", vec![])
         .await

@@ -332,3 +332,41 @@ async fn a_quantile_by_a_label_keeps_at_most_the_cap_of_values() {
         "warned once:\n{text}"
     );
 }
+
+#[tokio::test]
+async fn a_histogram_sum_and_count_are_rates_too() {
+    use prometheus_client::metrics::histogram::Histogram;
+    let mut registry = Registry::default();
+    let order_value = Histogram::new([10.0, 100.0, 1000.0]);
+    registry.register("shop_order_value", "Order values", order_value.clone());
+    let rate = |metric: &str| Signal::CounterRate {
+        metric: metric.into(),
+        matchers: vec![],
+    };
+    let window = Duration::from_secs(300);
+    let rules = vec![
+        Rule::new("Revenue", rate("shop_order_value_sum"), Condition::Gt, 0.0).window(window),
+        Rule::new("Orders", rate("shop_order_value_count"), Condition::Gt, 0.0).window(window),
+    ];
+    let alerting = Alerting::builder(Sources::new(MetricsService::new(registry)))
+        .rules(rules)
+        .interval(Duration::from_secs(3600)) // evaluated by hand below
+        .spawn();
+    assert!(alerting.active().is_empty());
+    order_value.observe(20.0);
+    order_value.observe(80.0);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sent = alerting.evaluate_now();
+    assert_eq!(
+        names(&sent),
+        vec![("Orders".into(), false), ("Revenue".into(), false)]
+    );
+    let value = |name: &str| {
+        sent.iter()
+            .find(|n| n.alert().name == name)
+            .map(|n| n.alert().value)
+            .expect("fired")
+    };
+    // The same span for both: their ratio is the mean order value.
+    assert!((value("Revenue") / value("Orders") - 50.0).abs() < 1e-6);
+}

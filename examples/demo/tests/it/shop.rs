@@ -14,8 +14,8 @@ async fn call(demo: &Demo, method: &str, uri: &str, body: &str) -> (u16, String)
         .body(Body::from(body.to_owned()))
         .expect("request");
     let resp = demo.router().oneshot(req).await.expect("infallible");
-    if !["/metrics", "/health", "/ready"].contains(&uri) {
-        // /metrics is mounted beside the application's layers, not inside them.
+    if !["/metrics", "/health", "/ready", "/api/dashboard/metrics"].contains(&uri) {
+        // The operational endpoints are mounted beside the application's layers, not inside them.
         let id = resp
             .headers()
             .get("x-request-id")
@@ -109,6 +109,39 @@ async fn shop_routes_and_business_metrics() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
+
+    // The dashboard's business card, from the same metrics: two orders (49.5 $) out of
+    // four `POST /orders`.
+    demo.observability()
+        .dashboard()
+        .expect("the demo's dashboard")
+        .sample_now();
+    let (status, body) = call(&demo, "GET", "/api/dashboard/metrics", "").await;
+    assert_eq!(status, 200);
+    let card: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let stat = |label: &str| {
+        card["business"]
+            .as_array()
+            .expect("business")
+            .iter()
+            .find(|s| s["label"] == label)
+            .unwrap_or_else(|| panic!("no {label} in {card}"))["value"]
+            .as_f64()
+    };
+    assert!(
+        (stat("Average order").expect("mean") - 24.75).abs() < 1e-9,
+        "{card}"
+    );
+    assert!(
+        (stat("Checkout conversion").expect("conversion") - 50.0).abs() < 1e-9,
+        "{card}"
+    );
+    assert!(stat("Orders / min").expect("orders") > 0.0, "{card}");
+    assert!(stat("Revenue / min").expect("revenue") > 0.0, "{card}");
+    assert!(
+        stat("Registrations / hour").expect("registrations") > 0.0,
+        "{card}"
+    );
 }
 
 #[tokio::test]
