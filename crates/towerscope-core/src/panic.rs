@@ -495,6 +495,14 @@ mod tests {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
+    /// Taken by every test whose panic reaches the layer's `error!`. tracing-core registers
+    /// a callsite and caches its interest in two steps; a first registration on another
+    /// test's thread (no subscriber there) could store "never" after the counting test's
+    /// subscriber had been counted in, and that test's event was dropped (one run in five
+    /// on a loaded two-core machine, once in CI). Taken in turn, a registration has
+    /// finished before the counting test sets its subscriber up.
+    static LOG_CALLSITE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     async fn call<S, B>(svc: S, req: Request<()>) -> Response<CatchPanicBody<B>>
     where
         S: Service<Request<()>, Response = Response<B>, Error = std::convert::Infallible>,
@@ -510,6 +518,7 @@ mod tests {
 
     #[tokio::test]
     async fn handler_panic_becomes_500_with_marker() {
+        let _serial = LOG_CALLSITE.lock().await;
         let svc = tower::service_fn(|_req: Request<()>| async {
             if true {
                 panic!("secret detail");
@@ -543,6 +552,7 @@ mod tests {
     #[test]
     fn a_panic_logged_by_a_hook_is_not_logged_again() {
         use tracing_subscriber::layer::SubscriberExt as _;
+        let _serial = LOG_CALLSITE.blocking_lock();
         let caught_errors = |hook_logged: bool| {
             let errors = Errors::default();
             let subscriber = tracing_subscriber::registry().with(errors.clone());
@@ -577,6 +587,7 @@ mod tests {
 
     #[tokio::test]
     async fn grpc_handler_panic_is_trailers_only_internal() {
+        let _serial = LOG_CALLSITE.lock().await;
         let svc = tower::service_fn(|_req: Request<()>| async {
             if true {
                 panic!("bug");
@@ -595,6 +606,7 @@ mod tests {
 
     #[tokio::test]
     async fn panic_in_call_is_caught() {
+        let _serial = LOG_CALLSITE.lock().await;
         #[derive(Clone)]
         struct PanicsInCall;
         impl Service<Request<()>> for PanicsInCall {
@@ -614,6 +626,7 @@ mod tests {
 
     #[tokio::test]
     async fn body_panic_ends_http_body_with_panic_error() {
+        let _serial = LOG_CALLSITE.lock().await;
         let svc = tower::service_fn(|_req: Request<()>| async {
             Ok::<_, std::convert::Infallible>(Response::new(PanicAfter::new(vec![frame_data("x")])))
         });
@@ -628,6 +641,7 @@ mod tests {
 
     #[tokio::test]
     async fn body_panic_ends_grpc_body_with_internal_trailers() {
+        let _serial = LOG_CALLSITE.lock().await;
         let svc = tower::service_fn(|_req: Request<()>| async {
             Ok::<_, std::convert::Infallible>(Response::new(PanicAfter::new(vec![frame_data("x")])))
         });
