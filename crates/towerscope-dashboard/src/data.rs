@@ -105,6 +105,7 @@ pub struct Stat {
     per: Option<Signal>,
     scale: f64,
     unit: String,
+    decimals: Option<u8>,
     window: Duration,
 }
 
@@ -137,6 +138,7 @@ impl Stat {
             per: None,
             scale: 1.0,
             unit: String::new(),
+            decimals: None,
             window: Duration::from_secs(300),
         }
     }
@@ -196,6 +198,23 @@ impl Stat {
         self
     }
 
+    /// Shows the value with exactly `places` decimals (at most 6): cents for money. By
+    /// default the page rounds like its other cards (one decimal under 100, none above).
+    ///
+    /// ```
+    /// use towerscope_alert::Signal;
+    /// let rate = |metric: &str| Signal::CounterRate { metric: metric.into(), matchers: vec![] };
+    /// let mean = towerscope_dashboard::Stat::new("Average order", rate("shop_order_value_dollars_sum"))
+    ///     .per(rate("shop_order_value_dollars_count"))
+    ///     .unit(" $")
+    ///     .decimals(2); // 19.99 $, not 20 $
+    /// # let _ = mean;
+    /// ```
+    pub fn decimals(mut self, places: u8) -> Self {
+        self.decimals = Some(places.min(6));
+        self
+    }
+
     /// The window rates and quantiles are taken over (default five minutes; 1 s to a day).
     ///
     /// ```
@@ -235,6 +254,7 @@ impl Stat {
             label: self.label.clone(),
             value: value.map(|v| v * self.scale).filter(|v| v.is_finite()),
             unit: self.unit.clone(),
+            decimals: self.decimals,
         }
     }
 }
@@ -242,7 +262,12 @@ impl Stat {
 /// A [`Stat`]'s value now, as `/api/dashboard/metrics` gives it under `business`.
 ///
 /// ```
-/// let v = towerscope_dashboard::StatValue { label: "Orders / min".into(), value: None, unit: String::new() };
+/// let v = towerscope_dashboard::StatValue {
+///     label: "Orders / min".into(),
+///     value: None,
+///     unit: String::new(),
+///     decimals: None,
+/// };
 /// // Unknown is `null`, never a made-up 0.
 /// assert_eq!(serde_json::to_value(&v).unwrap()["value"], serde_json::Value::Null);
 /// ```
@@ -254,6 +279,8 @@ pub struct StatValue {
     pub value: Option<f64>,
     /// Its unit, as configured.
     pub unit: String,
+    /// The decimals to show, when configured ([`Stat::decimals`]).
+    pub decimals: Option<u8>,
 }
 
 /// `/api/dashboard/metrics`.

@@ -336,7 +336,8 @@ async fn business_stats_are_rates_ratios_and_gauges_of_the_live_registry() {
         .stat(
             Stat::new("Average order", rate("shop_order_value_sum"))
                 .per(rate("shop_order_value_count"))
-                .unit(" $"),
+                .unit(" $")
+                .decimals(2),
         )
         .stat(
             Stat::new("Conversion", rate("shop_order_value_count"))
@@ -392,6 +393,11 @@ async fn business_stats_are_rates_ratios_and_gauges_of_the_live_registry() {
     assert!(value(0).expect("revenue") > 0.0, "{m}");
     assert_eq!(m["business"][0]["unit"], " $");
     assert!((value(1).expect("mean") - 50.0).abs() < 1e-6, "{m}");
+    assert_eq!(m["business"][1]["decimals"], 2, "shown with cents");
+    assert!(
+        m["business"][0]["decimals"].is_null(),
+        "rounded like the other cards"
+    );
     assert!((value(2).expect("conversion") - 75.0).abs() < 1e-6, "{m}");
     assert_eq!(
         value(3),

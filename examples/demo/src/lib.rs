@@ -319,10 +319,12 @@ pub fn business_stats() -> Vec<Stat> {
         Stat::new("Orders / min", orders.clone()).scale(60.0),
         Stat::new("Revenue / min", revenue.clone())
             .scale(60.0)
-            .unit(" $"),
+            .unit(" $")
+            .decimals(2),
         Stat::new("Average order", revenue)
             .per(orders.clone())
-            .unit(" $"),
+            .unit(" $")
+            .decimals(2),
         Stat::new("Registrations / hour", rate("app_user_registrations", &[]))
             .scale(3600.0)
             .window(Duration::from_secs(3600)),

@@ -295,7 +295,7 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
         async move {
             let card = client.find(Locator::Css("#business-stats")).await.ok()?;
             let text = card.text().await.ok()?;
-            (text.contains("Average order\n20 $") && text.contains("Checkout conversion\n100%"))
+            (text.contains("Average order\n19.99 $") && text.contains("Checkout conversion\n100%"))
                 .then_some(text)
         }
     })
