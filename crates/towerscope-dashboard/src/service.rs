@@ -263,6 +263,7 @@ impl DashboardBuilder {
         self.stats.push(stat);
         self
     }
+
     /// Requires `Authorization: Bearer <token>` (or `?token=` for the page), the same
     /// token you give `/metrics`.
     ///
