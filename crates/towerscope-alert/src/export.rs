@@ -120,9 +120,21 @@ fn go_template(template: &str, rule: &Rule, route_label: &str) -> String {
 struct Exprs<'a> {
     names: &'a MetricNames,
     system: &'a SystemNames,
+    /// Added to every selector as written (`job=~"$job"`); empty for none.
+    matcher: &'a str,
 }
 
 impl Exprs<'_> {
+    /// `{matcher,k="v",…}`, or nothing when there is neither.
+    fn selector(&self, matchers: &[(String, String)]) -> String {
+        let equal = selector(matchers);
+        match (self.matcher.is_empty(), equal.is_empty()) {
+            (true, _) => equal,
+            (false, true) => format!("{{{}}}", self.matcher),
+            (false, false) => format!("{{{},{}", self.matcher, &equal[1..]),
+        }
+    }
+
     fn requests(&self) -> String {
         match &self.names.requests {
             Some(n) => format!("{n}_total"),
@@ -141,7 +153,7 @@ impl Exprs<'_> {
             }
             RouteScope::EachRoute => format!(" by ({route})"),
         };
-        (selector(&matchers), by)
+        (self.selector(&matchers), by)
     }
 
     fn ratio(&self, errors: &str, window: &str, scope: &RouteScope) -> String {
@@ -161,16 +173,20 @@ impl Exprs<'_> {
         )
     }
 
-    fn expr(&self, rule: &Rule) -> Option<String> {
-        let w = promql_duration(rule.window);
+    /// The signal's value over `window` as PromQL (a burn rate: over its long window).
+    fn value(&self, signal: &Signal, window: Duration) -> Option<String> {
+        let w = promql_duration(window);
         let dur = &self.names.request_duration;
         let errors = self.names.errors.as_ref().map(|n| format!("{n}_total"));
-        Some(match &rule.signal {
+        let bare = self.selector(&[]);
+        Some(match signal {
             Signal::RequestRate(scope) => {
                 let (sel, by) = self.scoped(scope, &[]);
                 format!("sum{by}(rate({}{sel}[{w}]))", self.requests())
             }
-            Signal::ErrorRate(scope) => format!("100 * ({})", self.ratio(errors.as_deref()?, &w, scope)),
+            Signal::ErrorRate(scope) => {
+                format!("100 * ({})", self.ratio(errors.as_deref()?, &w, scope))
+            }
             Signal::AvgResponseTime(scope) => {
                 let (sel, by) = self.scoped(scope, &[]);
                 format!(
@@ -178,24 +194,37 @@ impl Exprs<'_> {
                 )
             }
             Signal::P95ResponseTime(scope) | Signal::P99ResponseTime(scope) => {
-                let q = if matches!(rule.signal, Signal::P95ResponseTime(_)) { "0.95" } else { "0.99" };
+                let q = if matches!(signal, Signal::P95ResponseTime(_)) {
+                    "0.95"
+                } else {
+                    "0.99"
+                };
                 let (sel, _) = self.scoped(scope, &[]);
                 let by = match scope {
                     RouteScope::EachRoute => format!("le, {}", self.names.route_label),
                     _ => "le".to_owned(),
                 };
-                format!("1000 * histogram_quantile({q}, sum by ({by}) (rate({dur}_bucket{sel}[{w}])))")
+                format!(
+                    "1000 * histogram_quantile({q}, sum by ({by}) (rate({dur}_bucket{sel}[{w}])))"
+                )
             }
-            Signal::InFlight => format!("sum({})", self.names.in_flight),
-            Signal::MemoryPercent => format!("max({})", self.system.memory_percent),
-            Signal::CpuPercent => format!("max({})", self.system.cpu),
-            Signal::DiskPercent => format!("max({})", self.system.disk_percent),
+            Signal::InFlight => format!("sum({}{bare})", self.names.in_flight),
+            Signal::MemoryPercent => format!("max({}{bare})", self.system.memory_percent),
+            Signal::CpuPercent => format!("max({}{bare})", self.system.cpu),
+            Signal::DiskPercent => format!("max({}{bare})", self.system.disk_percent),
             Signal::CounterRate { metric, matchers } => {
                 let name = crate::rule::counter_series(metric);
-                format!("sum(rate({name}{}[{w}]))", selector(matchers))
+                format!("sum(rate({name}{}[{w}]))", self.selector(matchers))
             }
-            Signal::Gauge { metric, matchers } => format!("sum({metric}{})", selector(matchers)),
-            Signal::HistogramQuantile { metric, quantile, matchers, by } => {
+            Signal::Gauge { metric, matchers } => {
+                format!("sum({metric}{})", self.selector(matchers))
+            }
+            Signal::HistogramQuantile {
+                metric,
+                quantile,
+                matchers,
+                by,
+            } => {
                 // Names go into the expression as they are: only valid ones.
                 let valid = crate::rule::is_metric_name(metric)
                     && (0.0..=1.0).contains(quantile)
@@ -203,29 +232,87 @@ impl Exprs<'_> {
                 if !valid {
                     return None;
                 }
-                let by = by.as_ref().map_or_else(|| "le".to_owned(), |b| format!("le, {b}"));
+                let by = by
+                    .as_ref()
+                    .map_or_else(|| "le".to_owned(), |b| format!("le, {b}"));
                 format!(
                     "histogram_quantile({quantile}, sum by ({by}) (rate({metric}_bucket{}[{w}])))",
-                    selector(matchers)
+                    self.selector(matchers)
                 )
             }
-            Signal::BurnRate { objective, long, short } => {
-                // Rounded so 1 - 0.999 prints as 0.001, not 0.0010000000000000009.
-                let budget = ((1.0 - objective) * 1e12).round() / 1e12;
-                let errors = errors?;
-                let burn = |window: Duration| {
-                    format!(
-                        "({}) / {budget}",
-                        self.ratio(&errors, &promql_duration(window), &RouteScope::Overall)
-                    )
-                };
-                let op = rule.condition.promql();
-                let t = rule.threshold;
-                return Some(format!("{} {op} {t} and {} {op} {t}", burn(*long), burn(*short)));
-            }
+            Signal::BurnRate {
+                objective, long, ..
+            } => self.burn(*objective, *long)?,
         })
-        .map(|e| format!("{e} {} {}", rule.condition.promql(), rule.threshold))
     }
+
+    /// How fast the error budget of `objective` burns over `window` (1 = exactly on
+    /// budget).
+    fn burn(&self, objective: f64, window: Duration) -> Option<String> {
+        // Rounded so 1 - 0.999 prints as 0.001, not 0.0010000000000000009.
+        let budget = ((1.0 - objective) * 1e12).round() / 1e12;
+        let errors = self.names.errors.as_ref().map(|n| format!("{n}_total"))?;
+        Some(format!(
+            "({}) / {budget}",
+            self.ratio(&errors, &promql_duration(window), &RouteScope::Overall)
+        ))
+    }
+
+    fn expr(&self, rule: &Rule) -> Option<String> {
+        let op = rule.condition.promql();
+        let t = rule.threshold;
+        if let Signal::BurnRate {
+            objective,
+            long,
+            short,
+        } = &rule.signal
+        {
+            let (long, short) = (
+                self.burn(*objective, *long)?,
+                self.burn(*objective, *short)?,
+            );
+            return Some(format!("{long} {op} {t} and {short} {op} {t}"));
+        }
+        self.value(&rule.signal, rule.window)
+            .map(|e| format!("{e} {op} {t}"))
+    }
+}
+
+/// A signal's value over `window` as a PromQL expression, with the metric names the metrics
+/// layer and the system collector use: what an alert rule compares with its threshold, for
+/// a Grafana panel or an ad-hoc query (a burn rate: over its long window). `matcher` is
+/// added to every selector as written (`job=~"$job"` in a Grafana panel; empty for none).
+/// `None` where the signal has no PromQL equivalent with these names.
+///
+/// ```
+/// use std::time::Duration;
+/// use towerscope_alert::{Signal, signal_promql};
+/// use towerscope_metrics::{MetricNames, SystemNames};
+/// let revenue = Signal::CounterRate { metric: "shop_order_value_dollars_sum".into(), matchers: vec![] };
+/// let five_minutes = Duration::from_secs(300);
+/// let (names, system) = (MetricNames::otel(), SystemNames::system());
+/// assert_eq!(
+///     signal_promql(&revenue, five_minutes, &names, &system, "").as_deref(),
+///     Some("sum(rate(shop_order_value_dollars_sum[5m]))")
+/// );
+/// assert_eq!(
+///     signal_promql(&revenue, five_minutes, &names, &system, r#"job=~"$job""#).as_deref(),
+///     Some(r#"sum(rate(shop_order_value_dollars_sum{job=~"$job"}[5m]))"#)
+/// );
+/// ```
+pub fn signal_promql(
+    signal: &Signal,
+    window: Duration,
+    names: &MetricNames,
+    system: &SystemNames,
+    matcher: &str,
+) -> Option<String> {
+    Exprs {
+        names,
+        system,
+        matcher,
+    }
+    .value(signal, window)
 }
 
 /// Writes `rules` as a Prometheus alerting-rule file (one group named `group`), with PromQL
@@ -247,7 +334,11 @@ pub fn to_prometheus_rules(
     names: &MetricNames,
     system: &SystemNames,
 ) -> (String, Vec<String>) {
-    let exprs = Exprs { names, system };
+    let exprs = Exprs {
+        names,
+        system,
+        matcher: "",
+    };
     let mut skipped = Vec::new();
     let mut out = Vec::new();
     for rule in rules {
@@ -301,6 +392,57 @@ mod tests {
         assert!(rate("logins_total").contains("sum(rate(logins_total[5m])) > 1"));
         assert!(rate("order_value_sum").contains("sum(rate(order_value_sum[5m])) > 1"));
         assert!(rate("order_value_count").contains("sum(rate(order_value_count[5m])) > 1"));
+    }
+
+    #[test]
+    fn a_matcher_reaches_every_selector() {
+        let matcher = r#"job=~"$job""#;
+        let signals = [
+            Signal::RequestRate(RouteScope::Overall),
+            Signal::RequestRate(RouteScope::Route("/orders".into())),
+            Signal::ErrorRate(RouteScope::EachRoute),
+            Signal::ErrorRate(RouteScope::Route("/orders".into())),
+            Signal::AvgResponseTime(RouteScope::Overall),
+            Signal::P95ResponseTime(RouteScope::EachRoute),
+            Signal::InFlight,
+            Signal::MemoryPercent,
+            Signal::CpuPercent,
+            Signal::DiskPercent,
+            Signal::CounterRate {
+                metric: "logins".into(),
+                matchers: vec![("outcome".into(), "success".into())],
+            },
+            Signal::Gauge {
+                metric: "queue_depth".into(),
+                matchers: vec![],
+            },
+            Signal::HistogramQuantile {
+                metric: "rum_lcp_seconds".into(),
+                quantile: 0.75,
+                matchers: vec![],
+                by: Some("page".into()),
+            },
+            Signal::BurnRate {
+                objective: 0.999,
+                long: Duration::from_secs(3600),
+                short: Duration::from_secs(300),
+            },
+        ];
+        let (names, system) = (MetricNames::otel(), SystemNames::system());
+        for signal in &signals {
+            let expr = signal_promql(signal, Duration::from_secs(300), &names, &system, matcher)
+                .expect("promql");
+            // Braces in PromQL open selectors only: each starts with the matcher.
+            assert_eq!(
+                expr.matches('{').count(),
+                expr.matches(&format!("{{{matcher}")).count(),
+                "{expr}"
+            );
+            assert!(expr.contains(matcher), "{expr}");
+            let plain = signal_promql(signal, Duration::from_secs(300), &names, &system, "")
+                .expect("promql");
+            assert!(!plain.contains("job"), "{plain}");
+        }
     }
 
     #[test]

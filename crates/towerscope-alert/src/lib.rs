@@ -15,7 +15,8 @@
 //! - An [`Evaluator`] (inactive → pending → firing → resolved per rule and label set,
 //!   re-notification, silences) run on a tokio task by [`Alerting`], which lists active
 //!   alerts for the dashboard.
-//! - [`to_prometheus_rules`]: the same rules as a Prometheus alerting-rule file.
+//! - [`to_prometheus_rules`]: the same rules as a Prometheus alerting-rule file;
+//!   [`signal_promql`]: one signal as a PromQL expression (a Grafana panel).
 //!
 //! ```no_run
 //! # async fn run(metrics: towerscope_metrics::MetricsService, perf: towerscope_perf::PerfMonitor) {
@@ -46,7 +47,7 @@ mod source;
 pub use defaults::{default_rules, slo_burn_rate_rules, web_vitals_budget_rules};
 pub use delivery::{Delivery, DeliveryBuilder, DeliveryError, Notifier, SendFuture};
 pub use eval::{Alert, AlertState, Evaluator, Notification, Sample};
-pub use export::to_prometheus_rules;
+pub use export::{signal_promql, to_prometheus_rules};
 pub use file::{MAX_RULES, RuleFileError, load_rules, parse_rules};
 pub use notifiers::{
     AddressError, AlertmanagerNotifier, EmailNotifier, PagerDutyNotifier, SIGNATURE_HEADER,

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use towerscope_alert::{RouteScope, Signal, Sources};
+use towerscope_metrics::{MetricNames, SystemNames};
 
 /// The system card.
 ///
@@ -231,6 +232,61 @@ impl Stat {
     pub fn window(mut self, window: Duration) -> Self {
         self.window = window.clamp(Duration::from_secs(1), towerscope_core::MAX_PERIOD);
         self
+    }
+
+    /// Its label.
+    ///
+    /// ```
+    /// use towerscope_alert::Signal;
+    /// let stat = towerscope_dashboard::Stat::new("Open carts", Signal::Gauge { metric: "shop_open_carts".into(), matchers: vec![] });
+    /// assert_eq!(stat.label(), "Open carts");
+    /// ```
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Its unit text and decimals, as configured.
+    ///
+    /// ```
+    /// use towerscope_alert::Signal;
+    /// let stat = towerscope_dashboard::Stat::new("Stock", Signal::Gauge { metric: "shop_stock_dollars".into(), matchers: vec![] })
+    ///     .unit(" $")
+    ///     .decimals(2);
+    /// assert_eq!(stat.display(), (" $", Some(2)));
+    /// ```
+    pub fn display(&self) -> (&str, Option<u8>) {
+        (&self.unit, self.decimals)
+    }
+
+    /// The same number as a PromQL expression over Prometheus' copy of the metrics (for a
+    /// Grafana panel: `towerscope::monitoring::grafana_dashboard_with_stats`), with
+    /// `matcher` added to every selector as written ([`towerscope_alert::signal_promql`]).
+    /// Unlike the card, a ratio over zero is whatever Prometheus makes of it (`NaN`, `+Inf`).
+    ///
+    /// ```
+    /// use towerscope_alert::Signal;
+    /// use towerscope_metrics::{MetricNames, SystemNames};
+    /// let rate = |metric: &str| Signal::CounterRate { metric: metric.into(), matchers: vec![] };
+    /// let mean = towerscope_dashboard::Stat::new("Average order", rate("shop_order_value_dollars_sum"))
+    ///     .per(rate("shop_order_value_dollars_count"));
+    /// assert_eq!(
+    ///     mean.promql(&MetricNames::otel(), &SystemNames::system(), "").as_deref(),
+    ///     Some("(sum(rate(shop_order_value_dollars_sum[5m]))) / (sum(rate(shop_order_value_dollars_count[5m]))) * 1")
+    /// );
+    /// ```
+    pub fn promql(
+        &self,
+        names: &MetricNames,
+        system: &SystemNames,
+        matcher: &str,
+    ) -> Option<String> {
+        let expr =
+            |signal| towerscope_alert::signal_promql(signal, self.window, names, system, matcher);
+        let numerator = expr(&self.signal)?;
+        Some(match &self.per {
+            None => format!("({numerator}) * {}", self.scale),
+            Some(per) => format!("({numerator}) / ({}) * {}", expr(per)?, self.scale),
+        })
     }
 
     /// The signals to read, each with this stat's window.

@@ -9,6 +9,7 @@
 //! into a real Prometheus.
 
 use serde_json::{Value, json};
+use towerscope_dashboard::Stat;
 use towerscope_metrics::{MetricNames, SystemNames};
 
 /// Metric names the dashboard does not take from [`MetricNames`]: they are fixed.
@@ -89,6 +90,29 @@ impl Panels {
 /// assert!(json.contains("http_server_request_duration_seconds_bucket"));
 /// ```
 pub fn grafana_dashboard(title: &str, names: &MetricNames, system: &SystemNames) -> String {
+    grafana_dashboard_with_stats(title, names, system, &[])
+}
+
+/// [`grafana_dashboard`] with a first row of the application's business numbers: each
+/// [`Stat`] of the live dashboard's business card as a Grafana stat panel over the same
+/// PromQL ([`Stat::promql`]), so both show the same number, filtered by the `job`
+/// variable like every other panel.
+///
+/// ```
+/// use towerscope::alert::Signal;
+/// use towerscope::dashboard::Stat;
+/// use towerscope::metrics::{MetricNames, SystemNames};
+/// let rate = |metric: &str| Signal::CounterRate { metric: metric.into(), matchers: vec![] };
+/// let stats = [Stat::new("Revenue / min", rate("shop_order_value_dollars_sum")).scale(60.0).unit(" $")];
+/// let json = towerscope::monitoring::grafana_dashboard_with_stats("shop", &MetricNames::otel(), &SystemNames::system(), &stats);
+/// assert!(json.contains(r#"(sum(rate(shop_order_value_dollars_sum{job=~\"$job\"}[5m]))) * 60"#));
+/// ```
+pub fn grafana_dashboard_with_stats(
+    title: &str,
+    names: &MetricNames,
+    system: &SystemNames,
+    stats: &[Stat],
+) -> String {
     let route: &str = &names.route_label;
     let duration: &str = &names.request_duration;
     let requests = match &names.requests {
@@ -124,6 +148,42 @@ pub fn grafana_dashboard(title: &str, names: &MetricNames, system: &SystemNames)
         next_id: 1,
         y: 0,
     };
+
+    if !stats.is_empty() {
+        p.row("Business");
+        for four in stats.chunks(4) {
+            let first = p.panels.len();
+            let specs: Vec<(String, String, Option<String>)> = four
+                .iter()
+                .map(|stat| {
+                    let (unit, _) = stat.display();
+                    let unit = if unit.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        format!("suffix:{unit}")
+                    };
+                    (
+                        stat.label().to_owned(),
+                        unit,
+                        stat.promql(names, system, "job=~\"$job\""),
+                    )
+                })
+                .collect();
+            let panels: Vec<PanelSpec<'_>> = specs
+                .iter()
+                .map(|(label, unit, expr)| {
+                    let targets = expr.iter().map(|e| ("", e.clone())).collect();
+                    (label.as_str(), unit.as_str(), targets)
+                })
+                .collect();
+            p.line("stat", &panels);
+            for (panel, stat) in p.panels[first..].iter_mut().zip(four) {
+                if let (_, Some(places)) = stat.display() {
+                    panel["fieldConfig"]["defaults"]["decimals"] = json!(places);
+                }
+            }
+        }
+    }
 
     p.row("Golden signals");
     p.line(

@@ -53,7 +53,8 @@ enum Command {
     /// Print the demo's alert rules as a Prometheus alerting-rule file (for
     /// `promtool check rules` and a Prometheus server's `rule_files`).
     ExportRules,
-    /// Print a Grafana dashboard (JSON) for the demo's metrics, to import into Grafana.
+    /// Print a Grafana dashboard (JSON) for the demo's metrics, its business numbers
+    /// first, to import into Grafana.
     ExportDashboard,
 }
 
@@ -63,10 +64,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(Command::ExportDashboard) = args.command {
         print!(
             "{}",
-            towerscope::monitoring::grafana_dashboard(
+            towerscope::monitoring::grafana_dashboard_with_stats(
                 "towerscope-demo",
                 &towerscope_metrics::MetricNames::otel(),
                 &towerscope_metrics::SystemNames::system(),
+                &towerscope_demo::business_stats(),
             )
         );
         return Ok(());

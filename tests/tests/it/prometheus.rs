@@ -106,8 +106,25 @@ async fn prometheus_scrapes_the_demo() {
         "/../docs/monitoring/grafana-dashboard.json"
     ))
     .expect("the kept dashboard");
-    let queries = towerscope::monitoring::dashboard_queries(&dashboard).expect("json");
+    let mut queries = towerscope::monitoring::dashboard_queries(&dashboard).expect("json");
+    // And the demo's own dashboard's business panels (the live card's numbers as PromQL).
+    let business = towerscope::monitoring::grafana_dashboard_with_stats(
+        "towerscope-demo",
+        &towerscope::metrics::MetricNames::otel(),
+        &towerscope::metrics::SystemNames::system(),
+        &towerscope_demo::business_stats(),
+    );
+    let business = towerscope::monitoring::dashboard_queries(&business).expect("json");
+    let added = business.iter().filter(|q| !queries.contains(q)).count();
+    assert_eq!(added, 5, "one query per business number");
+    for q in business {
+        if !queries.contains(&q) {
+            queries.push(q);
+        }
+    }
     let with_data = [
+        "app_order_value_dollars_sum",
+        "app_user_registrations_total",
         "sum by (http_route) (rate(http_server_requests_total",
         "histogram_quantile(0.95, sum by (le) (",
         "sum(http_server_active_requests",

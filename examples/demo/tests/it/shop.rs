@@ -219,4 +219,22 @@ fn export_dashboard_prints_a_grafana_dashboard_for_the_demo() {
         panels.iter().any(|p| p["title"] == "Traffic by route"),
         "{dashboard}"
     );
+    // The business card's numbers, as stat panels over the same PromQL.
+    let conversion = panels
+        .iter()
+        .find(|p| p["title"] == "Checkout conversion")
+        .expect("a business panel");
+    assert_eq!(conversion["type"], "stat");
+    assert_eq!(conversion["fieldConfig"]["defaults"]["unit"], "suffix:%");
+    assert_eq!(
+        conversion["targets"][0]["expr"],
+        "(sum(rate(app_order_value_dollars_count{job=~\"$job\"}[5m]))) / \
+         (sum(rate(http_server_request_duration_seconds_count{job=~\"$job\",\
+         http_request_method=\"POST\",http_route=\"/orders\"}[5m]))) * 100"
+    );
+    let mean = panels
+        .iter()
+        .find(|p| p["title"] == "Average order")
+        .expect("a business panel");
+    assert_eq!(mean["fieldConfig"]["defaults"]["decimals"], 2);
 }
