@@ -16,12 +16,15 @@ use towerscope_metrics::{MetricNames, SystemNames};
 const OPEN_CONNECTIONS: &str = "http_server_open_connections";
 const OVERFLOW: &str = "towerscope_series_overflow_total";
 
+/// The matcher every query starts with: the services the `job` variable selects.
+const JOB: &str = "job=~\"$job\"";
+
 /// `name{job=~"$job",extra}`.
 fn sel(name: &str, extra: &str) -> String {
     if extra.is_empty() {
-        format!("{name}{{job=~\"$job\"}}")
+        format!("{name}{{{JOB}}}")
     } else {
-        format!("{name}{{job=~\"$job\",{extra}}}")
+        format!("{name}{{{JOB},{extra}}}")
     }
 }
 
@@ -153,7 +156,7 @@ pub fn grafana_dashboard_with_stats(
         p.row("Business");
         for four in stats.chunks(4) {
             let first = p.panels.len();
-            let specs: Vec<(String, String, Option<String>)> = four
+            let specs: Vec<(&str, String, Option<String>)> = four
                 .iter()
                 .map(|stat| {
                     let (unit, _) = stat.display();
@@ -162,18 +165,14 @@ pub fn grafana_dashboard_with_stats(
                     } else {
                         format!("suffix:{unit}")
                     };
-                    (
-                        stat.label().to_owned(),
-                        unit,
-                        stat.promql(names, system, "job=~\"$job\""),
-                    )
+                    (stat.label(), unit, stat.promql(names, system, JOB))
                 })
                 .collect();
             let panels: Vec<PanelSpec<'_>> = specs
                 .iter()
                 .map(|(label, unit, expr)| {
                     let targets = expr.iter().map(|e| ("", e.clone())).collect();
-                    (label.as_str(), unit.as_str(), targets)
+                    (*label, unit.as_str(), targets)
                 })
                 .collect();
             p.line("stat", &panels);
