@@ -46,7 +46,8 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// A child process killed when dropped, with its output kept in a temp file for failures.
+/// A child process killed when dropped, with the processes it started (ChromeDriver's
+/// Chromium), and its output kept in a temp file for failures.
 #[derive(Debug)]
 pub struct Component {
     child: tokio::process::Child,
@@ -68,6 +69,9 @@ impl Component {
             .stdout(file)
             .stderr(err)
             .kill_on_drop(true)
+            // Its own process group, so that dropping it ends what it started too: a test
+            // that fails before it closes its WebDriver session left Chromium running.
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         Self { child, log }
@@ -81,6 +85,19 @@ impl Component {
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Component {
+    fn drop(&mut self) {
+        // The group's id is the child's: it leads the group it was started in.
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
