@@ -149,3 +149,45 @@ pub fn web_vitals_budget_rules() -> Vec<Rule> {
         rule("ClsBudget", "rum_cls", "CLS", 0.1, ""),
     ]
 }
+
+/// Warnings before a certificate runs out, for every synthetic probe over TLS (the gauge
+/// `synthetic_probe_tls_cert_expiry_timestamp_seconds` towerscope-health's `Synthetics`
+/// exports), one alert per probe, labelled `probe`:
+///
+/// | rule | certificate expires within | severity |
+/// |---|---|---|
+/// | `CertificateExpiresSoon` | 21 days | medium (a ticket) |
+/// | `CertificateExpiresThisWeek` | 7 days | high (a page in working hours) |
+///
+/// A renewed certificate, seen at the probe's next run, resolves them. An expired one
+/// fails the probe itself (the TLS handshake is refused) while these stay firing.
+///
+/// ```
+/// let rules = towerscope_alert::certificate_expiry_rules();
+/// assert_eq!(rules[0].name, "CertificateExpiresSoon");
+/// assert_eq!(rules[1].threshold, 7.0 * 86_400.0); // seconds
+/// ```
+pub fn certificate_expiry_rules() -> Vec<Rule> {
+    let rule = |name: &str, days: u32, severity: Severity| {
+        Rule::new(
+            name,
+            Signal::SecondsUntil {
+                metric: "synthetic_probe_tls_cert_expiry_timestamp_seconds".to_owned(),
+                matchers: Vec::new(),
+                by: Some("probe".to_owned()),
+            },
+            Condition::Lt,
+            f64::from(days) * 86_400.0,
+        )
+        .for_duration(Duration::from_secs(600))
+        .severity(severity)
+        .message(format!(
+            "The certificate probe {{probe}} was shown expires within {days} days ({{value}} s left)"
+        ))
+        .annotation("summary", "A server certificate expires soon: renew it")
+    };
+    vec![
+        rule("CertificateExpiresSoon", 21, Severity::Medium),
+        rule("CertificateExpiresThisWeek", 7, Severity::High),
+    ]
+}

@@ -219,6 +219,22 @@ impl Exprs<'_> {
             Signal::Gauge { metric, matchers } => {
                 format!("sum({metric}{})", self.selector(matchers))
             }
+            Signal::SecondsUntil {
+                metric,
+                matchers,
+                by,
+            } => {
+                // Names go into the expression as they are: only valid ones.
+                let valid = crate::rule::is_metric_name(metric)
+                    && by.as_deref().is_none_or(crate::rule::is_label_name);
+                if !valid {
+                    return None;
+                }
+                let by = by
+                    .as_ref()
+                    .map_or_else(String::new, |b| format!(" by ({b})"));
+                format!("min{by}({metric}{}) - time()", self.selector(matchers))
+            }
             Signal::HistogramQuantile {
                 metric,
                 quantile,
@@ -421,6 +437,11 @@ mod tests {
                 quantile: 0.75,
                 matchers: vec![],
                 by: Some("page".into()),
+            },
+            Signal::SecondsUntil {
+                metric: "synthetic_probe_tls_cert_expiry_timestamp_seconds".into(),
+                matchers: vec![],
+                by: Some("probe".into()),
             },
             Signal::BurnRate {
                 objective: 0.999,

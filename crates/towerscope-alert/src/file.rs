@@ -283,6 +283,21 @@ fn metric_name(m: &Map<String, Value>) -> Result<String, FieldError> {
     }
 }
 
+/// The optional label a signal groups by (one alert per value).
+fn group_by(m: &Map<String, Value>) -> Result<Option<String>, FieldError> {
+    let by = string(m, "by")?;
+    if by
+        .as_deref()
+        .is_some_and(|b| !crate::rule::is_label_name(b))
+    {
+        return Err((
+            Some("by"),
+            "not a label name to group by (letters, digits, `_`; not `le`)".into(),
+        ));
+    }
+    Ok(by)
+}
+
 fn parse_rule(item: &Value) -> Result<Rule, FieldError> {
     let Value::Object(m) = item else {
         return Err((None, "expected a mapping".into()));
@@ -321,16 +336,7 @@ fn parse_rule(item: &Value) -> Result<Rule, FieldError> {
                     "must be between 0 and 1 (0.75 for p75)".into(),
                 ));
             }
-            let by = string(m, "by")?;
-            if by
-                .as_deref()
-                .is_some_and(|b| !crate::rule::is_label_name(b))
-            {
-                return Err((
-                    Some("by"),
-                    "not a label name to group by (letters, digits, `_`; not `le`)".into(),
-                ));
-            }
+            let by = group_by(m)?;
             Signal::HistogramQuantile {
                 metric: metric_name(m)?,
                 quantile,
@@ -338,6 +344,11 @@ fn parse_rule(item: &Value) -> Result<Rule, FieldError> {
                 by,
             }
         }
+        "seconds_until" => Signal::SecondsUntil {
+            metric: metric_name(m)?,
+            matchers: matchers(m)?,
+            by: group_by(m)?,
+        },
         "burn_rate" => {
             let objective = number(m, "objective")?.ok_or((Some("objective"), "missing".into()))?;
             if !(objective > 0.0 && objective < 1.0) {

@@ -44,7 +44,9 @@ mod rule;
 mod runtime;
 mod source;
 
-pub use defaults::{default_rules, slo_burn_rate_rules, web_vitals_budget_rules};
+pub use defaults::{
+    certificate_expiry_rules, default_rules, slo_burn_rate_rules, web_vitals_budget_rules,
+};
 pub use delivery::{Delivery, DeliveryBuilder, DeliveryError, Notifier, SendFuture};
 pub use eval::{Alert, AlertState, Evaluator, Notification, Sample};
 pub use export::{signal_promql, to_prometheus_rules};

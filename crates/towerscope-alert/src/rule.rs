@@ -254,6 +254,31 @@ pub enum Signal {
         /// A label to compute the quantile for each value of (one alert each).
         by: Option<String>,
     },
+    /// Seconds from now until the Unix time a gauge holds: a certificate's expiry
+    /// (`synthetic_probe_tls_cert_expiry_timestamp_seconds`), a deadline. The earliest of
+    /// the series the matchers select or, with `by`, the earliest for each value of that
+    /// label (one alert each, labelled with it); negative once the time has passed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Condition, Rule, Signal};
+    /// // Warn three weeks before any probed certificate expires, probe by probe.
+    /// let expiry = Signal::SecondsUntil {
+    ///     metric: "synthetic_probe_tls_cert_expiry_timestamp_seconds".into(),
+    ///     matchers: vec![],
+    ///     by: Some("probe".into()),
+    /// };
+    /// let rule = Rule::new("CertificateExpiresSoon", expiry, Condition::Lt, 21.0 * 86_400.0);
+    /// # let _ = rule;
+    /// ```
+    SecondsUntil {
+        /// The gauge family's name; its values are Unix times in seconds.
+        metric: String,
+        /// Label equality matchers.
+        matchers: Vec<(String, String)>,
+        /// A label to take the earliest time for each value of (one alert each).
+        by: Option<String>,
+    },
     /// The error budget burn rate against an availability `objective` (for example 0.999):
     /// the lower of the burn rates over `long` and `short` windows, so the alert fires only
     /// while both are burning (the SRE workbook's multiwindow rule).
@@ -289,6 +314,7 @@ impl Signal {
             Self::Gauge { .. } => "gauge",
             Self::BurnRate { .. } => "burn_rate",
             Self::HistogramQuantile { .. } => "histogram_quantile",
+            Self::SecondsUntil { .. } => "seconds_until",
         }
     }
 

@@ -246,6 +246,8 @@ pub struct Sources {
 pub(crate) struct Snapshot {
     lines: Vec<Line>,
     now: Instant,
+    /// The wall clock at `now`, Unix seconds: what [`Signal::SecondsUntil`] counts from.
+    unix_now: f64,
 }
 
 impl Sources {
@@ -339,6 +341,9 @@ impl Sources {
         let snapshot = Snapshot {
             lines: parse_exposition(&self.metrics.encode(Format::Prometheus)),
             now,
+            unix_now: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
         };
         let previous = self.last_snapshot.replace(now);
         for rule in rules {
@@ -700,6 +705,36 @@ impl Sources {
                     .unwrap_or_default()
             }
             Signal::Gauge { metric, matchers } => gauge(metric, matchers),
+            Signal::SecondsUntil {
+                metric,
+                matchers,
+                by,
+            } => {
+                // The earliest time of each group (one group without `by`; a series
+                // without the label is in the group of the empty value, as in PromQL).
+                let mut earliest: BTreeMap<&str, f64> = BTreeMap::new();
+                for l in snap
+                    .lines
+                    .iter()
+                    .filter(|l| l.name == *metric && matches(l, matchers) && !l.value.is_nan())
+                {
+                    let group = by.as_deref().map_or("", |b| {
+                        l.labels
+                            .iter()
+                            .find(|(k, _)| k == b)
+                            .map_or("", |(_, v)| v.as_str())
+                    });
+                    let e = earliest.entry(group).or_insert(l.value);
+                    *e = e.min(l.value);
+                }
+                earliest
+                    .into_iter()
+                    .map(|(group, at)| Sample {
+                        labels: by.iter().map(|b| (b.clone(), group.to_owned())).collect(),
+                        value: at - snap.unix_now,
+                    })
+                    .collect()
+            }
             Signal::HistogramQuantile {
                 metric,
                 quantile,

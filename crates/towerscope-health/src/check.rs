@@ -42,6 +42,27 @@ pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Sen
 pub trait HealthCheck: Send + Sync + 'static {
     /// Runs the check once.
     fn check(&self) -> CheckFuture<'_>;
+
+    /// When the server certificate this check was last shown expires (its `notAfter`),
+    /// for a check that connects over TLS; `None` (the default) for one that does not, or
+    /// before its first TLS connection. [`Synthetics`](crate::Synthetics) exports it for
+    /// each probe, so that an alert can warn weeks before the certificate runs out.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use towerscope_health::{CheckFuture, HealthCheck};
+    /// /// A check of a certificate kept on disk, say.
+    /// struct Certificate { expires: SystemTime }
+    /// impl HealthCheck for Certificate {
+    ///     fn check(&self) -> CheckFuture<'_> { Box::pin(async { Ok(()) }) }
+    ///     fn certificate_expiry(&self) -> Option<SystemTime> { Some(self.expires) }
+    /// }
+    /// let c = Certificate { expires: SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000) };
+    /// assert!(c.certificate_expiry().is_some());
+    /// ```
+    fn certificate_expiry(&self) -> Option<std::time::SystemTime> {
+        None
+    }
 }
 
 /// A check from an async closure whose error is anything displayable.

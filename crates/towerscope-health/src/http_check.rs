@@ -60,9 +60,12 @@ pub struct HttpCheck {
     max_body: usize,
     redirects: usize,
     #[cfg(feature = "tls")]
-    roots: Vec<reqwest::Certificate>,
+    roots: Vec<rustls_pki_types::CertificateDer<'static>>,
     #[cfg(feature = "tls")]
     min_cert_validity: Option<Duration>,
+    /// The `notAfter` (Unix seconds) of the certificate the last TLS connection showed.
+    #[cfg(feature = "tls")]
+    seen_expiry: SeenExpiry,
     /// Built at the first run from the settings above (a setter resets it).
     client: OnceLock<Result<reqwest::Client, String>>,
 }
@@ -154,6 +157,8 @@ impl HttpCheck {
             roots: Vec::new(),
             #[cfg(feature = "tls")]
             min_cert_validity: None,
+            #[cfg(feature = "tls")]
+            seen_expiry: SeenExpiry::default(),
             client: OnceLock::new(),
         }
     }
@@ -292,9 +297,9 @@ impl HttpCheck {
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {
             let der = cert.map_err(|e| InvalidPem::Malformed(e.to_string()))?;
-            let cert = reqwest::Certificate::from_der(&der)
+            x509_parser::parse_x509_certificate(&der)
                 .map_err(|e| InvalidPem::Malformed(e.to_string()))?;
-            self.roots.push(cert);
+            self.roots.push(der);
             added += 1;
         }
         if added == 0 {
@@ -330,15 +335,46 @@ impl HttpCheck {
                 };
                 let builder = reqwest::Client::builder()
                     .user_agent(HTTP_CHECK_USER_AGENT)
-                    .redirect(redirects);
+                    .redirect(redirects)
+                    // A new connection each run, as a new visitor makes: a pooled one
+                    // would show the certificate of its handshake for as long as the
+                    // server keeps it open.
+                    .pool_max_idle_per_host(0);
                 #[cfg(feature = "tls")]
                 let builder = builder
-                    .tls_certs_merge(self.roots.iter().cloned())
-                    .tls_info(self.min_cert_validity.is_some());
+                    .tls_backend_preconfigured(self.tls_config()?)
+                    // The peer's certificate, for its expiry (absent over plain HTTP).
+                    .tls_info(true);
                 builder.build().map_err(error_chain)
             })
             .as_ref()
             .map_err(|e| format!("{} {}: client setup: {e}", self.method, self.shown))
+    }
+
+    /// rustls as reqwest sets it up (the platform's roots and the added ones, the process's
+    /// crypto provider or aws-lc), without session resumption: a resumed TLS session shows
+    /// no certificate, so a check would go on judging the certificate of its first
+    /// handshake for as long as the server resumed it, a renewed one or an expired one.
+    #[cfg(feature = "tls")]
+    fn tls_config(&self) -> Result<rustls::ClientConfig, String> {
+        use std::sync::Arc;
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
+            self.roots.iter().cloned(),
+            provider.clone(),
+        )
+        .map_err(|e| format!("certificate verifier: {e}"))?;
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS versions: {e}"))?
+            .dangerous() // rustls' name for "a verifier of one's own": the platform's
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        config.resumption = rustls::client::Resumption::disabled();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
     }
 
     async fn run(&self) -> Result<(), String> {
@@ -351,6 +387,22 @@ impl HttpCheck {
             request = request.body(self.body.clone());
         }
         let mut response = request.send().await.map_err(|e| fail(error_chain(e)))?;
+        // What the certificate says is known whatever the status: record it first.
+        #[cfg(feature = "tls")]
+        let not_after = match response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|info| info.peer_certificate())
+        {
+            Some(der) => {
+                let not_after = cert_not_after(der);
+                if let Ok(secs) = not_after {
+                    self.seen_expiry.set(secs);
+                }
+                Some(not_after)
+            }
+            None => None,
+        };
         let status = response.status();
         if !self.expected.contains(&status) {
             let expected: Vec<String> = self
@@ -366,11 +418,9 @@ impl HttpCheck {
         }
         #[cfg(feature = "tls")]
         if let Some(window) = self.min_cert_validity {
-            let der = response
-                .extensions()
-                .get::<reqwest::tls::TlsInfo>()
-                .and_then(|info| info.peer_certificate());
-            cert_valid_for(der, window).map_err(fail)?;
+            let not_after = not_after
+                .unwrap_or_else(|| Err("no TLS certificate to check (plain HTTP)".to_owned()));
+            valid_for(not_after, window).map_err(fail)?;
         }
         // Read the whole body (bounded): the run times the transfer, and a body cut short
         // fails.
@@ -398,6 +448,53 @@ impl HealthCheck for HttpCheck {
     fn check(&self) -> CheckFuture<'_> {
         Box::pin(self.run())
     }
+
+    /// The `notAfter` of the leaf certificate the last HTTPS response came with (it stays
+    /// while later runs fail to connect, so an expired certificate, which the TLS
+    /// handshake refuses, still shows its expiry in the past).
+    #[cfg(feature = "tls")]
+    fn certificate_expiry(&self) -> Option<std::time::SystemTime> {
+        let secs = self.seen_expiry.get()?;
+        let at = u64::try_from(secs).ok()?;
+        std::time::UNIX_EPOCH.checked_add(Duration::from_secs(at))
+    }
+}
+
+/// The `notAfter` (Unix seconds) of the certificate a check last saw; clones start empty.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+struct SeenExpiry(std::sync::atomic::AtomicI64);
+
+#[cfg(feature = "tls")]
+impl SeenExpiry {
+    const NONE: i64 = i64::MIN;
+
+    fn set(&self, not_after: i64) {
+        // A certificate from before 1970 would read as none: `NONE` is not a real time.
+        self.0.store(
+            not_after.max(Self::NONE + 1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn get(&self) -> Option<i64> {
+        let v = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        (v != Self::NONE).then_some(v)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Default for SeenExpiry {
+    fn default() -> Self {
+        Self(std::sync::atomic::AtomicI64::new(Self::NONE))
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Clone for SeenExpiry {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 /// `e` and its sources, `: `-separated, without the URL (it may hold a secret; errors
@@ -414,14 +511,27 @@ fn error_chain(e: reqwest::Error) -> String {
     out
 }
 
-/// `Ok` when the leaf certificate `der` is valid for at least `window` more.
+/// The `notAfter` of the certificate `der`, Unix seconds.
 #[cfg(feature = "tls")]
-fn cert_valid_for(der: Option<&[u8]>, window: Duration) -> Result<(), String> {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let der = der.ok_or("no TLS certificate to check (plain HTTP)")?;
+fn cert_not_after(der: &[u8]) -> Result<i64, String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| format!("unreadable server certificate: {e}"))?;
-    let not_after = cert.validity().not_after.timestamp();
+    Ok(cert.validity().not_after.timestamp())
+}
+
+/// `Ok` when the leaf certificate `der` is valid for at least `window` more.
+#[cfg(all(feature = "tls", test))]
+fn cert_valid_for(der: Option<&[u8]>, window: Duration) -> Result<(), String> {
+    let der = der.ok_or("no TLS certificate to check (plain HTTP)")?;
+    valid_for(cert_not_after(der), window)
+}
+
+/// `Ok` when a certificate whose `notAfter` is `not_after` (or that could not be read) is
+/// valid for at least `window` more.
+#[cfg(feature = "tls")]
+fn valid_for(not_after: Result<i64, String>, window: Duration) -> Result<(), String> {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let not_after = not_after?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));

@@ -66,6 +66,10 @@ pub struct ProbeResult {
     pub error: Option<String>,
     /// When it finished.
     pub at: SystemTime,
+    /// When the server certificate the probe was last shown expires, for a probe that
+    /// connects over TLS (an `https://` [`HttpCheck`](crate::HttpCheck)); see
+    /// [`HealthCheck::certificate_expiry`].
+    pub cert_expiry: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -84,6 +88,7 @@ struct ProbeMetrics {
     success: Family<ProbeLabels, Gauge>,
     duration: Family<ProbeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     runs: Family<RunLabels, Counter>,
+    cert_expiry: Family<ProbeLabels, Gauge>,
 }
 
 struct Probe {
@@ -196,8 +201,12 @@ impl SyntheticsBuilder {
     }
 
     /// Exports every probe's last run: `synthetic_probe_success{probe}` (1 passed, 0
-    /// failed), `synthetic_probe_duration_seconds{probe}`, and
-    /// `synthetic_probe_runs_total{probe, outcome}` (`success`, `failure`).
+    /// failed), `synthetic_probe_duration_seconds{probe}`,
+    /// `synthetic_probe_runs_total{probe, outcome}` (`success`, `failure`), and for a probe
+    /// over TLS `synthetic_probe_tls_cert_expiry_timestamp_seconds{probe}`: when the server
+    /// certificate it was last shown expires, as Unix time (alert on
+    /// towerscope-alert's `Signal::SecondsUntil` of it, or in PromQL on
+    /// `… - time() < 14 * 86400`).
     ///
     /// ```
     /// use towerscope_health::{Synthetics, check_fn};
@@ -230,6 +239,12 @@ impl SyntheticsBuilder {
             "synthetic_probe_runs",
             "Runs of the synthetic probe, by outcome",
             m.runs.clone(),
+        );
+        registry.register_with_unit(
+            "synthetic_probe_tls_cert_expiry_timestamp",
+            "When the server certificate the synthetic probe was last shown expires (notAfter), Unix time",
+            prometheus_client::registry::Unit::Seconds,
+            m.cert_expiry.clone(),
         );
         self.metrics = Some(m);
         self
@@ -292,6 +307,14 @@ impl SyntheticsBuilder {
     }
 }
 
+/// `at` as whole Unix seconds (negative before 1970).
+fn unix_seconds(at: SystemTime) -> i64 {
+    match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
 struct Inner {
     probes: Vec<Probe>,
     timeout: Duration,
@@ -311,6 +334,7 @@ impl Inner {
                 duration_ms: millis(seconds),
                 error: outcome.err(),
                 at: SystemTime::now(),
+                cert_expiry: probe.check.certificate_expiry(),
             };
             self.record(&probe.name, &result, seconds);
             (probe.name.to_string(), result)
@@ -336,6 +360,13 @@ impl Inner {
                     outcome: if result.success { "success" } else { "failure" },
                 })
                 .inc();
+            if let Some(secs) = result.cert_expiry.map(unix_seconds) {
+                m.cert_expiry
+                    .get_or_create(&ProbeLabels {
+                        probe: name.to_string(),
+                    })
+                    .set(secs);
+            }
         }
         let previous = self
             .last

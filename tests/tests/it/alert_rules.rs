@@ -96,6 +96,8 @@ rules:
     threshold: 2.5
     message: "p75 LCP of {page} is {value} s"
   - { name: Median, signal: histogram_quantile, metric: http_server_request_duration_seconds, quantile: 0.5, condition: gt, threshold: 0.3, window: 10m }
+  - { name: CertSoon, signal: seconds_until, metric: synthetic_probe_tls_cert_expiry_timestamp_seconds, by: probe, condition: lt, threshold: 1814400, message: "{probe}: {value} s left" }
+  - { name: Deadline, signal: seconds_until, metric: app_deadline_timestamp_seconds, matchers: { job: "batch" }, condition: lt, threshold: 0 }
 "#,
     )
     .expect("valid rules");
@@ -108,6 +110,6 @@ rules:
     assert!(skipped.is_empty());
     let out = check(&yaml);
     if !out.is_empty() {
-        assert!(out.contains("SUCCESS: 12 rules found"), "{out}");
+        assert!(out.contains("SUCCESS: 14 rules found"), "{out}");
     }
 }

@@ -48,12 +48,18 @@ rules:
     condition: gt
     threshold: 2.5
     window: 30m
+  - name: CertificateExpiresSoon
+    signal: seconds_until
+    metric: synthetic_probe_tls_cert_expiry_timestamp_seconds
+    by: probe
+    condition: lt
+    threshold: 1814400
 "#;
 
 #[test]
 fn yaml_rules_read_every_field() {
     let rules = parse_rules("alerts.yaml", YAML).expect("valid");
-    assert_eq!(rules.len(), 5);
+    assert_eq!(rules.len(), 6);
     let r = &rules[0];
     assert_eq!(r.signal, Signal::ErrorRate(RouteScope::Overall));
     assert_eq!(r.condition, Condition::Gt);
@@ -91,6 +97,14 @@ fn yaml_rules_read_every_field() {
             quantile: 0.75,
             matchers: vec![("device".into(), "mobile".into())],
             by: Some("page".into()),
+        }
+    );
+    assert_eq!(
+        rules[5].signal,
+        Signal::SecondsUntil {
+            metric: "synthetic_probe_tls_cert_expiry_timestamp_seconds".into(),
+            matchers: vec![],
+            by: Some("probe".into()),
         }
     );
 }
@@ -203,6 +217,16 @@ fn errors_name_the_file_the_rule_and_the_field() {
             "rules:\n  - name: R\n    signal: histogram_quantile\n    metric: rum_lcp_seconds\n    quantile: 0.75\n    by: \"page) or vector(1\"\n    condition: gt\n    threshold: 1\n",
             "by",
             "not a label name",
+        ),
+        (
+            "rules:\n  - name: R\n    signal: seconds_until\n    metric: cert_expiry\n    by: \"probe) or vector(1\"\n    condition: lt\n    threshold: 1\n",
+            "by",
+            "not a label name",
+        ),
+        (
+            "rules:\n  - name: R\n    signal: seconds_until\n    condition: lt\n    threshold: 1\n",
+            "metric",
+            "missing",
         ),
     ];
     for (text, field, needle) in cases {

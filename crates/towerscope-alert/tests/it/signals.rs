@@ -370,3 +370,101 @@ async fn a_histogram_sum_and_count_are_rates_too() {
     // The same span for both: their ratio is the mean order value.
     assert!((value("Revenue") / value("Orders") - 50.0).abs() < 1e-6);
 }
+
+#[tokio::test]
+async fn certificate_expiry_alerts_per_probe_and_resolve_on_renewal() {
+    use prometheus_client::encoding::EncodeLabelSet;
+    use prometheus_client::metrics::family::Family;
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    struct Probe {
+        probe: String,
+    }
+    // What towerscope-health's `Synthetics` registers: Unix times, seconds.
+    let expiry = Family::<Probe, Gauge>::default();
+    let mut registry = Registry::default();
+    registry.register_with_unit(
+        "synthetic_probe_tls_cert_expiry_timestamp",
+        "When the certificate expires",
+        prometheus_client::registry::Unit::Seconds,
+        expiry.clone(),
+    );
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+    };
+    let expires_in = |probe: &str, days: u64| {
+        let at = now() + days * 86_400;
+        expiry
+            .get_or_create(&Probe {
+                probe: probe.into(),
+            })
+            .set(i64::try_from(at).expect("fits"));
+    };
+    expires_in("shop", 10);
+    expires_in("api", 90);
+    expires_in("admin", 3);
+
+    let rules: Vec<Rule> = towerscope_alert::certificate_expiry_rules()
+        .into_iter()
+        .map(|r| r.for_duration(Duration::ZERO))
+        .collect();
+    let (sink, _rx) = ChannelSink::new(64);
+    let alerting = Alerting::builder(Sources::new(MetricsService::new(registry)))
+        .rules(rules)
+        .interval(Duration::from_secs(3600))
+        .notify(sink)
+        .spawn();
+    alerting.evaluate_now();
+    let mut firing: Vec<(String, String, f64)> = alerting
+        .active()
+        .iter()
+        .map(|a| (a.name.clone(), a.labels["probe"].clone(), a.value))
+        .collect();
+    firing.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let which: Vec<(&str, &str)> = firing
+        .iter()
+        .map(|(n, p, _)| (n.as_str(), p.as_str()))
+        .collect();
+    assert_eq!(
+        which,
+        [
+            ("CertificateExpiresSoon", "admin"),
+            ("CertificateExpiresSoon", "shop"),
+            ("CertificateExpiresThisWeek", "admin"),
+        ]
+    );
+    // The value is the time left, in seconds (give the test a minute).
+    let left = firing[1].2;
+    assert!(
+        (10.0 * 86_400.0 - 60.0..=10.0 * 86_400.0).contains(&left),
+        "{left}"
+    );
+    let admin = alerting
+        .active()
+        .into_iter()
+        .find(|a| a.name == "CertificateExpiresThisWeek")
+        .expect("firing");
+    assert!(
+        admin
+            .message
+            .starts_with("The certificate probe admin was shown expires within 7 days"),
+        "{}",
+        admin.message
+    );
+
+    // Renewed: every alert resolves at the next evaluation.
+    expires_in("shop", 90);
+    expires_in("admin", 90);
+    let sent = alerting.evaluate_now();
+    assert_eq!(
+        names(&sent),
+        vec![
+            ("CertificateExpiresSoon".to_owned(), true),
+            ("CertificateExpiresSoon".to_owned(), true),
+            ("CertificateExpiresThisWeek".to_owned(), true),
+        ]
+    );
+    assert!(alerting.active().is_empty());
+}

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::routing::{any, get};
@@ -200,31 +200,92 @@ async fn a_bad_uri_is_a_clear_failure() {
 mod https {
     use super::*;
 
+    /// A CA that signs certificates for 127.0.0.1.
+    struct Ca {
+        pem: String,
+        issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    }
+
+    impl Ca {
+        fn new() -> Self {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+            ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            let pem = ca.self_signed(&key).expect("ca").pem();
+            Self {
+                pem,
+                issuer: rcgen::Issuer::new(ca, key),
+            }
+        }
+
+        /// A certificate and its key that expire in `days` (in the past when negative),
+        /// at a whole second.
+        fn issue(&self, days: i64) -> (Vec<u8>, Vec<u8>, SystemTime) {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let mut params =
+                rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("p");
+            let not_after = (time::OffsetDateTime::now_utc() + time::Duration::days(days))
+                .replace_nanosecond(0)
+                .expect("whole second");
+            params.not_after = not_after;
+            let cert = params.signed_by(&key, &self.issuer).expect("signed");
+            let at = UNIX_EPOCH
+                + Duration::from_secs(
+                    u64::try_from(not_after.unix_timestamp()).expect("after 1970"),
+                );
+            (cert.der().to_vec(), key.serialize_der(), at)
+        }
+    }
+
     /// A CA, and a certificate for 127.0.0.1 it signed that expires in `days`.
     fn pki(days: i64) -> (String, Vec<u8>, Vec<u8>) {
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca_cert = ca.self_signed(&ca_key).expect("ca");
-        let issuer = rcgen::Issuer::new(ca, ca_key);
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("p");
-        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
-        let cert = params.signed_by(&key, &issuer).expect("signed");
-        (ca_cert.pem(), cert.der().to_vec(), key.serialize_der())
+        let ca = Ca::new();
+        let (cert, key, _) = ca.issue(days);
+        (ca.pem, cert, key)
+    }
+
+    /// The certificate a TLS server shows, which a test can replace (a renewal).
+    #[derive(Debug)]
+    struct Shown(Mutex<Arc<rustls::sign::CertifiedKey>>);
+
+    impl Shown {
+        fn new(cert: Vec<u8>, key: Vec<u8>) -> Arc<Self> {
+            Arc::new(Self(Mutex::new(certified(cert, key))))
+        }
+
+        fn replace(&self, cert: Vec<u8>, key: Vec<u8>) {
+            *self.0.lock().expect("lock") = certified(cert, key);
+        }
+    }
+
+    fn certified(cert: Vec<u8>, key: Vec<u8>) -> Arc<rustls::sign::CertifiedKey> {
+        let key = rustls::pki_types::PrivateKeyDer::try_from(key).expect("key");
+        let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).expect("signer");
+        Arc::new(rustls::sign::CertifiedKey::new(vec![cert.into()], signer))
+    }
+
+    impl rustls::server::ResolvesServerCert for Shown {
+        fn resolve(
+            &self,
+            _: rustls::server::ClientHello<'_>,
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            Some(self.0.lock().expect("lock").clone())
+        }
     }
 
     async fn serve_tls(cert: Vec<u8>, key: Vec<u8>) -> SocketAddr {
+        serve_shown(Shown::new(cert, key)).await
+    }
+
+    /// Serves `app` over TLS with the certificate `shown` holds at each handshake (and
+    /// keeps connections open, as servers do).
+    async fn serve_shown(shown: Arc<Shown>) -> SocketAddr {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.into()],
-                rustls::pki_types::PrivateKeyDer::try_from(key).expect("key"),
-            )
-            .expect("server config");
+            .with_cert_resolver(shown);
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -290,6 +351,72 @@ mod https {
             "{err}"
         );
         assert!(err.ends_with("under the 14d 0h required"), "{err}");
+    }
+
+    /// The value of the sample line that starts with `prefix`.
+    fn sample(registry: &prometheus_client::registry::Registry, prefix: &str) -> Option<f64> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).expect("encode");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+    }
+
+    #[tokio::test]
+    async fn the_certificate_expiry_is_exported_and_follows_a_renewal() {
+        use towerscope_health::Synthetics;
+        let ca = Ca::new();
+        let (cert, key, in_a_week) = ca.issue(7);
+        let shown = Shown::new(cert, key);
+        let addr = serve_shown(shown.clone()).await;
+        let plain = serve(Arc::default()).await;
+        let trusted = || check(addr).add_root_pem(ca.pem.as_bytes()).expect("pem");
+        let before = trusted();
+        assert_eq!(before.certificate_expiry(), None, "nothing seen yet");
+
+        let mut registry = prometheus_client::registry::Registry::default();
+        let probes = Synthetics::builder()
+            .probe("shop", trusted())
+            // A wrong status fails the probe, but the certificate was seen all the same.
+            .probe("teapot", trusted().expect_status(StatusCode::IM_A_TEAPOT))
+            .probe("plain", super::check(plain, "/echo"))
+            .every(Duration::from_secs(3600))
+            .first_round_after(Duration::from_secs(3600))
+            .metrics(&mut registry)
+            .spawn()
+            .expect("valid names");
+        let gauge = |probe: &str| {
+            sample(
+                &registry,
+                &format!("synthetic_probe_tls_cert_expiry_timestamp_seconds{{probe=\"{probe}\"}}"),
+            )
+        };
+        let unix = |at: SystemTime| at.duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
+
+        let results = probes.run_now().await;
+        assert!(results["shop"].success, "{:?}", results["shop"]);
+        assert_eq!(results["shop"].cert_expiry, Some(in_a_week));
+        assert!(!results["teapot"].success);
+        assert_eq!(results["teapot"].cert_expiry, Some(in_a_week));
+        assert_eq!(results["plain"].cert_expiry, None);
+        assert_eq!(gauge("shop"), Some(unix(in_a_week) as f64));
+        assert_eq!(gauge("teapot"), Some(unix(in_a_week) as f64));
+        assert_eq!(gauge("plain"), None, "no certificate, no series");
+
+        // Renewed: the next run sees the new certificate.
+        let (cert, key, in_90_days) = ca.issue(90);
+        shown.replace(cert, key);
+        let results = probes.run_now().await;
+        assert_eq!(results["shop"].cert_expiry, Some(in_90_days));
+        assert_eq!(gauge("shop"), Some(unix(in_90_days) as f64));
+
+        // Expired: the handshake is refused, and the last certificate seen stays.
+        let (cert, key, _) = ca.issue(-1);
+        shown.replace(cert, key);
+        let results = probes.run_now().await;
+        let error = results["shop"].error.as_deref().unwrap_or_default();
+        assert!(error.contains("expired"), "{error}");
+        assert_eq!(results["shop"].cert_expiry, Some(in_90_days));
+        assert_eq!(gauge("shop"), Some(unix(in_90_days) as f64));
     }
 
     #[tokio::test]
