@@ -232,7 +232,7 @@ impl Exprs<'_> {
                 }
                 let by = by
                     .as_ref()
-                    .map_or_else(String::new, |b| format!(" by ({b})"));
+                    .map_or_else(String::new, |b| format!(" by ({b}) "));
                 format!("min{by}({metric}{}) - time()", self.selector(matchers))
             }
             Signal::HistogramQuantile {

@@ -208,6 +208,20 @@ async fn exposition_passes_promtool_lint() {
     );
 }
 
+/// `registry` served at `/metrics` on a free port; its service and address.
+async fn serve_registry(
+    registry: prometheus_client::registry::Registry,
+) -> (towerscope_metrics::MetricsService, std::net::SocketAddr) {
+    let metrics = towerscope_metrics::MetricsService::new(registry);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = listener.local_addr().expect("addr");
+    let app = axum::Router::new().route_service("/metrics", metrics.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (metrics, target)
+}
+
 /// A `histogram_quantile` rule gives the same value in-process as its exported PromQL in a
 /// real Prometheus over the same observations: the two places a rule can be evaluated
 /// agree (interpolation, `+Inf`, grouping `by` a label, matchers).
@@ -217,7 +231,7 @@ async fn a_histogram_quantile_rule_agrees_with_prometheus() {
     use prometheus_client::metrics::family::Family;
     use prometheus_client::metrics::histogram::Histogram;
     use towerscope_alert::{Alerting, ChannelSink, Condition, Rule, Signal, Sources};
-    use towerscope_metrics::{MetricNames, MetricsService, SystemNames};
+    use towerscope_metrics::{MetricNames, SystemNames};
 
     let Some(prometheus) = require_program("prometheus") else {
         return;
@@ -232,13 +246,7 @@ async fn a_histogram_quantile_rule_agrees_with_prometheus() {
     });
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register("shop_page_seconds", "Page load", family.clone());
-    let metrics = MetricsService::new(registry);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let target = listener.local_addr().expect("addr");
-    let app = axum::Router::new().route_service("/metrics", metrics.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (metrics, target) = serve_registry(registry).await;
 
     let rule = Rule::new(
         "PageBudget",
@@ -358,6 +366,128 @@ async fn a_histogram_quantile_rule_agrees_with_prometheus() {
     assert_eq!(
         theirs["/checkout"], 10.0,
         "past every bound: the highest one"
+    );
+    assert!(server.running(), "prometheus exited:\n{}", server.output());
+}
+
+/// The certificate-expiry rule (`seconds_until`, grouped by probe) gives the same time left
+/// in-process as its exported PromQL in a real Prometheus scraping the same gauges, and
+/// fires for the same probes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seconds_until_rule_agrees_with_prometheus() {
+    use prometheus_client::encoding::EncodeLabelSet;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge;
+    use towerscope_alert::{Alerting, ChannelSink, Rule, Sources};
+    use towerscope_metrics::{MetricNames, SystemNames};
+
+    let Some(prometheus) = require_program("prometheus") else {
+        return;
+    };
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    struct Probe {
+        probe: String,
+        instance_zone: String,
+    }
+    // As towerscope-health's `Synthetics` registers it.
+    let expiry = Family::<Probe, Gauge>::default();
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_with_unit(
+        "synthetic_probe_tls_cert_expiry_timestamp",
+        "When the certificate expires",
+        prometheus_client::registry::Unit::Seconds,
+        expiry.clone(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let day = 86_400;
+    // `shop` twice (two zones, the earlier one counts), `api` far off, `admin` in 3 days.
+    for (probe, zone, days) in [
+        ("shop", "a", 30),
+        ("shop", "b", 10),
+        ("api", "a", 90),
+        ("admin", "a", 3),
+    ] {
+        expiry
+            .get_or_create(&Probe {
+                probe: probe.into(),
+                instance_zone: zone.into(),
+            })
+            .set(i64::try_from(now + days * day).expect("fits"));
+    }
+    let (metrics, target) = serve_registry(registry).await;
+
+    let rule: Rule = towerscope_alert::certificate_expiry_rules()
+        .into_iter()
+        .next()
+        .expect("a rule");
+    let (yaml, skipped) = towerscope_alert::to_prometheus_rules(
+        "certificates",
+        std::slice::from_ref(&rule),
+        &MetricNames::otel(),
+        &SystemNames::system(),
+    );
+    assert!(skipped.is_empty());
+    let file: serde_json::Value = serde_saphyr::from_str(&yaml).expect("yaml");
+    let expr = file["groups"][0]["rules"][0]["expr"]
+        .as_str()
+        .expect("expr")
+        .to_owned();
+    assert_eq!(
+        expr,
+        "min by (probe) (synthetic_probe_tls_cert_expiry_timestamp_seconds) - time() < 1814400"
+    );
+    let (sink, _rx) = ChannelSink::new(16);
+    let alerting = Alerting::builder(Sources::new(metrics))
+        .rules(vec![rule.for_duration(Duration::ZERO)])
+        .interval(Duration::from_secs(3600))
+        .notify(sink)
+        .spawn();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut server, port) = start_prometheus(&prometheus, dir.path(), "shop", target, &[]);
+    let client = reqwest::Client::new();
+    let theirs = eventually(Duration::from_secs(30), || query(&client, port, &expr))
+        .await
+        .unwrap_or_else(|| panic!("{expr} returned nothing:\n{}", server.output()));
+    alerting.evaluate_now();
+    let ours: std::collections::BTreeMap<String, f64> = alerting
+        .active()
+        .into_iter()
+        .map(|a| (a.labels["probe"].clone(), a.value))
+        .collect();
+    let theirs: std::collections::BTreeMap<String, f64> = theirs
+        .iter()
+        .map(|s| {
+            let probe = s["metric"]["probe"].as_str().expect("probe").to_owned();
+            let value: f64 = s["value"][1].as_str().expect("value").parse().expect("f64");
+            (probe, value)
+        })
+        .collect();
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        ["admin", "shop"],
+        "{ours:?}"
+    );
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>()
+    );
+    for (probe, value) in &ours {
+        // The two read the clock a moment apart.
+        assert!(
+            (value - theirs[probe]).abs() < 30.0,
+            "{probe}: in-process {value}, Prometheus {}",
+            theirs[probe]
+        );
+    }
+    let ten_days = 10.0 * 86_400.0;
+    assert!(
+        (ten_days - 60.0..=ten_days).contains(&ours["shop"]),
+        "the earlier of shop's two: {}",
+        ours["shop"]
     );
     assert!(server.running(), "prometheus exited:\n{}", server.output());
 }
