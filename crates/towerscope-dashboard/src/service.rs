@@ -698,9 +698,10 @@ impl Dashboard {
     }
 }
 
-/// `{"configured", "time", "probes": {name: {"success", "duration_ms", "error", "at"}}}`
-/// (times in seconds since the Unix epoch, `time` now, by the server's clock); not
-/// configured when no probes are attached or they have stopped.
+/// `{"configured", "time", "probes": {name: {"success", "duration_ms", "error", "at",
+/// "cert_expiry"}}}` (times in seconds since the Unix epoch, `time` now, by the server's
+/// clock; `cert_expiry` null for a probe not over TLS); not configured when no probes are
+/// attached or they have stopped.
 fn synthetics_card(
     results: Option<std::collections::BTreeMap<String, towerscope_health::ProbeResult>>,
 ) -> serde_json::Value {
@@ -720,6 +721,7 @@ fn synthetics_card(
                 "duration_ms": r.duration_ms,
                 "error": r.error,
                 "at": epoch(r.at),
+                "cert_expiry": r.cert_expiry.map(epoch),
             });
             (name, card)
         })

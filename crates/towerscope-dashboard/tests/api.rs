@@ -268,12 +268,24 @@ async fn the_probe_card_shows_each_probes_last_run_and_does_not_keep_them_runnin
         "behind the token like the rest"
     );
 
+    /// A check over TLS whose certificate expires at a known time.
+    struct Tls(std::time::SystemTime);
+    impl towerscope_health::HealthCheck for Tls {
+        fn check(&self) -> towerscope_health::CheckFuture<'_> {
+            Box::pin(async { Ok(()) })
+        }
+        fn certificate_expiry(&self) -> Option<std::time::SystemTime> {
+            Some(self.0)
+        }
+    }
+    let expires = std::time::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
     let synthetics = Synthetics::builder()
         .probe("home", check_fn(|| async { Ok::<(), String>(()) }))
         .probe(
             "checkout",
             check_fn(|| async { Err::<(), _>("<b>502</b> from payments") }),
         )
+        .probe("shop-tls", Tls(expires))
         .every(Duration::from_secs(3600))
         .spawn()
         .expect("valid names");
@@ -284,6 +296,8 @@ async fn the_probe_card_shows_each_probes_last_run_and_does_not_keep_them_runnin
     let (home, checkout) = (&card["probes"]["home"], &card["probes"]["checkout"]);
     assert_eq!(home["success"], true);
     assert!(home["error"].is_null());
+    assert!(home["cert_expiry"].is_null(), "not over TLS: {home}");
+    assert_eq!(card["probes"]["shop-tls"]["cert_expiry"], 1_900_000_000.0);
     assert_eq!(checkout["success"], false);
     assert_eq!(checkout["error"], "<b>502</b> from payments");
     let (now, at) = (

@@ -57,11 +57,18 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
     // Two TLS backends meet in this test binary: pick one (WebDriver is plain HTTP anyway).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let (addr, demo) = start_demo().await;
-    // The demo's probes, and one whose error is markup: the probe card shows it as text.
+    // The demo's probes, one whose error is markup (the probe card shows it as text), and
+    // one over TLS whose certificate expires in five days and a few hours.
     let synthetics = towerscope_demo::synthetic_probes(addr)
         .probe(
             "payments",
             towerscope_health::check_fn(|| async { Err::<(), _>(INJECTED_PROBE) }),
+        )
+        .probe(
+            "storefront",
+            ExpiringCertificate(
+                std::time::SystemTime::now() + Duration::from_secs(5 * 86_400 + 3 * 3600),
+            ),
         )
         .spawn()
         .expect("probes");
@@ -278,7 +285,14 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
         async move {
             let list = client.find(Locator::Css("#probe-list")).await.ok()?;
             let text = list.text().await.ok()?;
-            let all = ["orders", "user", "payments", INJECTED_PROBE];
+            let all = [
+                "orders",
+                "user",
+                "payments",
+                INJECTED_PROBE,
+                "storefront",
+                "certificate expires in 5 d",
+            ];
             all.iter().all(|t| text.contains(t)).then_some(text)
         }
     })
@@ -288,6 +302,17 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
         probes.contains("passing") && probes.contains("failing"),
         "{probes}"
     );
+    // Under the 7-day rule's threshold: marked like a failing check.
+    let marked = client
+        .execute(
+            "var s = Array.from(document.querySelectorAll('#probe-list span'))\
+               .find(function (e) { return e.textContent.indexOf('certificate') === 0; });\
+             return s ? s.className : null;",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(marked, serde_json::json!("pill unhealthy"));
     // The business card: the demo's numbers from its own metrics. The shop page placed
     // one order of 19.99 $ with its one `POST /orders`.
     let business = eventually(Duration::from_secs(20), || {
@@ -337,4 +362,17 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
 
     client.close().await.expect("close");
     assert!(driver.running());
+}
+
+/// A probe over TLS whose certificate expires at a known time.
+struct ExpiringCertificate(std::time::SystemTime);
+
+impl towerscope_health::HealthCheck for ExpiringCertificate {
+    fn check(&self) -> towerscope_health::CheckFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn certificate_expiry(&self) -> Option<std::time::SystemTime> {
+        Some(self.0)
+    }
 }
