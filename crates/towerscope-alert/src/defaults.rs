@@ -182,7 +182,7 @@ pub fn certificate_expiry_rules() -> Vec<Rule> {
         .for_duration(Duration::from_secs(600))
         .severity(severity)
         .message(format!(
-            "The certificate probe {{probe}} was shown expires within {days} days ({{value}} s left)"
+            "The certificate probe {{probe}} was shown expires within {days} days"
         ))
         .annotation("summary", "A server certificate expires soon: renew it")
     };

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty, Full};
 
 use towerscope::alert::{
-    Signal, default_rules, slo_burn_rate_rules, to_prometheus_rules, web_vitals_budget_rules,
+    Signal, certificate_expiry_rules, default_rules, slo_burn_rate_rules, to_prometheus_rules,
+    web_vitals_budget_rules,
 };
 use towerscope::metrics::{Format, MetricNames, SystemNames};
 use towerscope::monitoring::{dashboard_queries, grafana_dashboard};
@@ -57,6 +58,7 @@ fn the_kept_rules_are_the_generated_ones() {
     let mut rules = default_rules();
     rules.extend(slo_burn_rate_rules("Availability", 0.999));
     rules.extend(web_vitals_budget_rules());
+    rules.extend(certificate_expiry_rules());
     let (yaml, skipped) = to_prometheus_rules(
         "towerscope",
         &rules,
