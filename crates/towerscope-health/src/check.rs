@@ -296,6 +296,14 @@ pub(crate) async fn run_once(
     }
 }
 
+/// `at` as whole Unix seconds (negative before 1970).
+pub(crate) fn unix_seconds(at: std::time::SystemTime) -> i64 {
+    match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
 pub(crate) struct Registered {
     pub(crate) name: Arc<str>,
     pub(crate) check: Arc<dyn HealthCheck>,

@@ -28,6 +28,7 @@ struct Metrics {
     up: Family<CheckLabel, Gauge>,
     duration: Family<CheckLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     status: Family<StatusLabel, Gauge>,
+    cert_expiry: Family<CheckLabel, Gauge>,
 }
 
 struct Inner {
@@ -143,7 +144,11 @@ impl HealthBuilder {
         self
     }
 
-    /// Exports the checks' state into `registry`.
+    /// Exports the checks' state into `registry`: `health_check_up{check}` (1 passed, 0
+    /// failed), `health_check_duration_seconds{check}` (the last run),
+    /// `health_status{status}` (1 for the current overall status), and for a check over
+    /// TLS `health_check_tls_cert_expiry_timestamp_seconds{check}` (when the certificate
+    /// it was last shown expires, Unix time; see [`HealthCheck::certificate_expiry`]).
     ///
     /// ```
     /// use towerscope_health::{CheckOptions, Health, Status, TcpCheck};
@@ -175,6 +180,12 @@ impl HealthBuilder {
             "health_status",
             "Overall readiness: 1 for the current status",
             m.status.clone(),
+        );
+        registry.register_with_unit(
+            "health_check_tls_cert_expiry_timestamp",
+            "When the server certificate the check was last shown expires (notAfter), Unix time",
+            prometheus_client::registry::Unit::Seconds,
+            m.cert_expiry.clone(),
         );
         self.metrics = Some(m);
         self
@@ -347,6 +358,11 @@ impl Health {
             m.duration
                 .get_or_create(&label)
                 .set(report.duration_ms / 1e3);
+            if let Some(at) = reg.check.certificate_expiry() {
+                m.cert_expiry
+                    .get_or_create(&label)
+                    .set(crate::check::unix_seconds(at));
+            }
         }
         let mut last = i.last_check.lock().unwrap_or_else(PoisonError::into_inner);
         if last.insert(reg.name.clone(), report.status) != Some(report.status) {

@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::check::{HealthCheck, millis, run_once};
+use crate::check::{HealthCheck, millis, run_once, unix_seconds};
 
 /// The shortest interval between rounds; a shorter one is taken as this.
 pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
@@ -304,14 +304,6 @@ impl SyntheticsBuilder {
             }
         });
         Ok(Synthetics { inner })
-    }
-}
-
-/// `at` as whole Unix seconds (negative before 1970).
-fn unix_seconds(at: SystemTime) -> i64 {
-    match at.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
     }
 }
 

@@ -420,6 +420,42 @@ mod https {
     }
 
     #[tokio::test]
+    async fn a_readiness_check_over_tls_exports_its_certificate_expiry() {
+        use towerscope_health::{CheckOptions, Health};
+        let ca = Ca::new();
+        let (cert, key, expires) = ca.issue(30);
+        let addr = serve_tls(cert, key).await;
+        let plain = serve(Arc::default()).await;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let health = Health::builder("1")
+            .check(
+                "payments",
+                check(addr).add_root_pem(ca.pem.as_bytes()).expect("pem"),
+                CheckOptions::default(),
+            )
+            .check(
+                "search",
+                super::check(plain, "/echo"),
+                CheckOptions::default(),
+            )
+            .metrics(&mut registry)
+            .build();
+        health.readiness().await;
+        let at = expires
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        let gauge = |check: &str| {
+            sample(
+                &registry,
+                &format!("health_check_tls_cert_expiry_timestamp_seconds{{check=\"{check}\"}}"),
+            )
+        };
+        assert_eq!(gauge("payments"), Some(at as f64));
+        assert_eq!(gauge("search"), None, "plain HTTP: no series");
+    }
+
+    #[tokio::test]
     async fn a_certificate_window_on_plain_http_fails() {
         let addr = serve(Arc::default()).await;
         let plain = super::check(addr, "/echo").min_cert_validity(Duration::from_secs(1));
