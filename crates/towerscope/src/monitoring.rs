@@ -324,6 +324,34 @@ pub fn grafana_dashboard_with_stats(
         ],
     );
 
+    p.row("Synthetic probes");
+    p.line(
+        "timeseries",
+        &[
+            (
+                "Probes passing (1) or failing (0)",
+                "short",
+                vec![("{{probe}}", sel("synthetic_probe_success", ""))],
+            ),
+            (
+                "Probe duration",
+                "s",
+                vec![("{{probe}}", sel("synthetic_probe_duration_seconds", ""))],
+            ),
+            (
+                "Certificate time left",
+                "s",
+                vec![(
+                    "{{probe}}",
+                    format!(
+                        "min by (probe) ({}) - time()",
+                        sel("synthetic_probe_tls_cert_expiry_timestamp_seconds", "")
+                    ),
+                )],
+            ),
+        ],
+    );
+
     p.row("The monitoring itself");
     p.line(
         "timeseries",

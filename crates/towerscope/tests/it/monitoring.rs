@@ -103,13 +103,28 @@ fn family(name: &str) -> &str {
 
 #[tokio::test(flavor = "current_thread")]
 async fn every_metric_the_dashboard_queries_is_exported() {
+    /// A probe over TLS, as far as the metrics go: its certificate's expiry is known.
+    struct Tls;
+    impl towerscope::health::HealthCheck for Tls {
+        fn check(&self) -> towerscope::health::CheckFuture<'_> {
+            Box::pin(async { Ok(()) })
+        }
+        fn certificate_expiry(&self) -> Option<std::time::SystemTime> {
+            Some(std::time::SystemTime::now() + std::time::Duration::from_secs(86_400))
+        }
+    }
+    let probes = towerscope::health::Synthetics::builder()
+        .probe("storefront", Tls)
+        .first_round_after(std::time::Duration::from_secs(3600));
     let obs = Observability::builder("monitoring-test")
         .without_logging()
         .disable(Piece::Tracing)
+        .synthetics(probes)
         .build()
         .expect("builds");
+    obs.synthetics().expect("probes").run_now().await;
     // Families with labels appear once they have a series: one HTTP request, one gRPC
-    // call, one RUM beacon.
+    // call, one RUM beacon, one probe's run.
     use tower::{Layer as _, ServiceExt as _};
     let app = obs.layer().layer(tower::service_fn(
         |req: http::Request<Empty<Bytes>>| async move {
