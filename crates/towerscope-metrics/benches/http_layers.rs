@@ -19,6 +19,10 @@
 //!   layer must do per request (gauge up and down, a clock read at each end, one
 //!   histogram observation into one fixed series: no labels, no lookup, no exclusion check).
 //!
+//! Then the same around a plain tower service (no axum, as hyper and tonic users stack it):
+//! the bare service, ours as two layers and as one layer keeping the gauge, the lean layer,
+//! and the lower bound; and the axum stacks again from two threads at once.
+//!
 //! What it leaves out: sockets, HTTP parsing, scraping (see `benches/encode.rs`).
 //!
 //! How: the stacks alternate round by round (order rotated each round) so that machine
@@ -434,6 +438,7 @@ fn main() {
     };
     let mut r4 = Registry::default();
     let mut r5 = Registry::default();
+    let mut r11 = Registry::default();
     let mut stacks: Vec<(&str, Runner)> = vec![
         ("bare tower service", runner(plain())),
         (
@@ -449,6 +454,20 @@ fn main() {
             "lean prometheus-client layer",
             runner(LeanLayer::new(&mut r5).layer(plain())),
         ),
+        (
+            "towerscope: HttpMetricsLayer maintaining the in-flight gauge",
+            runner(
+                HttpMetricsLayer::builder()
+                    .in_flight(InFlightLayer::new(&mut r11))
+                    .build(&mut r11)
+                    .expect("valid")
+                    .layer(plain()),
+            ),
+        ),
+        (
+            "lower bound: gauge, two clock reads, one fixed histogram series",
+            runner(BoundLayer::new().layer(plain())),
+        ),
     ];
     let o = table(
         "tower::ServiceBuilder around a plain service",
@@ -457,7 +476,19 @@ fn main() {
         settings,
     );
     println!();
-    println!("towerscope / lean = {:.2} (target <= 0.60)", o[1] / o[2]);
+    println!(
+        "towerscope (two layers) / lean = {:.2} (target <= 0.60)",
+        o[1] / o[2]
+    );
+    println!(
+        "towerscope (one layer with gauge) / lean = {:.2} (target <= 0.60)",
+        o[3] / o[2]
+    );
+    println!(
+        "lower bound / lean = {:.2}; towerscope (one layer) - lower bound = {:+.0} ns",
+        o[4] / o[2],
+        o[3] - o[4]
+    );
 
     // 3. Two threads at once through one router: one series per stack, contended.
     let mut r8 = Registry::default();
