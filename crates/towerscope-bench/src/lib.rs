@@ -229,6 +229,22 @@ pub fn router_runner(router: axum::Router, uri: &'static str) -> Runner {
     runner(router.with_state(()), uri)
 }
 
+/// [`router_runner`] with request headers, for example [`CURL_HEADERS`]: the `Host` and
+/// `User-Agent` every real request has, which layers that read them pay for.
+///
+/// ```no_run
+/// let router = axum::Router::new().route("/", axum::routing::get(|| async { "hi" }));
+/// let _runner =
+///     towerscope_bench::router_runner_with_headers(router, "/", towerscope_bench::CURL_HEADERS);
+/// ```
+pub fn router_runner_with_headers(
+    router: axum::Router,
+    uri: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+) -> Runner {
+    runner_with_headers(router.with_state(()), uri, headers)
+}
+
 /// A runner sending `GET uri` through `router` from `threads` threads at once, each with its
 /// own current-thread runtime and `n / threads` of the requests, so the stack's shared state
 /// (locks, atomics, reference counts) is contended as on a multi-core server. It returns the

@@ -20,6 +20,8 @@
 //!   wrapper, for a layer that would keep axum's body type for a dropped span.
 //!
 //! The global subscriber is `tracing_layer` over the same sampled provider for every row.
+//! Every request carries the headers curl sends (`Host`, `User-Agent`, `Accept`; since
+//! 2026-12-07): the server span records the first two, as it does for any real request.
 //!
 //! Run: `cargo bench -p towerscope-trace --bench server_span`
 
@@ -35,7 +37,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use tower::{Layer, Service};
-use towerscope_bench::{PassLayer, Runner, Settings, router_runner, table};
+use towerscope_bench::{PassLayer, Runner, Settings, table};
 use towerscope_trace::{NoopExporter, SamplerConfig, TraceLayer, tracing_layer};
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -161,6 +163,12 @@ fn dropped_span_context() -> opentelemetry::Context {
         TraceState::NONE,
     );
     opentelemetry::Context::new().with_remote_span_context(sc)
+}
+
+/// Every stack gets the same requests, with the headers curl sends (`Host`, `User-Agent`,
+/// `Accept`): a server span reads the first two.
+fn router_runner(app: Router, uri: &'static str) -> Runner {
+    towerscope_bench::router_runner_with_headers(app, uri, towerscope_bench::CURL_HEADERS)
 }
 
 fn main() {

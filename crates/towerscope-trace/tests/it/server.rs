@@ -135,6 +135,51 @@ async fn child_of_the_callers_span_with_semantic_attributes() {
     assert_eq!(span.status, Status::Unset);
 }
 
+/// Hosts and user agents are shared between the spans of one thread that repeat them
+/// (server.rs `RecentValues`): each span still carries its own request's.
+#[tokio::test]
+async fn each_span_has_its_own_host_and_user_agent() {
+    let (app, exporter, _provider) = app();
+    let sent = [
+        ("shop.example", "probe/1"),
+        ("api.example:8443", "curl/8.5.0"),
+        ("shop.example", "probe/1"),
+        ("a.example", "a"),
+        ("b.example", "b"),
+        ("c.example", "c"),
+        ("d.example", "d"),
+        ("api.example", "curl/8.5.0"),
+    ];
+    for (host, ua) in sent {
+        let req = Request::get("/fail")
+            .header("host", host)
+            .header("user-agent", ua)
+            .body(Body::empty())
+            .expect("req");
+        app.clone().oneshot(req).await.expect("ok");
+    }
+    let spans = exporter.get_finished_spans().expect("spans");
+    let seen: Vec<(String, String)> = spans
+        .iter()
+        .map(|s| {
+            (
+                attr(s, "server.address").expect("host"),
+                attr(s, "user_agent.original").expect("user agent"),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = sent
+        .iter()
+        .map(|(h, ua)| {
+            (
+                h.split(':').next().unwrap_or(h).to_owned(),
+                (*ua).to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, want);
+}
+
 #[tokio::test]
 async fn bad_or_repeated_parents_start_a_new_trace() {
     let (app, exporter, _provider) = app();
