@@ -425,40 +425,53 @@ fn prefix(s: &str, max: usize) -> &str {
 /// How many recent values of one request attribute each thread keeps.
 const RECENT_VALUES: usize = 4;
 
+/// A thread's last `N` answers of one kind, replaced round robin: a few comparisons in
+/// front of a shared table or an allocation, bounded by `N`.
+struct Ring<T, const N: usize> {
+    slots: [Option<T>; N],
+    next: usize,
+}
+
+impl<T, const N: usize> Ring<T, N> {
+    const fn new() -> Self {
+        Self {
+            slots: [const { None }; N],
+            next: 0,
+        }
+    }
+
+    fn find(&self, hit: impl Fn(&T) -> bool) -> Option<&T> {
+        self.slots.iter().flatten().find(|t| hit(t))
+    }
+
+    fn push(&mut self, value: T) {
+        self.slots[self.next] = Some(value);
+        self.next = (self.next + 1) % N;
+    }
+}
+
 /// A thread's last few values of one request attribute (`server.address`,
 /// `user_agent.original`), shared with the spans that carry them.
 ///
 /// Requests mostly repeat the host and the user agent of the ones before them: a span then
 /// takes a reference to the same text instead of a copy of its own, one allocation fewer
 /// per attribute, and one fewer for the exporter's thread to free. Bounded: a few values of
-/// at most 256 bytes each per thread, replaced round robin.
-struct RecentValues {
-    slots: [Option<Arc<str>>; RECENT_VALUES],
-    next: usize,
-}
-
-impl RecentValues {
-    const fn new() -> Self {
-        Self {
-            slots: [const { None }; RECENT_VALUES],
-            next: 0,
-        }
-    }
-
-    fn get(&mut self, value: &str) -> Arc<str> {
-        if let Some(seen) = self.slots.iter().flatten().find(|s| ***s == *value) {
-            return Arc::clone(seen);
-        }
-        let new: Arc<str> = Arc::from(value);
-        self.slots[self.next] = Some(Arc::clone(&new));
-        self.next = (self.next + 1) % RECENT_VALUES;
-        new
-    }
-}
+/// at most 256 bytes each per thread.
+type RecentValues = Ring<Arc<str>, RECENT_VALUES>;
 
 thread_local! {
-    static HOSTS: std::cell::RefCell<RecentValues> = const { std::cell::RefCell::new(RecentValues::new()) };
-    static USER_AGENTS: std::cell::RefCell<RecentValues> = const { std::cell::RefCell::new(RecentValues::new()) };
+    static HOSTS: std::cell::RefCell<RecentValues> = const { std::cell::RefCell::new(Ring::new()) };
+    static USER_AGENTS: std::cell::RefCell<RecentValues> = const { std::cell::RefCell::new(Ring::new()) };
+}
+
+/// `value` as kept in `recent`: the same text when it is there, else a new one it keeps.
+fn shared(recent: &mut RecentValues, value: &str) -> Arc<str> {
+    if let Some(seen) = recent.find(|s| **s == *value) {
+        return Arc::clone(seen);
+    }
+    let new: Arc<str> = Arc::from(value);
+    recent.push(Arc::clone(&new));
+    new
 }
 
 /// `value` as an attribute value, shared with this thread's recent requests when one of
@@ -467,8 +480,8 @@ fn recent_value(
     recent: &'static std::thread::LocalKey<std::cell::RefCell<RecentValues>>,
     value: &str,
 ) -> opentelemetry::StringValue {
-    match recent.try_with(|r| r.try_borrow_mut().map(|mut r| r.get(value))) {
-        Ok(Ok(shared)) => shared.into(),
+    match recent.try_with(|r| r.try_borrow_mut().map(|mut r| shared(&mut r, value))) {
+        Ok(Ok(text)) => text.into(),
         _ => value.to_owned().into(),
     }
 }
@@ -751,7 +764,8 @@ fn interned_name(method: NormalizedMethod, route: &str) -> Option<&'static str> 
     static NAMES: OnceLock<RwLock<(NameTable, usize)>> = OnceLock::new();
     // `try_with`/`try_borrow`: a thread being torn down, or a re-entrant call, just skips
     // the cache.
-    let recent = RECENT.try_with(|r| r.try_borrow().ok()?.find(method, route));
+    let recent =
+        RECENT.try_with(|r| Some(r.try_borrow().ok()?.find(|e| e.is(method, route))?.name));
     if let Ok(Some(name)) = recent {
         return Some(name);
     }
@@ -759,7 +773,7 @@ fn interned_name(method: NormalizedMethod, route: &str) -> Option<&'static str> 
     let name = intern(table, MAX_INTERNED, method, route)?;
     let _ = RECENT.try_with(|r| {
         if let Ok(mut r) = r.try_borrow_mut() {
-            r.push(method, name);
+            r.push(RecentName { method, name });
         }
     });
     Some(name)
@@ -769,11 +783,8 @@ thread_local! {
     static RECENT: std::cell::RefCell<Recent> = const { std::cell::RefCell::new(Recent::new()) };
 }
 
-/// A thread's last [`RECENT_NAMES`] interned names, replaced round robin.
-struct Recent {
-    entries: [Option<RecentName>; RECENT_NAMES],
-    next: usize,
-}
+/// A thread's last [`RECENT_NAMES`] interned names.
+type Recent = Ring<RecentName, RECENT_NAMES>;
 
 const RECENT_NAMES: usize = 8;
 
@@ -784,24 +795,10 @@ struct RecentName {
     name: &'static str,
 }
 
-impl Recent {
-    const fn new() -> Self {
-        Self {
-            entries: [None; RECENT_NAMES],
-            next: 0,
-        }
-    }
-
-    fn find(&self, method: NormalizedMethod, route: &str) -> Option<&'static str> {
-        self.entries.iter().flatten().find_map(|e| {
-            (e.method == method && e.name.get(method.as_str().len() + 1..) == Some(route))
-                .then_some(e.name)
-        })
-    }
-
-    fn push(&mut self, method: NormalizedMethod, name: &'static str) {
-        self.entries[self.next] = Some(RecentName { method, name });
-        self.next = (self.next + 1) % RECENT_NAMES;
+impl RecentName {
+    /// Whether this is the name of `route` for `method`.
+    fn is(&self, method: NormalizedMethod, route: &str) -> bool {
+        self.method == method && self.name.get(method.as_str().len() + 1..) == Some(route)
     }
 }
 
@@ -978,23 +975,23 @@ mod tests {
     #[test]
     fn recent_values_are_shared_by_text_and_bounded() {
         let mut recent = RecentValues::new();
-        let shop = recent.get("shop.example");
+        let shop = shared(&mut recent, "shop.example");
         assert!(
-            Arc::ptr_eq(&shop, &recent.get("shop.example")),
+            Arc::ptr_eq(&shop, &shared(&mut recent, "shop.example")),
             "copied again"
         );
-        let api = recent.get("api.example");
+        let api = shared(&mut recent, "api.example");
         assert_eq!((&*shop, &*api), ("shop.example", "api.example"));
         for i in 0..10 {
             assert_eq!(
-                &*recent.get(&format!("h{i}.example")),
+                &*shared(&mut recent, &format!("h{i}.example")),
                 format!("h{i}.example")
             );
         }
         assert_eq!(recent.slots.iter().flatten().count(), RECENT_VALUES);
         // Pushed out by the ten since: the cache holds it no longer, a new copy is made.
         assert_eq!(Arc::strong_count(&shop), 1);
-        let again = recent.get("shop.example");
+        let again = shared(&mut recent, "shop.example");
         assert_eq!(&*again, "shop.example");
         assert!(!Arc::ptr_eq(&shop, &again));
     }
@@ -1003,15 +1000,21 @@ mod tests {
     fn recent_names_match_the_method_and_the_text() {
         let mut recent = Recent::new();
         let mut route = String::from("/users/{id}");
-        recent.push(NormalizedMethod::Get, "GET /users/{id}");
+        let find = |recent: &Recent, method, route: &str| {
+            recent.find(|e| e.is(method, route)).map(|e| e.name)
+        };
+        recent.push(RecentName {
+            method: NormalizedMethod::Get,
+            name: "GET /users/{id}",
+        });
         assert_eq!(
-            recent.find(NormalizedMethod::Get, &route),
+            find(&recent, NormalizedMethod::Get, &route),
             Some("GET /users/{id}")
         );
-        assert_eq!(recent.find(NormalizedMethod::Post, &route), None);
+        assert_eq!(find(&recent, NormalizedMethod::Post, &route), None);
         // Same memory, other text.
         route.replace_range(.., "/items/{id}");
-        assert_eq!(recent.find(NormalizedMethod::Get, &route), None);
+        assert_eq!(find(&recent, NormalizedMethod::Get, &route), None);
         assert_eq!(
             interned_name(NormalizedMethod::Get, &route),
             Some("GET /items/{id}")
