@@ -57,6 +57,7 @@ pub mod connection;
 mod context;
 mod exclude;
 mod grpc;
+mod headers;
 mod method;
 pub mod observe;
 pub mod panic;
@@ -72,6 +73,7 @@ pub use context::{
 };
 pub use exclude::ExcludedPaths;
 pub use grpc::{GrpcCode, is_grpc};
+pub use headers::{HEADER_SCAN_LIMIT, small_header_names};
 pub use method::NormalizedMethod;
 pub use observe::{
     End, MakeObserver, ObserveService, ObservedBody, ObservedFuture, Observer, Outcome,

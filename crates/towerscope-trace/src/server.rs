@@ -384,11 +384,15 @@ where
 /// assert!(cx.span().span_context().is_remote());
 /// ```
 pub fn parent_context(headers: &http::HeaderMap) -> Context {
-    let cx = if headers.contains_key(crate::names::BAGGAGE) {
+    let present = ContextHeaders::of(headers);
+    let cx = if present.baggage {
         Context::new().with_baggage(crate::parse_baggage(headers))
     } else {
         Context::new()
     };
+    if !present.traceparent {
+        return cx;
+    }
     let Ok(parent) = TraceParent::from_headers(headers) else {
         return cx;
     };
@@ -403,6 +407,36 @@ pub fn parent_context(headers: &http::HeaderMap) -> Context {
         otel_state,
     );
     cx.with_remote_span_context(sc)
+}
+
+/// Which of the W3C context headers a request carries: most carry neither, and then
+/// neither is looked up ([`small_header_names`](towerscope_core::small_header_names)).
+struct ContextHeaders {
+    traceparent: bool,
+    baggage: bool,
+}
+
+impl ContextHeaders {
+    fn of(headers: &http::HeaderMap) -> Self {
+        let Some(names) = towerscope_core::small_header_names(headers) else {
+            return Self {
+                traceparent: headers.contains_key(crate::names::TRACEPARENT),
+                baggage: headers.contains_key(crate::names::BAGGAGE),
+            };
+        };
+        let mut present = Self {
+            traceparent: false,
+            baggage: false,
+        };
+        for name in names {
+            match name.as_str() {
+                "traceparent" => present.traceparent = true,
+                "baggage" => present.baggage = true,
+                _ => {}
+            }
+        }
+        present
+    }
 }
 
 fn header_str<B>(req: &Request<B>, name: impl http::header::AsHeaderName) -> Option<&str> {
@@ -970,6 +1004,43 @@ mod tests {
             Ok(true),
             "a new name past the cap waited or was kept"
         );
+    }
+
+    #[test]
+    fn context_headers_are_found_in_small_and_large_maps() {
+        use opentelemetry::baggage::BaggageExt as _;
+        // Scanned up to HEADER_SCAN_LIMIT names, looked up past it: both find the same.
+        for fillers in [0, 3, towerscope_core::HEADER_SCAN_LIMIT - 2, 40] {
+            let mut headers = http::HeaderMap::new();
+            for i in 0..fillers {
+                let name = http::HeaderName::try_from(format!("x-filler-{i}")).expect("name");
+                headers.insert(name, http::HeaderValue::from_static("1"));
+            }
+            let none = ContextHeaders::of(&headers);
+            assert!(!none.traceparent && !none.baggage, "{fillers}");
+            headers.insert(
+                "traceparent",
+                http::HeaderValue::from_static(
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                ),
+            );
+            let parent = ContextHeaders::of(&headers);
+            assert!(parent.traceparent && !parent.baggage, "{fillers}");
+            headers.insert("baggage", http::HeaderValue::from_static("tenant=acme"));
+            let both = ContextHeaders::of(&headers);
+            assert!(both.traceparent && both.baggage, "{fillers}");
+            let cx = parent_context(&headers);
+            assert_eq!(
+                cx.span().span_context().trace_id().to_string(),
+                "0af7651916cd43dd8448eb211c80319c",
+                "{fillers}"
+            );
+            assert_eq!(
+                cx.baggage().get("tenant").map(|v| v.to_string()),
+                Some("acme".to_owned()),
+                "{fillers}"
+            );
+        }
     }
 
     #[test]
