@@ -408,6 +408,16 @@ impl Config {
     }
 
     fn resolve(&self, headers: &HeaderMap) -> Resolved {
+        // Most requests carry none of the accepted names: then none is looked up.
+        if let Some(mut names) = towerscope_core::small_header_names(headers) {
+            if !names.any(|name| self.accept.contains(name)) {
+                return Resolved {
+                    id: self.generator.generate(),
+                    in_place: false,
+                    strip_others: false,
+                };
+            }
+        }
         // The first value found, and whether there were more; one lookup per header name.
         let mut first: Option<(usize, &http::HeaderValue)> = None;
         let mut several = false;

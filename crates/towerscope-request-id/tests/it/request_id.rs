@@ -98,6 +98,47 @@ async fn a_valid_inbound_id_is_kept_everywhere() {
     assert_eq!(body, "corr-9|corr-9");
 }
 
+/// Inbound IDs are found among a few headers (the layer compares the names it holds) and
+/// among many (it looks the accepted names up), first, last or between the others.
+#[tokio::test]
+async fn an_inbound_id_is_found_among_few_or_many_headers() {
+    let mut registry = Registry::default();
+    let app = app(&mut registry);
+    for others in [0, 5, towerscope_core::HEADER_SCAN_LIMIT - 1, 30] {
+        for at in [0, others / 2, others] {
+            for name in ["x-request-id", "x-correlation-id"] {
+                let mut headers: Vec<(String, HeaderValue)> = (0..others)
+                    .map(|i| (format!("x-other-{i}"), HeaderValue::from_static("1")))
+                    .collect();
+                headers.insert(at, (name.to_owned(), HeaderValue::from_static("in-7")));
+                let headers: Vec<(&str, HeaderValue)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.clone()))
+                    .collect();
+                let (_, id, body) = get_with(&app, "/echo", &headers).await;
+                let case = format!("{name} at {at} of {others} others");
+                assert_eq!(id.as_deref(), Some("in-7"), "{case}");
+                assert_eq!(body, "in-7|in-7", "{case}");
+            }
+        }
+    }
+    // Repeated among many: refused as before.
+    let mut headers: Vec<(String, HeaderValue)> = (0..30)
+        .map(|i| (format!("x-other-{i}"), HeaderValue::from_static("1")))
+        .collect();
+    headers.push(("x-request-id".to_owned(), HeaderValue::from_static("one")));
+    headers.push((
+        "x-correlation-id".to_owned(),
+        HeaderValue::from_static("two"),
+    ));
+    let headers: Vec<(&str, HeaderValue)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let (_, id, _) = get_with(&app, "/echo", &headers).await;
+    assert_eq!(id.map(|id| id.len()), Some(36), "a fresh UUID");
+}
+
 #[tokio::test]
 async fn missing_id_gets_a_uuid_v7() {
     let mut registry = Registry::default();
