@@ -19,6 +19,9 @@
 //! - **Which client?** [`peer_ip`] reads the connection's address from the extensions and
 //!   [`client_ip`] believes `Forwarded` / `X-Forwarded-For` only from trusted proxies
 //!   ([`IpRange`]): the access log's `client_addr` and RUM's rate limit agree.
+//! - **Does it carry a trace or request-ID header?** [`small_header_names`] lets a layer
+//!   compare the few names a request has instead of hashing each non-standard name it
+//!   looks for: most requests carry none of them.
 //!
 //! Layers share context through `http::Extensions` only: [`TraceIds`] (set by a trace
 //! layer, read by the metrics layer for exemplars), [`RequestStart`], [`PanicCaught`].
