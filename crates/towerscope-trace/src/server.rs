@@ -384,7 +384,11 @@ where
 /// assert!(cx.span().span_context().is_remote());
 /// ```
 pub fn parent_context(headers: &http::HeaderMap) -> Context {
-    let present = ContextHeaders::of(headers);
+    parent_from(headers, &ContextHeaders::of(headers))
+}
+
+/// [`parent_context`] for a request whose context headers were found already.
+fn parent_from(headers: &http::HeaderMap, present: &ContextHeaders) -> Context {
     let cx = if present.baggage {
         Context::new().with_baggage(crate::parse_baggage(headers))
     } else {
@@ -409,11 +413,13 @@ pub fn parent_context(headers: &http::HeaderMap) -> Context {
     cx.with_remote_span_context(sc)
 }
 
-/// Which of the W3C context headers a request carries: most carry neither, and then
-/// neither is looked up ([`small_header_names`](towerscope_core::small_header_names)).
+/// Which of the headers a server span reads a request carries (the W3C context headers,
+/// the request ID): most carry none, and then none is looked up
+/// ([`small_header_names`](towerscope_core::small_header_names)).
 struct ContextHeaders {
     traceparent: bool,
     baggage: bool,
+    request_id: bool,
 }
 
 impl ContextHeaders {
@@ -422,16 +428,19 @@ impl ContextHeaders {
             return Self {
                 traceparent: headers.contains_key(crate::names::TRACEPARENT),
                 baggage: headers.contains_key(crate::names::BAGGAGE),
+                request_id: headers.contains_key(crate::names::REQUEST_ID),
             };
         };
         let mut present = Self {
             traceparent: false,
             baggage: false,
+            request_id: false,
         };
         for name in names {
             match name.as_str() {
                 "traceparent" => present.traceparent = true,
                 "baggage" => present.baggage = true,
+                "x-request-id" => present.request_id = true,
                 _ => {}
             }
         }
@@ -542,7 +551,8 @@ where
         if config.exclude.contains(req.uri().path()) {
             return (Context::current(), None);
         }
-        let mut parent = parent_context(req.headers());
+        let present = ContextHeaders::of(req.headers());
+        let mut parent = parent_from(req.headers(), &present);
         if config.b3 && !parent.has_active_span() {
             if let Some(sc) = crate::extract_b3(req.headers()) {
                 parent = parent.with_remote_span_context(sc);
@@ -626,7 +636,7 @@ where
             };
             attributes.push(KeyValue::new("http.route", value));
         }
-        request_attributes(&mut attributes, req, method, grpc);
+        request_attributes(&mut attributes, req, method, grpc, present.request_id);
         let span = config
             .tracer
             .span_builder(name)
@@ -733,6 +743,7 @@ fn request_attributes<B>(
     req: &Request<B>,
     method: NormalizedMethod,
     grpc: bool,
+    has_request_id: bool,
 ) {
     if !grpc {
         attributes.push(KeyValue::new("url.path", cut(req.uri().path(), 1024)));
@@ -770,7 +781,10 @@ fn request_attributes<B>(
             recent_value(&USER_AGENTS, prefix(ua, 256)),
         ));
     }
-    if let Some(id) = header_str(req, crate::names::REQUEST_ID) {
+    if let Some(id) = has_request_id
+        .then(|| header_str(req, crate::names::REQUEST_ID))
+        .flatten()
+    {
         attributes.push(KeyValue::new("request.id", cut(id, 128)));
     }
 }
@@ -1010,14 +1024,17 @@ mod tests {
     fn context_headers_are_found_in_small_and_large_maps() {
         use opentelemetry::baggage::BaggageExt as _;
         // Scanned up to HEADER_SCAN_LIMIT names, looked up past it: both find the same.
-        for fillers in [0, 3, towerscope_core::HEADER_SCAN_LIMIT - 2, 40] {
+        for fillers in [0, 3, towerscope_core::HEADER_SCAN_LIMIT - 3, 40] {
             let mut headers = http::HeaderMap::new();
             for i in 0..fillers {
                 let name = http::HeaderName::try_from(format!("x-filler-{i}")).expect("name");
                 headers.insert(name, http::HeaderValue::from_static("1"));
             }
             let none = ContextHeaders::of(&headers);
-            assert!(!none.traceparent && !none.baggage, "{fillers}");
+            assert!(
+                !none.traceparent && !none.baggage && !none.request_id,
+                "{fillers}"
+            );
             headers.insert(
                 "traceparent",
                 http::HeaderValue::from_static(
@@ -1028,7 +1045,12 @@ mod tests {
             assert!(parent.traceparent && !parent.baggage, "{fillers}");
             headers.insert("baggage", http::HeaderValue::from_static("tenant=acme"));
             let both = ContextHeaders::of(&headers);
-            assert!(both.traceparent && both.baggage, "{fillers}");
+            assert!(
+                both.traceparent && both.baggage && !both.request_id,
+                "{fillers}"
+            );
+            headers.insert("x-request-id", http::HeaderValue::from_static("req-1"));
+            assert!(ContextHeaders::of(&headers).request_id, "{fillers}");
             let cx = parent_context(&headers);
             assert_eq!(
                 cx.span().span_context().trace_id().to_string(),
