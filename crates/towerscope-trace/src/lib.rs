@@ -36,11 +36,13 @@ mod b3;
 /// Header names as constants: a lookup by `&str` parses the name every time.
 pub(crate) mod names {
     use http::HeaderName;
-    pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-    pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
-    pub(crate) const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+    pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static(crate::TRACEPARENT);
+    pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static(crate::TRACESTATE);
+    pub(crate) const BAGGAGE: HeaderName = HeaderName::from_static(crate::BAGGAGE);
     pub(crate) const B3: HeaderName = HeaderName::from_static("b3");
-    pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    /// The request-ID header's name, as text.
+    pub(crate) const REQUEST_ID_TEXT: &str = "x-request-id";
+    pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_TEXT);
 }
 mod baggage;
 mod bridge;

@@ -438,9 +438,9 @@ impl ContextHeaders {
         };
         for name in names {
             match name.as_str() {
-                "traceparent" => present.traceparent = true,
-                "baggage" => present.baggage = true,
-                "x-request-id" => present.request_id = true,
+                crate::TRACEPARENT => present.traceparent = true,
+                crate::BAGGAGE => present.baggage = true,
+                crate::names::REQUEST_ID_TEXT => present.request_id = true,
                 _ => {}
             }
         }
