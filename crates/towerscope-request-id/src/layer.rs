@@ -408,21 +408,19 @@ impl Config {
     }
 
     fn resolve(&self, headers: &HeaderMap) -> Resolved {
-        // Most requests carry none of the accepted names: then none is looked up.
-        if let Some(mut names) = towerscope_core::small_header_names(headers) {
-            if !names.any(|name| self.accept.contains(name)) {
-                return Resolved {
-                    id: self.generator.generate(),
-                    in_place: false,
-                    strip_others: false,
-                };
-            }
-        }
-        // The first value found, and whether there were more; one lookup per header name.
+        // The first value found, and whether there were more; one lookup per header name,
+        // and none when a small map holds none of the names (most requests).
         let mut first: Option<(usize, &http::HeaderValue)> = None;
         let mut several = false;
         let mut strip_others = false;
-        for (i, name) in self.accept.iter().enumerate() {
+        let none_there = towerscope_core::small_header_names(headers)
+            .is_some_and(|mut names| !names.any(|name| self.accept.contains(name)));
+        let lookups = if none_there {
+            &[][..]
+        } else {
+            &self.accept[..]
+        };
+        for (i, name) in lookups.iter().enumerate() {
             let mut values = headers.get_all(name).iter();
             let Some(value) = values.next() else {
                 continue;
