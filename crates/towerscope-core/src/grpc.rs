@@ -159,6 +159,28 @@ impl std::fmt::Display for GrpcCode {
     }
 }
 
+/// Whether a request is a gRPC call: a `POST` (the only method gRPC uses) whose
+/// `content-type` is gRPC's ([`is_grpc`]).
+///
+/// The method is checked first: most requests are not `POST`s, and for them no header is
+/// looked up (a lookup hashes the name, a chain of dependent multiplications per request).
+///
+/// ```
+/// let call = http::Request::post("/shop.Orders/Get")
+///     .header("content-type", "application/grpc")
+///     .body(())
+///     .unwrap();
+/// assert!(towerscope_core::is_grpc_request(&call));
+/// let get = http::Request::get("/shop.Orders/Get")
+///     .header("content-type", "application/grpc")
+///     .body(())
+///     .unwrap();
+/// assert!(!towerscope_core::is_grpc_request(&get)); // gRPC is always POST
+/// ```
+pub fn is_grpc_request<B>(req: &http::Request<B>) -> bool {
+    req.method() == http::Method::POST && is_grpc(req.headers())
+}
+
 /// Whether a request or response carries gRPC (`content-type: application/grpc[+proto|...]`).
 ///
 /// ```

@@ -75,7 +75,7 @@ pub use context::{
     HexId, MAX_PERIOD, PeerAddr, RequestStart, SpanRequestId, TraceIds, UserId, unix_now,
 };
 pub use exclude::ExcludedPaths;
-pub use grpc::{GrpcCode, is_grpc};
+pub use grpc::{GrpcCode, is_grpc, is_grpc_request};
 pub use headers::{HEADER_SCAN_LIMIT, small_header_names};
 pub use method::NormalizedMethod;
 pub use observe::{

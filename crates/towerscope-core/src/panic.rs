@@ -287,7 +287,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let grpc = crate::is_grpc(req.headers());
+        let grpc = crate::is_grpc_request(&req);
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
             Ok(inner) => CatchPanicFuture::Inner { inner, grpc },
             Err(payload) => {
@@ -594,7 +594,7 @@ mod tests {
             }
             Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Empty::<Bytes>::new()))
         });
-        let req = Request::builder()
+        let req = Request::post("/shop.Orders/Get")
             .header("content-type", "application/grpc")
             .body(())
             .expect("req");
@@ -645,7 +645,7 @@ mod tests {
         let svc = tower::service_fn(|_req: Request<()>| async {
             Ok::<_, std::convert::Infallible>(Response::new(PanicAfter::new(vec![frame_data("x")])))
         });
-        let req = Request::builder()
+        let req = Request::post("/shop.Orders/Get")
             .header("content-type", "application/grpc")
             .body(())
             .expect("req");

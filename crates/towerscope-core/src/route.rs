@@ -289,7 +289,7 @@ pub fn resolve_route<B>(req: &Request<B>, classifier: Option<&RouteClassifier>) 
         return InlineRoute::new(p.as_str())
             .map_or_else(|| Route::Matched(p.clone()), Route::Inline);
     }
-    if crate::is_grpc(req.headers()) {
+    if crate::is_grpc_request(req) {
         if let Some(pq) = req.uri().path_and_query() {
             if is_grpc_method_path(pq.path()) {
                 return Route::Grpc(pq.clone());

@@ -8,7 +8,8 @@ use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer}
 use opentelemetry::{Context, KeyValue};
 use tower_layer::Layer;
 use towerscope_core::{
-    End, GrpcCode, MakeObserver, NormalizedMethod, ObserveService, Observer, Outcome, is_grpc,
+    End, GrpcCode, MakeObserver, NormalizedMethod, ObserveService, Observer, Outcome,
+    is_grpc_request,
 };
 
 use crate::server::{cut, end_rpc, protocol_version};
@@ -220,7 +221,7 @@ where
             .cloned()
             .unwrap_or_else(Context::current);
         let method = NormalizedMethod::from(req.method());
-        let grpc = is_grpc(req.headers());
+        let grpc = is_grpc_request(req);
         let mut attributes = Vec::with_capacity(8);
         let name: Cow<'static, str> = if grpc {
             let rpc_method = req.uri().path().trim_start_matches('/');

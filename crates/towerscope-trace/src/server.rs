@@ -17,7 +17,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 use towerscope_core::{
     End, ExcludedPaths, GrpcCode, NormalizedMethod, ObservedBody, ObservedFuture, Observer,
-    Outcome, PanicCaught, RouteClassifier, TraceIds, is_grpc, resolve_route,
+    Outcome, PanicCaught, RouteClassifier, TraceIds, is_grpc_request, resolve_route,
 };
 
 use crate::{SamplerConfig, TraceParent, TraceState};
@@ -566,7 +566,7 @@ where
         }
         let method = NormalizedMethod::from(req.method());
         let route = resolve_route(req, config.classifier.as_ref());
-        let grpc = is_grpc(req.headers());
+        let grpc = is_grpc_request(req);
         // Room for every attribute a span gets, the ones set when it ends included: the
         // SDK keeps this vector as the span's own.
         let mut attributes = Vec::with_capacity(16);

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use http::{Request, Response};
 use towerscope_core::{
     End, GrpcCode, MakeObserver, NormalizedMethod, ObserveService, ObservedBody, ObservedFuture,
-    Observer, Outcome, PanicCaught, RequestStart, Route, TraceIds, UNMATCHED_ROUTE, is_grpc,
-    resolve_route,
+    Observer, Outcome, PanicCaught, RequestStart, Route, TraceIds, UNMATCHED_ROUTE,
+    is_grpc_request, resolve_route,
 };
 
 use super::HttpMetricsLayer;
@@ -67,7 +67,7 @@ impl MakeObserver for HttpMetricsLayer {
             start: RequestStart::get_or_now(req.extensions()),
             method,
             route: resolve_route(req, shared.classifier.as_ref()),
-            grpc: is_grpc(req.headers()),
+            grpc: is_grpc_request(req),
             trace: req.extensions().get::<TraceIds>().copied(),
             request_size: if shared.request_size {
                 content_length(req)

@@ -188,3 +188,39 @@ async fn grpc_stream_without_status_is_an_error() {
         "{text}"
     );
 }
+
+/// gRPC is always `POST`: a `GET` with gRPC's content type is an HTTP request, its path
+/// not a route label and no RPC series made for it.
+#[tokio::test]
+async fn a_get_with_grpc_content_type_is_not_a_grpc_call() {
+    let mut registry = Registry::default();
+    let layer = HttpMetricsLayer::new(&mut registry);
+    let metrics = MetricsService::new(registry);
+    let svc = tower::service_fn(|_req: Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(StreamBody::new(vec![frame_data(
+            "x",
+        )])))
+    });
+    let req = Request::get("/shop.Orders/Get")
+        .header("content-type", "application/grpc")
+        .body(())
+        .expect("request");
+    let resp = tower::Layer::layer(&layer, svc)
+        .oneshot(req)
+        .await
+        .expect("ok");
+    http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("body");
+    let text = metrics.encode(Format::Prometheus);
+    assert_eq!(
+        value(
+            &text,
+            "http_server_requests_total{http_request_method=\"GET\",http_route=\"unmatched\",http_response_status_code=\"200\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+    assert!(!text.contains("shop.Orders"), "{text}");
+    assert!(!text.contains("grpc_missing_status"), "{text}");
+}
