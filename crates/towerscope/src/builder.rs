@@ -1161,8 +1161,13 @@ impl Observability {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use towerscope::alert::AlertState;
     /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
-    /// assert!(obs.alerting().expect("on").active().is_empty());
+    /// let alerting = obs.alerting().expect("on");
+    /// assert!(alerting.rules().iter().any(|r| r.name == "HighErrorRate"));
+    /// // Nothing fires at start-up: each default rule's condition must hold for minutes
+    /// // first (a busy machine's CPU rule may already be pending).
+    /// assert!(alerting.active().iter().all(|a| a.state != AlertState::Firing));
     /// # Ok(()) }
     /// ```
     pub fn alerting(&self) -> Option<&Alerting> {
