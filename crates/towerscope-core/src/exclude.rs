@@ -54,6 +54,20 @@ impl ExcludedPaths {
     pub fn contains(&self, path: &str) -> bool {
         self.0.iter().any(|p| **p == *path)
     }
+
+    /// Whether every path of `other` is one of these: a request that gets past these gets
+    /// past `other` too, so a layer that only sees such requests need not check `other`.
+    ///
+    /// ```
+    /// use towerscope_core::ExcludedPaths;
+    /// let outer = ExcludedPaths::default();
+    /// assert!(outer.covers(&ExcludedPaths::new(["/metrics"])));
+    /// assert!(outer.covers(&ExcludedPaths::new(Vec::<String>::new())));
+    /// assert!(!outer.covers(&ExcludedPaths::new(["/metrics", "/livez"])));
+    /// ```
+    pub fn covers(&self, other: &ExcludedPaths) -> bool {
+        other.0.iter().all(|p| self.contains(p))
+    }
 }
 
 impl Default for ExcludedPaths {

@@ -102,31 +102,39 @@ impl InFlightLayer {
     /// Takes one unit of the gauge for a request (unless its path is excluded); the unit is
     /// released when the guard drops.
     pub(crate) fn acquire(&self, path: &str, method: NormalizedMethod) -> Option<InFlightGuard> {
-        let method = self.take_unit(path, method)?;
-        Some(InFlightGuard {
+        self.take_unit(path, method).then(|| InFlightGuard {
             gauges: self.gauges.clone(),
-            method,
+            method: method.index(),
         })
     }
 
-    /// Takes one unit for a request (unless its path is excluded) and returns what
-    /// [`release_unit`](Self::release_unit) needs to give it back: for an owner that holds
-    /// this layer anyway and releases the unit itself (the metrics layer's observer), which
-    /// saves the guard's reference count.
-    pub(crate) fn take_unit(&self, path: &str, method: NormalizedMethod) -> Option<usize> {
+    /// Takes one unit for a request unless its path is excluded, and says whether it did:
+    /// for an owner that holds this layer anyway and gives the unit back itself
+    /// ([`release_unit`](Self::release_unit), with the same method), which saves the
+    /// guard's reference count.
+    pub(crate) fn take_unit(&self, path: &str, method: NormalizedMethod) -> bool {
         if self.gauges.exclude.contains(path) {
-            return None;
+            return false;
         }
-        let method = method.index();
-        if let Some(g) = self.gauges.by_method.get(method) {
-            g.fetch_add(1, Ordering::Relaxed);
-        }
-        Some(method)
+        self.take_unit_unchecked(method);
+        true
     }
 
-    /// Gives back a unit from [`take_unit`](Self::take_unit).
-    pub(crate) fn release_unit(&self, method: usize) {
-        self.gauges.release(method);
+    /// [`take_unit`](Self::take_unit) for a request whose path is known not to be excluded.
+    pub(crate) fn take_unit_unchecked(&self, method: NormalizedMethod) {
+        if let Some(g) = self.gauges.by_method.get(method.index()) {
+            g.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The paths this gauge does not count.
+    pub(crate) fn excluded(&self) -> &ExcludedPaths {
+        &self.gauges.exclude
+    }
+
+    /// Gives back a unit [`take_unit`](Self::take_unit) took for `method`.
+    pub(crate) fn release_unit(&self, method: NormalizedMethod) {
+        self.gauges.release(method.index());
     }
 
     /// Requests in flight now, all methods.

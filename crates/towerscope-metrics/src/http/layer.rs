@@ -31,6 +31,9 @@ pub(crate) struct Shared {
     pub(crate) classifier: Option<RouteClassifier>,
     pub(crate) request_size: bool,
     pub(crate) in_flight: Option<InFlightLayer>,
+    /// Whether the in-flight gauge leaves out a path this layer records (else a request
+    /// that gets past `exclude` needs no second check).
+    pub(crate) in_flight_excludes_more: bool,
 }
 
 /// Records request count, duration, errors (and optionally body sizes) for every request
@@ -521,13 +524,19 @@ impl HttpMetricsBuilder {
         let request_size = self.opts.request_size;
         let families = Arc::new(HttpFamilies::new(self.opts));
         registry.register_collector(Box::new(HttpCollector::new(families.clone())));
+        let exclude = ExcludedPaths::new(self.exclude);
+        let in_flight_excludes_more = self
+            .in_flight
+            .as_ref()
+            .is_some_and(|g| !exclude.covers(g.excluded()));
         HttpMetricsLayer {
             shared: Arc::new(Shared {
                 families,
-                exclude: ExcludedPaths::new(self.exclude),
+                exclude,
                 classifier: self.classifier,
                 request_size,
                 in_flight: self.in_flight,
+                in_flight_excludes_more,
             }),
         }
     }

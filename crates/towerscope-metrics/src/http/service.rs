@@ -60,19 +60,23 @@ impl MakeObserver for HttpMetricsLayer {
         let method = NormalizedMethod::from(req.method());
         Some(HttpMetricsObserver {
             // Taken before the inner call: a panic in `call` drops it and releases the unit.
-            in_flight: shared
-                .in_flight
-                .as_ref()
-                .and_then(|g| g.take_unit(req.uri().path(), method)),
+            in_flight: shared.in_flight.as_ref().is_some_and(|g| {
+                if shared.in_flight_excludes_more {
+                    g.take_unit(req.uri().path(), method)
+                } else {
+                    g.take_unit_unchecked(method);
+                    true
+                }
+            }),
             start: RequestStart::get_or_now(req.extensions()),
             method,
             route: resolve_route(req, shared.classifier.as_ref()),
             grpc: is_grpc_request(req),
             trace: req.extensions().get::<TraceIds>().copied(),
             request_size: if shared.request_size {
-                content_length(req)
+                RequestSize::of(req)
             } else {
-                None
+                RequestSize::NONE
             },
             response_size: 0,
             status: 0,
@@ -83,13 +87,29 @@ impl MakeObserver for HttpMetricsLayer {
     }
 }
 
-fn content_length<B>(req: &Request<B>) -> Option<u64> {
-    req.headers()
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+/// A request's declared body size (its `Content-Length`), in eight bytes where an
+/// `Option<u64>` takes sixteen: the observer stays small enough to be moved (from the
+/// response future into the body, and into the boxes axum puts both in) without a call to
+/// `memcpy`. Holds the size plus one; zero is none. A `Content-Length` of `u64::MAX`,
+/// which no body has, counts as none.
+#[derive(Clone, Copy)]
+struct RequestSize(u64);
+
+impl RequestSize {
+    const NONE: Self = Self(0);
+
+    fn of<B>(req: &Request<B>) -> Self {
+        let len = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        Self(len.and_then(|n| n.checked_add(1)).unwrap_or(0))
+    }
+
+    fn get(self) -> Option<u64> {
+        self.0.checked_sub(1)
+    }
 }
 
 /// Per-request state of [`HttpMetrics`]; see [`Observer`].
@@ -106,15 +126,16 @@ fn content_length<B>(req: &Request<B>) -> Option<u64> {
 /// ```
 pub struct HttpMetricsObserver {
     shared: Arc<Shared>,
-    /// The in-flight unit taken for this request (its method's slot), given back when the
-    /// observer drops: after the request is recorded, and also when `call` panics.
-    in_flight: Option<usize>,
+    /// Whether an in-flight unit was taken for this request (in its method's slot), given
+    /// back when the observer drops: after the request is recorded, and also when `call`
+    /// panics.
+    in_flight: bool,
     start: RequestStart,
     method: NormalizedMethod,
     route: Route,
     grpc: bool,
     trace: Option<TraceIds>,
-    request_size: Option<u64>,
+    request_size: RequestSize,
     response_size: u64,
     status: u16,
     grpc_code: Option<GrpcCode>,
@@ -192,7 +213,7 @@ impl Observer for HttpMetricsObserver {
             grpc_code: self.grpc_code,
             seconds,
             trace: self.trace,
-            request_size: self.request_size,
+            request_size: self.request_size.get(),
             response_size: self.response_size,
             error,
         });
@@ -203,8 +224,41 @@ impl Observer for HttpMetricsObserver {
 
 impl Drop for HttpMetricsObserver {
     fn drop(&mut self) {
-        if let (Some(method), Some(gauge)) = (self.in_flight.take(), &self.shared.in_flight) {
-            gauge.release_unit(method);
+        if let (true, Some(gauge)) = (self.in_flight, &self.shared.in_flight) {
+            gauge.release_unit(self.method);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HttpMetricsObserver, RequestSize};
+
+    #[test]
+    fn the_observer_stays_within_128_bytes() {
+        // Moved whole from the response future into the body (and into axum's boxes): at
+        // most 128 bytes a move is a few vector moves, above it a call to `memcpy`
+        // (callgrind: about 140 instructions a request more at 136 bytes).
+        let size = std::mem::size_of::<HttpMetricsObserver>();
+        assert!(size <= 128, "HttpMetricsObserver is {size} bytes");
+    }
+
+    #[test]
+    fn request_sizes_keep_zero_and_drop_only_what_no_body_has() {
+        let size = |value: Option<&str>| {
+            let mut req = http::Request::post("/orders");
+            if let Some(v) = value {
+                req = req.header(http::header::CONTENT_LENGTH, v);
+            }
+            RequestSize::of(&req.body(()).expect("request")).get()
+        };
+        assert_eq!(size(Some("0")), Some(0));
+        assert_eq!(size(Some("512")), Some(512));
+        assert_eq!(size(Some("18446744073709551614")), Some(u64::MAX - 1));
+        assert_eq!(size(Some("18446744073709551615")), None);
+        assert_eq!(size(Some("-1")), None);
+        assert_eq!(size(Some("12x")), None);
+        assert_eq!(size(None), None);
+        assert_eq!(RequestSize::NONE.get(), None);
     }
 }

@@ -485,6 +485,36 @@ async fn in_flight_maintained_by_the_metrics_layer_balances() {
     );
 }
 
+#[tokio::test]
+async fn the_gauge_keeps_its_own_exclusions_when_the_metrics_layer_records_everything() {
+    let mut registry = Registry::default();
+    let in_flight = InFlightLayer::new(&mut registry);
+    let layer = HttpMetricsLayer::builder()
+        .exclude_paths(Vec::<String>::new())
+        .in_flight(in_flight.clone())
+        .build(&mut registry)
+        .expect("valid");
+    // Each handler reports the gauge while it runs: its own request counts only when the
+    // gauge counts that path.
+    let seen = |gauge: InFlightLayer| move || async move { gauge.current().to_string() };
+    let app = Router::new()
+        .route("/metrics", get(seen(in_flight.clone())))
+        .route("/users/{id}", get(seen(in_flight.clone())))
+        .layer(layer);
+    assert_eq!(send(&app, "GET", "/users/7").await.1, "1");
+    assert_eq!(
+        send(&app, "GET", "/metrics").await.1,
+        "0",
+        "the gauge leaves /metrics out"
+    );
+    assert_eq!(in_flight.current(), 0);
+    let text = MetricsService::new(registry).encode(Format::Prometheus);
+    assert!(
+        text.contains("http_route=\"/metrics\""),
+        "the layer records it: {text}"
+    );
+}
+
 #[test]
 fn a_panic_in_call_gives_the_in_flight_unit_back() {
     use tower::Layer as _;
