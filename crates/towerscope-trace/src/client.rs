@@ -247,14 +247,18 @@ where
             protocol_version(req.version()),
         ));
         let port = if let Some(host) = req.uri().host() {
-            attributes.push(KeyValue::new("server.address", cut(host, 256)));
+            attributes.push(KeyValue::new(
+                "server.address",
+                crate::server::server_address(host),
+            ));
             req.uri().port_u16().or(match req.uri().scheme_str() {
                 Some("https") => Some(443),
                 Some("http") => Some(80),
                 _ => None,
             })
         } else if let Some((host, port)) = &self.server {
-            attributes.push(KeyValue::new("server.address", host.to_string()));
+            // The configured name, shared with every span: no copy per request.
+            attributes.push(KeyValue::new("server.address", Arc::clone(host)));
             *port
         } else {
             None

@@ -529,6 +529,12 @@ fn recent_value(
     }
 }
 
+/// `host` (at most 256 bytes) as a `server.address` value, shared with this thread's
+/// recent spans, server and client alike, when one of them had the same.
+pub(crate) fn server_address(host: &str) -> opentelemetry::StringValue {
+    recent_value(&HOSTS, prefix(host, 256))
+}
+
 pub(crate) fn protocol_version(version: Version) -> &'static str {
     match version {
         Version::HTTP_09 => "0.9",
@@ -770,10 +776,7 @@ fn request_attributes<B>(
         .host()
         .or_else(|| header_str(req, http::header::HOST).map(|h| h.split(':').next().unwrap_or(h)));
     if let Some(host) = host {
-        attributes.push(KeyValue::new(
-            "server.address",
-            recent_value(&HOSTS, prefix(host, 256)),
-        ));
+        attributes.push(KeyValue::new("server.address", server_address(host)));
     }
     if let Some(ua) = header_str(req, http::header::USER_AGENT) {
         attributes.push(KeyValue::new(
