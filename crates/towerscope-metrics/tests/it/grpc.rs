@@ -144,6 +144,31 @@ async fn grpc_status_from_trailers_and_trailers_only() {
     assert_eq!(in_flight.current(), 0);
 }
 
+/// Sends `method /shop.Orders/Get` with gRPC's content type through `layer` around `svc`,
+/// and reads the response body to its end.
+async fn send_grpc_typed<S>(layer: &HttpMetricsLayer, svc: S, method: http::Method)
+where
+    S: tower::Service<
+            Request<()>,
+            Response = http::Response<StreamBody>,
+            Error = std::convert::Infallible,
+        >,
+{
+    let req = Request::builder()
+        .method(method)
+        .uri("/shop.Orders/Get")
+        .header("content-type", "application/grpc")
+        .body(())
+        .expect("request");
+    let resp = tower::Layer::layer(layer, svc)
+        .oneshot(req)
+        .await
+        .expect("ok");
+    http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("body");
+}
+
 #[tokio::test]
 async fn grpc_stream_without_status_is_an_error() {
     let mut registry = Registry::default();
@@ -157,17 +182,7 @@ async fn grpc_stream_without_status_is_an_error() {
         );
         Ok::<_, std::convert::Infallible>(resp)
     });
-    let req = Request::post("/shop.Orders/Get")
-        .header("content-type", "application/grpc")
-        .body(())
-        .expect("request");
-    let resp = tower::Layer::layer(&layer, svc)
-        .oneshot(req)
-        .await
-        .expect("ok");
-    http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("body");
+    send_grpc_typed(&layer, svc, http::Method::POST).await;
     let text = metrics.encode(Format::Prometheus);
     assert_eq!(
         value(
@@ -201,17 +216,7 @@ async fn a_get_with_grpc_content_type_is_not_a_grpc_call() {
             "x",
         )])))
     });
-    let req = Request::get("/shop.Orders/Get")
-        .header("content-type", "application/grpc")
-        .body(())
-        .expect("request");
-    let resp = tower::Layer::layer(&layer, svc)
-        .oneshot(req)
-        .await
-        .expect("ok");
-    http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("body");
+    send_grpc_typed(&layer, svc, http::Method::GET).await;
     let text = metrics.encode(Format::Prometheus);
     assert_eq!(
         value(
