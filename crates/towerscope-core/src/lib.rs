@@ -64,6 +64,7 @@ mod headers;
 mod method;
 pub mod observe;
 pub mod panic;
+mod ring;
 pub mod route;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_body;
@@ -85,6 +86,7 @@ pub use panic::{
     BoxError, CatchPanic, CatchPanicBody, CatchPanicFuture, CatchPanicLayer, PanicCaught,
     PanicError, is_panic_error, mark_panic_logged, panic_message,
 };
+pub use ring::Ring;
 pub use route::{
     InlineRoute, RequestHead, Route, RouteClassifier, UNMATCHED_ROUTE, is_grpc_method_path,
     resolve_route,

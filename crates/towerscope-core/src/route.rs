@@ -35,7 +35,8 @@ const MAX_GRPC_PATH: usize = 256;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub enum Route {
-    /// axum's route template, copied out of its `MatchedPath` when it is short (most are).
+    /// axum's route template, copied out of its `MatchedPath` when it is short and cannot
+    /// be interned (see [`Static`](Self::Static)).
     ///
     /// Every request on a route shares one `MatchedPath` allocation; holding a clone of it
     /// writes that allocation's reference count on every request, from every core, which
@@ -49,7 +50,9 @@ pub enum Route {
     Grpc(PathAndQuery),
     /// A classifier's answer.
     Shared(Arc<str>),
-    /// A classifier's answer.
+    /// Text that lives as long as the process: a classifier's answer, or axum's route
+    /// template, interned (at most 1024 templates of at most 512 bytes per process; the
+    /// application's own routes, so a request's route is neither copied nor counted).
     Static(&'static str),
     /// No route matched.
     #[default]
@@ -286,6 +289,9 @@ pub fn resolve_route<B>(req: &Request<B>, classifier: Option<&RouteClassifier>) 
     }
     #[cfg(feature = "axum")]
     if let Some(p) = req.extensions().get::<axum::extract::MatchedPath>() {
+        if let Some(template) = interned::template(p) {
+            return Route::Static(template);
+        }
         return InlineRoute::new(p.as_str())
             .map_or_else(|| Route::Matched(p.clone()), Route::Inline);
     }
@@ -298,6 +304,84 @@ pub fn resolve_route<B>(req: &Request<B>, classifier: Option<&RouteClassifier>) 
     }
     Route::Unmatched
 }
+
+/// axum's route templates, kept for the life of the process so that a request's route is
+/// a `&'static str`: nothing copied, checked or reference-counted per request.
+///
+/// Each thread remembers its last few `MatchedPath`s with their interned text. axum hands
+/// every request on a route the same `Arc<str>`, so a request's template is found by its
+/// address alone; the remembered clone keeps that allocation, and so its address, from being
+/// reused for other text. A template nested routers build anew per request is found by its
+/// text. Bounded: at most [`MAX_INTERNED_ROUTES`] templates of at most
+/// [`MAX_INTERNED_LEN`] bytes; past that, routes are copied as before.
+#[cfg(feature = "axum")]
+mod interned {
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    use std::sync::{LazyLock, Mutex, PoisonError};
+
+    use axum::extract::MatchedPath;
+
+    use super::{MAX_INTERNED_LEN, MAX_INTERNED_ROUTES};
+    use crate::Ring;
+
+    /// How many recent templates each thread keeps.
+    const RECENT_ROUTES: usize = 8;
+
+    type Recent = Ring<(MatchedPath, &'static str), RECENT_ROUTES>;
+
+    thread_local! {
+        static RECENT: RefCell<Recent> = const { RefCell::new(Ring::new()) };
+    }
+
+    static TABLE: LazyLock<Mutex<HashSet<&'static str>>> =
+        LazyLock::new(|| Mutex::new(HashSet::new()));
+
+    /// `path`'s template as interned text, or `None` past the bounds.
+    pub(super) fn template(path: &MatchedPath) -> Option<&'static str> {
+        let text = path.as_str();
+        RECENT
+            .try_with(|recent| {
+                let mut recent = recent.try_borrow_mut().ok()?;
+                if let Some((_, t)) = recent.find(|(p, _)| std::ptr::eq(p.as_str(), text)) {
+                    return Some(*t);
+                }
+                if let Some((_, t)) = recent.find(|(_, t)| *t == text) {
+                    return Some(*t);
+                }
+                let interned = intern(text)?;
+                recent.push((path.clone(), interned));
+                Some(interned)
+            })
+            .ok()
+            .flatten()
+    }
+
+    fn intern(text: &str) -> Option<&'static str> {
+        if text.len() > MAX_INTERNED_LEN {
+            return None;
+        }
+        let mut table = TABLE.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = table.get(text) {
+            return Some(*t);
+        }
+        if table.len() >= MAX_INTERNED_ROUTES {
+            return None;
+        }
+        let interned: &'static str = Box::leak(Box::from(text));
+        table.insert(interned);
+        Some(interned)
+    }
+}
+
+/// Most distinct axum route templates interned per process (an application's own routes;
+/// past this many, routes are copied per request instead).
+#[cfg(feature = "axum")]
+const MAX_INTERNED_ROUTES: usize = 1024;
+
+/// Longest axum route template interned, in bytes.
+#[cfg(feature = "axum")]
+const MAX_INTERNED_LEN: usize = 512;
 
 /// Whether `path` has the shape `/pkg.Service/Method` (ASCII letters, digits, `_` and `.`
 /// in the service, letters, digits and `_` in the method, at most 256 bytes).
@@ -384,10 +468,10 @@ mod tests {
                     let seen = seen2.clone();
                     async move {
                         let route = resolve_route(&req, None);
-                        let inline = matches!(route, Route::Inline(_));
+                        let interned = matches!(route, Route::Static(_));
                         seen.lock()
                             .expect("lock")
-                            .push((route.as_str().to_owned(), inline));
+                            .push((route.as_str().to_owned(), interned));
                         next.run(req).await
                     }
                 },
@@ -406,7 +490,7 @@ mod tests {
         }
         assert_eq!(
             *seen.lock().expect("lock"),
-            vec![("/users/{id}".to_owned(), true), (LONG.to_owned(), false)]
+            vec![("/users/{id}".to_owned(), true), (LONG.to_owned(), true)]
         );
     }
 }

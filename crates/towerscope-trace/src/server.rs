@@ -17,7 +17,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 use towerscope_core::{
     End, ExcludedPaths, GrpcCode, NormalizedMethod, ObservedBody, ObservedFuture, Observer,
-    Outcome, PanicCaught, RouteClassifier, TraceIds, is_grpc_request, resolve_route,
+    Outcome, PanicCaught, Ring, RouteClassifier, TraceIds, is_grpc_request, resolve_route,
 };
 
 use crate::{SamplerConfig, TraceParent, TraceState};
@@ -467,31 +467,6 @@ fn prefix(s: &str, max: usize) -> &str {
 
 /// How many recent values of one request attribute each thread keeps.
 const RECENT_VALUES: usize = 4;
-
-/// A thread's last `N` answers of one kind, replaced round robin: a few comparisons in
-/// front of a shared table or an allocation, bounded by `N`.
-struct Ring<T, const N: usize> {
-    slots: [Option<T>; N],
-    next: usize,
-}
-
-impl<T, const N: usize> Ring<T, N> {
-    const fn new() -> Self {
-        Self {
-            slots: [const { None }; N],
-            next: 0,
-        }
-    }
-
-    fn find(&self, hit: impl Fn(&T) -> bool) -> Option<&T> {
-        self.slots.iter().flatten().find(|t| hit(t))
-    }
-
-    fn push(&mut self, value: T) {
-        self.slots[self.next] = Some(value);
-        self.next = (self.next + 1) % N;
-    }
-}
 
 /// A thread's last few values of one request attribute (`server.address`,
 /// `user_agent.original`), shared with the spans that carry them.
@@ -1084,7 +1059,7 @@ mod tests {
                 format!("h{i}.example")
             );
         }
-        assert_eq!(recent.slots.iter().flatten().count(), RECENT_VALUES);
+        assert_eq!(recent.len(), RECENT_VALUES);
         // Pushed out by the ten since: the cache holds it no longer, a new copy is made.
         assert_eq!(Arc::strong_count(&shop), 1);
         let again = shared(&mut recent, "shop.example");
