@@ -328,7 +328,9 @@ mod interned {
     /// How many recent templates each thread keeps.
     const RECENT_ROUTES: usize = 8;
 
-    type Recent = Ring<(MatchedPath, &'static str), RECENT_ROUTES>;
+    /// A template and its interned text, or `None` when it could not be interned (past the
+    /// cap), so that such a route does not take the table's lock on every request.
+    type Recent = Ring<(MatchedPath, Option<&'static str>), RECENT_ROUTES>;
 
     thread_local! {
         static RECENT: RefCell<Recent> = const { RefCell::new(Ring::new()) };
@@ -344,14 +346,14 @@ mod interned {
             .try_with(|recent| {
                 let mut recent = recent.try_borrow_mut().ok()?;
                 if let Some((_, t)) = recent.find(|(p, _)| std::ptr::eq(p.as_str(), text)) {
-                    return Some(*t);
+                    return *t;
                 }
-                if let Some((_, t)) = recent.find(|(_, t)| *t == text) {
-                    return Some(*t);
+                if let Some((_, t)) = recent.find(|(_, t)| *t == Some(text)) {
+                    return *t;
                 }
-                let interned = intern(text)?;
+                let interned = intern(text);
                 recent.push((path.clone(), interned));
-                Some(interned)
+                interned
             })
             .ok()
             .flatten()

@@ -107,6 +107,9 @@ async fn past_the_cap_routes_are_copied_and_stay_right() {
         &seen,
     );
     get(&app_long, &long).await;
+    // Again, now that this thread remembers them as not interned.
+    get(&app, &format!("/r{}", n - 1)).await;
+    get(&app_long, &long).await;
 
     let seen = seen.lock().expect("lock");
     for (i, route) in seen.iter().take(n).enumerate() {
@@ -129,4 +132,8 @@ async fn past_the_cap_routes_are_copied_and_stay_right() {
         matches!(seen[n], Route::Matched(_)),
         "too long to intern or copy inline"
     );
+    assert_eq!(seen[n + 1].as_str(), format!("/r{}", n - 1));
+    assert!(matches!(seen[n + 1], Route::Inline(_)));
+    assert_eq!(seen[n + 2].as_str(), long);
+    assert!(matches!(seen[n + 2], Route::Matched(_)));
 }
