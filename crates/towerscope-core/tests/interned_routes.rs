@@ -47,10 +47,11 @@ async fn get(app: &axum::Router, path: &str) {
     assert_eq!(resp.status(), 200, "{path}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn interned_templates() {
     right_however_requests_interleave().await;
     a_nested_router_template_is_found_by_its_text().await;
+    right_on_many_threads_at_once().await;
     past_the_cap_routes_are_copied_and_stay_right().await;
 }
 
@@ -92,6 +93,44 @@ async fn a_nested_router_template_is_found_by_its_text() {
             .all(|r| matches!(r, Route::Static(t) if std::ptr::eq(*t, seen[0].as_str()))),
         "one interned text for the repeated template: {seen:?}"
     );
+}
+
+async fn right_on_many_threads_at_once() {
+    // Requests on every worker thread at once, each thread with its own recent templates
+    // and all of them interning into the one table.
+    let seen = Seen::default();
+    let app = numbered(20, &seen);
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for k in 0..100 {
+                    get(&app, &format!("/r{}", (t * 3 + k * 7) % 20)).await;
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), 800);
+    let texts: std::collections::HashSet<*const u8> = seen
+        .iter()
+        .map(|r| match r {
+            Route::Static(t) => t.as_ptr(),
+            other => panic!("not interned: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        texts.len(),
+        20,
+        "one text per template, whichever thread asked"
+    );
+    let names: std::collections::BTreeSet<&str> = seen.iter().map(Route::as_str).collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("/r{i}")).collect();
+    assert_eq!(names, expected.iter().map(String::as_str).collect());
 }
 
 async fn past_the_cap_routes_are_copied_and_stay_right() {
