@@ -2,7 +2,11 @@
 
 /// A thread's last `N` answers of one kind, replaced round robin: a few comparisons in
 /// front of a shared table or an allocation, bounded by `N`. Meant for a `thread_local!`
-/// `RefCell` (its constructor is `const`).
+/// `RefCell` (its constructor is `const`). A ring of size 0 does not compile.
+///
+/// ```compile_fail
+/// let empty = towerscope_core::Ring::<u8, 0>::new();
+/// ```
 ///
 /// ```
 /// use towerscope_core::Ring;
@@ -30,6 +34,7 @@ impl<T, const N: usize> Ring<T, N> {
     /// RECENT.with(|r| assert!(r.borrow().find(|_| true).is_none()));
     /// ```
     pub const fn new() -> Self {
+        const { assert!(N > 0, "a Ring holds at least one value") };
         Self {
             slots: [const { None }; N],
             next: 0,
@@ -76,10 +81,6 @@ impl<T, const N: usize> Ring<T, N> {
     /// recent.push(2);
     /// assert_eq!(recent.find(|_| true), Some(&2));
     /// ```
-    ///
-    /// # Panics
-    ///
-    /// Never for `N > 0`; a `Ring` of size 0 cannot hold a value and panics here.
     pub fn push(&mut self, value: T) {
         self.slots[self.next] = Some(value);
         self.next = (self.next + 1) % N;
