@@ -66,5 +66,5 @@ pub use http_check::{DEFAULT_MAX_BODY_BYTES, HTTP_CHECK_USER_AGENT, HttpCheck};
 pub use service::{LivenessService, ReadinessService};
 pub use synthetic::{
     MAX_PROBE_NAME, MIN_PROBE_INTERVAL, ProbeResult, Synthetics, SyntheticsBuilder,
-    SyntheticsError, WeakSynthetics,
+    SyntheticsError, WeakSynthetics, valid_probe_name,
 };

@@ -19,6 +19,23 @@ pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// The longest a probe name may be.
 pub const MAX_PROBE_NAME: usize = 64;
 
+/// Whether `name` may name a probe: 1 to [`MAX_PROBE_NAME`] characters of letters, digits,
+/// `_`, `-`, `.`, `:` and `/` (it becomes the `probe` label of every probe metric).
+/// [`SyntheticsBuilder::spawn`] refuses any other name; a configuration can check first.
+///
+/// ```
+/// use towerscope_health::valid_probe_name;
+/// assert!(valid_probe_name("checkout/v2"));
+/// assert!(!valid_probe_name("check out"));
+/// assert!(!valid_probe_name(""));
+/// ```
+pub fn valid_probe_name(name: &str) -> bool {
+    (1..=MAX_PROBE_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b))
+}
+
 /// A probe name refused by [`SyntheticsBuilder::spawn`].
 ///
 /// ```
@@ -272,11 +289,7 @@ impl SyntheticsBuilder {
         let mut seen = std::collections::BTreeSet::new();
         for probe in &self.probes {
             let name = &*probe.name;
-            let valid = (1..=MAX_PROBE_NAME).contains(&name.len())
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b));
-            if !valid {
+            if !valid_probe_name(name) {
                 return Err(SyntheticsError::InvalidName(name.to_owned()));
             }
             if !seen.insert(name) {

@@ -611,6 +611,11 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// The probes given so far, taken out (for `Config::apply`, which adds its own).
+    pub(crate) fn take_synthetics(&mut self) -> Option<SyntheticsBuilder> {
+        self.synthetics.take()
+    }
+
     /// A performance monitor of the application's own (to time database queries into the
     /// same windows); default: a new one.
     ///

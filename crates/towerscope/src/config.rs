@@ -46,6 +46,11 @@ use crate::{ObservabilityBuilder, Piece};
 ///
 /// [rum]
 /// pages = ["/", "/products/{id}", "/cart"]
+///
+/// [[synthetics.probes]]         # see SyntheticsConfig
+/// name = "catalogue"
+/// url = "https://shop.example/products"
+/// body_contains = "Add to cart"
 /// ```
 ///
 /// ```
@@ -95,6 +100,8 @@ pub struct Config {
     pub rum: RumConfig,
     /// `[panic]`: whether handler panics are caught.
     pub panic: Switch,
+    /// `[synthetics]` and its `[[synthetics.probes]]`.
+    pub synthetics: SyntheticsConfig,
 }
 
 /// A section with only `enabled` (default `true`).
@@ -339,6 +346,221 @@ impl Default for RumConfig {
     }
 }
 
+/// `[synthetics]`: HTTP probes of the critical paths, run on a schedule (see
+/// [`ObservabilityBuilder::synthetics`](crate::ObservabilityBuilder::synthetics)). The
+/// probes are `[[synthetics.probes]]` tables, in the file only; the other keys have
+/// variables. Probes given in code keep running next to the file's, under the same
+/// schedule; `enabled = false` stops both (a developer's machine need not probe production).
+///
+/// ```toml
+/// [synthetics]
+/// interval_secs = 30            # between rounds; the code's, else 30
+/// first_round_after_secs = 10   # the server listens by then; the code's, else 0
+/// timeout_secs = 5              # per run of a probe; the code's, else 10
+///
+/// [[synthetics.probes]]
+/// name = "catalogue"
+/// url = "https://shop.example/products"
+/// expect_status = [200]         # default 200
+/// body_contains = "Add to cart"
+/// min_cert_validity_days = 21   # https only: fail while the certificate expires sooner
+/// ```
+///
+/// ```
+/// let config = towerscope::Config::from_sources(
+///     Some(("shop.toml", "[[synthetics.probes]]\nname = \"home\"\nurl = \"http://127.0.0.1:8080/\"\n")),
+///     |var| (var == "TOWERSCOPE_SYNTHETICS_INTERVAL_SECS").then(|| "60".to_owned()),
+/// )?;
+/// assert_eq!(config.synthetics.interval_secs, Some(60));
+/// assert_eq!(config.synthetics.probes[0].name, "home");
+/// # Ok::<(), towerscope::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyntheticsConfig {
+    /// Whether probes run, the file's and the code's.
+    pub enabled: bool,
+    /// Seconds between rounds (1 to 86,400); unset: the code's, else 30.
+    pub interval_secs: Option<u64>,
+    /// Seconds before the first round (0 to 86,400); unset: the code's, else 0.
+    pub first_round_after_secs: Option<u64>,
+    /// Seconds one run of a probe may take (1 to 3,600); unset: the code's, else 10.
+    pub timeout_secs: Option<u64>,
+    /// The probes.
+    pub probes: Vec<ProbeConfig>,
+}
+
+impl Default for SyntheticsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: None,
+            first_round_after_secs: None,
+            timeout_secs: None,
+            probes: Vec::new(),
+        }
+    }
+}
+
+/// One `[[synthetics.probes]]` table: an [`HttpCheck`](towerscope_health::HttpCheck) run on
+/// the schedule. It passes when the answer has an expected status, arrives whole, holds
+/// `body_contains` when given, and (with `min_cert_validity_days`) comes with a
+/// certificate valid for that long yet. Headers and request bodies are set in code
+/// ([`HttpCheck::header`](towerscope_health::HttpCheck::header)), where a token can come
+/// from a secret store rather than a file.
+///
+/// ```
+/// let config = towerscope::Config::from_sources(
+///     Some(("shop.toml", "[[synthetics.probes]]\nname = \"api\"\nurl = \"http://127.0.0.1:8080/api/ping\"\nmethod = \"HEAD\"\nexpect_status = [200, 204]\n")),
+///     |_| None,
+/// )?;
+/// assert_eq!(config.synthetics.probes[0].expect_status, [200, 204]);
+/// # Ok::<(), towerscope::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// The `probe` label: 1 to 64 letters, digits, `_`, `-`, `.`, `:` and `/`.
+    pub name: String,
+    /// An `http://` or `https://` URL. Errors and logs show it without user information
+    /// or query string.
+    pub url: String,
+    /// The request method, in capitals (default `GET`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The statuses that pass (default `[200]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect_status: Vec<u16>,
+    /// A text the body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+    /// Fail while the server's certificate expires within this many days (1 to 3,650;
+    /// `https://` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_cert_validity_days: Option<u64>,
+    /// Redirects followed (0 to 10, default 0: a redirect fails the probe unless its
+    /// status is expected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_redirects: Option<usize>,
+}
+
+impl ProbeConfig {
+    /// Checks the values the types allow but a probe does not; the error names the field.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !towerscope_health::valid_probe_name(&self.name) {
+            return Err((
+                "name",
+                "must be 1 to 64 letters, digits, `_`, `-`, `.`, `:` and `/`".into(),
+            ));
+        }
+        // The URL is not repeated: it may hold a password.
+        let uri = self.uri().map_err(|reason| ("url", reason))?;
+        if let Some(m) = &self.method {
+            let capitals = (1..=32).contains(&m.len()) && m.bytes().all(|b| b.is_ascii_uppercase());
+            if !capitals {
+                return Err((
+                    "method",
+                    format!("`{m}` is not a method in capitals (GET, HEAD, …)"),
+                ));
+            }
+        }
+        if let Some(s) = self
+            .expect_status
+            .iter()
+            .find(|s| !(100..=599).contains(*s))
+        {
+            return Err((
+                "expect_status",
+                format!("{s} is not a status from 100 to 599"),
+            ));
+        }
+        if let Some(days) = self.min_cert_validity_days {
+            if !(1..=3650).contains(&days) {
+                return Err(("min_cert_validity_days", "must be 1 to 3650".into()));
+            }
+            if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
+                return Err((
+                    "min_cert_validity_days",
+                    "needs an https:// url: a plain http:// server has no certificate".into(),
+                ));
+            }
+        }
+        if self.follow_redirects.is_some_and(|n| n > 10) {
+            return Err(("follow_redirects", "must be 0 to 10".into()));
+        }
+        Ok(())
+    }
+
+    fn uri(&self) -> Result<http::Uri, String> {
+        let uri: http::Uri = self.url.parse().map_err(|_| "is not a URL".to_owned())?;
+        let web = uri.scheme() == Some(&http::uri::Scheme::HTTP)
+            || uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        if !web || uri.host().is_none_or(str::is_empty) {
+            return Err("must be an http:// or https:// URL with a host".into());
+        }
+        Ok(uri)
+    }
+
+    /// The check this table describes (validated before).
+    fn check(&self) -> Result<towerscope_health::HttpCheck, String> {
+        let mut check = towerscope_health::HttpCheck::new(self.uri()?);
+        if let Some(m) = &self.method {
+            let method = http::Method::from_bytes(m.as_bytes()).map_err(|e| e.to_string())?;
+            check = check.method(method);
+        }
+        if !self.expect_status.is_empty() {
+            let statuses = self
+                .expect_status
+                .iter()
+                .map(|s| http::StatusCode::from_u16(*s).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
+            check = check.expect_statuses(statuses);
+        }
+        if let Some(text) = &self.body_contains {
+            check = check.expect_body_contains(text.clone());
+        }
+        if let Some(days) = self.min_cert_validity_days {
+            check = check.min_cert_validity(Duration::from_secs(days * 86_400));
+        }
+        if let Some(n) = self.follow_redirects {
+            check = check.follow_redirects(n);
+        }
+        Ok(check)
+    }
+}
+
+impl SyntheticsConfig {
+    /// Checks the section; the error's key names the probe by its place
+    /// (`synthetics.probes[1].url`).
+    fn validate(&self) -> Result<(), (String, String)> {
+        let range = |key: &str, v: Option<u64>, range: std::ops::RangeInclusive<u64>| match v {
+            Some(v) if !range.contains(&v) => Err((
+                format!("synthetics.{key}"),
+                format!("must be {} to {}", range.start(), range.end()),
+            )),
+            _ => Ok(()),
+        };
+        range("interval_secs", self.interval_secs, 1..=86_400)?;
+        range(
+            "first_round_after_secs",
+            self.first_round_after_secs,
+            0..=86_400,
+        )?;
+        range("timeout_secs", self.timeout_secs, 1..=3_600)?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, probe) in self.probes.iter().enumerate() {
+            let key = |field: &str| format!("synthetics.probes[{i}].{field}");
+            probe
+                .validate()
+                .map_err(|(field, reason)| (key(field), reason))?;
+            if !seen.insert(probe.name.as_str()) {
+                return Err((key("name"), format!("`{}` names two probes", probe.name)));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A configuration value that could not be used: it names the key (`metrics.max_series`)
 /// or the variable (`TOWERSCOPE_METRICS_MAX_SERIES`) and the file it came from. Secrets
 /// are never repeated.
@@ -437,6 +659,10 @@ const KEYS: &[(&str, Kind)] = &[
     ("rum.pages", Kind::List),
     ("rum.allow_origins", Kind::List),
     ("panic.enabled", Kind::Bool),
+    ("synthetics.enabled", Kind::Bool),
+    ("synthetics.interval_secs", Kind::Int),
+    ("synthetics.first_round_after_secs", Kind::Int),
+    ("synthetics.timeout_secs", Kind::Int),
 ];
 
 /// Keys whose values are secrets: never repeated in an error.
@@ -573,6 +799,10 @@ impl Config {
         config
             .validate()
             .map_err(|(key, reason)| error(key.to_owned(), reason))?;
+        config
+            .synthetics
+            .validate()
+            .map_err(|(key, reason)| error(key, reason))?;
         Ok(config)
     }
 
@@ -642,8 +872,9 @@ impl Config {
     }
 
     /// Applies the configuration to `builder`: the pieces on or off and their options;
-    /// the rules file is read here. Checks, notifiers and code-only options stay as the
-    /// builder has them.
+    /// the rules file is read here. The file's synthetic probes join those given in code,
+    /// on the file's schedule where it sets one (`[synthetics] enabled = false` stops both).
+    /// Checks, notifiers and code-only options stay as the builder has them.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -784,7 +1015,34 @@ impl Config {
         let rum = rum
             .trusted_proxies(&self.access_log.trusted_proxies)
             .map_err(|e| key_error("access_log.trusted_proxies", e.to_string()))?;
-        Ok(b.rum(rum))
+        b = b.rum(rum);
+
+        let s = &self.synthetics;
+        let code = b.take_synthetics();
+        if !s.enabled {
+            return Ok(b);
+        }
+        let mut probes = match code {
+            Some(probes) => probes,
+            None if s.probes.is_empty() => return Ok(b),
+            None => towerscope_health::Synthetics::builder(),
+        };
+        if let Some(secs) = s.interval_secs {
+            probes = probes.every(Duration::from_secs(secs));
+        }
+        if let Some(secs) = s.first_round_after_secs {
+            probes = probes.first_round_after(Duration::from_secs(secs));
+        }
+        if let Some(secs) = s.timeout_secs {
+            probes = probes.timeout(Duration::from_secs(secs));
+        }
+        for (i, probe) in s.probes.iter().enumerate() {
+            let check = probe
+                .check()
+                .map_err(|reason| key_error(&format!("synthetics.probes[{i}]"), reason))?;
+            probes = probes.probe(probe.name.clone(), check);
+        }
+        Ok(b.synthetics(probes))
     }
 }
 
@@ -880,10 +1138,15 @@ mod tests {
         full.log.panic_hook = Some("chain".into());
         full.alerts.rules_file = Some("r.yaml".into());
         full.alerts.alertmanager = Some("http://am:9093".into());
+        full.synthetics.interval_secs = Some(30);
+        full.synthetics.first_round_after_secs = Some(0);
+        full.synthetics.timeout_secs = Some(10);
         let table = toml::Table::try_from(&full).expect("serializes");
         let mut fields = Vec::new();
         flat_keys("", &table, &mut fields);
         fields.sort();
+        // A list of tables has no variable: read from the file only.
+        fields.retain(|f| f != "synthetics.probes");
         let mut keys: Vec<String> = KEYS.iter().map(|(k, _)| (*k).to_owned()).collect();
         keys.sort();
         assert_eq!(fields, keys);
@@ -1056,5 +1319,169 @@ mod tests {
         let e = read_file(&dir.join("missing.toml")).expect_err("missing");
         assert_eq!(e.key(), "(file)");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn probe(fields: &str) -> String {
+        format!("[[synthetics.probes]]\nname = \"home\"\nurl = \"https://shop.example/\"\n{fields}")
+    }
+
+    #[test]
+    fn probes_are_read_from_the_file() {
+        let text = probe(
+            "method = \"HEAD\"\nexpect_status = [200, 204]\nbody_contains = \"shop\"\nmin_cert_validity_days = 21\nfollow_redirects = 2\n",
+        ) + "[[synthetics.probes]]\nname = \"api/ping\"\nurl = \"http://127.0.0.1:8080/ping?k=1\"\n"
+            + "[synthetics]\ninterval_secs = 60\ntimeout_secs = 5\n";
+        let c = Config::from_sources(
+            Some(("f.toml", &text)),
+            vars(&[("TOWERSCOPE_SYNTHETICS_FIRST_ROUND_AFTER_SECS", "7")]),
+        )
+        .expect("valid");
+        let s = &c.synthetics;
+        assert!(s.enabled);
+        assert_eq!(
+            (s.interval_secs, s.first_round_after_secs, s.timeout_secs),
+            (Some(60), Some(7), Some(5))
+        );
+        assert_eq!(s.probes.len(), 2);
+        let home = &s.probes[0];
+        assert_eq!(home.method.as_deref(), Some("HEAD"));
+        assert_eq!(home.expect_status, [200, 204]);
+        assert_eq!(home.body_contains.as_deref(), Some("shop"));
+        assert_eq!(home.min_cert_validity_days, Some(21));
+        assert_eq!(home.follow_redirects, Some(2));
+        let ping = &s.probes[1];
+        assert_eq!(
+            (ping.name.as_str(), ping.method.as_deref()),
+            ("api/ping", None)
+        );
+        assert!(ping.check().is_ok());
+        let off = Config::from_sources(None, vars(&[("TOWERSCOPE_SYNTHETICS_ENABLED", "false")]))
+            .expect("valid");
+        assert!(!off.synthetics.enabled);
+    }
+
+    #[test]
+    fn bad_probes_name_the_probe_and_the_field() {
+        for (fields, key, reason) in [
+            ("", "synthetics.probes[1].name", "`home` names two probes"),
+            (
+                "method = \"get\"\n",
+                "synthetics.probes[0].method",
+                "`get` is not a method in capitals (GET, HEAD, …)",
+            ),
+            (
+                "expect_status = [200, 700]\n",
+                "synthetics.probes[0].expect_status",
+                "700 is not a status from 100 to 599",
+            ),
+            (
+                "min_cert_validity_days = 0\n",
+                "synthetics.probes[0].min_cert_validity_days",
+                "must be 1 to 3650",
+            ),
+            (
+                "follow_redirects = 11\n",
+                "synthetics.probes[0].follow_redirects",
+                "must be 0 to 10",
+            ),
+        ] {
+            let mut text = probe(fields);
+            if fields.is_empty() {
+                text = text.clone() + &text;
+            }
+            let e = file_error(&text);
+            assert_eq!((e.key(), e.reason()), (key, reason), "{fields}");
+            assert!(e.to_string().starts_with("f.toml: "), "{e}");
+        }
+        let e = file_error("[[synthetics.probes]]\nname = \"check out\"\nurl = \"http://a/\"\n");
+        assert_eq!(e.key(), "synthetics.probes[0].name");
+        let e = file_error(
+            "[[synthetics.probes]]\nname = \"a\"\nurl = \"http://a/\"\nmin_cert_validity_days = 21\n",
+        );
+        assert_eq!(e.key(), "synthetics.probes[0].min_cert_validity_days");
+        assert!(e.reason().contains("https://"), "{e}");
+        let e =
+            file_error("[[synthetics.probes]]\nname = \"a\"\nurl = \"https://a/\"\nheaders = 1\n");
+        assert!(e.key().starts_with("synthetics.probes[0]"), "{e}");
+        assert!(e.reason().contains("unknown field `headers`"), "{e}");
+        let e = file_error("[[synthetics.probes]]\nurl = \"https://a/\"\n");
+        assert!(e.reason().contains("missing field `name`"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_probe_url_is_not_repeated() {
+        for url in [
+            "ftp://user:s3cret@host/",
+            "https://user:s3cret@/x",
+            "user:s3cret",
+            "/health",
+        ] {
+            let text = format!("[[synthetics.probes]]\nname = \"a\"\nurl = \"{url}\"\n");
+            let e = file_error(&text);
+            assert_eq!(e.key(), "synthetics.probes[0].url", "{url}");
+            assert!(!e.to_string().contains("s3cret"), "{e}");
+            assert!(!e.to_string().contains("health"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_schedule_keys_have_ranges() {
+        for (text, key) in [
+            (
+                "[synthetics]\ninterval_secs = 0\n",
+                "synthetics.interval_secs",
+            ),
+            (
+                "[synthetics]\ninterval_secs = 86401\n",
+                "synthetics.interval_secs",
+            ),
+            (
+                "[synthetics]\nfirst_round_after_secs = 86401\n",
+                "synthetics.first_round_after_secs",
+            ),
+            (
+                "[synthetics]\ntimeout_secs = 0\n",
+                "synthetics.timeout_secs",
+            ),
+        ] {
+            assert_eq!(file_error(text).key(), key, "{text}");
+        }
+        let e = Config::from_sources(
+            None,
+            vars(&[("TOWERSCOPE_SYNTHETICS_TIMEOUT_SECS", "3601")]),
+        )
+        .expect_err("too long");
+        assert_eq!(
+            e.to_string(),
+            "TOWERSCOPE_SYNTHETICS_TIMEOUT_SECS: must be 1 to 3600"
+        );
+    }
+
+    #[test]
+    fn the_files_probes_join_the_codes_on_the_files_schedule() {
+        use towerscope_health::{Synthetics, check_fn};
+        let text = probe("") + "[synthetics]\ninterval_secs = 120\ntimeout_secs = 4\n";
+        let c = Config::from_sources(Some(("f.toml", &text)), |_| None).expect("valid");
+        let code = Synthetics::builder()
+            .probe("journey", check_fn(|| async { Ok::<(), String>(()) }))
+            .every(Duration::from_secs(5));
+        let mut b = c
+            .apply(crate::Observability::builder("s").synthetics(code))
+            .expect("applies");
+        let probes = format!("{:?}", b.take_synthetics().expect("kept"));
+        assert_eq!(
+            probes,
+            "SyntheticsBuilder { probes: [\"journey\", \"home\"], every: 120s, timeout: 4s, .. }"
+        );
+        // With no probe in code or file, no schedule is made.
+        let c = Config::from_sources(
+            Some(("f.toml", "[synthetics]\ninterval_secs = 9\n")),
+            |_| None,
+        )
+        .expect("valid");
+        let mut b = c
+            .apply(crate::Observability::builder("s"))
+            .expect("applies");
+        assert!(b.take_synthetics().is_none());
     }
 }

@@ -638,6 +638,91 @@ async fn synthetic_probes_are_part_of_the_stack() {
     );
 }
 
+/// Probes from `[[synthetics.probes]]` run next to those given in code, on the file's
+/// schedule; `enabled = false` (here from its variable) stops both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_probes_from_the_configuration() {
+    use std::time::Duration;
+    use towerscope::health::{Synthetics, check_fn};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app: axum::Router = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "the shop" }))
+        .route(
+            "/created",
+            axum::routing::post(|| async { (StatusCode::CREATED, "made") }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let file = format!(
+        "[synthetics]\ninterval_secs = 3600\nfirst_round_after_secs = 3600\n\
+         [[synthetics.probes]]\nname = \"home\"\nurl = \"http://{addr}/\"\nbody_contains = \"shop\"\n\
+         [[synthetics.probes]]\nname = \"create\"\nurl = \"http://{addr}/created\"\nmethod = \"POST\"\nexpect_status = [201]\n\
+         [[synthetics.probes]]\nname = \"wrong-text\"\nurl = \"http://{addr}/\"\nbody_contains = \"checkout\"\n"
+    );
+    let config =
+        towerscope::Config::from_sources(Some(("shop.toml", &file)), |_| None).expect("valid");
+    let in_code = || {
+        Synthetics::builder()
+            .probe("journey", check_fn(|| async { Ok::<(), String>(()) }))
+            .every(Duration::from_millis(200))
+    };
+    let obs = Observability::builder("probe-config")
+        .synthetics(in_code())
+        .configure(&config)
+        .expect("applies")
+        .without_logging()
+        .disable(Piece::Tracing)
+        .build()
+        .expect("builds");
+    let synthetics = obs.synthetics().expect("configured").clone();
+    // The file's first round is an hour away (the code's 200 ms interval was replaced).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        synthetics.results().is_empty(),
+        "{:?}",
+        synthetics.results()
+    );
+    let results = synthetics.run_now().await;
+    let outcome = |name: &str| (results[name].success, results[name].error.clone());
+    assert_eq!(outcome("home"), (true, None));
+    assert_eq!(outcome("create"), (true, None));
+    assert_eq!(outcome("journey"), (true, None));
+    let (passed, error) = outcome("wrong-text");
+    assert!(!passed);
+    assert!(error.expect("says why").contains("checkout"), "{results:?}");
+    let text = obs
+        .metrics_service()
+        .encode(towerscope::metrics::Format::Prometheus);
+    for (probe, value) in [
+        ("home", 1),
+        ("create", 1),
+        ("journey", 1),
+        ("wrong-text", 0),
+    ] {
+        let sample = format!("synthetic_probe_success{{probe=\"{probe}\"}} {value}");
+        assert!(text.contains(&sample), "{sample} in {text}");
+    }
+    drop(synthetics);
+    obs.shutdown().await;
+
+    let off = towerscope::Config::from_sources(Some(("shop.toml", &file)), |var| {
+        (var == "TOWERSCOPE_SYNTHETICS_ENABLED").then(|| "false".to_owned())
+    })
+    .expect("valid");
+    let obs = Observability::builder("probe-config")
+        .synthetics(in_code())
+        .configure(&off)
+        .expect("applies")
+        .without_logging()
+        .disable(Piece::Tracing)
+        .build()
+        .expect("builds");
+    assert!(obs.synthetics().is_none(), "the code's probes are off too");
+    obs.shutdown().await;
+}
+
 /// A file and variables configure the same stack the builder does.
 #[tokio::test(flavor = "current_thread")]
 async fn configuration_from_a_file_and_variables() {
