@@ -142,6 +142,8 @@ pub enum BuildError {
 
 /// A notifier delivery, built once the registry is known.
 type DeliveryFn = Box<dyn FnOnce(&mut Registry) -> Routed<Delivery> + Send>;
+/// A check the configuration adds to whichever health builder the stack ends up with.
+type HealthAddition = Box<dyn FnOnce(HealthBuilder) -> HealthBuilder + Send>;
 
 /// Builder for [`Observability`]; every piece is on until [`disable`](Self::disable)d.
 ///
@@ -184,6 +186,7 @@ pub struct ObservabilityBuilder {
     log_writer: Option<BoxMakeWriter>,
     log_panic_hook: PanicHook,
     health: Option<HealthBuilder>,
+    health_additions: Vec<HealthAddition>,
     synthetics: Option<SyntheticsBuilder>,
     perf: Option<PerfMonitor>,
     rules: Vec<Rule>,
@@ -220,6 +223,7 @@ impl ObservabilityBuilder {
         Self {
             service,
             health: None,
+            health_additions: Vec::new(),
             synthetics: None,
             version,
             environment: "development".to_owned(),
@@ -586,6 +590,17 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// A check added to the health builder when the stack is built (for `Config::apply`):
+    /// to the one given in code, given before or after, or to the stack's own, made then
+    /// with the service's final version.
+    pub(crate) fn add_health_check(
+        mut self,
+        add: impl FnOnce(HealthBuilder) -> HealthBuilder + Send + 'static,
+    ) -> Self {
+        self.health_additions.push(Box::new(add));
+        self
+    }
+
     /// Synthetic probes of the critical paths (see [`Synthetics`]): started with the stack,
     /// exported into its registry (`synthetic_probe_success{probe}`, …), shown on the
     /// dashboard, stopped with it. The stack is usually built before the server listens:
@@ -888,11 +903,14 @@ impl ObservabilityBuilder {
         let panic = on(Piece::PanicCatching).then(CatchPanicLayer::new);
 
         let health = on(Piece::Health).then(|| {
-            self.health
+            let mut health = self
+                .health
                 .take()
-                .unwrap_or_else(|| Health::builder(&self.version))
-                .metrics(registry)
-                .build()
+                .unwrap_or_else(|| Health::builder(&self.version));
+            for add in self.health_additions.drain(..) {
+                health = add(health);
+            }
+            health.metrics(registry).build()
         });
         let synthetics = self
             .synthetics

@@ -16,6 +16,9 @@ use towerscope_trace::{OtlpProtocol, SamplerConfig, TracingConfig};
 
 use crate::{ObservabilityBuilder, Piece};
 
+mod checks;
+pub use checks::{CheckConfig, HealthConfig, SyntheticsConfig};
+
 /// The stack's configuration, as read from a TOML file and the environment.
 ///
 /// Every key has an environment variable: `TOWERSCOPE_` and the key's path in upper case
@@ -46,6 +49,10 @@ use crate::{ObservabilityBuilder, Piece};
 ///
 /// [rum]
 /// pages = ["/", "/products/{id}", "/cart"]
+///
+/// [[health.checks]]             # see HealthConfig
+/// name = "postgres"
+/// tcp = "db.internal:5432"
 ///
 /// [[synthetics.probes]]         # see SyntheticsConfig
 /// name = "catalogue"
@@ -88,8 +95,8 @@ pub struct Config {
     pub access_log: AccessLogConfig,
     /// `[log]`.
     pub log: LogConfig,
-    /// `[health]`.
-    pub health: Switch,
+    /// `[health]` and its `[[health.checks]]`.
+    pub health: HealthConfig,
     /// `[perf]`.
     pub perf: Switch,
     /// `[alerts]`.
@@ -346,221 +353,6 @@ impl Default for RumConfig {
     }
 }
 
-/// `[synthetics]`: HTTP probes of the critical paths, run on a schedule (see
-/// [`ObservabilityBuilder::synthetics`](crate::ObservabilityBuilder::synthetics)). The
-/// probes are `[[synthetics.probes]]` tables, in the file only; the other keys have
-/// variables. Probes given in code keep running next to the file's, under the same
-/// schedule; `enabled = false` stops both (a developer's machine need not probe production).
-///
-/// ```toml
-/// [synthetics]
-/// interval_secs = 30            # between rounds; the code's, else 30
-/// first_round_after_secs = 10   # the server listens by then; the code's, else 0
-/// timeout_secs = 5              # per run of a probe; the code's, else 10
-///
-/// [[synthetics.probes]]
-/// name = "catalogue"
-/// url = "https://shop.example/products"
-/// expect_status = [200]         # default 200
-/// body_contains = "Add to cart"
-/// min_cert_validity_days = 21   # https only: fail while the certificate expires sooner
-/// ```
-///
-/// ```
-/// let config = towerscope::Config::from_sources(
-///     Some(("shop.toml", "[[synthetics.probes]]\nname = \"home\"\nurl = \"http://127.0.0.1:8080/\"\n")),
-///     |var| (var == "TOWERSCOPE_SYNTHETICS_INTERVAL_SECS").then(|| "60".to_owned()),
-/// )?;
-/// assert_eq!(config.synthetics.interval_secs, Some(60));
-/// assert_eq!(config.synthetics.probes[0].name, "home");
-/// # Ok::<(), towerscope::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SyntheticsConfig {
-    /// Whether probes run, the file's and the code's.
-    pub enabled: bool,
-    /// Seconds between rounds (1 to 86,400); unset: the code's, else 30.
-    pub interval_secs: Option<u64>,
-    /// Seconds before the first round (0 to 86,400); unset: the code's, else 0.
-    pub first_round_after_secs: Option<u64>,
-    /// Seconds one run of a probe may take (1 to 3,600); unset: the code's, else 10.
-    pub timeout_secs: Option<u64>,
-    /// The probes.
-    pub probes: Vec<ProbeConfig>,
-}
-
-impl Default for SyntheticsConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            interval_secs: None,
-            first_round_after_secs: None,
-            timeout_secs: None,
-            probes: Vec::new(),
-        }
-    }
-}
-
-/// One `[[synthetics.probes]]` table: an [`HttpCheck`](towerscope_health::HttpCheck) run on
-/// the schedule. It passes when the answer has an expected status, arrives whole, holds
-/// `body_contains` when given, and (with `min_cert_validity_days`) comes with a
-/// certificate valid for that long yet. Headers and request bodies are set in code
-/// ([`HttpCheck::header`](towerscope_health::HttpCheck::header)), where a token can come
-/// from a secret store rather than a file.
-///
-/// ```
-/// let config = towerscope::Config::from_sources(
-///     Some(("shop.toml", "[[synthetics.probes]]\nname = \"api\"\nurl = \"http://127.0.0.1:8080/api/ping\"\nmethod = \"HEAD\"\nexpect_status = [200, 204]\n")),
-///     |_| None,
-/// )?;
-/// assert_eq!(config.synthetics.probes[0].expect_status, [200, 204]);
-/// # Ok::<(), towerscope::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProbeConfig {
-    /// The `probe` label: 1 to 64 letters, digits, `_`, `-`, `.`, `:` and `/`.
-    pub name: String,
-    /// An `http://` or `https://` URL. Errors and logs show it without user information
-    /// or query string.
-    pub url: String,
-    /// The request method, in capitals (default `GET`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    /// The statuses that pass (default `[200]`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub expect_status: Vec<u16>,
-    /// A text the body must contain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_contains: Option<String>,
-    /// Fail while the server's certificate expires within this many days (1 to 3,650;
-    /// `https://` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_cert_validity_days: Option<u64>,
-    /// Redirects followed (0 to 10, default 0: a redirect fails the probe unless its
-    /// status is expected).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub follow_redirects: Option<usize>,
-}
-
-impl ProbeConfig {
-    /// Checks the values the types allow but a probe does not; the error names the field.
-    fn validate(&self) -> Result<(), (&'static str, String)> {
-        if !towerscope_health::valid_probe_name(&self.name) {
-            return Err((
-                "name",
-                "must be 1 to 64 letters, digits, `_`, `-`, `.`, `:` and `/`".into(),
-            ));
-        }
-        // The URL is not repeated: it may hold a password.
-        let uri = self.uri().map_err(|reason| ("url", reason))?;
-        if let Some(m) = &self.method {
-            let capitals = (1..=32).contains(&m.len()) && m.bytes().all(|b| b.is_ascii_uppercase());
-            if !capitals {
-                return Err((
-                    "method",
-                    format!("`{m}` is not a method in capitals (GET, HEAD, …)"),
-                ));
-            }
-        }
-        if let Some(s) = self
-            .expect_status
-            .iter()
-            .find(|s| !(100..=599).contains(*s))
-        {
-            return Err((
-                "expect_status",
-                format!("{s} is not a status from 100 to 599"),
-            ));
-        }
-        if let Some(days) = self.min_cert_validity_days {
-            if !(1..=3650).contains(&days) {
-                return Err(("min_cert_validity_days", "must be 1 to 3650".into()));
-            }
-            if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
-                return Err((
-                    "min_cert_validity_days",
-                    "needs an https:// url: a plain http:// server has no certificate".into(),
-                ));
-            }
-        }
-        if self.follow_redirects.is_some_and(|n| n > 10) {
-            return Err(("follow_redirects", "must be 0 to 10".into()));
-        }
-        Ok(())
-    }
-
-    fn uri(&self) -> Result<http::Uri, String> {
-        let uri: http::Uri = self.url.parse().map_err(|_| "is not a URL".to_owned())?;
-        let web = uri.scheme() == Some(&http::uri::Scheme::HTTP)
-            || uri.scheme() == Some(&http::uri::Scheme::HTTPS);
-        if !web || uri.host().is_none_or(str::is_empty) {
-            return Err("must be an http:// or https:// URL with a host".into());
-        }
-        Ok(uri)
-    }
-
-    /// The check this table describes (validated before).
-    fn check(&self) -> Result<towerscope_health::HttpCheck, String> {
-        let mut check = towerscope_health::HttpCheck::new(self.uri()?);
-        if let Some(m) = &self.method {
-            let method = http::Method::from_bytes(m.as_bytes()).map_err(|e| e.to_string())?;
-            check = check.method(method);
-        }
-        if !self.expect_status.is_empty() {
-            let statuses = self
-                .expect_status
-                .iter()
-                .map(|s| http::StatusCode::from_u16(*s).map_err(|e| e.to_string()))
-                .collect::<Result<Vec<_>, _>>()?;
-            check = check.expect_statuses(statuses);
-        }
-        if let Some(text) = &self.body_contains {
-            check = check.expect_body_contains(text.clone());
-        }
-        if let Some(days) = self.min_cert_validity_days {
-            check = check.min_cert_validity(Duration::from_secs(days * 86_400));
-        }
-        if let Some(n) = self.follow_redirects {
-            check = check.follow_redirects(n);
-        }
-        Ok(check)
-    }
-}
-
-impl SyntheticsConfig {
-    /// Checks the section; the error's key names the probe by its place
-    /// (`synthetics.probes[1].url`).
-    fn validate(&self) -> Result<(), (String, String)> {
-        let range = |key: &str, v: Option<u64>, range: std::ops::RangeInclusive<u64>| match v {
-            Some(v) if !range.contains(&v) => Err((
-                format!("synthetics.{key}"),
-                format!("must be {} to {}", range.start(), range.end()),
-            )),
-            _ => Ok(()),
-        };
-        range("interval_secs", self.interval_secs, 1..=86_400)?;
-        range(
-            "first_round_after_secs",
-            self.first_round_after_secs,
-            0..=86_400,
-        )?;
-        range("timeout_secs", self.timeout_secs, 1..=3_600)?;
-        let mut seen = std::collections::HashSet::new();
-        for (i, probe) in self.probes.iter().enumerate() {
-            let key = |field: &str| format!("synthetics.probes[{i}].{field}");
-            probe
-                .validate()
-                .map_err(|(field, reason)| (key(field), reason))?;
-            if !seen.insert(probe.name.as_str()) {
-                return Err((key("name"), format!("`{}` names two probes", probe.name)));
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A configuration value that could not be used: it names the key (`metrics.max_series`)
 /// or the variable (`TOWERSCOPE_METRICS_MAX_SERIES`) and the file it came from. Secrets
 /// are never repeated.
@@ -800,8 +592,9 @@ impl Config {
             .validate()
             .map_err(|(key, reason)| error(key.to_owned(), reason))?;
         config
-            .synthetics
+            .health
             .validate()
+            .and_then(|()| config.synthetics.validate())
             .map_err(|(key, reason)| error(key, reason))?;
         Ok(config)
     }
@@ -872,9 +665,10 @@ impl Config {
     }
 
     /// Applies the configuration to `builder`: the pieces on or off and their options;
-    /// the rules file is read here. The file's synthetic probes join those given in code,
-    /// on the file's schedule where it sets one (`[synthetics] enabled = false` stops both).
-    /// Checks, notifiers and code-only options stay as the builder has them.
+    /// the rules file is read here. The file's health checks and synthetic probes join
+    /// those given in code (the probes on the file's schedule where it sets one;
+    /// `[synthetics] enabled = false` stops the code's too). Notifiers and code-only
+    /// options stay as the builder has them.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -1017,6 +811,14 @@ impl Config {
             .map_err(|e| key_error("access_log.trusted_proxies", e.to_string()))?;
         b = b.rum(rum);
 
+        for (i, check) in self.health.checks.iter().enumerate() {
+            let made = check
+                .check()
+                .map_err(|reason| key_error(&format!("health.checks[{i}]"), reason))?;
+            let (name, opts) = (check.name.clone(), check.options());
+            b = b.add_health_check(move |health| made.register(health, name, opts));
+        }
+
         let s = &self.synthetics;
         let code = b.take_synthetics();
         if !s.enabled {
@@ -1040,7 +842,7 @@ impl Config {
             let check = probe
                 .check()
                 .map_err(|reason| key_error(&format!("synthetics.probes[{i}]"), reason))?;
-            probes = probes.probe(probe.name.clone(), check);
+            probes = check.probe(probes, probe.name.clone());
         }
         Ok(b.synthetics(probes))
     }
@@ -1146,7 +948,7 @@ mod tests {
         flat_keys("", &table, &mut fields);
         fields.sort();
         // A list of tables has no variable: read from the file only.
-        fields.retain(|f| f != "synthetics.probes");
+        fields.retain(|f| f != "synthetics.probes" && f != "health.checks");
         let mut keys: Vec<String> = KEYS.iter().map(|(k, _)| (*k).to_owned()).collect();
         keys.sort();
         assert_eq!(fields, keys);
@@ -1363,7 +1165,7 @@ mod tests {
     #[test]
     fn bad_probes_name_the_probe_and_the_field() {
         for (fields, key, reason) in [
-            ("", "synthetics.probes[1].name", "`home` names two probes"),
+            ("", "synthetics.probes[1].name", "`home` is used twice"),
             (
                 "method = \"get\"\n",
                 "synthetics.probes[0].method",
@@ -1404,6 +1206,9 @@ mod tests {
             file_error("[[synthetics.probes]]\nname = \"a\"\nurl = \"https://a/\"\nheaders = 1\n");
         assert!(e.key().starts_with("synthetics.probes[0]"), "{e}");
         assert!(e.reason().contains("unknown field `headers`"), "{e}");
+        let e = file_error(&probe("critical = false\n"));
+        assert_eq!(e.key(), "synthetics.probes[0].critical");
+        assert_eq!(e.reason(), "applies to health checks only");
         let e = file_error("[[synthetics.probes]]\nurl = \"https://a/\"\n");
         assert!(e.reason().contains("missing field `name`"), "{e}");
     }
@@ -1483,5 +1288,88 @@ mod tests {
             .apply(crate::Observability::builder("s"))
             .expect("applies");
         assert!(b.take_synthetics().is_none());
+    }
+
+    fn check(fields: &str) -> String {
+        format!("[[health.checks]]\nname = \"dep\"\n{fields}")
+    }
+
+    #[test]
+    fn health_checks_are_read_from_the_file() {
+        let text = check("tcp = \"db.internal:5432\"\n")
+            + &check("url = \"https://search/_health\"\nbody_contains = \"green\"\ncritical = false\ntimeout_ms = 500\ncache_secs = 0\n").replace("dep", "search");
+        let c = Config::from_sources(Some(("f.toml", &text)), |_| None).expect("valid");
+        let [db, search] = &c.health.checks[..] else {
+            panic!("two checks: {:?}", c.health.checks);
+        };
+        assert_eq!(
+            (db.tcp.as_deref(), db.critical, db.timeout_ms),
+            (Some("db.internal:5432"), None, None)
+        );
+        assert_eq!(search.url.as_deref(), Some("https://search/_health"));
+        assert_eq!(
+            (search.critical, search.timeout_ms, search.cache_secs),
+            (Some(false), Some(500), Some(0))
+        );
+        assert!(c.health.enabled);
+    }
+
+    #[test]
+    fn bad_health_checks_name_the_check_and_the_field() {
+        for (fields, key, reason) in [
+            (
+                "tcp = \"a:1\"\nurl = \"http://a/\"\n",
+                "health.checks[0].tcp",
+                "a check has `tcp` or `url`, not both",
+            ),
+            ("", "health.checks[0]", "needs `tcp` or `url`"),
+            (
+                "tcp = \"db\"\n",
+                "health.checks[0].tcp",
+                "`db` is not host:port",
+            ),
+            (
+                "tcp = \"db:0\"\n",
+                "health.checks[0].tcp",
+                "`db:0` is not host:port",
+            ),
+            (
+                "tcp = \":5432\"\n",
+                "health.checks[0].tcp",
+                "`:5432` is not host:port",
+            ),
+            (
+                "tcp = \"db:5432\"\nexpect_status = [200]\n",
+                "health.checks[0].expect_status",
+                "applies to url checks only",
+            ),
+            (
+                "tcp = \"db:5432\"\ntimeout_ms = 0\n",
+                "health.checks[0].timeout_ms",
+                "must be 1 to 60000",
+            ),
+            (
+                "tcp = \"db:5432\"\ncache_secs = 3601\n",
+                "health.checks[0].cache_secs",
+                "must be 0 to 3600",
+            ),
+            (
+                "url = \"http://a/\"\nmethod = \"Get\"\n",
+                "health.checks[0].method",
+                "`Get` is not a method in capitals (GET, HEAD, …)",
+            ),
+            (
+                "url = \"ftp://user:s3cret@a/\"\n",
+                "health.checks[0].url",
+                "must be an http:// or https:// URL with a host",
+            ),
+        ] {
+            let e = file_error(&check(fields));
+            assert_eq!((e.key(), e.reason()), (key, reason), "{fields}");
+        }
+        let twice = check("tcp = \"a:1\"\n").repeat(2);
+        assert_eq!(file_error(&twice).key(), "health.checks[1].name");
+        let e = file_error("[[health.checks]]\nname = \"a b\"\ntcp = \"a:1\"\n");
+        assert_eq!(e.key(), "health.checks[0].name");
     }
 }

@@ -638,7 +638,7 @@ async fn synthetic_probes_are_part_of_the_stack() {
     );
 }
 
-/// Probes from `[[synthetics.probes]]` run next to those given in code, on the file's
+/// Probes from `[[synthetics.probes]]` (HTTP and TCP) run next to those given in code, on the file's
 /// schedule; `enabled = false` (here from its variable) stops both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthetic_probes_from_the_configuration() {
@@ -659,7 +659,8 @@ async fn synthetic_probes_from_the_configuration() {
         "[synthetics]\ninterval_secs = 3600\nfirst_round_after_secs = 3600\n\
          [[synthetics.probes]]\nname = \"home\"\nurl = \"http://{addr}/\"\nbody_contains = \"shop\"\n\
          [[synthetics.probes]]\nname = \"create\"\nurl = \"http://{addr}/created\"\nmethod = \"POST\"\nexpect_status = [201]\n\
-         [[synthetics.probes]]\nname = \"wrong-text\"\nurl = \"http://{addr}/\"\nbody_contains = \"checkout\"\n"
+         [[synthetics.probes]]\nname = \"wrong-text\"\nurl = \"http://{addr}/\"\nbody_contains = \"checkout\"\n\
+         [[synthetics.probes]]\nname = \"port\"\ntcp = \"{addr}\"\n"
     );
     let config =
         towerscope::Config::from_sources(Some(("shop.toml", &file)), |_| None).expect("valid");
@@ -689,6 +690,7 @@ async fn synthetic_probes_from_the_configuration() {
     assert_eq!(outcome("home"), (true, None));
     assert_eq!(outcome("create"), (true, None));
     assert_eq!(outcome("journey"), (true, None));
+    assert_eq!(outcome("port"), (true, None));
     let (passed, error) = outcome("wrong-text");
     assert!(!passed);
     assert!(error.expect("says why").contains("checkout"), "{results:?}");
@@ -699,6 +701,7 @@ async fn synthetic_probes_from_the_configuration() {
         ("home", 1),
         ("create", 1),
         ("journey", 1),
+        ("port", 1),
         ("wrong-text", 0),
     ] {
         let sample = format!("synthetic_probe_success{{probe=\"{probe}\"}} {value}");
@@ -720,6 +723,79 @@ async fn synthetic_probes_from_the_configuration() {
         .build()
         .expect("builds");
     assert!(obs.synthetics().is_none(), "the code's probes are off too");
+    obs.shutdown().await;
+}
+
+/// `[[health.checks]]` join the checks given in code, whichever comes first, in a health
+/// registry made with the service's final version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_from_the_configuration() {
+    use towerscope::health::{CheckOptions, Health, Status, check_fn};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app: axum::Router =
+        axum::Router::new().route("/status", axum::routing::get(|| async { "all green" }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    // A port nothing listens on: bound, then closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let file = format!(
+        "[[health.checks]]\nname = \"server\"\ntcp = \"{addr}\"\n\
+         [[health.checks]]\nname = \"status-page\"\nurl = \"http://{addr}/status\"\nbody_contains = \"green\"\n\
+         [[health.checks]]\nname = \"cache\"\ntcp = \"{closed}\"\ncritical = false\ntimeout_ms = 2000\n"
+    );
+    let config =
+        towerscope::Config::from_sources(Some(("shop.toml", &file)), |_| None).expect("valid");
+    let ok = || check_fn(|| async { Ok::<(), String>(()) });
+    let readiness = |obs: &Observability| {
+        let health = obs.health().expect("on").clone();
+        async move { health.readiness().await }
+    };
+
+    // Configured first, code's checks and version after.
+    let obs = Observability::builder("health-config")
+        .configure(&config)
+        .expect("applies")
+        .health(Health::builder("given").check("journal", ok(), CheckOptions::default()))
+        .without_logging()
+        .disable(Piece::Tracing)
+        .build()
+        .expect("builds");
+    let ready = readiness(&obs).await;
+    let statuses: Vec<(&str, Status)> = ready
+        .checks
+        .iter()
+        .map(|(name, report)| (name.as_str(), report.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("cache", Status::Degraded),
+            ("journal", Status::Healthy),
+            ("server", Status::Healthy),
+            ("status-page", Status::Healthy),
+        ],
+        "{ready:?}"
+    );
+    assert_eq!(ready.status, Status::Degraded, "a non-critical failure");
+    assert_eq!(obs.health().expect("on").liveness().version, "given");
+    obs.shutdown().await;
+
+    // No health builder in code: the stack's own, with the version set after `configure`.
+    let obs = Observability::builder("health-config")
+        .configure(&config)
+        .expect("applies")
+        .version("9.9.9")
+        .without_logging()
+        .disable(Piece::Tracing)
+        .build()
+        .expect("builds");
+    assert_eq!(obs.health().expect("on").liveness().version, "9.9.9");
+    assert_eq!(readiness(&obs).await.checks.len(), 3);
     obs.shutdown().await;
 }
 
