@@ -65,7 +65,7 @@ pub struct HttpCheck {
     min_cert_validity: Option<Duration>,
     /// The `notAfter` (Unix seconds) of the certificate the last TLS connection showed.
     #[cfg(feature = "tls")]
-    seen_expiry: SeenExpiry,
+    seen_expiry: crate::tls::SeenExpiry,
     /// Built at the first run from the settings above (a setter resets it).
     client: OnceLock<Result<reqwest::Client, String>>,
 }
@@ -158,7 +158,7 @@ impl HttpCheck {
             #[cfg(feature = "tls")]
             min_cert_validity: None,
             #[cfg(feature = "tls")]
-            seen_expiry: SeenExpiry::default(),
+            seen_expiry: crate::tls::SeenExpiry::default(),
             client: OnceLock::new(),
         }
     }
@@ -292,19 +292,7 @@ impl HttpCheck {
     /// ```
     #[cfg(feature = "tls")]
     pub fn add_root_pem(mut self, pem: &[u8]) -> Result<Self, InvalidPem> {
-        use rustls_pki_types::CertificateDer;
-        use rustls_pki_types::pem::PemObject as _;
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let der = cert.map_err(|e| InvalidPem::Malformed(e.to_string()))?;
-            x509_parser::parse_x509_certificate(&der)
-                .map_err(|e| InvalidPem::Malformed(e.to_string()))?;
-            self.roots.push(der);
-            added += 1;
-        }
-        if added == 0 {
-            return Err(InvalidPem::Empty);
-        }
+        self.roots.extend(crate::tls::roots_from_pem(pem)?);
         self.client = OnceLock::new();
         Ok(self)
     }
@@ -342,39 +330,16 @@ impl HttpCheck {
                     .pool_max_idle_per_host(0);
                 #[cfg(feature = "tls")]
                 let builder = builder
-                    .tls_backend_preconfigured(self.tls_config()?)
+                    .tls_backend_preconfigured(crate::tls::client_config(
+                        &self.roots,
+                        vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+                    )?)
                     // The peer's certificate, for its expiry (absent over plain HTTP).
                     .tls_info(true);
                 builder.build().map_err(error_chain)
             })
             .as_ref()
             .map_err(|e| format!("{} {}: client setup: {e}", self.method, self.shown))
-    }
-
-    /// rustls as reqwest sets it up (the platform's roots and the added ones, the process's
-    /// crypto provider or aws-lc), without session resumption: a resumed TLS session shows
-    /// no certificate, so a check would go on judging the certificate of its first
-    /// handshake for as long as the server resumed it, a renewed one or an expired one.
-    #[cfg(feature = "tls")]
-    fn tls_config(&self) -> Result<rustls::ClientConfig, String> {
-        use std::sync::Arc;
-        let provider = rustls::crypto::CryptoProvider::get_default()
-            .cloned()
-            .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-        let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
-            self.roots.iter().cloned(),
-            provider.clone(),
-        )
-        .map_err(|e| format!("certificate verifier: {e}"))?;
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS versions: {e}"))?
-            .dangerous() // rustls' name for "a verifier of one's own": the platform's
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        config.resumption = rustls::client::Resumption::disabled();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(config)
     }
 
     async fn run(&self) -> Result<(), String> {
@@ -395,7 +360,7 @@ impl HttpCheck {
             .and_then(|info| info.peer_certificate())
         {
             Some(der) => {
-                let not_after = cert_not_after(der);
+                let not_after = crate::tls::cert_not_after(der);
                 if let Ok(secs) = not_after {
                     self.seen_expiry.set(secs);
                 }
@@ -420,7 +385,7 @@ impl HttpCheck {
         if let Some(window) = self.min_cert_validity {
             let not_after = not_after
                 .unwrap_or_else(|| Err("no TLS certificate to check (plain HTTP)".to_owned()));
-            valid_for(not_after, window).map_err(fail)?;
+            crate::tls::valid_for(not_after, window).map_err(fail)?;
         }
         // Read the whole body (bounded): the run times the transfer, and a body cut short
         // fails.
@@ -454,46 +419,7 @@ impl HealthCheck for HttpCheck {
     /// handshake refuses, still shows its expiry in the past).
     #[cfg(feature = "tls")]
     fn certificate_expiry(&self) -> Option<std::time::SystemTime> {
-        let secs = self.seen_expiry.get()?;
-        let at = u64::try_from(secs).ok()?;
-        std::time::UNIX_EPOCH.checked_add(Duration::from_secs(at))
-    }
-}
-
-/// The `notAfter` (Unix seconds) of the certificate a check last saw; clones start empty.
-#[cfg(feature = "tls")]
-#[derive(Debug)]
-struct SeenExpiry(std::sync::atomic::AtomicI64);
-
-#[cfg(feature = "tls")]
-impl SeenExpiry {
-    const NONE: i64 = i64::MIN;
-
-    fn set(&self, not_after: i64) {
-        // A certificate from before 1970 would read as none: `NONE` is not a real time.
-        self.0.store(
-            not_after.max(Self::NONE + 1),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-    }
-
-    fn get(&self) -> Option<i64> {
-        let v = self.0.load(std::sync::atomic::Ordering::Relaxed);
-        (v != Self::NONE).then_some(v)
-    }
-}
-
-#[cfg(feature = "tls")]
-impl Default for SeenExpiry {
-    fn default() -> Self {
-        Self(std::sync::atomic::AtomicI64::new(Self::NONE))
-    }
-}
-
-#[cfg(feature = "tls")]
-impl Clone for SeenExpiry {
-    fn clone(&self) -> Self {
-        Self::default()
+        self.seen_expiry.at()
     }
 }
 
@@ -511,53 +437,6 @@ fn error_chain(e: reqwest::Error) -> String {
     out
 }
 
-/// The `notAfter` of the certificate `der`, Unix seconds.
-#[cfg(feature = "tls")]
-fn cert_not_after(der: &[u8]) -> Result<i64, String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| format!("unreadable server certificate: {e}"))?;
-    Ok(cert.validity().not_after.timestamp())
-}
-
-/// `Ok` when the leaf certificate `der` is valid for at least `window` more.
-#[cfg(all(feature = "tls", test))]
-fn cert_valid_for(der: Option<&[u8]>, window: Duration) -> Result<(), String> {
-    let der = der.ok_or("no TLS certificate to check (plain HTTP)")?;
-    valid_for(cert_not_after(der), window)
-}
-
-/// `Ok` when a certificate whose `notAfter` is `not_after` (or that could not be read) is
-/// valid for at least `window` more.
-#[cfg(feature = "tls")]
-fn valid_for(not_after: Result<i64, String>, window: Duration) -> Result<(), String> {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let not_after = not_after?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let left = not_after.saturating_sub(now);
-    let window_secs = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
-    if left >= window_secs {
-        return Ok(());
-    }
-    let at = u64::try_from(not_after).map_or(UNIX_EPOCH, |s| {
-        UNIX_EPOCH
-            .checked_add(Duration::from_secs(s))
-            .unwrap_or(UNIX_EPOCH)
-    });
-    Err(format!(
-        "certificate expires at {} (in {}), under the {} required",
-        towerscope_core::rfc3339_millis(at),
-        days_hours(left.max(0).unsigned_abs()),
-        days_hours(window.as_secs()),
-    ))
-}
-
-#[cfg(feature = "tls")]
-fn days_hours(secs: u64) -> String {
-    format!("{}d {}h", secs / 86_400, secs % 86_400 / 3_600)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,37 +450,5 @@ mod tests {
             shown(&uri),
             "https://[REDACTED]@db.internal:8443/health?[REDACTED]"
         );
-    }
-
-    #[cfg(feature = "tls")]
-    #[test]
-    fn certificate_windows() {
-        let day = 86_400;
-        let cert = |days: i64| {
-            let mut params =
-                rcgen::CertificateParams::new(vec!["localhost".into()]).expect("test input");
-            params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
-            let key = rcgen::KeyPair::generate().expect("test input");
-            params.self_signed(&key).expect("test input").der().to_vec()
-        };
-        let fourteen = Duration::from_secs(14 * day);
-        assert_eq!(cert_valid_for(Some(&cert(30)), fourteen), Ok(()));
-        let err = cert_valid_for(Some(&cert(9)), fourteen).expect_err("an error");
-        assert!(
-            err.contains("(in 8d 23h)") || err.contains("(in 9d 0h)"),
-            "{err}"
-        );
-        assert!(err.ends_with("under the 14d 0h required"), "{err}");
-        let err = cert_valid_for(Some(&cert(-1)), fourteen).expect_err("an error");
-        assert!(err.contains("(in 0d 0h)"), "{err}");
-        assert_eq!(
-            cert_valid_for(None, fourteen).expect_err("an error"),
-            "no TLS certificate to check (plain HTTP)"
-        );
-        let err = cert_valid_for(Some(b"junk"), fourteen).expect_err("an error");
-        assert!(err.starts_with("unreadable server certificate"), "{err}");
-        // Extreme windows neither overflow nor panic.
-        assert!(cert_valid_for(Some(&cert(30)), Duration::MAX).is_err());
-        assert_eq!(cert_valid_for(Some(&cert(30)), Duration::ZERO), Ok(()));
     }
 }

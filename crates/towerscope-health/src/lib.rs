@@ -46,6 +46,8 @@ mod health;
 mod http_check;
 mod service;
 mod synthetic;
+#[cfg(feature = "tls")]
+mod tls;
 
 #[cfg(feature = "redis")]
 pub use builtin::RedisCheck;

@@ -160,3 +160,151 @@ fn a_grpc_check_is_built_outside_a_runtime() {
         .service("shop.Orders");
     assert!(format!("{check:?}").contains("shop.Orders"));
 }
+
+/// gRPC over TLS, the check making its own connection: the certificates it trusts, the
+/// expiry of the certificate it was shown (followed across a renewal), and the window.
+#[cfg(feature = "tls")]
+mod tls {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use tonic_health::ServingStatus;
+    use towerscope_health::{CheckOptions, GrpcCheck, Health, HealthCheck as _};
+
+    use crate::common::tls::{Ca, Shown};
+
+    /// A tonic health server over TLS, showing what `shown` holds at each handshake.
+    async fn serve_tls(shown: Arc<Shown>) -> (SocketAddr, tonic_health::server::HealthReporter) {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_cert_resolver(shown);
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // Handshakes one at a time; one that fails (an untrusting client) is skipped.
+        let incoming = futures_util::stream::unfold(listener, move |listener| {
+            let acceptor = acceptor.clone();
+            async move {
+                loop {
+                    let (tcp, _) = listener.accept().await.ok()?;
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        return Some((Ok::<_, std::io::Error>(tls), listener));
+                    }
+                }
+            }
+        });
+        let (reporter, service) = tonic_health::server::health_reporter();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming),
+        );
+        (addr, reporter)
+    }
+
+    fn seconds(at: std::time::SystemTime) -> u64 {
+        at.duration_since(UNIX_EPOCH).expect("after 1970").as_secs()
+    }
+
+    #[tokio::test]
+    async fn a_grpc_check_over_tls_knows_the_certificate_and_follows_a_renewal() {
+        let ca = Ca::new();
+        let (cert, key, in_a_month) = ca.issue(30);
+        let shown = Shown::new(cert, key);
+        let (addr, reporter) = serve_tls(shown.clone()).await;
+        reporter
+            .set_service_status("shop.Inventory", ServingStatus::Serving)
+            .await;
+        let uri: http::Uri = format!("https://{addr}").parse().expect("uri");
+
+        let untrusting = GrpcCheck::new(uri.clone()).service("shop.Inventory");
+        let err = untrusting.check().await.expect_err("an unknown CA");
+        assert!(err.contains("certificate"), "{err}");
+        assert_eq!(untrusting.certificate_expiry(), None);
+
+        let check = GrpcCheck::new(uri.clone())
+            .service("shop.Inventory")
+            .add_root_pem(ca.pem.as_bytes())
+            .expect("a CA certificate");
+        assert_eq!(check.check().await, Ok(()));
+        let seen = check.certificate_expiry().expect("seen");
+        assert_eq!(seconds(seen), seconds(in_a_month));
+
+        // Renewed: the next run connects afresh (no resumed session) and sees it.
+        let (cert, key, in_a_year) = ca.issue(365);
+        shown.replace(cert, key);
+        assert_eq!(check.check().await, Ok(()));
+        let seen = check.certificate_expiry().expect("seen");
+        assert_eq!(seconds(seen), seconds(in_a_year));
+
+        // A failing answer still records what the handshake showed.
+        let (cert, key, in_a_week) = ca.issue(7);
+        shown.replace(cert, key);
+        reporter
+            .set_service_status("shop.Inventory", ServingStatus::NotServing)
+            .await;
+        let err = check.check().await.expect_err("not serving");
+        assert!(err.ends_with("NOT_SERVING"), "{err}");
+        assert_eq!(
+            seconds(check.certificate_expiry().expect("seen")),
+            seconds(in_a_week)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_grpc_certificate_window_fails_a_check_and_is_exported() {
+        let ca = Ca::new();
+        let (cert, key, in_a_month) = ca.issue(30);
+        // The server as a whole (service "") is serving from the start.
+        let (addr, _reporter) = serve_tls(Shown::new(cert, key)).await;
+        let check = |days: u64| {
+            GrpcCheck::new(format!("https://{addr}").parse().expect("uri"))
+                .add_root_pem(ca.pem.as_bytes())
+                .expect("pem")
+                .min_cert_validity(Duration::from_secs(days * 86_400))
+        };
+        assert_eq!(check(14).check().await, Ok(()));
+        let err = check(40).check().await.expect_err("30 days left, 40 asked");
+        assert!(
+            err.starts_with(&format!(
+                "grpc.health.v1 https://{addr}/ service \"\": certificate expires at "
+            )),
+            "{err}"
+        );
+        assert!(err.ends_with("under the 40d 0h required"), "{err}");
+
+        let mut registry = prometheus_client::registry::Registry::default();
+        let health = Health::builder("1")
+            .check("inventory", check(14), CheckOptions::default())
+            .metrics(&mut registry)
+            .build();
+        health.readiness().await;
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        let sample = format!(
+            "health_check_tls_cert_expiry_timestamp_seconds{{check=\"inventory\"}} {}",
+            seconds(in_a_month)
+        );
+        assert!(text.contains(&sample), "{sample} in {text}");
+    }
+
+    #[tokio::test]
+    async fn a_grpc_certificate_window_without_tls_fails() {
+        let (addr, _reporter) = super::health_server().await;
+        let plain = GrpcCheck::new(format!("http://{addr}").parse().expect("uri"))
+            .min_cert_validity(Duration::from_secs(1));
+        assert_eq!(
+            plain.check().await,
+            Err(format!(
+                "grpc.health.v1 http://{addr}/ service \"\": no TLS certificate to check (plain HTTP)"
+            ))
+        );
+    }
+}

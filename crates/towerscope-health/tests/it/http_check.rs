@@ -200,78 +200,7 @@ async fn a_bad_uri_is_a_clear_failure() {
 mod https {
     use super::*;
 
-    /// A CA that signs certificates for 127.0.0.1.
-    struct Ca {
-        pem: String,
-        issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    }
-
-    impl Ca {
-        fn new() -> Self {
-            let key = rcgen::KeyPair::generate().expect("key");
-            let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-            ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            let pem = ca.self_signed(&key).expect("ca").pem();
-            Self {
-                pem,
-                issuer: rcgen::Issuer::new(ca, key),
-            }
-        }
-
-        /// A certificate and its key that expire in `days` (in the past when negative),
-        /// at a whole second.
-        fn issue(&self, days: i64) -> (Vec<u8>, Vec<u8>, SystemTime) {
-            let key = rcgen::KeyPair::generate().expect("key");
-            let mut params =
-                rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("p");
-            let not_after = (time::OffsetDateTime::now_utc() + time::Duration::days(days))
-                .replace_nanosecond(0)
-                .expect("whole second");
-            params.not_after = not_after;
-            let cert = params.signed_by(&key, &self.issuer).expect("signed");
-            let at = UNIX_EPOCH
-                + Duration::from_secs(
-                    u64::try_from(not_after.unix_timestamp()).expect("after 1970"),
-                );
-            (cert.der().to_vec(), key.serialize_der(), at)
-        }
-    }
-
-    /// A CA, and a certificate for 127.0.0.1 it signed that expires in `days`.
-    fn pki(days: i64) -> (String, Vec<u8>, Vec<u8>) {
-        let ca = Ca::new();
-        let (cert, key, _) = ca.issue(days);
-        (ca.pem, cert, key)
-    }
-
-    /// The certificate a TLS server shows, which a test can replace (a renewal).
-    #[derive(Debug)]
-    struct Shown(Mutex<Arc<rustls::sign::CertifiedKey>>);
-
-    impl Shown {
-        fn new(cert: Vec<u8>, key: Vec<u8>) -> Arc<Self> {
-            Arc::new(Self(Mutex::new(certified(cert, key))))
-        }
-
-        fn replace(&self, cert: Vec<u8>, key: Vec<u8>) {
-            *self.0.lock().expect("lock") = certified(cert, key);
-        }
-    }
-
-    fn certified(cert: Vec<u8>, key: Vec<u8>) -> Arc<rustls::sign::CertifiedKey> {
-        let key = rustls::pki_types::PrivateKeyDer::try_from(key).expect("key");
-        let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).expect("signer");
-        Arc::new(rustls::sign::CertifiedKey::new(vec![cert.into()], signer))
-    }
-
-    impl rustls::server::ResolvesServerCert for Shown {
-        fn resolve(
-            &self,
-            _: rustls::server::ClientHello<'_>,
-        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-            Some(self.0.lock().expect("lock").clone())
-        }
-    }
+    use crate::common::tls::{Ca, Shown, pki};
 
     async fn serve_tls(cert: Vec<u8>, key: Vec<u8>) -> SocketAddr {
         serve_shown(Shown::new(cert, key)).await

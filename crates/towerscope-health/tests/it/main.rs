@@ -2,7 +2,7 @@
 //! test binary links the whole dependency tree again, so one binary per package instead of one
 //! per file keeps the build of the test suite short (see `docs/testing.md`).
 
-#[cfg(any(feature = "system", feature = "grpc"))] // its users
+#[cfg(any(feature = "system", feature = "grpc", feature = "tls"))] // its users
 mod common;
 mod grpc_health;
 mod health;
