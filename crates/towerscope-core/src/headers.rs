@@ -1,6 +1,6 @@
-//! Reading a few non-standard header names cheaply.
+//! Reading a few non-standard header names cheaply; showing a URI without its secrets.
 
-use http::{HeaderMap, HeaderValue, header::Keys};
+use http::{HeaderMap, HeaderValue, Uri, header::Keys};
 
 /// Most distinct names a header map may hold for [`small_header_names`] to give them.
 pub const HEADER_SCAN_LIMIT: usize = 16;
@@ -31,4 +31,40 @@ pub const HEADER_SCAN_LIMIT: usize = 16;
 /// ```
 pub fn small_header_names(headers: &HeaderMap) -> Option<Keys<'_, HeaderValue>> {
     (headers.keys_len() <= HEADER_SCAN_LIMIT).then(|| headers.keys())
+}
+
+/// `uri` as errors, logs and `Debug` may show it: without user information or query
+/// string, either of which may hold a secret (`https://user:pw@db/x?token=t` shows as
+/// `https://[REDACTED]@db/x?[REDACTED]`).
+///
+/// ```
+/// let uri: http::Uri = "https://admin:s3cret@db.internal:8443/health?token=t".parse().unwrap();
+/// assert_eq!(
+///     towerscope_core::redacted_uri(&uri),
+///     "https://[REDACTED]@db.internal:8443/health?[REDACTED]"
+/// );
+/// let plain: http::Uri = "http://search:9200/_cluster/health".parse().unwrap();
+/// assert_eq!(towerscope_core::redacted_uri(&plain), "http://search:9200/_cluster/health");
+/// ```
+pub fn redacted_uri(uri: &Uri) -> String {
+    let mut out = String::new();
+    if let Some(scheme) = uri.scheme_str() {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    if let Some(authority) = uri.authority() {
+        let authority = authority.as_str();
+        match authority.rsplit_once('@') {
+            Some((_, host)) => {
+                out.push_str("[REDACTED]@");
+                out.push_str(host);
+            }
+            None => out.push_str(authority),
+        }
+    }
+    out.push_str(uri.path());
+    if uri.query().is_some() {
+        out.push_str("?[REDACTED]");
+    }
+    out
 }

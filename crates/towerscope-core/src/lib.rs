@@ -77,7 +77,7 @@ pub use context::{
 };
 pub use exclude::ExcludedPaths;
 pub use grpc::{GrpcCode, is_grpc, is_grpc_request};
-pub use headers::{HEADER_SCAN_LIMIT, small_header_names};
+pub use headers::{HEADER_SCAN_LIMIT, redacted_uri, small_header_names};
 pub use method::NormalizedMethod;
 pub use observe::{
     End, MakeObserver, ObserveService, ObservedBody, ObservedFuture, Observer, Outcome,

@@ -169,7 +169,7 @@ impl GrpcCheck {
     /// # let _ = check;
     /// ```
     pub fn new(uri: http::Uri) -> Self {
-        let shown = crate::http_check::shown(&uri);
+        let shown = towerscope_core::redacted_uri(&uri);
         let https = uri.scheme_str() == Some("https");
         #[cfg(feature = "tls")]
         let endpoint = if https {

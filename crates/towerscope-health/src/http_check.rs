@@ -87,30 +87,6 @@ impl fmt::Debug for HttpCheck {
     }
 }
 
-/// `uri` with its user information and query replaced by `[REDACTED]`.
-pub(crate) fn shown(uri: &Uri) -> String {
-    let mut out = String::new();
-    if let Some(scheme) = uri.scheme_str() {
-        out.push_str(scheme);
-        out.push_str("://");
-    }
-    if let Some(authority) = uri.authority() {
-        let authority = authority.as_str();
-        match authority.rsplit_once('@') {
-            Some((_, host)) => {
-                out.push_str("[REDACTED]@");
-                out.push_str(host);
-            }
-            None => out.push_str(authority),
-        }
-    }
-    out.push_str(uri.path());
-    if uri.query().is_some() {
-        out.push_str("?[REDACTED]");
-    }
-    out
-}
-
 /// A PEM text that holds no certificate, or a malformed one; from
 /// [`HttpCheck::add_root_pem`].
 ///
@@ -144,7 +120,7 @@ impl HttpCheck {
     /// ```
     pub fn new(uri: Uri) -> Self {
         Self {
-            shown: shown(&uri),
+            shown: towerscope_core::redacted_uri(&uri),
             uri,
             method: Method::GET,
             headers: HeaderMap::new(),
@@ -435,20 +411,4 @@ fn error_chain(e: reqwest::Error) -> String {
         source = s.source();
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shown_hides_credentials_and_query() {
-        let uri: Uri = "https://admin:s3cret@db.internal:8443/health?token=t"
-            .parse()
-            .expect("test input");
-        assert_eq!(
-            shown(&uri),
-            "https://[REDACTED]@db.internal:8443/health?[REDACTED]"
-        );
-    }
 }

@@ -73,7 +73,7 @@ pub use checks::{CheckConfig, HealthConfig, SyntheticsConfig};
 /// assert_eq!(err.key(), "metrics.max_series");
 /// # Ok::<(), towerscope::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
@@ -213,7 +213,7 @@ impl Default for RequestIdConfig {
 /// ```
 /// assert!(towerscope::config::TracingSection::default().endpoint.is_none());
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TracingSection {
     /// Whether server spans are on.
@@ -300,7 +300,7 @@ impl Default for LogConfig {
 /// ```
 /// assert_eq!(towerscope::config::AlertsConfig::default().interval_secs, 15);
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Whether rules are evaluated in-process.
@@ -350,6 +350,72 @@ impl Default for RumConfig {
             pages: Vec::new(),
             allow_origins: Vec::new(),
         }
+    }
+}
+
+/// A URL as `Debug` shows it: without user information or query string (either may hold
+/// a secret); one that does not parse, not at all.
+pub(crate) fn shown_url(url: &str) -> String {
+    url.parse::<http::Uri>().map_or_else(
+        |_| "[REDACTED]".to_owned(),
+        |uri| towerscope_core::redacted_uri(&uri),
+    )
+}
+
+/// `Debug` never shows a secret: not the token, nor a URL's user information or query.
+///
+/// ```
+/// let config = towerscope::Config::from_sources(
+///     Some(("shop.toml", "ops_token = \"s3cret\"\n[alerts]\nalertmanager = \"http://am:pw@am:9093\"\n")),
+///     |_| None,
+/// )?;
+/// let shown = format!("{config:?}");
+/// assert!(!shown.contains("s3cret") && !shown.contains("pw"), "{shown}");
+/// # Ok::<(), towerscope::ConfigError>(())
+/// ```
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("service_name", &self.service_name)
+            .field("service_version", &self.service_version)
+            .field("environment", &self.environment)
+            .field("ops_token", &self.ops_token.as_ref().map(|_| "[REDACTED]"))
+            .field("metrics", &self.metrics)
+            .field("request_id", &self.request_id)
+            .field("tracing", &self.tracing)
+            .field("access_log", &self.access_log)
+            .field("log", &self.log)
+            .field("health", &self.health)
+            .field("perf", &self.perf)
+            .field("alerts", &self.alerts)
+            .field("dashboard", &self.dashboard)
+            .field("rum", &self.rum)
+            .field("panic", &self.panic)
+            .field("synthetics", &self.synthetics)
+            .finish()
+    }
+}
+
+impl fmt::Debug for TracingSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TracingSection")
+            .field("enabled", &self.enabled)
+            .field("endpoint", &self.endpoint.as_deref().map(shown_url))
+            .field("protocol", &self.protocol)
+            .field("sample_ratio", &self.sample_ratio)
+            .finish()
+    }
+}
+
+impl fmt::Debug for AlertsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlertsConfig")
+            .field("enabled", &self.enabled)
+            .field("default_rules", &self.default_rules)
+            .field("rules_file", &self.rules_file)
+            .field("interval_secs", &self.interval_secs)
+            .field("alertmanager", &self.alertmanager.as_deref().map(shown_url))
+            .finish()
     }
 }
 
@@ -1371,5 +1437,27 @@ mod tests {
         assert_eq!(file_error(&twice).key(), "health.checks[1].name");
         let e = file_error("[[health.checks]]\nname = \"a b\"\ntcp = \"a:1\"\n");
         assert_eq!(e.key(), "health.checks[0].name");
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let text = "ops_token = \"t0ken-1\"\n\
+            [tracing]\nendpoint = \"https://otel:pw-2@collector:4318/?key=k3y-3\"\n\
+            [alerts]\nalertmanager = \"http://am:pw-4@alertmanager:9093\"\n\
+            [[health.checks]]\nname = \"search\"\nurl = \"https://u:pw-5@search/_health?token=t-6\"\n\
+            [[synthetics.probes]]\nname = \"home\"\nurl = \"https://shop.example/?session=s-7\"\n";
+        let c = Config::from_sources(Some(("f.toml", text)), |_| None).expect("valid");
+        let shown = format!("{c:?}");
+        for secret in ["t0ken-1", "pw-2", "k3y-3", "pw-4", "pw-5", "t-6", "s-7"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for kept in [
+            "collector:4318",
+            "alertmanager:9093",
+            "https://[REDACTED]@search/_health?[REDACTED]",
+            "shop.example",
+        ] {
+            assert!(shown.contains(kept), "{kept} not in {shown}");
+        }
     }
 }

@@ -125,7 +125,7 @@ impl Default for SyntheticsConfig {
 /// .unwrap_err();
 /// assert_eq!(e.to_string(), "shop.toml: health.checks[0].body_contains: applies to url checks only");
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckConfig {
     /// The `check` or `probe` label: 1 to 64 letters, digits, `_`, `-`, `.`, `:` and `/`.
@@ -166,6 +166,24 @@ pub struct CheckConfig {
     /// polled every second does not load the dependency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_secs: Option<u64>,
+}
+
+impl std::fmt::Debug for CheckConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckConfig")
+            .field("name", &self.name)
+            .field("tcp", &self.tcp)
+            .field("url", &self.url.as_deref().map(super::shown_url))
+            .field("method", &self.method)
+            .field("expect_status", &self.expect_status)
+            .field("body_contains", &self.body_contains)
+            .field("min_cert_validity_days", &self.min_cert_validity_days)
+            .field("follow_redirects", &self.follow_redirects)
+            .field("critical", &self.critical)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("cache_secs", &self.cache_secs)
+            .finish()
+    }
 }
 
 /// A check as the file describes it, ready to be registered.
