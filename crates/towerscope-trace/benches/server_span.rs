@@ -17,7 +17,8 @@
 //!   floor plus fresh trace and span IDs (the SDK's generator) in a context attached around
 //!   `call` and each poll, so the handler's spans and outgoing calls see the decision. No
 //!   parent is read, no sampler runs, no name is made; and the same without the body
-//!   wrapper, for a layer that would keep axum's body type for a dropped span.
+//!   wrapper, for a layer that keeps axum's body type for a dropped span;
+//! - `TraceLayer::for_axum`, which does that, sampled out (told its sampler) and sampled.
 //!
 //! The global subscriber is `tracing_layer` over the same sampled provider for every row.
 //! Every request carries the headers curl sends (`Host`, `User-Agent`, `Accept`; since
@@ -250,6 +251,24 @@ fn main() {
             "lower bound, sampled out, without the body wrapper (axum's body type kept)",
             router_runner(app().layer(DroppedBoundNoBodyLayer), "/users/7"),
         ),
+        (
+            "towerscope TraceLayer::for_axum (axum's body type kept), told its sampler, sampled out",
+            router_runner(
+                app().layer(
+                    TraceLayer::new(off.clone())
+                        .sampler(SamplerConfig::AlwaysOff)
+                        .for_axum(),
+                ),
+                "/users/7",
+            ),
+        ),
+        (
+            "towerscope TraceLayer::for_axum, sampled",
+            router_runner(
+                app().layer(TraceLayer::new(on.clone()).for_axum()),
+                "/users/7",
+            ),
+        ),
     ];
     let o = table(
         "server span per request, bare axum router",
@@ -276,6 +295,12 @@ fn main() {
     println!(
         "sampled out, lower bound without the body wrapper: {:.0} ns (target <= 300 ns)",
         o[10]
+    );
+    println!(
+        "for_axum: told its sampler, sampled out {:.0} ns (target <= 300 ns; - lower bound without the body wrapper = {:+.0} ns); sampled / direct SDK = {:.2}",
+        o[11],
+        o[11] - o[10],
+        o[12] / o[3]
     );
     println!(
         "bridged handler span: +{:.0} ns over the server span alone",

@@ -28,9 +28,14 @@
 //! are discarded without reading further.
 //!
 //! ## Features
+//! - `axum` (default): route templates from axum's `MatchedPath`, and
+//!   [`TraceLayer::for_axum`], which answers with axum's body type so that a dropped span
+//!   costs no body wrapper.
 //! - `tls` (default): OTLP export to `https://` collectors, trusting the system's roots and
 //!   the CAs named by `OTEL_EXPORTER_OTLP_CERTIFICATE` ([`TracingConfig::otlp_certificate`]).
 
+#[cfg(feature = "axum")]
+mod axum_body;
 mod b3;
 
 /// Header names as constants: a lookup by `&str` parses the name every time.
@@ -54,6 +59,8 @@ mod setup;
 mod traceparent;
 mod tracestate;
 
+#[cfg(feature = "axum")]
+pub use axum_body::{AxumTraceFuture, AxumTraceLayer, AxumTraceService};
 pub use b3::{B3Format, extract_b3};
 pub use baggage::{BAGGAGE, MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS, parse_baggage};
 pub use bridge::tracing_layer;

@@ -527,7 +527,7 @@ where
 {
     /// The request's context (its server span, or the caller's context for an excluded
     /// path) and, for a span that records, the observer that ends it.
-    fn start<B>(&self, req: &mut Request<B>) -> (Context, Option<SpanObserver>) {
+    pub(crate) fn start<B>(&self, req: &mut Request<B>) -> (Context, Option<SpanObserver>) {
         let config = &*self.config;
         if config.exclude.contains(req.uri().path()) {
             return (Context::current(), None);

@@ -2,6 +2,7 @@
 //! test binary links the whole dependency tree again, so one binary per package instead of one
 //! per file keeps the build of the test suite short (see `docs/testing.md`).
 
+mod axum_body;
 mod function_tracing;
 mod otlp;
 mod propagation_props;
