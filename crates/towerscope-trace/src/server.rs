@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use http::{Request, Response, Version};
+use http::{HeaderValue, Request, Response, Version};
 use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::context::{FutureExt as _, WithContext};
 use opentelemetry::trace::SpanRef;
@@ -448,8 +448,50 @@ impl ContextHeaders {
     }
 }
 
-fn header_str<B>(req: &Request<B>, name: impl http::header::AsHeaderName) -> Option<&str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
+/// The header values a recorded span's attributes take: the first `Host`, `User-Agent`
+/// and request ID. In a small map one pass over it finds them, where each lookup would
+/// hash a name and probe the map; only a span that records reads them.
+struct SpanHeaders<'a> {
+    host: Option<&'a HeaderValue>,
+    user_agent: Option<&'a HeaderValue>,
+    request_id: Option<&'a HeaderValue>,
+}
+
+impl<'a> SpanHeaders<'a> {
+    fn of(headers: &'a http::HeaderMap, request_id: bool) -> Self {
+        if towerscope_core::small_header_names(headers).is_none() {
+            return Self {
+                host: headers.get(http::header::HOST),
+                user_agent: headers.get(http::header::USER_AGENT),
+                request_id: request_id
+                    .then(|| headers.get(crate::names::REQUEST_ID))
+                    .flatten(),
+            };
+        }
+        let mut found = Self {
+            host: None,
+            user_agent: None,
+            request_id: None,
+        };
+        for (name, value) in headers {
+            // Standard names compare by their tag, without reading text.
+            let slot = if *name == http::header::HOST {
+                &mut found.host
+            } else if *name == http::header::USER_AGENT {
+                &mut found.user_agent
+            } else if request_id && *name == crate::names::REQUEST_ID {
+                &mut found.request_id
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        found
+    }
+}
+
+fn header_text(value: Option<&HeaderValue>) -> Option<&str> {
+    value.and_then(|v| v.to_str().ok())
 }
 
 pub(crate) fn cut(s: &str, max: usize) -> String {
@@ -746,23 +788,21 @@ fn request_attributes<B>(
         "network.protocol.version",
         protocol_version(req.version()),
     ));
+    let found = SpanHeaders::of(req.headers(), has_request_id);
     let host = req
         .uri()
         .host()
-        .or_else(|| header_str(req, http::header::HOST).map(|h| h.split(':').next().unwrap_or(h)));
+        .or_else(|| header_text(found.host).map(|h| h.split(':').next().unwrap_or(h)));
     if let Some(host) = host {
         attributes.push(KeyValue::new("server.address", server_address(host)));
     }
-    if let Some(ua) = header_str(req, http::header::USER_AGENT) {
+    if let Some(ua) = header_text(found.user_agent) {
         attributes.push(KeyValue::new(
             "user_agent.original",
             recent_value(&USER_AGENTS, prefix(ua, 256)),
         ));
     }
-    if let Some(id) = has_request_id
-        .then(|| header_str(req, crate::names::REQUEST_ID))
-        .flatten()
-    {
+    if let Some(id) = header_text(found.request_id) {
         attributes.push(KeyValue::new("request.id", cut(id, 128)));
     }
 }
@@ -1029,6 +1069,19 @@ mod tests {
             );
             headers.insert("x-request-id", http::HeaderValue::from_static("req-1"));
             assert!(ContextHeaders::of(&headers).request_id, "{fillers}");
+            // The first of each, as a lookup gives it, in small maps and large ones.
+            headers.insert(
+                http::header::HOST,
+                http::HeaderValue::from_static("shop:8080"),
+            );
+            for ua in ["first/1", "second/2"] {
+                headers.append(http::header::USER_AGENT, http::HeaderValue::from_static(ua));
+            }
+            let found = SpanHeaders::of(&headers, true);
+            assert_eq!(header_text(found.host), Some("shop:8080"), "{fillers}");
+            assert_eq!(header_text(found.user_agent), Some("first/1"), "{fillers}");
+            assert_eq!(header_text(found.request_id), Some("req-1"), "{fillers}");
+            assert_eq!(SpanHeaders::of(&headers, false).request_id, None);
             let cx = parent_context(&headers);
             assert_eq!(
                 cx.span().span_context().trace_id().to_string(),
