@@ -7,7 +7,7 @@ use std::task::{Context as TaskContext, Poll, ready};
 
 use axum::body::Body;
 use http::{Request, Response};
-use opentelemetry::context::{FutureExt as _, WithContext};
+use opentelemetry::context::WithContext;
 use opentelemetry::trace::Tracer;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -98,21 +98,16 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let (cx, observer) = self.layer.start(&mut req);
-        let future = {
-            let _guard = cx.clone().attach();
-            self.inner.call(req)
-        }
-        .with_context(cx);
-        AxumTraceFuture {
-            state: match observer {
-                Some(observer) => State::Recorded {
-                    future: ObservedFuture::new(future, observer),
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        self.layer
+            .call_traced(&mut self.inner, req, |future, observer| AxumTraceFuture {
+                state: match observer {
+                    Some(observer) => State::Recorded {
+                        future: ObservedFuture::new(future, observer),
+                    },
+                    None => State::Dropped { future },
                 },
-                None => State::Dropped { future },
-            },
-        }
+            })
     }
 }
 

@@ -362,13 +362,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let (cx, observer) = self.layer.start(&mut req);
-        let future = {
-            let _guard = cx.clone().attach();
-            self.inner.call(req)
-        };
-        ObservedFuture::new(future.with_context(cx), observer)
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        self.layer
+            .call_traced(&mut self.inner, req, ObservedFuture::new)
     }
 }
 
@@ -567,9 +563,30 @@ where
     T: Tracer,
     T::Span: Send + Sync + 'static,
 {
+    /// Calls `inner` with the request's context current, and gives `make` the future (run
+    /// in that context) and, for a span that records, the observer that ends it. `make`
+    /// builds the response future in place: returning the parts would copy the future.
+    #[inline]
+    pub(crate) fn call_traced<S, ReqB, R>(
+        &self,
+        inner: &mut S,
+        mut req: Request<ReqB>,
+        make: impl FnOnce(WithContext<S::Future>, Option<SpanObserver>) -> R,
+    ) -> R
+    where
+        S: Service<Request<ReqB>>,
+    {
+        let (cx, observer) = self.start(&mut req);
+        let future = {
+            let _guard = cx.clone().attach();
+            inner.call(req)
+        };
+        make(future.with_context(cx), observer)
+    }
+
     /// The request's context (its server span, or the caller's context for an excluded
     /// path) and, for a span that records, the observer that ends it.
-    pub(crate) fn start<B>(&self, req: &mut Request<B>) -> (Context, Option<SpanObserver>) {
+    fn start<B>(&self, req: &mut Request<B>) -> (Context, Option<SpanObserver>) {
         let config = &*self.config;
         if config.exclude.contains(req.uri().path()) {
             return (Context::current(), None);
