@@ -1385,10 +1385,25 @@ mod tests {
         for (fields, key, reason) in [
             (
                 "tcp = \"a:1\"\nurl = \"http://a/\"\n",
-                "health.checks[0].tcp",
-                "a check has `tcp` or `url`, not both",
+                "health.checks[0].url",
+                "a check has one of `tcp`, `url` and `grpc`",
             ),
-            ("", "health.checks[0]", "needs `tcp` or `url`"),
+            (
+                "url = \"http://a/\"\ngrpc = \"http://a:50051\"\n",
+                "health.checks[0].grpc",
+                "a check has one of `tcp`, `url` and `grpc`",
+            ),
+            ("", "health.checks[0]", "needs `tcp`, `url` or `grpc`"),
+            (
+                "tcp = \"db:5432\"\nservice = \"shop.Db\"\n",
+                "health.checks[0].service",
+                "applies to grpc checks only",
+            ),
+            (
+                "tcp = \"db:5432\"\nmin_cert_validity_days = 7\n",
+                "health.checks[0].min_cert_validity_days",
+                "applies to url and grpc checks only",
+            ),
             (
                 "tcp = \"db\"\n",
                 "health.checks[0].tcp",
@@ -1459,5 +1474,55 @@ mod tests {
         ] {
             assert!(shown.contains(kept), "{kept} not in {shown}");
         }
+    }
+
+    #[cfg(feature = "grpc")]
+    #[test]
+    fn grpc_checks_are_read_and_checked() {
+        let text = check(
+            "grpc = \"https://inventory:50051\"\nservice = \"shop.Inventory\"\nmin_cert_validity_days = 14\n",
+        );
+        let c = Config::from_sources(Some(("f.toml", &text)), |_| None).expect("valid");
+        let dep = &c.health.checks[0];
+        assert_eq!(dep.service.as_deref(), Some("shop.Inventory"));
+        assert!(matches!(dep.check(), Ok(checks::Check::Grpc(_))));
+        for (fields, key, reason) in [
+            (
+                "grpc = \"http://a:50051\"\nmethod = \"GET\"\n",
+                "health.checks[0].method",
+                "applies to url checks only",
+            ),
+            (
+                "grpc = \"http://a:50051\"\nmin_cert_validity_days = 7\n",
+                "health.checks[0].min_cert_validity_days",
+                "needs an https:// url: a plain http:// server has no certificate",
+            ),
+            (
+                "grpc = \"http://a:50051\"\nservice = \"shop Inventory\"\n",
+                "health.checks[0].service",
+                "must be 1 to 256 visible ASCII characters",
+            ),
+            (
+                "grpc = \"a:50051\"\n",
+                "health.checks[0].grpc",
+                "must be an http:// or https:// URL with a host",
+            ),
+        ] {
+            let e = file_error(&check(fields));
+            assert_eq!((e.key(), e.reason()), (key, reason), "{fields}");
+        }
+    }
+
+    #[cfg(not(feature = "grpc"))]
+    #[test]
+    fn grpc_checks_need_the_feature() {
+        let e = file_error(&check("grpc = \"http://a:50051\"\n"));
+        assert_eq!(
+            (e.key(), e.reason()),
+            (
+                "health.checks[0].grpc",
+                "needs the `grpc` feature of towerscope"
+            )
+        );
     }
 }

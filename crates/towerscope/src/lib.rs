@@ -48,6 +48,9 @@
 //!
 //! ## Features
 //! - `axum` (default): [`Observability::router`].
+//! - `grpc`: `grpc.health.v1` checks of dependencies from the configuration file
+//!   (`[[health.checks]] grpc = "…"`, see [`config::CheckConfig`]); towerscope-health's
+//!   `grpc` feature.
 
 pub mod config;
 pub mod monitoring;

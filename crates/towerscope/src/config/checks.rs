@@ -111,7 +111,8 @@ impl Default for SyntheticsConfig {
 }
 
 /// One `[[health.checks]]` or `[[synthetics.probes]]` table: a TCP connect check
-/// (`tcp = "host:port"`) or an HTTP check (`url` and the keys after it), never both. An
+/// (`tcp = "host:port"`), an HTTP check (`url` and the keys after it) or, with the `grpc`
+/// feature, a gRPC health check (`grpc`, `service`); one of the three. An
 /// HTTP check passes when the answer has an expected status, arrives whole, holds
 /// `body_contains` when given, and (with `min_cert_validity_days`) comes with a certificate
 /// valid for that long yet. Headers and request bodies are set in code
@@ -137,6 +138,13 @@ pub struct CheckConfig {
     /// user information or query string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// A gRPC check (`grpc.health.v1`) of the server at this `http://` or `https://` URL;
+    /// needs this crate's `grpc` feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<String>,
+    /// gRPC: the service to ask about (`package.Service`; default: the server as a whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
     /// HTTP: the request method, in capitals (default `GET`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
@@ -146,8 +154,8 @@ pub struct CheckConfig {
     /// HTTP: a text the body must contain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_contains: Option<String>,
-    /// HTTPS: fail while the server's certificate expires within this many days (1 to
-    /// 3,650).
+    /// HTTPS and gRPC over TLS: fail while the server's certificate expires within this
+    /// many days (1 to 3,650).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_cert_validity_days: Option<u64>,
     /// HTTP: redirects followed (0 to 10, default 0: a redirect fails unless its status
@@ -174,6 +182,8 @@ impl std::fmt::Debug for CheckConfig {
             .field("name", &self.name)
             .field("tcp", &self.tcp)
             .field("url", &self.url.as_deref().map(super::shown_url))
+            .field("grpc", &self.grpc.as_deref().map(super::shown_url))
+            .field("service", &self.service)
             .field("method", &self.method)
             .field("expect_status", &self.expect_status)
             .field("body_contains", &self.body_contains)
@@ -190,6 +200,8 @@ impl std::fmt::Debug for CheckConfig {
 pub(crate) enum Check {
     Tcp(TcpCheck),
     Http(Box<HttpCheck>),
+    #[cfg(feature = "grpc")]
+    Grpc(Box<towerscope_health::GrpcCheck>),
 }
 
 /// An invalid value: the field it is in, and why.
@@ -215,13 +227,19 @@ impl CheckConfig {
                 return Err((key, "applies to health checks only".into()));
             }
         }
-        match (&self.tcp, &self.url) {
-            (Some(_), Some(_)) => {
-                return Err(("tcp", "a check has `tcp` or `url`, not both".into()));
+        match (&self.tcp, &self.url, &self.grpc) {
+            (Some(addr), None, None) => self.validate_tcp(addr)?,
+            (None, Some(url), None) => self.validate_http(url)?,
+            (None, None, Some(url)) => self.validate_grpc(url)?,
+            (None, None, None) => return Err(("", "needs `tcp`, `url` or `grpc`".into())),
+            (tcp, _, grpc) => {
+                let second = if tcp.is_some() && grpc.is_none() {
+                    "url"
+                } else {
+                    "grpc"
+                };
+                return Err((second, "a check has one of `tcp`, `url` and `grpc`".into()));
             }
-            (None, None) => return Err(("", "needs `tcp` or `url`".into())),
-            (Some(addr), None) => self.validate_tcp(addr)?,
-            (None, Some(url)) => self.validate_http(url)?,
         }
         if self
             .timeout_ms
@@ -235,20 +253,41 @@ impl CheckConfig {
         Ok(())
     }
 
-    fn validate_tcp(&self, addr: &str) -> Result<(), Invalid> {
-        let http_only = [
-            (self.method.is_some(), "method"),
-            (!self.expect_status.is_empty(), "expect_status"),
-            (self.body_contains.is_some(), "body_contains"),
+    /// The first key set that the kind of check given does not take.
+    fn foreign_key(&self, tcp: bool, grpc: bool) -> Result<(), Invalid> {
+        let http = !tcp && !grpc;
+        let keys = [
+            (!http && self.method.is_some(), "method", "url"),
             (
-                self.min_cert_validity_days.is_some(),
-                "min_cert_validity_days",
+                !http && !self.expect_status.is_empty(),
+                "expect_status",
+                "url",
             ),
-            (self.follow_redirects.is_some(), "follow_redirects"),
+            (
+                !http && self.body_contains.is_some(),
+                "body_contains",
+                "url",
+            ),
+            (
+                !http && self.follow_redirects.is_some(),
+                "follow_redirects",
+                "url",
+            ),
+            (
+                tcp && self.min_cert_validity_days.is_some(),
+                "min_cert_validity_days",
+                "url and grpc",
+            ),
+            (!grpc && self.service.is_some(), "service", "grpc"),
         ];
-        if let Some((_, key)) = http_only.into_iter().find(|(set, _)| *set) {
-            return Err((key, "applies to url checks only".into()));
+        match keys.into_iter().find(|(set, _, _)| *set) {
+            Some((_, key, kinds)) => Err((key, format!("applies to {kinds} checks only"))),
+            None => Ok(()),
         }
+    }
+
+    fn validate_tcp(&self, addr: &str) -> Result<(), Invalid> {
+        self.foreign_key(true, false)?;
         let host_port = addr
             .rsplit_once(':')
             .filter(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0));
@@ -259,6 +298,7 @@ impl CheckConfig {
     }
 
     fn validate_http(&self, url: &str) -> Result<(), Invalid> {
+        self.foreign_key(false, false)?;
         let uri = web_uri(url).map_err(|reason| ("url", reason))?;
         if let Some(m) = &self.method {
             let capitals = (1..=32).contains(&m.len()) && m.bytes().all(|b| b.is_ascii_uppercase());
@@ -279,25 +319,53 @@ impl CheckConfig {
                 format!("{s} is not a status from 100 to 599"),
             ));
         }
-        if let Some(days) = self.min_cert_validity_days {
-            if !(1..=3650).contains(&days) {
-                return Err(("min_cert_validity_days", "must be 1 to 3650".into()));
-            }
-            if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
-                return Err((
-                    "min_cert_validity_days",
-                    "needs an https:// url: a plain http:// server has no certificate".into(),
-                ));
-            }
-        }
+        self.validate_cert_window(&uri)?;
         if self.follow_redirects.is_some_and(|n| n > 10) {
             return Err(("follow_redirects", "must be 0 to 10".into()));
         }
         Ok(())
     }
 
+    fn validate_grpc(&self, url: &str) -> Result<(), Invalid> {
+        if cfg!(not(feature = "grpc")) {
+            return Err(("grpc", "needs the `grpc` feature of towerscope".into()));
+        }
+        self.foreign_key(false, true)?;
+        let uri = web_uri(url).map_err(|reason| ("grpc", reason))?;
+        if let Some(service) = &self.service {
+            let name =
+                (1..=256).contains(&service.len()) && service.bytes().all(|b| b.is_ascii_graphic());
+            if !name {
+                return Err((
+                    "service",
+                    "must be 1 to 256 visible ASCII characters".into(),
+                ));
+            }
+        }
+        self.validate_cert_window(&uri)
+    }
+
+    fn validate_cert_window(&self, uri: &http::Uri) -> Result<(), Invalid> {
+        let Some(days) = self.min_cert_validity_days else {
+            return Ok(());
+        };
+        if !(1..=3650).contains(&days) {
+            return Err(("min_cert_validity_days", "must be 1 to 3650".into()));
+        }
+        if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
+            return Err((
+                "min_cert_validity_days",
+                "needs an https:// url: a plain http:// server has no certificate".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The check this table describes (validated before).
     pub(crate) fn check(&self) -> Result<Check, String> {
+        if let Some(url) = &self.grpc {
+            return self.grpc_check(url);
+        }
         let Some(url) = &self.url else {
             let addr = self.tcp.clone().ok_or("needs `tcp` or `url`")?;
             return Ok(Check::Tcp(TcpCheck::new(addr)));
@@ -327,6 +395,23 @@ impl CheckConfig {
         Ok(Check::Http(Box::new(check)))
     }
 
+    #[cfg(feature = "grpc")]
+    fn grpc_check(&self, url: &str) -> Result<Check, String> {
+        let mut check = towerscope_health::GrpcCheck::new(web_uri(url)?);
+        if let Some(service) = &self.service {
+            check = check.service(service.clone());
+        }
+        if let Some(days) = self.min_cert_validity_days {
+            check = check.min_cert_validity(Duration::from_secs(days * 86_400));
+        }
+        Ok(Check::Grpc(Box::new(check)))
+    }
+
+    #[cfg(not(feature = "grpc"))]
+    fn grpc_check(&self, _url: &str) -> Result<Check, String> {
+        Err("needs the `grpc` feature of towerscope".into())
+    }
+
     /// How `/ready` runs it.
     pub(crate) fn options(&self) -> CheckOptions {
         let mut opts = CheckOptions::default().criticality(match self.critical {
@@ -354,6 +439,8 @@ impl Check {
         match self {
             Check::Tcp(check) => health.check(name, check, opts),
             Check::Http(check) => health.check(name, *check, opts),
+            #[cfg(feature = "grpc")]
+            Check::Grpc(check) => health.check(name, *check, opts),
         }
     }
 
@@ -362,6 +449,8 @@ impl Check {
         match self {
             Check::Tcp(check) => probes.probe(name, check),
             Check::Http(check) => probes.probe(name, *check),
+            #[cfg(feature = "grpc")]
+            Check::Grpc(check) => probes.probe(name, *check),
         }
     }
 }

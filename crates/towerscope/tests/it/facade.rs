@@ -799,6 +799,49 @@ async fn health_checks_from_the_configuration() {
     obs.shutdown().await;
 }
 
+/// A `[[health.checks]]` table with `grpc` asks a real tonic server's `grpc.health.v1`.
+#[cfg(feature = "grpc")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_health_checks_from_the_configuration() {
+    use towerscope::health::Status;
+    let (reporter, service) = tonic_health::server::health_reporter();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let file = format!(
+        "[[health.checks]]\nname = \"inventory\"\ngrpc = \"http://{addr}\"\n\
+         service = \"shop.Inventory\"\ncache_secs = 0\n"
+    );
+    let config =
+        towerscope::Config::from_sources(Some(("shop.toml", &file)), |_| None).expect("valid");
+    let obs = Observability::builder("grpc-config")
+        .configure(&config)
+        .expect("applies")
+        .without_logging()
+        .disable(Piece::Tracing)
+        .build()
+        .expect("builds");
+    let health = obs.health().expect("on").clone();
+    reporter
+        .set_service_status("shop.Inventory", tonic_health::ServingStatus::Serving)
+        .await;
+    assert_eq!(health.readiness().await.status, Status::Healthy);
+    reporter
+        .set_service_status("shop.Inventory", tonic_health::ServingStatus::NotServing)
+        .await;
+    let ready = health.readiness().await;
+    assert_eq!(ready.status, Status::Unhealthy);
+    let error = ready.checks["inventory"].error.clone().expect("says why");
+    assert!(error.ends_with("NOT_SERVING"), "{error}");
+    obs.shutdown().await;
+}
+
 /// A file and variables configure the same stack the builder does.
 #[tokio::test(flavor = "current_thread")]
 async fn configuration_from_a_file_and_variables() {
