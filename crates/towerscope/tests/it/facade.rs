@@ -638,23 +638,31 @@ async fn synthetic_probes_are_part_of_the_stack() {
     );
 }
 
+/// Serves `app` on a port of its own on 127.0.0.1 until the test ends.
+async fn serve_router(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
 /// Probes from `[[synthetics.probes]]` (HTTP and TCP) run next to those given in code, on the file's
 /// schedule; `enabled = false` (here from its variable) stops both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthetic_probes_from_the_configuration() {
     use std::time::Duration;
     use towerscope::health::{Synthetics, check_fn};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app: axum::Router = axum::Router::new()
-        .route("/", axum::routing::get(|| async { "the shop" }))
-        .route(
-            "/created",
-            axum::routing::post(|| async { (StatusCode::CREATED, "made") }),
-        );
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = serve_router(
+        axum::Router::new()
+            .route("/", axum::routing::get(|| async { "the shop" }))
+            .route(
+                "/created",
+                axum::routing::post(|| async { (StatusCode::CREATED, "made") }),
+            ),
+    )
+    .await;
     let file = format!(
         "[synthetics]\ninterval_secs = 3600\nfirst_round_after_secs = 3600\n\
          [[synthetics.probes]]\nname = \"home\"\nurl = \"http://{addr}/\"\nbody_contains = \"shop\"\n\
@@ -731,13 +739,10 @@ async fn synthetic_probes_from_the_configuration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_from_the_configuration() {
     use towerscope::health::{CheckOptions, Health, Status, check_fn};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app: axum::Router =
-        axum::Router::new().route("/status", axum::routing::get(|| async { "all green" }));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = serve_router(
+        axum::Router::new().route("/status", axum::routing::get(|| async { "all green" })),
+    )
+    .await;
     // A port nothing listens on: bound, then closed.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
