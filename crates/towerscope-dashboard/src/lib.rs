@@ -15,7 +15,8 @@
 //! | `/api/dashboard/history` | one point per interval (default 5 s, the last hour): p50/p95, request rate, error rate; Core Web Vitals p75 per page |
 //!
 //! The page renders data with `textContent` and SVG elements it creates, never `innerHTML`,
-//! so an alert message containing markup shows as text. A bearer token, if set, protects
+//! so an alert message containing markup shows as text; its content security policy lets
+//! only its own script and style (by their hashes) run and apply. A bearer token, if set, protects
 //! the API and the page alike (the page carries it as `?token=` only if you open it so).
 //!
 #![cfg_attr(feature = "axum", doc = "```no_run")]

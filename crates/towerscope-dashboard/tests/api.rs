@@ -164,6 +164,14 @@ async fn every_card_has_a_number_from_the_live_sources() {
         .expect("resp");
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    let policy = resp.headers()["content-security-policy"]
+        .to_str()
+        .expect("ASCII");
+    assert!(
+        policy.contains("script-src 'sha256-") && !policy.contains("unsafe-inline"),
+        "{policy}"
+    );
+    assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
     let page = String::from_utf8(
         resp.into_body()
             .collect()
@@ -182,6 +190,16 @@ fn the_page_never_puts_data_into_html() {
     assert!(!DASHBOARD_HTML.contains("outerHTML"));
     assert!(!DASHBOARD_HTML.contains("insertAdjacentHTML"));
     assert!(!DASHBOARD_HTML.contains("document.write"));
+    // The policy allows no inline handler and no `style` attribute (only the page's own
+    // script and style element, by their hashes).
+    assert!(!DASHBOARD_HTML.contains(" style="));
+    let markup = DASHBOARD_HTML.split("<script>").next().expect("markup");
+    assert!(
+        !markup
+            .split_whitespace()
+            .any(|word| word.starts_with("on") && word.contains('=')),
+        "an inline event handler"
+    );
     assert!(
         !DASHBOARD_HTML.contains("<script src"),
         "no external script: works offline"

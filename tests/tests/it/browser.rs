@@ -348,6 +348,36 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
         serde_json::json!("undefined"),
         "no injected code ran"
     );
+    // The page's policy (its script and style allowed by hash, nothing else inline): its
+    // own style applies, and a script put into the page runs not.
+    let styled = client
+        .execute(
+            "return [getComputedStyle(document.body).backgroundColor,\
+                     getComputedStyle(document.querySelector('.legend .p95')).backgroundColor];",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(
+        styled,
+        serde_json::json!(["rgb(15, 20, 25)", "rgb(255, 159, 67)"]),
+        "the page's own style applies"
+    );
+    let injected = client
+        .execute(
+            "var s = document.createElement('script');\
+             s.textContent = 'window.__inline = 1;';\
+             document.body.appendChild(s);\
+             return typeof window.__inline;",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(
+        injected,
+        serde_json::json!("undefined"),
+        "an inline script put into the page is blocked"
+    );
     let vitals = client
         .find(Locator::Css("#vitals"))
         .await
