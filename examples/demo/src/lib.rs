@@ -38,7 +38,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 use axum::{Json, Router};
 use opentelemetry_sdk::trace::SdkTracer;
@@ -192,6 +192,42 @@ pub struct Demo {
 /// assert!(page.contains("/rum.js")); // the page reports to RUM
 /// ```
 pub const SHOP_HTML: &str = include_str!("../assets/shop.html");
+
+/// The shop page's script and style, served beside it (`/shop.js`, `/shop.css`).
+const SHOP_JS: &str = include_str!("../assets/shop.js");
+const SHOP_CSS: &str = include_str!("../assets/shop.css");
+
+/// The shop page's `Content-Security-Policy`: scripts and styles from the demo's own
+/// origin only (the page's own files and the RUM collector; nothing inline), requests (the
+/// API calls and the collector's beacons) to it alone. A site that embeds `rum.js` needs
+/// these two: `script-src` allowing where `rum.js` is served from, `connect-src` allowing
+/// its endpoint (`sendBeacon` and `fetch` are both `connect-src`).
+///
+/// ```
+/// let policy = towerscope_demo::SHOP_POLICY;
+/// assert!(policy.contains("script-src 'self';") && !policy.contains("unsafe"));
+/// ```
+pub const SHOP_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
+    frame-ancestors 'none'";
+
+async fn shop_page() -> impl axum::response::IntoResponse {
+    (
+        [(header::CONTENT_SECURITY_POLICY, SHOP_POLICY)],
+        axum::response::Html(SHOP_HTML),
+    )
+}
+
+/// One of the shop page's files.
+fn asset(content_type: &'static str, text: &'static str) -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        text,
+    )
+}
 
 /// The demo's synthetic probes: `(name, path, text the body must contain)` of its
 /// critical read paths (user 1 is seeded; a 200 without it is a broken page).
@@ -476,7 +512,15 @@ impl Demo {
             // The demo's stand-in for authentication, outside: the access log sees the user.
             .layer(axum::middleware::from_fn(demo_auth))
             // Not measured: the shop page and the operational endpoints.
-            .route("/", get(|| async { axum::response::Html(SHOP_HTML) }))
+            .route("/", get(shop_page))
+            .route(
+                "/shop.js",
+                get(|| async { asset("text/javascript; charset=utf-8", SHOP_JS) }),
+            )
+            .route(
+                "/shop.css",
+                get(|| async { asset("text/css; charset=utf-8", SHOP_CSS) }),
+            )
             .merge(obs.router());
         Ok(Self {
             router,

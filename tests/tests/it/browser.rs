@@ -127,6 +127,29 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
             .expect("click");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // The shop runs under a strict policy (scripts and styles from its own origin, none
+    // inline): its files apply, the clicks above reached the API through them (the RUM
+    // metrics below), and a script put into the page runs not.
+    let shop = client
+        .execute(
+            "var s = document.createElement('script');\
+             s.textContent = 'window.__inline = 1;';\
+             document.body.appendChild(s);\
+             return [getComputedStyle(document.getElementById('out')).backgroundColor,\
+                     document.getElementById('out').textContent, typeof window.__inline];",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(
+        shop,
+        serde_json::json!([
+            "rgb(240, 243, 246)",
+            "a JavaScript error was thrown",
+            "undefined"
+        ]),
+        "the shop's style applies, its script ran, an inline script is blocked"
+    );
     // A mark in the page's script state: it survives only a back/forward cache restore.
     client
         .execute("window.__leftOnce = true;", vec![])

@@ -145,6 +145,45 @@ async fn shop_routes_and_business_metrics() {
 }
 
 #[tokio::test]
+async fn the_shop_page_is_served_with_its_policy_and_its_files() {
+    let demo = Demo::new(Config::default()).await.expect("demo");
+    let get = |uri: &'static str| {
+        let router = demo.router();
+        async move {
+            let req = axum::http::Request::get(uri)
+                .body(Body::empty())
+                .expect("request");
+            router.oneshot(req).await.expect("infallible")
+        }
+    };
+    let page = get("/").await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        page.headers()["content-security-policy"],
+        towerscope_demo::SHOP_POLICY
+    );
+    // Nothing inline for the policy to block: the page's script and style are files.
+    let html = towerscope_demo::SHOP_HTML;
+    assert!(!html.contains("<script>") && !html.contains("<style") && !html.contains(" style="));
+    for (uri, content_type, text) in [
+        (
+            "/shop.js",
+            "text/javascript; charset=utf-8",
+            "addEventListener(\"click\"",
+        ),
+        ("/shop.css", "text/css; charset=utf-8", "#out {"),
+    ] {
+        assert!(html.contains(uri), "the page links {uri}");
+        let resp = get(uri).await;
+        assert_eq!(resp.status(), 200, "{uri}");
+        assert_eq!(resp.headers()["content-type"], content_type);
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        assert!(String::from_utf8_lossy(&bytes).contains(text), "{uri}");
+    }
+}
+
+#[tokio::test]
 async fn health_and_readiness_answer() {
     let demo = Demo::new(Config::default()).await.expect("demo");
     let (status, body) = call(&demo, "GET", "/health", "").await;
