@@ -34,7 +34,10 @@ use towerscope::trace::NoopExporter;
 use tracing::Level;
 
 fn app() -> Router {
-    Router::new().route("/users/{id}", get(|| async { r#"{"id":1,"name":"ada"}"# }))
+    Router::new()
+        .route("/users/{id}", get(|| async { r#"{"id":1,"name":"ada"}"# }))
+        // Before the layers, so that unknown paths pass them after the merge too.
+        .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
 }
 
 #[tokio::main]

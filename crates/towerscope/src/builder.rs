@@ -1018,6 +1018,8 @@ impl ObservabilityBuilder {
 /// let obs = Observability::builder("shop").version("1.0.0").without_logging().build()?;
 /// let app: axum::Router = axum::Router::new()
 ///     .route("/users/{id}", axum::routing::get(|| async { "user" }))
+///     // Before `.layer`: unknown paths go through the layers too (as `unmatched`).
+///     .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
 ///     .layer(obs.layer())
 ///     // Merged after `.layer(...)`: scrapes and dashboard polls are not measured.
 ///     .merge(obs.router());
@@ -1239,7 +1241,10 @@ impl Observability {
     /// The operational endpoints as an axum router: `/metrics`, `/health`, `/ready`,
     /// `/dashboard`, `/api/dashboard/*`, `/rum.js`, `/api/rum` (the pieces that are on).
     /// Merge it into the application after `.layer(obs.layer())`, or serve it on an admin
-    /// port.
+    /// port. Merged, it brings axum's default fallback, which replaces the application's
+    /// when that is the default too, outside the layers: give the application a fallback
+    /// before `.layer(...)` (see [`Observability`]), or requests for unknown paths pass
+    /// no layer.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

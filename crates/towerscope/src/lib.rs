@@ -19,6 +19,8 @@
 //!         .build()?;
 //!     let app = Router::new()
 //!         .route("/users/{id}", get(|| async { "user" }))
+//!         // Before `.layer`: unknown paths go through the layers too (as `unmatched`).
+//!         .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
 //!         .layer(obs.layer()) // request ID, span, metrics, access log, panic → 500
 //!         .merge(obs.router()); // /metrics, /health, /ready, /dashboard, /rum.js, /api/rum
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;

@@ -501,6 +501,10 @@ impl Demo {
             .route("/error", get(error))
             .route("/panic", get(panic_route))
             .route("/login", axum::routing::post(login))
+            // Unknown paths too go through the layers (a fallback given before `.layer`
+            // survives the merge below; axum's default one would be replaced by the merged
+            // router's, outside the layers): counted as `unmatched`, logged, traced.
+            .fallback(|| async { StatusCode::NOT_FOUND })
             .with_state(state);
         let api = if config.request_layers {
             // Request ID → server span → metrics (+ in-flight) → access log → panic → 500.

@@ -137,6 +137,8 @@ async fn the_facade_around_axum_tonic_and_hyper() {
                 "never"
             }),
         )
+        // Given before `.layer`, the fallback is inside the layers and survives the merge.
+        .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(obs.layer())
         .merge(obs.router());
     let axum_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -274,6 +276,29 @@ async fn the_facade_around_axum_tonic_and_hyper() {
         panicked[0]
     );
 
+    // An unknown path (a scanner's): through the layers like any request, its route the
+    // one fixed `unmatched` (counted in the metrics below), never the path.
+    let (status, headers, _) = get(
+        &client,
+        format!("http://{axum_addr}/wp-admin/setup.php"),
+        &[("x-request-id", "axum-404-1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(headers["x-request-id"], "axum-404-1");
+    let unknown_line = wait_for("the 404 access line", || access_line(&lines, "axum-404-1")).await;
+    assert_eq!(unknown_line["status"], 404);
+    assert_eq!(unknown_line["route"], "unmatched");
+    let unknown_span = wait_for("the 404 span", || {
+        span_with_request_id(&exporter, "axum-404-1")
+    })
+    .await;
+    assert_eq!(unknown_span.name, "GET");
+    assert_eq!(
+        unknown_line["trace_id"],
+        unknown_span.span_context.trace_id().to_string().as_str()
+    );
+
     // --- tonic: the gRPC path is the route, the status comes from the trailers.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
         .expect("endpoint")
@@ -379,6 +404,18 @@ async fn the_facade_around_axum_tonic_and_hyper() {
             .any(|l| l.contains(&format!("trace_id=\"{trace_id}\""))),
         "the axum request's span is the exemplar (metrics inside the span):\n{}",
         users.join("\n")
+    );
+    let unknown = samples(
+        &text,
+        "http_server_requests_total",
+        &[
+            "http_route=\"unmatched\"",
+            "http_response_status_code=\"404\"",
+        ],
+    );
+    assert!(
+        unknown.iter().any(|l| l.ends_with(" 1")) && !text.contains("wp-admin"),
+        "the unknown path is counted as unmatched, and its path is nowhere:\n{text}"
     );
     let panics = samples(&text, "http_server_errors_total", &["error_type=\"panic\""]);
     let counted: HashMap<&str, bool> = [("/boom", false), ("/hyper/*", false)]

@@ -184,6 +184,27 @@ async fn the_shop_page_is_served_with_its_policy_and_its_files() {
 }
 
 #[tokio::test]
+async fn unknown_paths_are_observed_as_unmatched() {
+    let demo = Demo::new(Config::default()).await.expect("demo");
+    // `call` checks the response carries its request ID.
+    assert_eq!(call(&demo, "GET", "/wp-login.php", "").await.0, 404);
+    assert_eq!(call(&demo, "POST", "/.env", "").await.0, 404);
+    let text = demo.metrics().encode(Format::Prometheus);
+    for method in ["GET", "POST"] {
+        assert!(
+            text.contains(&format!(
+                "http_server_requests_total{{http_request_method=\"{method}\",http_route=\"unmatched\",http_response_status_code=\"404\"}} 1\n"
+            )),
+            "{text}"
+        );
+    }
+    assert!(
+        !text.contains("wp-login") && !text.contains(".env"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn health_and_readiness_answer() {
     let demo = Demo::new(Config::default()).await.expect("demo");
     let (status, body) = call(&demo, "GET", "/health", "").await;
