@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use anyhow::Context as _;
 use clap::Parser;
 use prometheus_client::registry::Registry;
 use towerscope_demo::{Config, Demo};
@@ -59,7 +60,8 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> anyhow::Result<()> {
+    // An error ends the process with its message and causes (anyhow's report), exit code 1.
     let args = Args::parse();
     if let Some(Command::ExportDashboard) = args.command {
         print!(
@@ -130,7 +132,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         request_layers: !args.no_request_layers,
         ..Config::default()
     };
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
     // The shop's critical paths, probed through its own listener every 15 s (from when
     // it serves).

@@ -1,6 +1,7 @@
 //! `towerscope-grpc-example`: the orders gRPC service on 127.0.0.1:50051 and its
 //! operational endpoints on 127.0.0.1:9464.
 
+use anyhow::Context as _;
 use clap::Parser;
 use towerscope_log::Logging;
 use towerscope_trace::TracingConfig;
@@ -18,7 +19,8 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn main() -> anyhow::Result<()> {
+    // An error ends the process with its message and causes (anyhow's report), exit code 1.
     let args = Args::parse();
     let tracing = TracingConfig::new("towerscope-grpc-example")
         .version(env!("CARGO_PKG_VERSION"))
@@ -27,14 +29,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let _logging = Logging::builder()
         .with_layer(towerscope_trace::tracing_layer(tracing.tracer()))
         .init()?;
-    let grpc = tokio::net::TcpListener::bind(args.addr).await?;
-    let ops = tokio::net::TcpListener::bind(args.ops_addr).await?;
+    let grpc = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let ops = tokio::net::TcpListener::bind(args.ops_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.ops_addr))?;
     tracing::info!(grpc = %grpc.local_addr()?, ops = %ops.local_addr()?, "orders service listening");
     towerscope_grpc_example::Example::new(tracing.tracer())
         .serve(grpc, ops, async {
             let _ = tokio::signal::ctrl_c().await;
         })
-        .await?;
+        .await
+        .map_err(anyhow::Error::from_boxed)?;
     tokio::task::spawn_blocking(move || tracing.shutdown()).await??;
     Ok(())
 }

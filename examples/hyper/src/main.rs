@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use anyhow::Context as _;
 use clap::Parser;
 use towerscope::{Config, Observability};
 
@@ -22,14 +23,19 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn main() -> anyhow::Result<()> {
+    // An error ends the process with its message and causes (anyhow's report), exit code 1.
     let args = Args::parse();
     let config = Config::load(args.config.as_deref())?;
     let obs = towerscope_hyper_example::observability(
         Observability::builder("towerscope-hyper-example").configure(&config)?,
     )?;
-    let app = tokio::net::TcpListener::bind(args.addr).await?;
-    let admin = tokio::net::TcpListener::bind(args.admin_addr).await?;
+    let app = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let admin = tokio::net::TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.admin_addr))?;
     tracing::info!(
         api = %app.local_addr()?,
         admin = %admin.local_addr()?,

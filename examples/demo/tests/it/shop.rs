@@ -298,3 +298,53 @@ fn export_dashboard_prints_a_grafana_dashboard_for_the_demo() {
         .expect("a business panel");
     assert_eq!(mean["fieldConfig"]["defaults"]["decimals"], 2);
 }
+
+#[test]
+fn a_failed_start_says_why_in_words_and_exits_with_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let dir = std::env::temp_dir().join(format!("towerscope-demo-start-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let rules = dir.join("bad.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: X\n    signal: error_rate\n    op: \">\"\n    threshold: 5\n",
+    )
+    .expect("write rules");
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    for (args, says) in [
+        (
+            vec!["--addr", addr.as_str()],
+            format!("Error: cannot listen on {addr}\n\nCaused by:\n    "),
+        ),
+        (
+            vec![
+                "--addr",
+                free.as_str(),
+                "--rules",
+                rules.to_str().expect("utf-8"),
+            ],
+            format!("Error: {}: rule X: unknown field `op`", rules.display()),
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
+            .args(&args)
+            .env("RUST_BACKTRACE", "0")
+            .env("RUST_LIB_BACKTRACE", "0")
+            .output()
+            .expect("run the demo binary");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(&says), "{args:?}: {stderr}");
+        // The message, not the error's `Debug` form.
+        assert!(
+            !stderr.contains("Os {") && !stderr.contains("RuleFileError {"),
+            "{stderr}"
+        );
+    }
+    drop(taken);
+    let _ = std::fs::remove_dir_all(&dir);
+}
