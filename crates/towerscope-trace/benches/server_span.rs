@@ -52,19 +52,42 @@ fn provider(sampler: Sampler) -> SdkTracerProvider {
         .build()
 }
 
-/// The direct-SDK floor: a span per request, ended when the response future completes.
+/// The direct-SDK floor: a span per request, ended when the response future completes
+/// (`at_head`, the issue's layer); or made to end it when the response body ends, as the
+/// issue asks of ours (`with_body`): the span then moves into a body wrapper that ends it
+/// when the body is dropped (after its last frame, or abandoned), boxed into axum's `Body`
+/// as `Router::layer` boxes any wrapped body.
 #[derive(Clone)]
-struct DirectLayer(SdkTracer);
+struct DirectLayer {
+    tracer: SdkTracer,
+    with_body: bool,
+}
+
+impl DirectLayer {
+    fn at_head(tracer: SdkTracer) -> Self {
+        Self {
+            tracer,
+            with_body: false,
+        }
+    }
+
+    fn with_body(tracer: SdkTracer) -> Self {
+        Self {
+            tracer,
+            with_body: true,
+        }
+    }
+}
 
 impl<S> Layer<S> for DirectLayer {
     type Service = Direct<S>;
     fn layer(&self, inner: S) -> Direct<S> {
-        Direct(inner, self.0.clone())
+        Direct(inner, self.clone())
     }
 }
 
 #[derive(Clone)]
-struct Direct<S>(S, SdkTracer);
+struct Direct<S>(S, DirectLayer);
 
 impl<S, B> Service<Request<B>> for Direct<S>
 where
@@ -80,15 +103,16 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let mut span = self
-            .1
+        let tracer = &self.1.tracer;
+        let mut span = tracer
             .span_builder(format!("{} {}", req.method(), req.uri().path()))
             .with_kind(SpanKind::Server)
             .with_attributes([KeyValue::new(
                 "http.request.method",
                 req.method().as_str().to_owned(),
             )])
-            .start(&self.1);
+            .start(tracer);
+        let with_body = self.1.with_body;
         let fut = self.0.call(req);
         Box::pin(async move {
             let res = fut.await;
@@ -98,61 +122,13 @@ where
                     i64::from(r.status().as_u16()),
                 ));
             }
-            span.end();
-            res
-        })
-    }
-}
-
-/// The direct-SDK layer made to end its span when the response body ends (as the issue
-/// asks of ours), not at the response head: the span moves into a body wrapper that ends
-/// it when the body is dropped (after its last frame, or abandoned), boxed into axum's
-/// `Body` as `Router::layer` boxes any wrapped body.
-#[derive(Clone)]
-struct DirectBodyLayer(SdkTracer);
-
-impl<S> Layer<S> for DirectBodyLayer {
-    type Service = DirectBody<S>;
-    fn layer(&self, inner: S) -> DirectBody<S> {
-        DirectBody(inner, self.0.clone())
-    }
-}
-
-#[derive(Clone)]
-struct DirectBody<S>(S, SdkTracer);
-
-impl<S, B> Service<Request<B>> for DirectBody<S>
-where
-    S: Service<Request<B>, Response = Response<Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let span = self
-            .1
-            .span_builder(format!("{} {}", req.method(), req.uri().path()))
-            .with_kind(SpanKind::Server)
-            .with_attributes([KeyValue::new(
-                "http.request.method",
-                req.method().as_str().to_owned(),
-            )])
-            .start(&self.1);
-        let fut = self.0.call(req);
-        Box::pin(async move {
-            let mut span = span;
-            let res = fut.await?;
-            span.set_attribute(KeyValue::new(
-                "http.response.status_code",
-                i64::from(res.status().as_u16()),
-            ));
-            Ok(res.map(|inner| Body::new(SpanBody { inner, span })))
+            match res {
+                Ok(r) if with_body => Ok(r.map(|inner| Body::new(SpanBody { inner, span }))),
+                res => {
+                    span.end();
+                    res
+                }
+            }
         })
     }
 }
@@ -296,7 +272,7 @@ fn main() {
         ),
         (
             "direct-SDK minimal layer, sampled",
-            router_runner(app().layer(DirectLayer(on.clone())), "/users/7"),
+            router_runner(app().layer(DirectLayer::at_head(on.clone())), "/users/7"),
         ),
         (
             "tower-http TraceLayer (INFO) + tracing-opentelemetry",
@@ -318,7 +294,7 @@ fn main() {
         ),
         (
             "direct-SDK minimal layer, sampled out",
-            router_runner(app().layer(DirectLayer(off.clone())), "/users/7"),
+            router_runner(app().layer(DirectLayer::at_head(off.clone())), "/users/7"),
         ),
         (
             "floor: pass-through body-wrapping layer",
@@ -359,7 +335,7 @@ fn main() {
         ),
         (
             "direct-SDK minimal layer, sampled, its span ended with the body",
-            router_runner(app().layer(DirectBodyLayer(on.clone())), "/users/7"),
+            router_runner(app().layer(DirectLayer::with_body(on.clone())), "/users/7"),
         ),
     ];
     let o = table(
