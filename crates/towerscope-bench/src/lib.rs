@@ -112,9 +112,24 @@ fn counted<R>(f: impl FnOnce() -> R) -> (R, stats_alloc::Stats) {
 }
 
 /// Times `n` requests through a stack.
+///
+/// ```
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let svc = tower::service_fn(|_req: http::Request<axum::body::Body>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+/// });
+/// let mut run: towerscope_bench::Runner = towerscope_bench::runner(svc, "/");
+/// let took = run(&rt, 10); // ten requests, each body read to its end
+/// # let _ = took;
+/// ```
 pub type Runner = Box<dyn FnMut(&tokio::runtime::Runtime, usize) -> Duration>;
 
 /// Run length.
+///
+/// ```
+/// let short = towerscope_bench::Settings { rounds: 3, batch: 100 };
+/// assert_eq!(short.rounds * short.batch, 300);
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     /// Rounds (each times one batch of every stack).
@@ -126,6 +141,11 @@ pub struct Settings {
 impl Settings {
     /// `BENCH_ROUNDS` (default 31) and `BENCH_BATCH` (default 20000); a short smoke run when
     /// the binary is run by `cargo test --benches` (`--test` argument).
+    ///
+    /// ```
+    /// let settings = towerscope_bench::Settings::from_env();
+    /// assert!(settings.rounds > 0 && settings.batch > 0);
+    /// ```
     pub fn from_env() -> Self {
         if std::env::args().any(|a| a == "--test") {
             return Self {
@@ -152,6 +172,10 @@ impl Settings {
 /// A request with no headers at all has an empty `HeaderMap`, which allocates on its first
 /// insert; a real one never starts empty, so a layer that writes a request header pays for
 /// that allocation only in a benchmark of header-less requests.
+///
+/// ```
+/// assert_eq!(towerscope_bench::CURL_HEADERS[0].0, "host");
+/// ```
 pub const CURL_HEADERS: &[(&str, &str)] = &[
     ("host", "127.0.0.1:8080"),
     ("user-agent", "curl/7.88.1"),
@@ -159,6 +183,14 @@ pub const CURL_HEADERS: &[(&str, &str)] = &[
 ];
 
 /// A runner sending `GET uri` through `svc`, collecting each response body to its end.
+///
+/// ```
+/// let svc = tower::service_fn(|_req: http::Request<axum::body::Body>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+/// });
+/// let run = towerscope_bench::runner(svc, "/users/7");
+/// # let _ = run;
+/// ```
 pub fn runner<S, B>(svc: S, uri: &'static str) -> Runner
 where
     S: Service<Request<Body>, Response = Response<B>> + 'static,
@@ -290,6 +322,18 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Interleaves the stacks, prints a markdown table, returns the overheads over the first
 /// stack (same order).
+///
+/// ```no_run
+/// use towerscope_bench::{PassLayer, Settings, router_runner, table};
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let app = || axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+/// let mut stacks = vec![
+///     ("bare router", router_runner(app(), "/")),
+///     ("pass-through layer", router_runner(app().layer(PassLayer), "/")),
+/// ];
+/// let overheads = table("per request", &rt, &mut stacks, Settings::from_env());
+/// assert_eq!(overheads[0], 0.0); // the first stack is the baseline
+/// ```
 pub fn table(
     title: &str,
     rt: &tokio::runtime::Runtime,
@@ -375,6 +419,11 @@ fn profile(
 }
 
 /// Bytes and allocations one call of `f` makes.
+///
+/// ```
+/// let (v, bytes, count) = towerscope_bench::allocations(|| vec![0u8; 64]);
+/// assert_eq!((v.len(), bytes, count), (64, 64, 1));
+/// ```
 pub fn allocations<R>(f: impl FnOnce() -> R) -> (R, usize, usize) {
     let (r, stats) = counted(f);
     let bytes = stats.bytes_allocated + stats.bytes_reallocated.max(0) as usize;
@@ -395,6 +444,11 @@ pub fn allocations<R>(f: impl FnOnce() -> R) -> (R, usize, usize) {
 pub struct PassLayer;
 
 /// The observer of [`PassLayer`]: does nothing.
+///
+/// ```
+/// fn observer<O: towerscope_core::Observer>(_: O) {}
+/// observer(towerscope_bench::Nothing);
+/// ```
 #[derive(Debug)]
 pub struct Nothing;
 
@@ -410,6 +464,12 @@ impl<S> tower::Layer<S> for PassLayer {
 }
 
 /// The service of [`PassLayer`].
+///
+/// ```
+/// use tower::Layer as _;
+/// let svc: towerscope_bench::Pass<()> = towerscope_bench::PassLayer.layer(());
+/// # let _ = svc;
+/// ```
 #[derive(Debug, Clone)]
 pub struct Pass<S>(S);
 

@@ -3,6 +3,15 @@
 use http::{HeaderMap, HeaderValue, Uri, header::Keys};
 
 /// Most distinct names a header map may hold for [`small_header_names`] to give them.
+///
+/// ```
+/// use towerscope_core::{HEADER_SCAN_LIMIT, small_header_names};
+/// let mut headers = http::HeaderMap::new();
+/// for i in 0..=HEADER_SCAN_LIMIT {
+///     headers.insert(http::HeaderName::try_from(format!("x-h{i}")).unwrap(), "1".parse().unwrap());
+/// }
+/// assert!(small_header_names(&headers).is_none()); // one name too many: look names up
+/// ```
 pub const HEADER_SCAN_LIMIT: usize = 16;
 
 /// The names of a small header map, for finding out which of a few non-standard names it

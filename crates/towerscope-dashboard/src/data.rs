@@ -112,6 +112,10 @@ pub struct Stat {
 
 impl Stat {
     /// The longest label kept (longer ones are cut at a character boundary).
+    ///
+    /// ```
+    /// assert_eq!(towerscope_dashboard::Stat::MAX_LABEL, 80);
+    /// ```
     pub const MAX_LABEL: usize = 80;
 
     /// `signal` under `label`, unscaled, over the last five minutes.

@@ -14,9 +14,22 @@ use prometheus_client::registry::Registry;
 use crate::check::{HealthCheck, millis, run_once, unix_seconds};
 
 /// The shortest interval between rounds; a shorter one is taken as this.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(towerscope_health::MIN_PROBE_INTERVAL, Duration::from_millis(100));
+/// let b = towerscope_health::Synthetics::builder().every(Duration::from_millis(1)); // runs every 100 ms
+/// # let _ = b;
+/// ```
 pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The longest a probe name may be.
+///
+/// ```
+/// use towerscope_health::{MAX_PROBE_NAME, valid_probe_name};
+/// assert!(valid_probe_name(&"a".repeat(MAX_PROBE_NAME)));
+/// assert!(!valid_probe_name(&"a".repeat(MAX_PROBE_NAME + 1)));
+/// ```
 pub const MAX_PROBE_NAME: usize = 64;
 
 /// Whether `name` may name a probe: 1 to [`MAX_PROBE_NAME`] characters of letters, digits,

@@ -203,6 +203,11 @@ struct SystemState {
 
 /// At most this many network interfaces are reported (the first by name): a host with a
 /// virtual interface per container can have hundreds.
+///
+/// ```
+/// // At most this many `device` label values per network family.
+/// assert_eq!(towerscope_metrics::MAX_NETWORK_INTERFACES, 32);
+/// ```
 pub const MAX_NETWORK_INTERFACES: usize = 32;
 
 /// The guide's system metrics (CPU %, memory used, disk usage %, network I/O), read at

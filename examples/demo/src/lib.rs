@@ -231,6 +231,11 @@ fn asset(content_type: &'static str, text: &'static str) -> impl axum::response:
 
 /// The demo's synthetic probes: `(name, path, text the body must contain)` of its
 /// critical read paths (user 1 is seeded; a 200 without it is a broken page).
+///
+/// ```
+/// let (name, path, _) = towerscope_demo::SYNTHETIC_PROBES[0];
+/// assert_eq!((name, path), ("orders", "/orders"));
+/// ```
 pub const SYNTHETIC_PROBES: [(&str, &str, Option<&str>); 2] = [
     ("orders", "/orders", None),
     ("user", "/users/1", Some(r#""id":1"#)),
