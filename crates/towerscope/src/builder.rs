@@ -1112,6 +1112,8 @@ impl Observability {
     #[cfg_attr(not(feature = "axum"), doc = "```ignore")]
     /// # async fn run(obs: towerscope::Observability, app: axum::Router) -> std::io::Result<()> {
     /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// // Connect info (the peer's address) works with the tracked listener too.
+    /// let app = app.into_make_service_with_connect_info::<towerscope::core::PeerAddr>();
     /// match obs.connections() {
     ///     Some(tracker) => axum::serve(tracker.listener(listener), app).await,
     ///     None => axum::serve(listener, app).await,

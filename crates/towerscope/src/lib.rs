@@ -24,6 +24,8 @@
 //!         .layer(obs.layer()) // request ID, span, metrics, access log, panic → 500
 //!         .merge(obs.router()); // /metrics, /health, /ready, /dashboard, /rum.js, /api/rum
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     // Connect info: client addresses in the access log, RUM beacons rate limited per client.
+//!     let app = app.into_make_service_with_connect_info::<towerscope::core::PeerAddr>();
 //!     match obs.connections() {
 //!         Some(tracker) => axum::serve(tracker.listener(listener), app).await?,
 //!         None => axum::serve(listener, app).await?,

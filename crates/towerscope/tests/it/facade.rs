@@ -146,6 +146,8 @@ async fn the_facade_around_axum_tonic_and_hyper() {
         .expect("bind");
     let axum_addr = axum_listener.local_addr().expect("addr");
     let tracker = obs.connections().expect("metrics on").clone();
+    // As documented: the tracked listener, and connect info for the client's address.
+    let app = app.into_make_service_with_connect_info::<towerscope::core::PeerAddr>();
     tokio::spawn(async move { axum::serve(tracker.listener(axum_listener), app).await });
 
     // tonic: the standard health service behind the same layer
@@ -230,6 +232,7 @@ async fn the_facade_around_axum_tonic_and_hyper() {
     assert_eq!(access["trace_id"], trace_id.as_str());
     assert_eq!(access["span_id"], span_id.as_str());
     assert_eq!(access["route"], "/users/{id}");
+    assert_eq!(access["client_addr"], "127.0.0.1");
     // The handler's own event carries both IDs too.
     let handler_event = lines
         .json_lines()
