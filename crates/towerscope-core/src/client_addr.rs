@@ -127,7 +127,8 @@ const MAX_HOPS: usize = 32;
 
 /// The peer address of a request's connection, from its extensions: [`PeerAddr`](crate::PeerAddr)
 /// (as plain extension or axum connect info), or axum's `ConnectInfo<SocketAddr>`, or a
-/// `SocketAddr` a hyper accept loop inserted.
+/// `SocketAddr` a hyper accept loop inserted, or (feature `tonic`) the `TcpConnectInfo` a
+/// tonic server puts into every request.
 ///
 /// ```
 /// use towerscope_core::{PeerAddr, peer_ip};
@@ -148,9 +149,17 @@ pub fn peer_ip(ext: &Extensions) -> Option<IpAddr> {
             return Some(info.0.ip());
         }
     }
-    ext.get::<crate::PeerAddr>()
+    let found = ext
+        .get::<crate::PeerAddr>()
         .map(|p| p.0.ip())
-        .or_else(|| ext.get::<SocketAddr>().map(SocketAddr::ip))
+        .or_else(|| ext.get::<SocketAddr>().map(SocketAddr::ip));
+    #[cfg(feature = "tonic")]
+    let found = found.or_else(|| {
+        ext.get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|info| info.remote_addr())
+            .map(|addr| addr.ip())
+    });
+    found
 }
 
 /// The client address: the peer, unless the peer is a trusted proxy, in which case the
@@ -215,6 +224,26 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpRange])
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "tonic")]
+    #[tokio::test]
+    async fn a_tonic_server_connection_gives_the_peer() {
+        use tonic::transport::server::Connected as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let client = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server_side, _) = listener.accept().await.expect("accept");
+        // What tonic's server inserts into each request of the connection.
+        let mut ext = Extensions::new();
+        ext.insert(server_side.connect_info());
+        assert_eq!(peer_ip(&ext), Some(client.local_addr().expect("addr").ip()));
+        // A `PeerAddr` set by the application is preferred.
+        ext.insert(crate::PeerAddr("192.0.2.1:9".parse().expect("addr")));
+        assert_eq!(peer_ip(&ext), Some("192.0.2.1".parse().expect("ip")));
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

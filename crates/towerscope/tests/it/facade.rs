@@ -346,6 +346,8 @@ async fn the_facade_around_axum_tonic_and_hyper() {
         span.span_context.trace_id().to_string().as_str()
     );
     assert_eq!(access["route"], "/grpc.health.v1.Health/Check");
+    // tonic's connect info (the facade's `tonic` feature).
+    assert_eq!(access["client_addr"], "127.0.0.1");
 
     // --- hyper: routes from the classifier, the same IDs and spans.
     let (status, headers, body) = get(
