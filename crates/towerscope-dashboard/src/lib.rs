@@ -16,8 +16,9 @@
 //!
 //! The page renders data with `textContent` and SVG elements it creates, never `innerHTML`,
 //! so an alert message containing markup shows as text; its content security policy lets
-//! only its own script and style (by their hashes) run and apply. A bearer token, if set, protects
-//! the API and the page alike (the page carries it as `?token=` only if you open it so).
+//! only its own script and style (by their hashes) run and apply. A bearer token, if set,
+//! protects the API and the page alike (the page carries it as `?token=` only if you open
+//! it so).
 //!
 #![cfg_attr(feature = "axum", doc = "```no_run")]
 #![cfg_attr(not(feature = "axum"), doc = "```ignore")]

@@ -55,6 +55,9 @@
 //! - `grpc`: `grpc.health.v1` checks of dependencies from the configuration file
 //!   (`[[health.checks]] grpc = "…"`, see [`config::CheckConfig`]); towerscope-health's
 //!   `grpc` feature.
+//! - `tonic`: the client address of each call to a tonic server behind [`Observability::layer`]
+//!   (from the connect info tonic puts into its requests) in the access log;
+//!   towerscope-core's `tonic` feature.
 
 pub mod config;
 pub mod monitoring;
