@@ -45,7 +45,14 @@ struct Metrics {
 /// # async fn run(tracker: towerscope_metrics::ConnectionTracker) -> std::io::Result<()> {
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 /// loop {
-///     let (stream, _peer) = listener.accept().await?;
+///     let (stream, _peer) = match listener.accept().await {
+///         Ok(accepted) => accepted,
+///         Err(_) => {
+///             // Out of file descriptors and the like: pause (as `axum::serve` does), go on.
+///             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+///             continue;
+///         }
+///     };
 ///     let io = hyper_util::rt::TokioIo::new(tracker.track(stream));
 ///     // hyper::server::conn::http1::Builder::new().serve_connection(io, service) ...
 /// #   drop(io);

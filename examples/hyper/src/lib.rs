@@ -13,6 +13,11 @@
 //! | `GET /fail` | always 503 |
 //! | `GET /panic` | panics (caught: 500) |
 //!
+//! Every route answers `GET` and `HEAD`; any other method gets 405 with `Allow: GET, HEAD`.
+//! The accept loops survive accept errors the way `axum::serve` does: an error about one
+//! connection (reset, aborted) is skipped, any other (out of file descriptors) is logged
+//! and retried after a second, so it neither ends the server nor spins.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! let obs = towerscope_hyper_example::observability(towerscope::Observability::builder("catalogue"))?;
@@ -27,7 +32,7 @@ use std::convert::Infallible;
 use std::future::Future;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, header};
+use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -97,6 +102,16 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
 /// # }
 /// ```
 pub async fn handle<B>(request: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        let mut response = json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            serde_json::json!({"error": "method not allowed"}),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, http::HeaderValue::from_static("GET, HEAD"));
+        return Ok(response);
+    }
     let path = request.uri().path();
     let response = match path {
         "/products" => json(
@@ -190,14 +205,8 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = app.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
+            accepted = accept(&app, "api") => {
+                let (stream, peer) = accepted;
                 // The peer address, for the access log's `client_addr`.
                 let service = tower::ServiceBuilder::new()
                     .map_request(move |mut req: Request<Incoming>| {
@@ -210,17 +219,40 @@ pub async fn serve(
                     None => spawn_connection(&graceful, stream, service),
                 }
             }
-            accepted = admin.accept() => {
-                match accepted {
-                    Ok((stream, _)) => spawn_connection(&graceful, stream, ops.clone()),
-                    Err(e) => tracing::warn!(error = %e, "admin accept failed"),
-                }
+            (stream, _) = accept(&admin, "admin") => {
+                spawn_connection(&graceful, stream, ops.clone());
             }
             () = &mut shutdown => break,
         }
     }
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The next connection on `listener`. An error about that one connection (reset or aborted
+/// before it was accepted) is skipped; any other (`EMFILE`: out of file descriptors) is
+/// logged and retried after a second, as `axum::serve` does: returning it would end the
+/// server, retrying at once would spin and flood the log while the condition lasts.
+async fn accept(
+    listener: &tokio::net::TcpListener,
+    name: &'static str,
+) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                ) => {}
+            Err(e) => {
+                tracing::error!(listener = name, error = %e, "accept failed; retrying in 1 s");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// Serves one connection (HTTP/1.1 or HTTP/2) on a task, watched for graceful shutdown.
