@@ -13,7 +13,7 @@ use towerscope_core::{
 };
 
 use crate::server::{cut, end_rpc, protocol_version};
-use crate::{B3Format, TRACEPARENT, TRACESTATE, TraceParent};
+use crate::{B3Format, Propagators, TRACEPARENT, TRACESTATE, TraceParent};
 
 /// Records a client span for every outgoing request and injects its context
 /// (`traceparent`, `tracestate`, `baggage`) into the request headers, so the service called
@@ -34,7 +34,8 @@ use crate::{B3Format, TRACEPARENT, TRACESTATE, TraceParent};
 /// - **End:** when the response body ends, or is dropped.
 ///
 /// Use it around any tower HTTP client: a hyper-util `Client`, a tonic `Channel`.
-/// For reqwest, which is not a tower service, inject by hand with [`inject`].
+/// For reqwest, which is not a tower service, inject by hand with [`inject`] (or
+/// [`Propagators::inject`]).
 ///
 /// ```
 /// use opentelemetry::trace::TracerProvider as _;
@@ -50,7 +51,7 @@ use crate::{B3Format, TRACEPARENT, TRACESTATE, TraceParent};
 pub struct TraceClientLayer<T> {
     tracer: Arc<T>,
     server: Option<(Arc<str>, Option<u16>)>,
-    b3: Option<B3Format>,
+    propagators: Propagators,
 }
 
 impl<T> Clone for TraceClientLayer<T> {
@@ -58,7 +59,7 @@ impl<T> Clone for TraceClientLayer<T> {
         Self {
             tracer: self.tracer.clone(),
             server: self.server.clone(),
-            b3: self.b3,
+            propagators: self.propagators,
         }
     }
 }
@@ -96,7 +97,7 @@ impl<T> TraceClientLayer<T> {
         Self {
             tracer: Arc::new(tracer),
             server: None,
-            b3: None,
+            propagators: Propagators::default(),
         }
     }
 
@@ -111,7 +112,26 @@ impl<T> TraceClientLayer<T> {
     /// # let _ = layer;
     /// ```
     pub fn inject_b3(mut self, format: B3Format) -> Self {
-        self.b3 = Some(format);
+        self.propagators = self.propagators.with_b3(format);
+        self
+    }
+
+    /// The formats the context is written in (`OTEL_PROPAGATORS`; default
+    /// `tracecontext,baggage`): [`Tracing::propagators`](crate::Tracing::propagators)
+    /// gives the configured ones. With `none` outgoing requests carry no context (the
+    /// client span is still recorded).
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// use towerscope_trace::{Propagators, TraceClientLayer};
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let propagators: Propagators = "b3".parse()?; // a Zipkin-only service
+    /// let layer = TraceClientLayer::new(provider.tracer("shop")).propagators(propagators);
+    /// # let _ = layer;
+    /// # Ok::<(), towerscope_trace::ConfigError>(())
+    /// ```
+    pub fn propagators(mut self, propagators: Propagators) -> Self {
+        self.propagators = propagators;
         self
     }
 
@@ -143,8 +163,9 @@ impl<S, T> Layer<S> for TraceClientLayer<T> {
 /// its baggage as `baggage`; headers of those names already present are replaced. Nothing
 /// is written for a context without a valid span.
 ///
-/// This is what [`TraceClientLayer`] does; call it yourself for a client that is not a
-/// tower service, such as reqwest:
+/// This is what [`TraceClientLayer`] does with the default propagators
+/// ([`Propagators::inject`] writes the configured ones, B3 included); call it yourself for
+/// a client that is not a tower service, such as reqwest:
 ///
 /// ```
 /// # async fn f(client: reqwest::Client) -> reqwest::Result<()> {
@@ -154,6 +175,12 @@ impl<S, T> Layer<S> for TraceClientLayer<T> {
 /// # Ok(()) }
 /// ```
 pub fn inject(cx: &Context, headers: &mut HeaderMap) {
+    inject_trace_context(cx, headers);
+    crate::baggage::inject(cx, headers);
+}
+
+/// Writes `traceparent` and `tracestate` for the span context of `cx`, if valid.
+pub(crate) fn inject_trace_context(cx: &Context, headers: &mut HeaderMap) {
     let span = cx.span();
     let sc = span.span_context();
     if sc.is_valid() {
@@ -174,7 +201,6 @@ pub fn inject(cx: &Context, headers: &mut HeaderMap) {
             }
         }
     }
-    crate::baggage::inject(cx, headers);
 }
 
 /// `url.full` without user info and with every query value replaced by `REDACTED`
@@ -274,13 +300,7 @@ where
             .start_with_context(&*self.tracer, &parent);
         let recording = span.is_recording();
         let cx = crate::server::child_context(&parent, span);
-        inject(&cx, req.headers_mut());
-        if let Some(format) = self.b3 {
-            let span = cx.span();
-            if span.span_context().is_valid() {
-                crate::b3::inject_b3(span.span_context(), format, req.headers_mut());
-            }
-        }
+        self.propagators.inject(&cx, req.headers_mut());
         recording.then(|| ClientSpanObserver {
             cx,
             method,

@@ -20,13 +20,13 @@ use towerscope_core::{
     Outcome, PanicCaught, Ring, RouteClassifier, TraceIds, is_grpc_request, resolve_route,
 };
 
-use crate::{SamplerConfig, TraceParent, TraceState};
+use crate::{Propagators, SamplerConfig, TraceParent, TraceState};
 
 struct Config<T> {
     tracer: T,
     exclude: ExcludedPaths,
     classifier: Option<RouteClassifier>,
-    b3: bool,
+    propagators: Propagators,
     presample: Option<Presample>,
 }
 
@@ -36,7 +36,7 @@ impl<T: Clone> Config<T> {
             tracer: self.tracer.clone(),
             exclude: self.exclude.clone(),
             classifier: self.classifier.clone(),
-            b3: self.b3,
+            propagators: self.propagators,
             presample: self.presample.clone(),
         }
     }
@@ -143,7 +143,7 @@ impl<T> TraceLayer<T> {
                 tracer,
                 exclude: ExcludedPaths::default(),
                 classifier: None,
-                b3: false,
+                propagators: Propagators::default(),
                 presample: None,
             }),
         }
@@ -204,7 +204,32 @@ impl<T> TraceLayer<T> {
     {
         Self {
             config: Arc::new(Config {
-                b3: true,
+                propagators: self.config.propagators.with_b3(crate::B3Format::Multi),
+                ..self.config.cloned()
+            }),
+        }
+    }
+
+    /// The formats the context is read in (`OTEL_PROPAGATORS`; default
+    /// `tracecontext,baggage`): [`Tracing::propagators`](crate::Tracing::propagators)
+    /// gives the configured ones. With `none` every request starts a new trace.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// use towerscope_trace::{Propagators, TraceLayer};
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let propagators: Propagators = "tracecontext,baggage,b3multi".parse()?;
+    /// let layer = TraceLayer::new(provider.tracer("shop")).propagators(propagators);
+    /// # let _ = layer;
+    /// # Ok::<(), towerscope_trace::ConfigError>(())
+    /// ```
+    pub fn propagators(self, propagators: Propagators) -> Self
+    where
+        T: Clone,
+    {
+        Self {
+            config: Arc::new(Config {
+                propagators,
                 ..self.config.cloned()
             }),
         }
@@ -385,12 +410,18 @@ pub fn parent_context(headers: &http::HeaderMap) -> Context {
 
 /// [`parent_context`] for a request whose context headers were found already.
 fn parent_from(headers: &http::HeaderMap, present: &ContextHeaders) -> Context {
-    let cx = if present.baggage {
+    parent_with(headers, present.traceparent, present.baggage)
+}
+
+/// The context of `headers`: its baggage if `baggage`, its `traceparent` and `tracestate`
+/// if `traceparent` (each flag: the header is there and is to be read).
+pub(crate) fn parent_with(headers: &http::HeaderMap, traceparent: bool, baggage: bool) -> Context {
+    let cx = if baggage {
         Context::new().with_baggage(crate::parse_baggage(headers))
     } else {
         Context::new()
     };
-    if !present.traceparent {
+    if !traceparent {
         return cx;
     }
     let Ok(parent) = TraceParent::from_headers(headers) else {
@@ -592,8 +623,14 @@ where
             return (Context::current(), None);
         }
         let present = ContextHeaders::of(req.headers());
-        let mut parent = parent_from(req.headers(), &present);
-        if config.b3 && !parent.has_active_span() {
+        let read = config.propagators;
+        let mut parent = parent_with(
+            req.headers(),
+            read.trace_context() && present.traceparent,
+            read.baggage() && present.baggage,
+        );
+        // Tested here rather than in a call that moves the context in and out.
+        if read.b3() && !parent.has_active_span() {
             if let Some(sc) = crate::extract_b3(req.headers()) {
                 parent = parent.with_remote_span_context(sc);
             }

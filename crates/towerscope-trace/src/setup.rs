@@ -99,7 +99,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(key: &'static str, reason: impl Into<String>) -> Self {
         Self {
             key,
             reason: reason.into(),
@@ -115,6 +115,18 @@ impl ConfigError {
     /// ```
     pub fn key(&self) -> &'static str {
         self.key
+    }
+    /// What was wrong with it.
+    ///
+    /// ```
+    /// let err = "tracecontext,jaeger".parse::<towerscope_trace::Propagators>().unwrap_err();
+    /// assert_eq!(
+    ///     err.reason(),
+    ///     "`jaeger` is not supported (use tracecontext, baggage, b3, b3multi or none)"
+    /// );
+    /// ```
+    pub fn reason(&self) -> &str {
+        &self.reason
     }
 }
 
@@ -184,6 +196,7 @@ impl fmt::Debug for Otlp {
 /// | `OTEL_EXPORTER_OTLP_HEADERS`, `…_TRACES_HEADERS` | `key=value,…` sent with every export |
 /// | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_TRACES_CERTIFICATE` | PEM file of CA certificates to trust for an `https://` endpoint, besides the system's |
 /// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | [`SamplerConfig`]; the ratio in `[0, 1]` |
+/// | `OTEL_PROPAGATORS` | [`Propagators`](crate::Propagators): `tracecontext`, `baggage`, `b3`, `b3multi` or `none` (default `tracecontext,baggage`) |
 /// | `OTEL_BSP_*` | batch processor sizes and delays, read by the OpenTelemetry SDK |
 ///
 /// With no endpoint configured anywhere, nothing is exported: spans still get IDs, so
@@ -210,6 +223,7 @@ pub struct TracingConfig {
     environment: Option<String>,
     resource: Vec<(String, String)>,
     sampler: SamplerConfig,
+    propagators: crate::Propagators,
     otlp: Option<Otlp>,
     /// PEM certificates of certificate authorities to trust for an `https://` endpoint.
     certificate: Option<Vec<u8>>,
@@ -231,6 +245,7 @@ impl TracingConfig {
             environment: None,
             resource: Vec::new(),
             sampler: SamplerConfig::default(),
+            propagators: crate::Propagators::default(),
             otlp: None,
             certificate: None,
             disabled: false,
@@ -302,6 +317,22 @@ impl TracingConfig {
     /// ```
     pub fn sampler(mut self, sampler: SamplerConfig) -> Self {
         self.sampler = sampler;
+        self
+    }
+
+    /// The formats the layers read and write the context in (`OTEL_PROPAGATORS` wins);
+    /// default `tracecontext,baggage`.
+    ///
+    /// ```
+    /// use towerscope_trace::{B3Format, Propagators, TracingConfig};
+    /// let tracing = TracingConfig::new("shop")
+    ///     .propagators(Propagators::default().with_b3(B3Format::Multi))
+    ///     .init()
+    ///     .unwrap();
+    /// assert_eq!(tracing.propagators().to_string(), "tracecontext,baggage,b3multi");
+    /// ```
+    pub fn propagators(mut self, propagators: crate::Propagators) -> Self {
+        self.propagators = propagators;
         self
     }
 
@@ -401,6 +432,9 @@ impl TracingConfig {
                 SamplerConfig::Ratio(r) | SamplerConfig::ParentBasedRatio(r) => *r = ratio,
                 _ => {}
             }
+        }
+        if let Some(v) = get(PROPAGATORS) {
+            self.propagators = crate::Propagators::parse_for(PROPAGATORS, &v)?;
         }
         let exporter = get("OTEL_TRACES_EXPORTER");
         match exporter.as_deref().map(str::trim) {
@@ -589,10 +623,14 @@ impl TracingConfig {
             provider,
             tracer,
             sampler,
+            propagators: self.propagators,
             exporting,
         })
     }
 }
+
+/// The variable that lists the propagators.
+pub(crate) const PROPAGATORS: &str = "OTEL_PROPAGATORS";
 
 /// The variable that names a PEM file of CA certificates (`…_TRACES_CERTIFICATE` wins).
 const CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
@@ -756,6 +794,7 @@ pub struct Tracing {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     sampler: SamplerConfig,
+    propagators: crate::Propagators,
     exporting: bool,
 }
 
@@ -784,6 +823,25 @@ impl Tracing {
     /// ```
     pub fn sampler(&self) -> SamplerConfig {
         self.sampler
+    }
+    /// The propagators configured (`OTEL_PROPAGATORS`), for
+    /// [`TraceLayer::propagators`](crate::TraceLayer::propagators) and
+    /// [`TraceClientLayer::propagators`](crate::TraceClientLayer::propagators).
+    ///
+    /// ```
+    /// use towerscope_trace::{TraceClientLayer, TraceLayer, TracingConfig};
+    /// let tracing = TracingConfig::new("shop")
+    ///     .with_vars(|k| (k == "OTEL_PROPAGATORS").then(|| "tracecontext,b3".to_owned()))?
+    ///     .init()
+    ///     .unwrap();
+    /// assert_eq!(tracing.propagators().to_string(), "tracecontext,b3");
+    /// let server = TraceLayer::new(tracing.tracer()).propagators(tracing.propagators());
+    /// let client = TraceClientLayer::new(tracing.tracer()).propagators(tracing.propagators());
+    /// # let _ = (server, client);
+    /// # Ok::<(), towerscope_trace::ConfigError>(())
+    /// ```
+    pub fn propagators(&self) -> crate::Propagators {
+        self.propagators
     }
     /// The provider (for more tracers, or to install it as the global one).
     ///

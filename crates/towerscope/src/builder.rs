@@ -20,7 +20,7 @@ use towerscope_metrics::{
 use towerscope_perf::PerfMonitor;
 use towerscope_request_id::{RequestIdBuilder, RequestIdLayer};
 use towerscope_rum::{Rum, RumBuilder};
-use towerscope_trace::{TraceLayer, Tracing, TracingConfig};
+use towerscope_trace::{Propagators, TraceClientLayer, TraceLayer, Tracing, TracingConfig};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::stack::ObservabilityLayer;
@@ -852,8 +852,16 @@ impl ObservabilityBuilder {
             // Off: a tracer that records nothing, so the tracing bridge has one to hold.
             None => SdkTracerProvider::builder().build().tracer("towerscope"),
         };
+        let propagators = match &tracing_handle {
+            Some(handle) => handle.propagators(),
+            // A tracer of the caller's: the standard variable still names the formats.
+            None => match std::env::var("OTEL_PROPAGATORS") {
+                Ok(list) if !list.trim().is_empty() => list.parse()?,
+                _ => Propagators::default(),
+            },
+        };
         let trace = on(Piece::Tracing).then(|| {
-            let layer = TraceLayer::new(tracer.clone());
+            let layer = TraceLayer::new(tracer.clone()).propagators(propagators);
             // A provider built here: the layer knows its sampler and skips the SDK for
             // the spans it drops. A tracer given by the caller keeps the SDK's decision.
             match &tracing_handle {
@@ -995,6 +1003,7 @@ impl ObservabilityBuilder {
             metrics,
             connections,
             tracer,
+            propagators,
             tracing: tracing_handle,
             logging,
             health,
@@ -1033,6 +1042,7 @@ pub struct Observability {
     metrics: MetricsService,
     connections: Option<ConnectionTracker>,
     tracer: SdkTracer,
+    propagators: Propagators,
     tracing: Option<Tracing>,
     logging: Option<LoggingGuard>,
     health: Option<Health>,
@@ -1138,6 +1148,43 @@ impl Observability {
     /// ```
     pub fn tracer(&self) -> SdkTracer {
         self.tracer.clone()
+    }
+
+    /// The context formats the request layer reads and outgoing calls should carry
+    /// (`OTEL_PROPAGATORS`, `tracing.propagators`; default `tracecontext,baggage`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// assert_eq!(obs.propagators().to_string(), "tracecontext,baggage");
+    /// # Ok(()) }
+    /// ```
+    pub fn propagators(&self) -> Propagators {
+        self.propagators
+    }
+
+    /// A client layer for outgoing calls: a client span from [`tracer`](Self::tracer), the
+    /// context written in the configured [`propagators`](Self::propagators) (so a B3
+    /// configuration reaches the services called too). Put it around a hyper-util
+    /// `Client` or a tonic `Channel`, with
+    /// [`RequestIdClientLayer`](towerscope_request_id::RequestIdClientLayer) inside it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use hyper_util::client::legacy::Client;
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// let client = tower::ServiceBuilder::new()
+    ///     .layer(obs.trace_client_layer())
+    ///     .layer(towerscope::request_id::RequestIdClientLayer::new())
+    ///     .service(Client::builder(hyper_util::rt::TokioExecutor::new())
+    ///         .build_http::<http_body_util::Full<bytes::Bytes>>());
+    /// # let _ = client;
+    /// # Ok(()) }
+    /// ```
+    pub fn trace_client_layer(&self) -> TraceClientLayer<SdkTracer> {
+        TraceClientLayer::new(self.tracer.clone()).propagators(self.propagators)
     }
 
     /// The health checks, when on (for `grpc.health.v1` through `Health::sync_grpc`).

@@ -42,6 +42,7 @@ pub use checks::{CheckConfig, HealthConfig, SyntheticsConfig};
 /// endpoint = "http://otel-collector:4317"
 /// protocol = "grpc"             # or "http/protobuf"
 /// sample_ratio = 0.1            # parent-based
+/// propagators = ["tracecontext", "baggage", "b3multi"]   # also Zipkin's headers
 ///
 /// [alerts]
 /// rules_file = "/etc/shop/rules.yaml"
@@ -224,6 +225,10 @@ pub struct TracingSection {
     pub protocol: Option<String>,
     /// Fraction of new traces recorded (parent-based), 0 to 1; default all.
     pub sample_ratio: Option<f64>,
+    /// The context formats read and written: `tracecontext`, `baggage`, `b3`, `b3multi`
+    /// or `none` ([`Propagators`](towerscope_trace::Propagators)); default
+    /// `tracecontext` and `baggage`. `OTEL_PROPAGATORS` wins.
+    pub propagators: Option<Vec<String>>,
 }
 
 impl Default for TracingSection {
@@ -233,6 +238,7 @@ impl Default for TracingSection {
             endpoint: None,
             protocol: None,
             sample_ratio: None,
+            propagators: None,
         }
     }
 }
@@ -403,6 +409,7 @@ impl fmt::Debug for TracingSection {
             .field("endpoint", &self.endpoint.as_deref().map(shown_url))
             .field("protocol", &self.protocol)
             .field("sample_ratio", &self.sample_ratio)
+            .field("propagators", &self.propagators)
             .finish()
     }
 }
@@ -498,6 +505,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("tracing.endpoint", Kind::Str),
     ("tracing.protocol", Kind::Str),
     ("tracing.sample_ratio", Kind::Float),
+    ("tracing.propagators", Kind::List),
     ("access_log.enabled", Kind::Bool),
     ("access_log.trusted_proxies", Kind::List),
     ("access_log.exclude_paths", Kind::List),
@@ -704,6 +712,9 @@ impl Config {
                 return Err(("tracing.sample_ratio", "must be 0 to 1".into()));
             }
         }
+        if let Some(list) = &self.tracing.propagators {
+            propagators(list).map_err(|reason| ("tracing.propagators", reason))?;
+        }
         for proxy in &self.access_log.trusted_proxies {
             proxy
                 .parse::<towerscope_log::IpRange>()
@@ -815,6 +826,11 @@ impl Config {
             if let Some(ratio) = t.sample_ratio {
                 tracing = tracing.sampler(SamplerConfig::ParentBasedRatio(ratio));
             }
+            if let Some(list) = &t.propagators {
+                tracing = tracing.propagators(
+                    propagators(list).map_err(|r| key_error("tracing.propagators", r))?,
+                );
+            }
             let tracing = tracing
                 .with_env()
                 .map_err(|e| key_error(e.key(), e.to_string()))?;
@@ -914,6 +930,12 @@ impl Config {
     }
 }
 
+fn propagators(list: &[String]) -> Result<towerscope_trace::Propagators, String> {
+    list.join(",")
+        .parse()
+        .map_err(|e: towerscope_trace::ConfigError| e.reason().to_owned())
+}
+
 fn protocol(p: &str) -> Result<OtlpProtocol, String> {
     match p {
         "grpc" => Ok(OtlpProtocol::Grpc),
@@ -1001,6 +1023,7 @@ mod tests {
         full.tracing.endpoint = Some("http://x:4317".into());
         full.tracing.protocol = Some("grpc".into());
         full.tracing.sample_ratio = Some(0.5);
+        full.tracing.propagators = Some(vec!["b3".into()]);
         full.log.format = Some("json".into());
         full.log.filter = Some("info".into());
         full.log.panic_hook = Some("chain".into());
@@ -1039,6 +1062,7 @@ mod tests {
                 ("TOWERSCOPE_METRICS_MAX_SERIES", " 300 "),
                 ("TOWERSCOPE_METRICS_EXCLUDE_PATHS", "/a, /b,"),
                 ("TOWERSCOPE_TRACING_SAMPLE_RATIO", "0.25"),
+                ("TOWERSCOPE_TRACING_PROPAGATORS", "tracecontext, b3"),
                 ("TOWERSCOPE_RUM_PAGES", "/,/p/{id}"),
                 ("TOWERSCOPE_OPS_TOKEN", "x y"),
                 ("TOWERSCOPE_LOG_PANIC_HOOK", "replace"),
@@ -1050,6 +1074,10 @@ mod tests {
         assert_eq!(c.metrics.max_series, 300);
         assert_eq!(c.metrics.exclude_paths, ["/a", "/b"]);
         assert_eq!(c.tracing.sample_ratio, Some(0.25));
+        assert_eq!(
+            c.tracing.propagators.as_deref(),
+            Some(&["tracecontext".to_owned(), "b3".to_owned()][..])
+        );
         assert_eq!(c.rum.pages, ["/", "/p/{id}"]);
         assert_eq!(c.ops_token.as_deref(), Some("x y"));
         assert_eq!(c.log.panic_hook.as_deref(), Some("replace"));
@@ -1092,6 +1120,11 @@ mod tests {
         assert_eq!(
             file_error("[tracing]\nprotocol = \"udp\"\n").key(),
             "tracing.protocol"
+        );
+        assert_eq!(
+            file_error("[tracing]\npropagators = [\"tracecontext\", \"xray\"]\n").to_string(),
+            "f.toml: tracing.propagators: `xray` is not supported (use tracecontext, baggage, \
+             b3, b3multi or none)"
         );
         assert_eq!(
             file_error("[tracing]\nendpoint = \"collector\"\n").key(),

@@ -373,6 +373,97 @@ async fn the_client_layer_writes_b3_when_asked() {
     );
 }
 
+/// `OTEL_PROPAGATORS` decides what the server reads and the client writes: a handler
+/// reports the parent trace and baggage it was served in, then calls out through the
+/// client layer with the same propagators.
+#[tokio::test]
+async fn propagators_choose_what_the_layers_read_and_write() {
+    use opentelemetry::baggage::BaggageExt as _;
+    use towerscope_trace::{Propagators, TraceClientLayer};
+    let (exporter, provider) = provider();
+    let app = |list: &str| {
+        let p: Propagators = list.parse().expect("a list");
+        let tracer = provider.tracer("t");
+        Router::new()
+            .route(
+                "/x",
+                get(move || {
+                    let tracer = tracer.clone();
+                    async move {
+                        let cx = opentelemetry::Context::current();
+                        let tenant = cx
+                            .baggage()
+                            .get("tenant")
+                            .map(|v| v.to_string())
+                            .unwrap_or_default();
+                        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+                        let sink = seen.clone();
+                        let client = tower::ServiceBuilder::new()
+                            .layer(TraceClientLayer::new(tracer).propagators(p))
+                            .service(tower::service_fn(move |req: Request<Body>| {
+                                let mut names: Vec<String> = req
+                                    .headers()
+                                    .keys()
+                                    .map(|k| k.as_str().to_owned())
+                                    .collect();
+                                names.sort();
+                                *sink.lock().expect("lock") = names;
+                                async {
+                                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                                        Body::empty(),
+                                    ))
+                                }
+                            }));
+                        let out = Request::get("http://inventory/items")
+                            .body(Body::empty())
+                            .expect("req");
+                        client.oneshot(out).await.expect("sent");
+                        let written = seen.lock().expect("lock").join(" ");
+                        format!("tenant={tenant} wrote={written}")
+                    }
+                }),
+            )
+            .layer(TraceLayer::new(provider.tracer("t")).propagators(p))
+    };
+    let incoming = [
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
+        ("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1"),
+        ("baggage", "tenant=acme"),
+    ];
+    let mut answers = Vec::new();
+    for list in ["tracecontext,baggage", "b3multi", "tracecontext", "none"] {
+        answers.push(send(&app(list), "/x", &incoming).await.1);
+    }
+    assert_eq!(
+        answers,
+        [
+            "tenant=acme wrote=baggage traceparent",
+            "tenant= wrote=x-b3-sampled x-b3-spanid x-b3-traceid",
+            "tenant= wrote=traceparent",
+            "tenant= wrote=",
+        ]
+    );
+    // The server spans, in the order they ended (each after its client span).
+    let servers: Vec<String> = exporter
+        .get_finished_spans()
+        .expect("spans")
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Server)
+        .map(|s| s.span_context.trace_id().to_string())
+        .collect();
+    assert_eq!(servers.len(), 4);
+    assert_eq!(servers[0], "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(servers[1], "80f198ee56343ba864fe8b2a57d3eff7", "B3 only");
+    assert_eq!(servers[2], "0af7651916cd43dd8448eb211c80319c");
+    assert!(
+        !servers[3].starts_with("0af76519") && !servers[3].starts_with("80f198ee"),
+        "none: a new trace"
+    );
+}
+
 #[tokio::test]
 async fn a_sampled_out_request_still_carries_and_propagates_its_ids() {
     use opentelemetry::trace::TraceContextExt as _;

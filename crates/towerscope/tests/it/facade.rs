@@ -963,6 +963,83 @@ async fn configuration_from_a_file_and_variables() {
     obs.shutdown().await;
 }
 
+/// `tracing.propagators` (or `OTEL_PROPAGATORS`) reaches both directions: the request
+/// layer reads only the formats listed, and `trace_client_layer()` writes only them.
+#[tokio::test(flavor = "current_thread")]
+async fn propagators_from_the_configuration_read_and_write_b3() {
+    use tower::ServiceExt as _;
+    let config = towerscope::Config::from_sources(None, |var| {
+        (var == "TOWERSCOPE_TRACING_PROPAGATORS").then(|| "b3multi".to_owned())
+    })
+    .expect("valid");
+    let obs = Observability::builder("zipkin-shop")
+        .configure(&config)
+        .expect("applies")
+        .without_logging() // the facade test owns the process's subscriber
+        .build()
+        .expect("builds");
+    assert_eq!(obs.propagators().to_string(), "b3multi");
+    let client_layer = obs.trace_client_layer();
+    let app: axum::Router = axum::Router::new()
+        .route(
+            "/x",
+            axum::routing::get(
+                move |axum::Extension(ids): axum::Extension<towerscope::core::TraceIds>| {
+                    let client_layer = client_layer.clone();
+                    async move {
+                        // An outgoing call; the "service" answers with the headers it got.
+                        let client = tower::ServiceBuilder::new().layer(client_layer).service(
+                            tower::service_fn(|req: Request<Empty<Bytes>>| async move {
+                                let mut names: Vec<String> = req
+                                    .headers()
+                                    .keys()
+                                    .map(|k| k.as_str().to_owned())
+                                    .collect();
+                                names.sort();
+                                Ok::<_, Infallible>(Response::new(names.join(" ")))
+                            }),
+                        );
+                        let out = Request::get("http://inventory/items")
+                            .body(Empty::new())
+                            .expect("request");
+                        let written = client.oneshot(out).await.expect("sent").into_body();
+                        let written = written.collect().await.expect("body").to_bytes();
+                        format!(
+                            "{} {}",
+                            ids.trace_id_hex(),
+                            String::from_utf8_lossy(&written)
+                        )
+                    }
+                },
+            ),
+        )
+        .layer(obs.layer());
+    let response = send(
+        &app,
+        Request::get("/x")
+            .header(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+            .header("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7")
+            .header("x-b3-spanid", "e457b5a2e4d86bd1")
+            .header("x-b3-sampled", "1"),
+    )
+    .await;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "80f198ee56343ba864fe8b2a57d3eff7 x-b3-sampled x-b3-spanid x-b3-traceid",
+        "the B3 parent continued, traceparent ignored; only B3 written"
+    );
+    obs.shutdown().await;
+}
+
 /// A receiver that keeps the names of the alerts it was sent, firing or resolved.
 #[derive(Clone, Default)]
 struct Inbox(std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>);
