@@ -194,6 +194,7 @@ impl fmt::Debug for Otlp {
 /// | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_TRACES_PROTOCOL` | `grpc` or `http/protobuf` (default) |
 /// | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_TRACES_TIMEOUT` | export timeout in milliseconds (default 10000) |
 /// | `OTEL_EXPORTER_OTLP_HEADERS`, `…_TRACES_HEADERS` | `key=value,…` sent with every export |
+/// | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_TRACES_COMPRESSION` | `gzip` or `none` (default) |
 /// | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_TRACES_CERTIFICATE` | PEM file of CA certificates to trust for an `https://` endpoint, besides the system's |
 /// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | [`SamplerConfig`]; the ratio in `[0, 1]` |
 /// | `OTEL_PROPAGATORS` | [`Propagators`](crate::Propagators): `tracecontext`, `baggage`, `b3`, `b3multi` or `none` (default `tracecontext,baggage`) |
@@ -225,6 +226,8 @@ pub struct TracingConfig {
     sampler: SamplerConfig,
     propagators: crate::Propagators,
     otlp: Option<Otlp>,
+    /// Whether exports are gzip-compressed.
+    gzip: bool,
     /// PEM certificates of certificate authorities to trust for an `https://` endpoint.
     certificate: Option<Vec<u8>>,
     disabled: bool,
@@ -247,6 +250,7 @@ impl TracingConfig {
             sampler: SamplerConfig::default(),
             propagators: crate::Propagators::default(),
             otlp: None,
+            gzip: false,
             certificate: None,
             disabled: false,
         }
@@ -317,6 +321,22 @@ impl TracingConfig {
     /// ```
     pub fn sampler(mut self, sampler: SamplerConfig) -> Self {
         self.sampler = sampler;
+        self
+    }
+
+    /// Compress exports with gzip (`OTEL_EXPORTER_OTLP_COMPRESSION` and
+    /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, `gzip` or `none`, win): for HTTP a
+    /// `Content-Encoding: gzip` body, for gRPC gzip-encoded messages.
+    ///
+    /// ```
+    /// use towerscope_trace::{OtlpProtocol, TracingConfig};
+    /// let config = TracingConfig::new("shop")
+    ///     .otlp("http://collector:4318/v1/traces", OtlpProtocol::HttpProtobuf)
+    ///     .gzip(true);
+    /// assert!(config.exports());
+    /// ```
+    pub fn gzip(mut self, on: bool) -> Self {
+        self.gzip = on;
         self
     }
 
@@ -505,6 +525,23 @@ impl TracingConfig {
             }
         }
         for key in [
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        ] {
+            if let Some(v) = get(key) {
+                self.gzip = match v.trim() {
+                    "gzip" => true,
+                    "none" => false,
+                    other => {
+                        return Err(ConfigError::new(
+                            key,
+                            format!("`{other}` is not supported (use gzip or none)"),
+                        ));
+                    }
+                };
+            }
+        }
+        for key in [
             "OTEL_EXPORTER_OTLP_HEADERS",
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
         ] {
@@ -580,11 +617,14 @@ impl TracingConfig {
                         let value = v.parse().map_err(|_| header_error(k))?;
                         metadata.insert(key, value);
                     }
-                    let builder = opentelemetry_otlp::SpanExporter::builder()
+                    let mut builder = opentelemetry_otlp::SpanExporter::builder()
                         .with_tonic()
                         .with_endpoint(otlp.endpoint.clone())
                         .with_timeout(otlp.timeout)
                         .with_metadata(metadata);
+                    if self.gzip {
+                        builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+                    }
                     #[cfg(feature = "tls")]
                     let builder = if https {
                         // The system's roots (the exporter's own default has none), and
@@ -600,11 +640,14 @@ impl TracingConfig {
                     builder.build()?
                 }
                 OtlpProtocol::HttpProtobuf => {
-                    let builder = opentelemetry_otlp::SpanExporter::builder()
+                    let mut builder = opentelemetry_otlp::SpanExporter::builder()
                         .with_http()
                         .with_endpoint(otlp.endpoint.clone())
                         .with_timeout(otlp.timeout)
                         .with_headers(otlp.headers.iter().cloned().collect::<HashMap<_, _>>());
+                    if self.gzip {
+                        builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+                    }
                     #[cfg(feature = "tls")]
                     let builder = match &self.certificate {
                         Some(pem) if https => {

@@ -170,6 +170,97 @@ async fn http_server_spans_reach_an_otlp_http_collector() {
     }
 }
 
+/// `OTEL_EXPORTER_OTLP_COMPRESSION` (and the traces-only variable): exports arrive
+/// gzip-compressed over both protocols, and a value the exporter cannot honour is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_are_gzip_compressed_when_asked() {
+    // Each collector notes the encoding of every export it gets.
+    let encodings = Arc::new(Mutex::new(Vec::<String>::new()));
+    let http_received = Received::default();
+    let (sink, seen) = (http_received.clone(), encodings.clone());
+    let app = Router::new().route(
+        "/v1/traces",
+        post(move |headers: http::HeaderMap, body: Bytes| async move {
+            let encoding = headers
+                .get("content-encoding")
+                .map(|v| v.to_str().expect("ascii").to_owned())
+                .unwrap_or_default();
+            let body = if encoding == "gzip" {
+                let mut plain = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(&body[..]),
+                    &mut plain,
+                )
+                .expect("valid gzip");
+                Bytes::from(plain)
+            } else {
+                body
+            };
+            seen.lock().expect("lock").push(format!("http:{encoding}"));
+            sink.add(ExportTraceServiceRequest::decode(body).expect("valid OTLP protobuf"));
+            ExportTraceServiceResponse::default().encode_to_vec()
+        }),
+    );
+    let (l, http_addr) = listener().await;
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let grpc_received = Received::default();
+    let seen = encodings.clone();
+    let (l, grpc_addr) = listener().await;
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(tower::util::MapRequestLayer::new(
+                move |req: http::Request<tonic::body::Body>| {
+                    let encoding = req
+                        .headers()
+                        .get("grpc-encoding")
+                        .map(|v| v.to_str().expect("ascii").to_owned())
+                        .unwrap_or_default();
+                    seen.lock().expect("lock").push(format!("grpc:{encoding}"));
+                    req
+                },
+            ))
+            .add_service(
+                TraceServiceServer::new(grpc_received.clone())
+                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+            )
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)),
+    );
+
+    for tracing in [
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{http_addr}")),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".to_owned()),
+        ],
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{grpc_addr}")),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none".to_owned()),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip".to_owned()),
+        ],
+    ] {
+        let tracing = TracingConfig::new("shop")
+            .with_vars(vars(tracing))
+            .expect("config")
+            .init()
+            .expect("init");
+        one_exported_span(tracing).await;
+    }
+    assert_eq!(http_received.spans().len(), 1);
+    assert_eq!(grpc_received.spans().len(), 1);
+    assert_eq!(*encodings.lock().expect("lock"), ["http:gzip", "grpc:gzip"]);
+
+    let err = TracingConfig::new("shop")
+        .with_vars(vars(vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{http_addr}")),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "br".to_owned()),
+        ]))
+        .expect_err("brotli is not an OTLP compression");
+    assert_eq!(
+        err.to_string(),
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: `br` is not supported (use gzip or none)"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_client_and_server_spans_reach_an_otlp_grpc_collector() {
     let (received, collector) = grpc_collector().await;
