@@ -133,8 +133,8 @@ impl<IO: AsyncWrite, G> AsyncWrite for TrackedIo<IO, G> {
 /// ```
 #[derive(Debug)]
 pub struct TrackedListener<L, O> {
-    listener: L,
-    observer: O,
+    pub(crate) listener: L,
+    pub(crate) observer: O,
 }
 
 impl<L, O: ConnectionObserver> TrackedListener<L, O> {

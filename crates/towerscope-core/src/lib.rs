@@ -61,6 +61,8 @@ mod context;
 mod exclude;
 mod grpc;
 mod headers;
+#[cfg(feature = "tonic")]
+mod incoming;
 mod method;
 pub mod observe;
 pub mod panic;
@@ -78,6 +80,8 @@ pub use context::{
 pub use exclude::ExcludedPaths;
 pub use grpc::{GrpcCode, is_grpc, is_grpc_request};
 pub use headers::{HEADER_SCAN_LIMIT, redacted_uri, small_header_names};
+#[cfg(feature = "tonic")]
+pub use incoming::TrackedIncoming;
 pub use method::NormalizedMethod;
 pub use observe::{
     End, MakeObserver, ObserveService, ObservedBody, ObservedFuture, Observer, Outcome,

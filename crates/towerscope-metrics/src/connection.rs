@@ -40,6 +40,18 @@ struct Metrics {
 /// axum::serve(tracker.listener(listener), app).await?;
 /// # Ok(()) }
 /// ```
+/// With tonic (feature `tonic`), the tracked listener's `incoming()` is the stream
+/// `serve_with_incoming` takes; it also retries accept errors without spinning and sets
+/// `TCP_NODELAY` (towerscope-core's `TrackedIncoming`):
+#[cfg_attr(feature = "tonic", doc = "```no_run")]
+#[cfg_attr(not(feature = "tonic"), doc = "```ignore")]
+/// # async fn run(tracker: towerscope_metrics::ConnectionTracker) -> Result<(), Box<dyn std::error::Error>> {
+/// let tcp = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;
+/// let incoming = tracker.listener(tcp).incoming();
+/// # let _ = incoming;
+/// // tonic::transport::Server::builder().add_service(...).serve_with_incoming(incoming).await?;
+/// # Ok(()) }
+/// ```
 /// With a hyper-util accept loop, wrap each accepted stream:
 /// ```no_run
 /// # async fn run(tracker: towerscope_metrics::ConnectionTracker) -> std::io::Result<()> {

@@ -225,16 +225,19 @@ impl Example {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
+        // Connections counted and timed; accept errors retried, TCP_NODELAY set.
+        let incoming = obs
+            .connections()
+            .ok_or("connection metrics are on by default")?
+            .listener(grpc)
+            .incoming();
         tonic::transport::Server::builder()
             .layer(obs.layer())
             .add_service(health_service)
             .add_service(OrdersServer::new(self.orders))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc),
-                async move {
-                    let _ = grpc_stop.wait_for(|s| *s).await;
-                },
-            )
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = grpc_stop.wait_for(|s| *s).await;
+            })
             .await?;
         http_server.await??;
         obs.shutdown().await;

@@ -148,6 +148,9 @@ async fn a_tonic_service_with_every_layer() {
         "http_server_active_requests",
         r#"health_check_up{check="memory"} 1"#,
         r#"http_server_errors_total{error_type="panic""#,
+        // The gRPC port's connections (the test's two channels), through the tracked
+        // incoming stream.
+        "http_server_connections_total 2",
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
@@ -215,4 +218,114 @@ async fn a_tonic_service_with_every_layer() {
 
     let _ = stop.send(());
     running.await.expect("join").expect("clean shutdown");
+}
+
+/// Out of file descriptors, the gRPC port neither ends nor spins: the tracked incoming
+/// stream says so about once a second, and calls are answered again when descriptors are
+/// free. The binary runs with a limit of 24 open files, and the test holds more
+/// connections open than that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_errors_are_retried_once_a_second_and_the_server_recovers() {
+    use std::io::BufRead as _;
+    /// Ends the example also when an assertion fails (it would outlive the test).
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 24 && exec \"$0\" --addr 127.0.0.1:0 --ops-addr 127.0.0.1:0",
+            env!("CARGO_BIN_EXE_towerscope-grpc-example"),
+        ])
+        .env("TOWERSCOPE_LOG_FORMAT", "json")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(Running)
+        .expect("start the example under sh");
+    let stdout = child.0.stdout.take().expect("piped");
+    let (lines, received) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let Ok(json) = serde_json::from_str(&line) else {
+                continue;
+            };
+            if lines.send(json).is_err() {
+                break;
+            }
+        }
+    });
+    let grpc: std::net::SocketAddr = loop {
+        let line = received
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the example says where it listens");
+        if let Some(grpc) = line["grpc"].as_str() {
+            break grpc.parse().expect("an address");
+        }
+    };
+    // CPU time the example used so far, in clock ticks (utime + stime, /proc/PID/stat).
+    let pid = child.0.id();
+    let cpu_ticks = move || -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let after_name = &stat[stat.rfind(')').expect("(comm)") + 2..];
+        let fields: Vec<&str> = after_name.split(' ').collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+    };
+    // More connections than the example may hold: it accepts until `EMFILE`.
+    let held: Vec<_> = (0..40)
+        .map(|_| std::net::TcpStream::connect(grpc).expect("connect"))
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = cpu_ticks();
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    let spent = cpu_ticks() - before;
+    // Spinning would take one core: about 200 ticks (at 100 a second) in 2 s.
+    assert!(
+        spent < 50,
+        "{spent} ticks of CPU in 2 s while out of descriptors"
+    );
+    let failures = received
+        .try_iter()
+        .filter(|line| line["message"] == "accept failed; retrying in 1 s")
+        .count();
+    assert!(
+        (1..=4).contains(&failures),
+        "{failures} accept errors logged in 2.5 s"
+    );
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let answer = async {
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))?
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .connect()
+                .await?;
+            // A fresh store has no order 1: the answer is NOT_FOUND, from the service.
+            let code = match OrdersClient::new(channel)
+                .get_order(GetOrderRequest { id: 1 })
+                .await
+            {
+                Ok(_) => tonic::Code::Ok,
+                Err(status) => status.code(),
+            };
+            Ok::<_, Box<dyn std::error::Error>>(code)
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(5), answer).await {
+            Ok(Ok(tonic::Code::NotFound)) => break,
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "not serving again: {other:?}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
