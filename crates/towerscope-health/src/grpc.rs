@@ -59,8 +59,9 @@ fn serving(status: Status) -> ServingStatus {
 impl Health {
     /// Serves `grpc.health.v1` from the same checks as `/ready`: a task evaluates readiness
     /// now and then every `every` (10 ms to a day), and sets the overall service (`""`) and each name in
-    /// `services` to `SERVING` (healthy or degraded) or `NOT_SERVING` (unhealthy). HTTP and
-    /// gRPC probes therefore report one truth; the check cache keeps the work to one run
+    /// `services` to `SERVING` (healthy or degraded) or `NOT_SERVING` (unhealthy; at once
+    /// when [`drain`](Health::drain) is called). HTTP and gRPC probes therefore report one
+    /// truth; the check cache keeps the work to one run
     /// per check per interval. Must be called inside a tokio runtime.
     ///
     /// ```no_run
@@ -89,8 +90,20 @@ impl Health {
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut drained = std::pin::pin!(health.drained());
+            let mut draining = false;
             loop {
-                ticker.tick().await;
+                if draining {
+                    ticker.tick().await;
+                } else {
+                    // Draining is said at once, not at the next tick.
+                    let tick = std::pin::pin!(ticker.tick());
+                    if let futures_util::future::Either::Right(_) =
+                        futures_util::future::select(tick, drained.as_mut()).await
+                    {
+                        draining = true;
+                    }
+                }
                 let status = serving(health.readiness().await.status);
                 for name in &names {
                     reporter.set_service_status(name, status).await;

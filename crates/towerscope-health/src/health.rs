@@ -41,6 +41,9 @@ struct Inner {
     last_overall: AtomicU8,
     /// The last status logged per check.
     last_check: Mutex<BTreeMap<Arc<str>, Status>>,
+    /// Set by [`Health::drain`]: the service is shutting down (a channel, so that the gRPC
+    /// health sync hears of it at once).
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 /// Liveness and readiness of a service.
@@ -211,6 +214,7 @@ impl HealthBuilder {
                 metrics: self.metrics,
                 last_overall: AtomicU8::new(u8::MAX),
                 last_check: Mutex::new(BTreeMap::new()),
+                draining: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -237,8 +241,12 @@ impl HealthBuilder {
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Readiness {
-    /// The worst status of the checks.
+    /// The worst status of the checks; `unhealthy` while draining.
     pub status: Status,
+    /// The service is shutting down ([`Health::drain`]): not ready whatever its
+    /// dependencies say, and the checks are not run. Serialized only when set.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
     /// Each check's report, by name.
     pub checks: BTreeMap<String, CheckReport>,
 }
@@ -317,6 +325,13 @@ impl Health {
     /// ```
     pub async fn readiness(&self) -> Readiness {
         let i = &self.inner;
+        if *i.draining.borrow() {
+            return Readiness {
+                status: Status::Unhealthy,
+                draining: true,
+                checks: BTreeMap::new(),
+            };
+        }
         let reports = futures_util::future::join_all(i.checks.iter().map(Registered::report)).await;
         let mut checks = BTreeMap::new();
         let mut overall = Status::Healthy;
@@ -343,8 +358,50 @@ impl Health {
         }
         Readiness {
             status: overall,
+            draining: false,
             checks,
         }
+    }
+
+    /// Marks the service as shutting down: from now on readiness is `unhealthy` with
+    /// `"draining": true` (`/ready` answers 503, `grpc.health.v1` says `NOT_SERVING` at its
+    /// next sync) while liveness stays `healthy`, so a load balancer stops sending new
+    /// requests before the server stops accepting them. Call it when the shutdown signal
+    /// comes, then keep serving for a few seconds (longer than the balancer's probe
+    /// interval) before the graceful shutdown starts. It cannot be undone.
+    ///
+    /// ```
+    /// use towerscope_health::{Health, Status};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let health = Health::builder("1").build();
+    /// assert_eq!(health.readiness().await.status, Status::Healthy);
+    /// health.drain();
+    /// let ready = health.readiness().await;
+    /// assert!(ready.draining && health.is_draining());
+    /// assert_eq!(ready.status, Status::Unhealthy);
+    /// assert_eq!(health.liveness().status, Status::Healthy, "alive while it drains");
+    /// # });
+    /// ```
+    pub fn drain(&self) {
+        if !self.inner.draining.send_replace(true) {
+            tracing::info!("draining: readiness is unhealthy from now on");
+        }
+    }
+
+    /// Whether [`drain`](Self::drain) was called.
+    ///
+    /// ```
+    /// assert!(!towerscope_health::Health::builder("1").build().is_draining());
+    /// ```
+    pub fn is_draining(&self) -> bool {
+        *self.inner.draining.borrow()
+    }
+
+    /// Completes when [`drain`](Self::drain) is called (at once if it was).
+    #[cfg(feature = "grpc")]
+    pub(crate) async fn drained(&self) {
+        let mut draining = self.inner.draining.subscribe();
+        let _ = draining.wait_for(|d| *d).await;
     }
 
     fn record(&self, reg: &Registered, report: &CheckReport) {

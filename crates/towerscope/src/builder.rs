@@ -1187,6 +1187,49 @@ impl Observability {
         TraceClientLayer::new(self.tracer.clone()).propagators(self.propagators)
     }
 
+    /// A graceful-shutdown trigger that drains first: when `signal` completes, readiness
+    /// turns `unhealthy` (`/ready` answers 503 with `"draining": true`, `grpc.health.v1`
+    /// says `NOT_SERVING`; [`Health::drain`]) while the server keeps serving, and `delay`
+    /// later the returned future completes, which starts the server's graceful shutdown.
+    /// Give `delay` a little more than the load balancer's probe interval, so it stops
+    /// sending new requests before the listener closes; behind Kubernetes, a few seconds
+    /// also cover the time its endpoints take to drop the pod.
+    ///
+    /// ```no_run
+    /// # async fn run(obs: towerscope::Observability, app: axum::Router) -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or_default() };
+    /// axum::serve(listener, app)
+    ///     .with_graceful_shutdown(obs.drain_on(ctrl_c, Duration::from_secs(5)))
+    ///     .await?;
+    /// obs.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn drain_on<F>(
+        &self,
+        signal: F,
+        delay: Duration,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let health = self.health.clone();
+        async move {
+            signal.await;
+            if let Some(health) = &health {
+                health.drain();
+            }
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_secs = delay.as_secs_f64(),
+                    "shutting down: serving on while load balancers notice"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+
     /// The health checks, when on (for `grpc.health.v1` through `Health::sync_grpc`).
     ///
     /// ```

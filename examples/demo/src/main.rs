@@ -45,6 +45,10 @@ struct Args {
     /// Send alerts to this Alertmanager (`http://127.0.0.1:9093`).
     #[arg(long, env = "TOWERSCOPE_ALERTMANAGER")]
     alertmanager: Option<String>,
+    /// On SIGTERM or Ctrl-C, answer /ready with 503 and keep serving this many seconds
+    /// before closing the listener (a load balancer's probe interval, or more).
+    #[arg(long, default_value_t = 0, env = "TOWERSCOPE_DRAIN_SECS")]
+    drain_secs: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -150,8 +154,12 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(rate = args.traffic_rate, "sending background traffic");
         towerscope_demo::spawn_traffic(addr, args.traffic_rate)
     });
+    let drained = demo.observability().drain_on(
+        shutdown_signal(),
+        std::time::Duration::from_secs(args.drain_secs),
+    );
     demo.serve(listener, async move {
-        shutdown_signal().await;
+        drained.await;
         if let Some(traffic) = traffic {
             traffic.abort();
         }

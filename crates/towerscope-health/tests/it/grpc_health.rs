@@ -53,6 +53,44 @@ async fn grpc_health_reports_the_same_truth() {
     let _ = &mut client;
 }
 
+/// `drain` reaches gRPC probes at once, not at the next sync (an hour away here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_is_not_serving_at_once() {
+    let health = Health::builder("1").build();
+    let (addr, reporter) = health_server().await;
+    let _sync = health.sync_grpc(reporter, ["shop.Orders"], Duration::from_secs(3600));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let client = HealthClient::new(channel);
+    let status_of = || {
+        let mut client = client.clone();
+        async move {
+            client
+                .check(HealthCheckRequest {
+                    service: "shop.Orders".into(),
+                })
+                .await
+                .map(|r| r.into_inner().status)
+                .ok()
+        }
+    };
+    let wait_for = |want: ServingStatus| async move {
+        for _ in 0..100 {
+            if status_of().await == Some(want as i32) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("never became {want:?}");
+    };
+    wait_for(ServingStatus::Serving).await;
+    health.drain();
+    wait_for(ServingStatus::NotServing).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_sync_interval_past_a_day_syncs_daily() {
     let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));

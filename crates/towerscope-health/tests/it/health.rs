@@ -305,6 +305,22 @@ async fn services_answer_json_with_the_right_codes_and_export_metrics() {
         text.contains("health_check_duration_seconds{check=\"db\"}"),
         "{text}"
     );
+
+    // Shutting down: not ready whatever the dependency says, alive all the same.
+    healthy.store(true, Ordering::SeqCst);
+    assert_eq!(get("/ready").await.0, 200);
+    assert!(
+        get("/ready").await.1.get("draining").is_none(),
+        "said only while draining"
+    );
+    health.drain();
+    let (code, ready) = get("/ready").await;
+    assert_eq!(code, 503);
+    assert_eq!(
+        ready,
+        serde_json::json!({"status": "unhealthy", "draining": true, "checks": {}})
+    );
+    assert_eq!(get("/health").await.0, 200);
 }
 
 #[tokio::test]

@@ -1040,6 +1040,59 @@ async fn propagators_from_the_configuration_read_and_write_b3() {
     obs.shutdown().await;
 }
 
+/// `drain_on`: when the signal comes, `/ready` answers 503 (draining) at once while the
+/// service still answers; the shutdown trigger completes only after the delay.
+#[tokio::test(flavor = "current_thread")]
+async fn drain_on_turns_readiness_before_the_shutdown_starts() {
+    let obs = Observability::builder("draining-shop")
+        .without_logging()
+        .build()
+        .expect("builds");
+    let app: axum::Router = axum::Router::new()
+        .route("/users/{id}", axum::routing::get(|| async { "user" }))
+        .layer(obs.layer())
+        .merge(obs.router());
+    let (signal, signalled) = tokio::sync::oneshot::channel::<()>();
+    let delay = Duration::from_millis(300);
+    let trigger = tokio::spawn(obs.drain_on(
+        async {
+            let _ = signalled.await;
+        },
+        delay,
+    ));
+    assert_eq!(
+        send(&app, Request::get("/ready")).await.status(),
+        StatusCode::OK
+    );
+    signal.send(()).expect("waiting");
+    let signalled_at = Instant::now();
+    // The drain is the first thing the trigger does.
+    for _ in 0..1000 {
+        if obs.health().expect("on").is_draining() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let ready = send(&app, Request::get("/ready")).await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = ready.into_body().collect().await.expect("body").to_bytes();
+    let ready: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(ready["draining"], true);
+    assert_eq!(
+        send(&app, Request::get("/health")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, Request::get("/users/1")).await.status(),
+        StatusCode::OK,
+        "still serving"
+    );
+    assert!(!trigger.is_finished(), "the shutdown waits for the delay");
+    trigger.await.expect("completes");
+    assert!(signalled_at.elapsed() >= delay);
+    obs.shutdown().await;
+}
+
 /// A receiver that keeps the names of the alerts it was sent, firing or resolved.
 #[derive(Clone, Default)]
 struct Inbox(std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>);

@@ -348,3 +348,82 @@ fn a_failed_start_says_why_in_words_and_exits_with_1() {
     drop(taken);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--drain-secs`: on SIGTERM the demo answers `/ready` with 503 (draining) and keeps
+/// serving for that long, then shuts down cleanly.
+#[test]
+fn sigterm_drains_then_shuts_down() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    /// Ends the demo also when an assertion fails (it would outlive the test).
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--drain-secs",
+            "1",
+            "--log-format",
+            "json",
+        ])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(Running)
+        .expect("start the demo");
+    let stdout = demo.0.stdout.take().expect("piped");
+    let mut lines = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok);
+    let addr: std::net::SocketAddr = lines
+        .find_map(|line| {
+            let json: serde_json::Value = serde_json::from_str(&line).ok()?;
+            json["addr"].as_str()?.parse().ok()
+        })
+        .expect("the demo says where it listens");
+    // Keep reading, so that the demo never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let get = |path: &str| -> std::io::Result<String> {
+        let mut conn = std::net::TcpStream::connect(addr)?;
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        write!(
+            conn,
+            "GET {path} HTTP/1.1\r\nhost: demo\r\nconnection: close\r\n\r\n"
+        )?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer)?;
+        Ok(answer)
+    };
+    assert!(get("/ready").expect("ready").starts_with("HTTP/1.1 200"));
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &demo.0.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let signalled = std::time::Instant::now();
+    let ready = loop {
+        let ready = get("/ready").expect("still serving while draining");
+        if ready.starts_with("HTTP/1.1 503") || signalled.elapsed().as_secs() >= 1 {
+            break ready;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+    assert!(ready.contains("\"draining\":true"), "{ready}");
+    assert!(get("/users/1").expect("served").starts_with("HTTP/1.1 200"));
+    let status = loop {
+        if let Some(status) = demo.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(signalled.elapsed().as_secs() < 20, "still running");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(signalled.elapsed() >= std::time::Duration::from_secs(1));
+}
