@@ -8,7 +8,8 @@
 //! - `/ready` ([`Health::readiness_service`]): the registered checks, each with a name, a
 //!   timeout, a [`Criticality`] and a cache interval;
 //!   `{"status": ..., "checks": {name: {"status", "duration_ms", "error"}}}`, HTTP 200 when
-//!   healthy or degraded, 503 when unhealthy.
+//!   healthy or degraded, 503 when unhealthy, and 503 with `"draining": true` for good
+//!   once [`Health::drain`] says the service is shutting down.
 //!
 //! Checks: [`TcpCheck`], [`HttpCheck`] (HTTP or HTTPS; status, body text, body size limit,
 //! certificate expiry), [`DiskSpaceCheck`], [`MemoryCheck`], `GrpcCheck` (another server's

@@ -22,6 +22,9 @@
 //! assert_eq!(state.to_string(), "rojo=00f067aa0ba902b7");
 //! ```
 //!
+//! Which formats are read and written is the `OTEL_PROPAGATORS` list ([`Propagators`]):
+//! W3C Trace Context and baggage by default, B3 single or multi-header on request, or none.
+//!
 //! ## Bad input
 //! Nothing here panics or allocates in proportion to hostile input beyond a fixed bound:
 //! `tracestate` headers past 8 KiB in total, or with more members than the limit allows,
