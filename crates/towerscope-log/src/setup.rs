@@ -64,10 +64,15 @@ impl std::str::FromStr for LogFormat {
 ///
 /// ```
 /// use towerscope_log::{LogError, Logging};
-/// let Err(err) = Logging::builder().filter("my_app=loud").build() else {
+/// let Err(err) = Logging::builder().filter("info,my_app=loud").build() else {
 ///     panic!("\"loud\" is not a level");
 /// };
 /// assert!(matches!(err, LogError::Filter { .. }), "{err}");
+/// // The directive that is wrong, and where the filter came from.
+/// assert!(
+///     err.to_string().starts_with("log filter \"info,my_app=loud\" (from the builder): `my_app=loud`: "),
+///     "{err}"
+/// );
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -76,11 +81,14 @@ pub enum LogError {
     #[error("TOWERSCOPE_LOG_FORMAT: unknown log format {0:?} (expected json or pretty)")]
     Format(String),
     /// The filter does not parse.
-    #[error("log filter {filter:?}: {reason}")]
+    #[error("log filter {filter:?} (from {from}): {reason}")]
     Filter {
-        /// The filter text.
+        /// The filter text, as given.
         filter: String,
-        /// What is wrong with it.
+        /// Where it came from: `RUST_LOG`, or `the builder` (`Logging::filter`, which the
+        /// facade's `log.filter` and `TOWERSCOPE_LOG_FILTER` set).
+        from: &'static str,
+        /// The directive that is wrong, and why.
         reason: String,
     },
     /// A global subscriber is already set.
@@ -460,15 +468,15 @@ where
                 Err(_) => LogFormat::Json,
             },
         };
-        let filter_text = self
-            .filter
-            .clone()
-            .or_else(|| {
-                std::env::var("RUST_LOG")
-                    .ok()
-                    .filter(|s| !s.trim().is_empty())
-            })
-            .unwrap_or_else(|| DEFAULT_FILTER.to_owned());
+        let (filter_text, from) = match self.filter.clone() {
+            Some(text) => (text, "the builder"),
+            None => match std::env::var("RUST_LOG") {
+                Ok(text) if !text.trim().is_empty() => (text, "RUST_LOG"),
+                _ => (DEFAULT_FILTER.to_owned(), "the default"),
+            },
+        };
+        // Checked as given, so that an error names what the user wrote.
+        check_filter(&filter_text, from)?;
         let filter_text = if filter_text.contains(REQUEST_SPAN_TARGET) {
             filter_text
         } else {
@@ -518,6 +526,23 @@ where
     }
 }
 
+/// Checks `text` directive by directive, so that an error names the one that is wrong
+/// (`EnvFilter` says only "invalid filter directive" for the whole text).
+fn check_filter(text: &str, from: &'static str) -> Result<(), LogError> {
+    let error = |reason: String| LogError::Filter {
+        filter: text.to_owned(),
+        from,
+        reason,
+    };
+    for directive in text.split(',').filter(|d| !d.trim().is_empty()) {
+        if let Err(e) = EnvFilter::builder().with_regex(false).parse(directive) {
+            let shown: String = directive.trim().chars().take(100).collect();
+            return Err(error(format!("`{shown}`: {e}")));
+        }
+    }
+    Ok(())
+}
+
 /// The filter, as cheap as its directives allow.
 ///
 /// `EnvFilter` takes a read lock on its table of spans every time any span is entered or
@@ -539,6 +564,7 @@ impl Filter {
             .parse(text)
             .map_err(|e| LogError::Filter {
                 filter: text.to_owned(),
+                from: "the builder",
                 reason: e.to_string(),
             })?;
         let targets = if text.contains(['[', '{']) {

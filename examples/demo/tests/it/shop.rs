@@ -315,9 +315,10 @@ fn a_failed_start_says_why_in_words_and_exits_with_1() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .to_string();
-    for (args, says) in [
+    for (args, rust_log, says) in [
         (
             vec!["--addr", addr.as_str()],
+            "",
             format!("Error: cannot listen on {addr}\n\nCaused by:\n    "),
         ),
         (
@@ -327,11 +328,19 @@ fn a_failed_start_says_why_in_words_and_exits_with_1() {
                 "--rules",
                 rules.to_str().expect("utf-8"),
             ],
+            "",
             format!("Error: {}: rule X: unknown field `op`", rules.display()),
+        ),
+        (
+            vec!["--addr", free.as_str()],
+            "info,[[[",
+            // What was written, where it came from and which directive is wrong.
+            "Error: log filter \"info,[[[\" (from RUST_LOG): `[[[`: ".to_owned(),
         ),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
             .args(&args)
+            .env("RUST_LOG", rust_log)
             .env("RUST_BACKTRACE", "0")
             .env("RUST_LIB_BACKTRACE", "0")
             .output()
