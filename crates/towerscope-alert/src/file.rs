@@ -49,16 +49,35 @@ pub const MAX_RULES: usize = 10_000;
 /// # Ok::<(), towerscope_alert::RuleFileError>(())
 /// ```
 pub fn load_rules(path: impl AsRef<Path>) -> Result<Vec<Rule>, RuleFileError> {
+    use std::io::Read as _;
     let path = path.as_ref();
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| RuleFileError {
+    let error = |message: String| RuleFileError {
         file: name.clone(),
         rule: None,
         field: None,
-        message: format!("cannot read: {e}"),
-    })?;
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read: {e}")))?;
+    // Read no further than the limit: a path like /dev/zero must not fill the memory.
+    let mut text = String::new();
+    file.take(MAX_RULE_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| error(format!("cannot read: {e}")))?;
+    if text.len() as u64 > MAX_RULE_FILE_BYTES {
+        return Err(error(format!("larger than {MAX_RULE_FILE_BYTES} bytes")));
+    }
     parse_rules(&name, &text)
 }
+
+/// The largest rule file [`load_rules`] reads (8 MiB: [`MAX_RULES`] rules with room for
+/// their annotations).
+///
+/// ```
+/// let err = towerscope_alert::load_rules("/dev/zero").unwrap_err();
+/// assert_eq!(err.to_string(), "/dev/zero: larger than 8388608 bytes");
+/// ```
+pub const MAX_RULE_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Parses rules from text; `file` names it in errors and picks the format (`.toml` is TOML,
 /// anything else YAML).

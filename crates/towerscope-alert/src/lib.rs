@@ -50,7 +50,7 @@ pub use defaults::{
 pub use delivery::{Delivery, DeliveryBuilder, DeliveryError, Notifier, SendFuture};
 pub use eval::{Alert, AlertState, Evaluator, Notification, Sample};
 pub use export::{signal_promql, to_prometheus_rules};
-pub use file::{MAX_RULES, RuleFileError, load_rules, parse_rules};
+pub use file::{MAX_RULE_FILE_BYTES, MAX_RULES, RuleFileError, load_rules, parse_rules};
 pub use notifiers::{
     AddressError, AlertmanagerNotifier, EmailNotifier, PagerDutyNotifier, SIGNATURE_HEADER,
     SlackNotifier, WebhookNotifier,

@@ -535,4 +535,15 @@ fn an_unreadable_or_empty_certificate_file_is_a_clear_error() {
     assert_eq!(empty.key(), "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE");
     assert!(empty.to_string().contains("no PEM certificate"), "{empty}");
     let _ = std::fs::remove_dir_all(&dir);
+    // A file that never ends is read no further than the limit.
+    let endless = TracingConfig::new("shop")
+        .with_vars(vars(vec![(
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            "/dev/zero".to_owned(),
+        )]))
+        .expect_err("endless");
+    assert_eq!(
+        endless.to_string(),
+        "OTEL_EXPORTER_OTLP_CERTIFICATE: `/dev/zero` is larger than 4194304 bytes"
+    );
 }
