@@ -297,7 +297,9 @@ impl ObservabilityBuilder {
     }
 
     /// Applies a [`Config`](crate::Config) (from a file and the environment) on top of what
-    /// the builder holds; see [`Config::apply`](crate::Config::apply).
+    /// the builder holds; see [`Config::apply`](crate::Config::apply). Call it first: the
+    /// options it covers replace builders given before it (pieces switched off in code
+    /// stay off in either order).
     ///
     /// ```
     /// let config = towerscope::Config::from_sources(None, |_| None)?;

@@ -741,11 +741,18 @@ impl Config {
         Ok(())
     }
 
-    /// Applies the configuration to `builder`: the pieces on or off and their options;
-    /// the rules file is read here. The file's health checks and synthetic probes join
-    /// those given in code (the probes on the file's schedule where it sets one;
+    /// Applies the configuration to `builder`: the pieces it switches off and their
+    /// options; the rules file is read here. The file's health checks and synthetic probes
+    /// join those given in code (the probes on the file's schedule where it sets one;
     /// `[synthetics] enabled = false` stops the code's too). Notifiers and code-only
     /// options stay as the builder has them.
+    ///
+    /// **Call it before the code's own settings of the same options.** It sets the
+    /// metrics layer (`[metrics]`), the request-ID layer, the tracing setup, the access log
+    /// and RUM from the file's values or their defaults, replacing builders given earlier
+    /// (custom buckets, an ID generator, a `TracingConfig`); settings made after it win.
+    /// Pieces are the exception: the configuration only switches them off, so a piece the
+    /// code switched off stays off in either order.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -776,18 +783,26 @@ impl Config {
         if let Some(token) = &self.ops_token {
             b = b.ops_token(token.clone());
         }
-        b = b
-            .enable_piece(Piece::Metrics, self.metrics.enabled)
-            .enable_piece(Piece::RequestId, self.request_id.enabled)
-            .enable_piece(Piece::Tracing, self.tracing.enabled)
-            .enable_piece(Piece::AccessLog, self.access_log.enabled)
-            .enable_piece(Piece::Logging, self.log.enabled)
-            .enable_piece(Piece::Health, self.health.enabled)
-            .enable_piece(Piece::Perf, self.perf.enabled)
-            .enable_piece(Piece::Alerts, self.alerts.enabled)
-            .enable_piece(Piece::Dashboard, self.dashboard.enabled)
-            .enable_piece(Piece::Rum, self.rum.enabled)
-            .enable_piece(Piece::PanicCatching, self.panic.enabled);
+        // The configuration switches pieces off; it never switches back on one the code
+        // switched off (`without_logging()` for an application with its own subscriber,
+        // say), whichever order the calls come in.
+        for (piece, on) in [
+            (Piece::Metrics, self.metrics.enabled),
+            (Piece::RequestId, self.request_id.enabled),
+            (Piece::Tracing, self.tracing.enabled),
+            (Piece::AccessLog, self.access_log.enabled),
+            (Piece::Logging, self.log.enabled),
+            (Piece::Health, self.health.enabled),
+            (Piece::Perf, self.perf.enabled),
+            (Piece::Alerts, self.alerts.enabled),
+            (Piece::Dashboard, self.dashboard.enabled),
+            (Piece::Rum, self.rum.enabled),
+            (Piece::PanicCatching, self.panic.enabled),
+        ] {
+            if !on {
+                b = b.disable(piece);
+            }
+        }
 
         let m = &self.metrics;
         if m.names == NamePreset::Guide {
@@ -1081,6 +1096,36 @@ mod tests {
         assert_eq!(c.rum.pages, ["/", "/p/{id}"]);
         assert_eq!(c.ops_token.as_deref(), Some("x y"));
         assert_eq!(c.log.panic_hook.as_deref(), Some("replace"));
+    }
+
+    /// The configuration switches pieces off and never back on, in either order of the
+    /// calls: `without_logging().configure(..)` keeps logging off (it used to come back on
+    /// from the default `log.enabled = true`, and the build failed where the application
+    /// had its own subscriber).
+    #[test]
+    fn pieces_switched_off_in_code_stay_off() {
+        let config = Config::from_sources(
+            Some(("f.toml", "[dashboard]\nenabled = false\n")),
+            vars(&[("TOWERSCOPE_LOG_ENABLED", "true")]),
+        )
+        .expect("valid");
+        let b = crate::Observability::builder("shop")
+            .without_logging()
+            .disable(Piece::Rum)
+            .configure(&config)
+            .expect("applies");
+        assert!(
+            !b.is_enabled(Piece::Logging),
+            "not back on from the variable"
+        );
+        assert!(!b.is_enabled(Piece::Rum), "not back on from the default");
+        assert!(!b.is_enabled(Piece::Dashboard), "off from the file");
+        assert!(b.is_enabled(Piece::Metrics));
+        let b = crate::Observability::builder("shop")
+            .configure(&config)
+            .expect("applies")
+            .without_logging();
+        assert!(!b.is_enabled(Piece::Logging) && !b.is_enabled(Piece::Dashboard));
     }
 
     #[test]
