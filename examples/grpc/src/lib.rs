@@ -143,6 +143,7 @@ impl Orders for OrderBook {
 pub struct Example {
     tracer: SdkTracer,
     orders: OrderBook,
+    drain: Duration,
 }
 
 impl Example {
@@ -158,11 +159,28 @@ impl Example {
         Self {
             tracer,
             orders: OrderBook::default(),
+            drain: Duration::ZERO,
         }
     }
 
+    /// When the shutdown future completes, say `NOT_SERVING` (and 503 on `/ready`) at once
+    /// and keep serving for `delay` before the listeners close, so load balancers stop
+    /// sending calls first (`Observability::drain_on`). Default: no delay.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let example = towerscope_grpc_example::Example::new(provider.tracer("orders"))
+    ///     .drain_for(std::time::Duration::from_secs(5));
+    /// # let _ = example;
+    /// ```
+    pub fn drain_for(mut self, delay: Duration) -> Self {
+        self.drain = delay;
+        self
+    }
+
     /// Serves gRPC on `grpc` and `/metrics`, `/health`, `/ready` on `http` until
-    /// `shutdown` completes.
+    /// `shutdown` completes (and the [drain delay](Self::drain_for) after it).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -221,8 +239,10 @@ impl Example {
                 .await
         });
         let mut grpc_stop = stop_rx;
+        // Health says NOT_SERVING when the signal comes; the listeners close after the delay.
+        let drained = obs.drain_on(shutdown, self.drain);
         tokio::spawn(async move {
-            shutdown.await;
+            drained.await;
             let _ = stop_tx.send(true);
         });
         // Connections counted and timed; accept errors retried, TCP_NODELAY set.

@@ -44,9 +44,14 @@ async fn a_tonic_service_with_every_layer() {
         ops.local_addr().expect("addr"),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(Example::new(tracer.clone()).serve(grpc, ops, async {
-        let _ = stopped.await;
-    }));
+    let drain = std::time::Duration::from_millis(500);
+    let running = tokio::spawn(Example::new(tracer.clone()).drain_for(drain).serve(
+        grpc,
+        ops,
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
         .expect("endpoint")
@@ -216,8 +221,33 @@ async fn a_tonic_service_with_every_layer() {
         place_server.span_context.trace_id().to_string()
     );
 
+    // Shutting down: NOT_SERVING at once, calls still answered until the drain ends.
     let _ = stop.send(());
+    let stopped_at = std::time::Instant::now();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("still accepting while draining");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = loop {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "shop.orders.v1.Orders".into(),
+            })
+            .await
+            .expect("health")
+            .into_inner()
+            .status;
+        if status == 2 || stopped_at.elapsed() >= drain {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(status, 2, "NOT_SERVING while draining");
+    assert!(!running.is_finished(), "serving until the drain ends");
     running.await.expect("join").expect("clean shutdown");
+    assert!(stopped_at.elapsed() >= drain);
 }
 
 /// Out of file descriptors, the gRPC port neither ends nor spins: the tracked incoming
