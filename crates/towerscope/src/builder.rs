@@ -1201,9 +1201,8 @@ impl Observability {
     /// # async fn run(obs: towerscope::Observability, app: axum::Router) -> std::io::Result<()> {
     /// use std::time::Duration;
     /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-    /// let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or_default() };
     /// axum::serve(listener, app)
-    ///     .with_graceful_shutdown(obs.drain_on(ctrl_c, Duration::from_secs(5)))
+    ///     .with_graceful_shutdown(obs.drain_on(towerscope::shutdown_signal(), Duration::from_secs(5)))
     ///     .await?;
     /// obs.shutdown().await;
     /// # Ok(()) }

@@ -26,9 +26,13 @@
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //!     // Connect info: client addresses in the access log, RUM beacons rate limited per client.
 //!     let app = app.into_make_service_with_connect_info::<towerscope::core::PeerAddr>();
+//!     // Ctrl-C or SIGTERM: /ready turns 503, open requests finish, then the server stops.
+//!     let shutdown = obs.drain_on(towerscope::shutdown_signal(), std::time::Duration::ZERO);
 //!     match obs.connections() {
-//!         Some(tracker) => axum::serve(tracker.listener(listener), app).await?,
-//!         None => axum::serve(listener, app).await?,
+//!         Some(tracker) => {
+//!             axum::serve(tracker.listener(listener), app).with_graceful_shutdown(shutdown).await?
+//!         }
+//!         None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await?,
 //!     }
 //!     obs.shutdown().await; // last alert round, spans exported, logs flushed
 //!     Ok(())
@@ -62,6 +66,7 @@
 pub mod config;
 pub mod monitoring;
 mod ops;
+mod signal;
 mod stack;
 mod toggle;
 
@@ -70,6 +75,7 @@ mod builder;
 pub use builder::{BuildError, Observability, ObservabilityBuilder, Piece};
 pub use config::{Config, ConfigError};
 pub use ops::{OpsFuture, OpsService};
+pub use signal::shutdown_signal;
 pub use stack::{ObservabilityLayer, ObservabilityService};
 pub use toggle::{Toggle, Toggled, ToggledFuture};
 

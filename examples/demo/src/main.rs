@@ -155,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
         towerscope_demo::spawn_traffic(addr, args.traffic_rate)
     });
     let drained = demo.observability().drain_on(
-        shutdown_signal(),
+        towerscope::shutdown_signal(),
         std::time::Duration::from_secs(args.drain_secs),
     );
     demo.serve(listener, async move {
@@ -176,31 +176,4 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     tracing::info!("shut down");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

@@ -16,7 +16,8 @@ struct Args {
     /// Address of /metrics, /health and /ready.
     #[arg(long, default_value = "127.0.0.1:9464")]
     ops_addr: std::net::SocketAddr,
-    /// On Ctrl-C, say NOT_SERVING and keep serving this many seconds before closing.
+    /// On Ctrl-C or SIGTERM, say NOT_SERVING and keep serving this many seconds before
+    /// closing.
     #[arg(long, default_value_t = 0)]
     drain_secs: u64,
 }
@@ -41,9 +42,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(grpc = %grpc.local_addr()?, ops = %ops.local_addr()?, "orders service listening");
     towerscope_grpc_example::Example::new(tracing.tracer())
         .drain_for(std::time::Duration::from_secs(args.drain_secs))
-        .serve(grpc, ops, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .serve(grpc, ops, towerscope::shutdown_signal())
         .await
         .map_err(anyhow::Error::from_boxed)?;
     tokio::task::spawn_blocking(move || tracing.shutdown()).await??;

@@ -41,10 +41,9 @@ async fn main() -> anyhow::Result<()> {
         admin = %admin.local_addr()?,
         "catalogue listening: try /products/1, and /metrics on the admin address"
     );
-    towerscope_hyper_example::serve(&obs, app, admin, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    // Ctrl-C or SIGTERM: readiness turns 503, then open connections drain.
+    let shutdown = obs.drain_on(towerscope::shutdown_signal(), std::time::Duration::ZERO);
+    towerscope_hyper_example::serve(&obs, app, admin, shutdown).await?;
     obs.shutdown().await;
     Ok(())
 }

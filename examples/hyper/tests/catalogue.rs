@@ -128,7 +128,7 @@ async fn the_catalogue_behind_the_facade() {
 }
 
 /// Out of file descriptors, the server neither ends nor spins: it says so about once a
-/// second and serves again when descriptors are free. The binary runs with a limit of 24
+/// second and serves again when descriptors are free; SIGTERM then ends it cleanly. The binary runs with a limit of 24
 /// open files, and the test holds more connections open than that.
 #[test]
 fn accept_errors_are_retried_once_a_second_and_the_server_recovers() {
@@ -210,4 +210,19 @@ fn accept_errors_are_retried_once_a_second_and_the_server_recovers() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     assert!(answer.contains("kettle"), "{answer}");
+    // SIGTERM (what a container is stopped with) ends it cleanly.
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
 }
