@@ -61,8 +61,8 @@ impl Health {
     /// now and then every `every` (10 ms to a day), and sets the overall service (`""`) and each name in
     /// `services` to `SERVING` (healthy or degraded) or `NOT_SERVING` (unhealthy; at once
     /// when [`drain`](Health::drain) is called). HTTP and gRPC probes therefore report one
-    /// truth; the check cache keeps the work to one run
-    /// per check per interval. Must be called inside a tokio runtime.
+    /// truth; the check cache keeps the work to one run per check per interval. Must be
+    /// called inside a tokio runtime.
     ///
     /// ```no_run
     /// # async fn run(health: towerscope_health::Health) {

@@ -364,11 +364,11 @@ impl Health {
     }
 
     /// Marks the service as shutting down: from now on readiness is `unhealthy` with
-    /// `"draining": true` (`/ready` answers 503, `grpc.health.v1` says `NOT_SERVING` at its
-    /// next sync) while liveness stays `healthy`, so a load balancer stops sending new
-    /// requests before the server stops accepting them. Call it when the shutdown signal
-    /// comes, then keep serving for a few seconds (longer than the balancer's probe
-    /// interval) before the graceful shutdown starts. It cannot be undone.
+    /// `"draining": true` (`/ready` answers 503, and `sync_grpc`, feature `grpc`, sets
+    /// `NOT_SERVING` at once) while liveness stays `healthy`, so a load balancer stops
+    /// sending new requests before the server stops accepting them. Call it when the
+    /// shutdown signal comes, then keep serving for a few seconds (longer than the
+    /// balancer's probe interval) before the graceful shutdown starts. It cannot be undone.
     ///
     /// ```
     /// use towerscope_health::{Health, Status};
