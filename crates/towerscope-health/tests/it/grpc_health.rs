@@ -15,42 +15,14 @@ async fn grpc_health_reports_the_same_truth() {
     let (health, up) = crate::common::toggled_db(CheckOptions::default().cache_for(Duration::ZERO));
     let (addr, reporter) = health_server().await;
     let _sync = health.sync_grpc(reporter, ["shop.Orders"], Duration::from_millis(50));
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
-    let mut client = HealthClient::new(channel);
-
-    let status_of = |service: &'static str| {
-        let mut client = client.clone();
-        async move {
-            client
-                .check(HealthCheckRequest {
-                    service: service.into(),
-                })
-                .await
-                .map(|r| r.into_inner().status)
-                .ok()
-        }
-    };
-    let wait_for = |service: &'static str, want: ServingStatus| async move {
-        for _ in 0..100 {
-            if status_of(service).await == Some(want as i32) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("{service} never became {want:?}");
-    };
-    wait_for("", ServingStatus::Serving).await;
-    wait_for("shop.Orders", ServingStatus::Serving).await;
+    let client = health_client(addr).await;
+    wait_for(&client, "", ServingStatus::Serving).await;
+    wait_for(&client, "shop.Orders", ServingStatus::Serving).await;
     up.store(false, Ordering::SeqCst);
-    wait_for("", ServingStatus::NotServing).await;
-    wait_for("shop.Orders", ServingStatus::NotServing).await;
+    wait_for(&client, "", ServingStatus::NotServing).await;
+    wait_for(&client, "shop.Orders", ServingStatus::NotServing).await;
     up.store(true, Ordering::SeqCst);
-    wait_for("shop.Orders", ServingStatus::Serving).await;
-    let _ = &mut client;
+    wait_for(&client, "shop.Orders", ServingStatus::Serving).await;
 }
 
 /// `drain` reaches gRPC probes at once, not at the next sync (an hour away here).
@@ -59,36 +31,42 @@ async fn draining_is_not_serving_at_once() {
     let health = Health::builder("1").build();
     let (addr, reporter) = health_server().await;
     let _sync = health.sync_grpc(reporter, ["shop.Orders"], Duration::from_secs(3600));
+    let client = health_client(addr).await;
+    wait_for(&client, "shop.Orders", ServingStatus::Serving).await;
+    health.drain();
+    wait_for(&client, "shop.Orders", ServingStatus::NotServing).await;
+}
+
+async fn health_client(addr: std::net::SocketAddr) -> HealthClient<tonic::transport::Channel> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .expect("url")
         .connect()
         .await
         .expect("connect");
-    let client = HealthClient::new(channel);
-    let status_of = || {
-        let mut client = client.clone();
-        async move {
-            client
-                .check(HealthCheckRequest {
-                    service: "shop.Orders".into(),
-                })
-                .await
-                .map(|r| r.into_inner().status)
-                .ok()
+    HealthClient::new(channel)
+}
+
+/// Waits up to 2 s for `service` to report `want`.
+async fn wait_for(
+    client: &HealthClient<tonic::transport::Channel>,
+    service: &str,
+    want: ServingStatus,
+) {
+    for _ in 0..100 {
+        let status = client
+            .clone()
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .map(|r| r.into_inner().status)
+            .ok();
+        if status == Some(want as i32) {
+            return;
         }
-    };
-    let wait_for = |want: ServingStatus| async move {
-        for _ in 0..100 {
-            if status_of().await == Some(want as i32) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("never became {want:?}");
-    };
-    wait_for(ServingStatus::Serving).await;
-    health.drain();
-    wait_for(ServingStatus::NotServing).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{service} never became {want:?}");
 }
 
 #[tokio::test(start_paused = true)]
