@@ -501,21 +501,29 @@ pub struct AlertmanagerNotifier {
 }
 
 impl std::fmt::Debug for AlertmanagerNotifier {
+    /// The address without its user information (`http://user:password@am:9093` is how
+    /// Alertmanager's basic auth is given) or query.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let base = self.inner.base.parse::<http::Uri>().map_or_else(
+            |_| "[REDACTED]".to_owned(),
+            |uri| towerscope_core::redacted_uri(&uri),
+        );
         f.debug_struct("AlertmanagerNotifier")
-            .field("base", &self.inner.base)
+            .field("base", &base)
             .finish_non_exhaustive()
     }
 }
 
 impl AlertmanagerNotifier {
-    /// Alertmanager at `base` (`http://host:9093`). Call it inside a tokio runtime: it
+    /// Alertmanager at `base` (`http://host:9093`; `http://user:password@host:9093` for
+    /// basic auth, which `Debug` and errors never show). Call it inside a tokio runtime: it
     /// keeps a task that re-sends firing alerts before Alertmanager would time them out.
     ///
     /// ```
     /// use towerscope_alert::{AlertmanagerNotifier, Delivery};
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let am = AlertmanagerNotifier::new("http://127.0.0.1:9093");
+    /// let am = AlertmanagerNotifier::new("http://alerts:s3cret@127.0.0.1:9093");
+    /// assert!(!format!("{am:?}").contains("s3cret"));
     /// let delivery = Delivery::builder(am).spawn();
     /// # drop(delivery);
     /// # });

@@ -369,6 +369,8 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting() {
 #[tokio::test]
 async fn alertmanager_gets_firing_alerts_again_before_they_end_and_resolutions_with_ends_at() {
     let (r, base) = alertmanager().await;
+    // Basic auth in the address, as in front of an Alertmanager with `basic_auth_users`.
+    let base = base.replace("http://", "http://alerts:s3cret@");
     let am = Delivery::builder(
         AlertmanagerNotifier::new(&base)
             .generator_url("http://shop.internal/dashboard")
@@ -380,7 +382,8 @@ async fn alertmanager_gets_firing_alerts_again_before_they_end_and_resolutions_w
     tokio::time::sleep(Duration::from_millis(700)).await;
     let posts = r.seen.lock().expect("lock").len();
     assert!(posts >= 3, "sent, then re-sent every 200 ms: {posts}");
-    for (_, body) in r.seen.lock().expect("lock").iter() {
+    for (headers, body) in r.seen.lock().expect("lock").iter() {
+        assert_eq!(headers["authorization"], "Basic YWxlcnRzOnMzY3JldA==");
         let alert = &body[0];
         assert_eq!(alert["labels"]["alertname"], "Busy");
         assert_eq!(alert["generatorURL"], "http://shop.internal/dashboard");
