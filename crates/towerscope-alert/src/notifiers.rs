@@ -119,12 +119,40 @@ fn status_word(n: &Notification) -> &'static str {
 ///
 /// ```
 /// let slack = towerscope_alert::SlackNotifier::new("https://hooks.slack.com/services/T000/B000/XXXX");
-/// # let _ = slack;
+/// // The webhook address is the secret: `Debug` shows its host only.
+/// assert_eq!(format!("{slack:?}"), r#"SlackNotifier { url: "https://hooks.slack.com/[REDACTED]", .. }"#);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SlackNotifier {
     url: String,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for SlackNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackNotifier")
+            .field("url", &host_only(&self.url))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A secret URL as `Debug` shows it: scheme and host, nothing that authenticates.
+fn host_only(url: &str) -> String {
+    match url.parse::<http::Uri>() {
+        Ok(uri) => match (uri.scheme_str(), uri.host()) {
+            (Some(scheme), Some(host)) => format!("{scheme}://{host}/[REDACTED]"),
+            _ => "[REDACTED]".to_owned(),
+        },
+        Err(_) => "[REDACTED]".to_owned(),
+    }
+}
+
+/// A URL as `Debug` shows it: without user information or query.
+fn shown_url(url: &str) -> String {
+    url.parse::<http::Uri>().map_or_else(
+        |_| "[REDACTED]".to_owned(),
+        |uri| towerscope_core::redacted_uri(&uri),
+    )
 }
 
 impl SlackNotifier {
@@ -211,14 +239,24 @@ impl Notifier for SlackNotifier {
 /// ```
 /// let pd = towerscope_alert::PagerDutyNotifier::new("R0UT1NGKEY")
 ///     .endpoint("https://events.eu.pagerduty.com/v2/enqueue");
-/// # let _ = pd;
+/// assert!(!format!("{pd:?}").contains("R0UT1NGKEY"), "the routing key is a secret");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PagerDutyNotifier {
     routing_key: String,
     endpoint: String,
     source: String,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for PagerDutyNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PagerDutyNotifier")
+            .field("routing_key", &"[REDACTED]")
+            .field("endpoint", &shown_url(&self.endpoint))
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PagerDutyNotifier {
@@ -362,14 +400,24 @@ impl Notifier for PagerDutyNotifier {
 /// receiver can check who sent it and refuse replays of old requests.
 ///
 /// ```
-/// let hook = towerscope_alert::WebhookNotifier::new("https://ops.example/alerts").secret("s3cret");
-/// # let _ = hook;
+/// let hook = towerscope_alert::WebhookNotifier::new("https://ops.example/alerts?token=t0k").secret("s3cret");
+/// let shown = format!("{hook:?}");
+/// assert!(!shown.contains("s3cret") && !shown.contains("t0k"), "{shown}");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebhookNotifier {
     url: String,
     secret: Option<Vec<u8>>,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for WebhookNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookNotifier")
+            .field("url", &shown_url(&self.url))
+            .field("secret", &self.secret.as_ref().map(|_| "[REDACTED]"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The signature header of [`WebhookNotifier`].
@@ -504,12 +552,8 @@ impl std::fmt::Debug for AlertmanagerNotifier {
     /// The address without its user information (`http://user:password@am:9093` is how
     /// Alertmanager's basic auth is given) or query.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let base = self.inner.base.parse::<http::Uri>().map_or_else(
-            |_| "[REDACTED]".to_owned(),
-            |uri| towerscope_core::redacted_uri(&uri),
-        );
         f.debug_struct("AlertmanagerNotifier")
-            .field("base", &base)
+            .field("base", &shown_url(&self.inner.base))
             .finish_non_exhaustive()
     }
 }
