@@ -35,7 +35,6 @@ struct FormatLabel {
     format: FormatValue,
 }
 
-#[derive(Debug)]
 struct Inner {
     registry: Registry,
     token: Option<Box<[u8]>>,
@@ -77,10 +76,20 @@ struct Inner {
 /// let svc = MetricsService::builder().bearer_token("s3cret").build(registry);
 /// let text = svc.encode(Format::Prometheus);
 /// assert!(text.contains("# TYPE jobs_total counter\njobs_total 1\n"));
+/// assert!(!format!("{svc:?}").contains("s3cret"), "Debug leaves the token out");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MetricsService {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MetricsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsService")
+            .field("token", &self.inner.token.as_ref().map(|_| "[REDACTED]"))
+            .field("gzip", &self.inner.gzip)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Builder for [`MetricsService`].
@@ -91,11 +100,21 @@ pub struct MetricsService {
 ///     .build(prometheus_client::registry::Registry::default());
 /// # let _ = svc;
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 #[must_use]
 pub struct MetricsServiceBuilder {
     token: Option<String>,
     no_gzip: bool,
+}
+
+impl std::fmt::Debug for MetricsServiceBuilder {
+    /// The token is left out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsServiceBuilder")
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("gzip", &!self.no_gzip)
+            .finish()
+    }
 }
 
 impl MetricsServiceBuilder {
@@ -114,6 +133,7 @@ impl MetricsServiceBuilder {
     /// };
     /// assert_eq!(scrape("Bearer wrong").await.unwrap().status(), 401);
     /// assert_eq!(scrape("Bearer s3cret").await.unwrap().status(), 200);
+    /// assert!(!format!("{:?}", MetricsService::builder().bearer_token("s3cret")).contains("s3cret"));
     /// # });
     /// ```
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
