@@ -147,14 +147,6 @@ fn host_only(url: &str) -> String {
     }
 }
 
-/// A URL as `Debug` shows it: without user information or query.
-fn shown_url(url: &str) -> String {
-    url.parse::<http::Uri>().map_or_else(
-        |_| "[REDACTED]".to_owned(),
-        |uri| towerscope_core::redacted_uri(&uri),
-    )
-}
-
 impl SlackNotifier {
     /// Posts to the webhook at `url` (a secret: it is never logged).
     ///
@@ -253,7 +245,7 @@ impl std::fmt::Debug for PagerDutyNotifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PagerDutyNotifier")
             .field("routing_key", &"[REDACTED]")
-            .field("endpoint", &shown_url(&self.endpoint))
+            .field("endpoint", &towerscope_core::redacted_url(&self.endpoint))
             .field("source", &self.source)
             .finish_non_exhaustive()
     }
@@ -414,7 +406,7 @@ pub struct WebhookNotifier {
 impl std::fmt::Debug for WebhookNotifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookNotifier")
-            .field("url", &shown_url(&self.url))
+            .field("url", &towerscope_core::redacted_url(&self.url))
             .field("secret", &self.secret.as_ref().map(|_| "[REDACTED]"))
             .finish_non_exhaustive()
     }
@@ -553,7 +545,7 @@ impl std::fmt::Debug for AlertmanagerNotifier {
     /// Alertmanager's basic auth is given) or query.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AlertmanagerNotifier")
-            .field("base", &shown_url(&self.inner.base))
+            .field("base", &towerscope_core::redacted_url(&self.inner.base))
             .finish_non_exhaustive()
     }
 }

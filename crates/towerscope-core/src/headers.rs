@@ -77,3 +77,19 @@ pub fn redacted_uri(uri: &Uri) -> String {
     }
     out
 }
+
+/// [`redacted_uri`] for an address given as text (a configured URL, a notifier's
+/// endpoint); text that is not a URI shows as `[REDACTED]` whole, since which part is the
+/// secret cannot be told.
+///
+/// ```
+/// assert_eq!(
+///     towerscope_core::redacted_url("http://alerts:s3cret@am:9093"),
+///     "http://[REDACTED]@am:9093/"
+/// );
+/// assert_eq!(towerscope_core::redacted_url("not a url at all"), "[REDACTED]");
+/// ```
+pub fn redacted_url(text: &str) -> String {
+    text.parse::<Uri>()
+        .map_or_else(|_| "[REDACTED]".to_owned(), |uri| redacted_uri(&uri))
+}

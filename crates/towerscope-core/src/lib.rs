@@ -79,7 +79,7 @@ pub use context::{
 };
 pub use exclude::ExcludedPaths;
 pub use grpc::{GrpcCode, is_grpc, is_grpc_request};
-pub use headers::{HEADER_SCAN_LIMIT, redacted_uri, small_header_names};
+pub use headers::{HEADER_SCAN_LIMIT, redacted_uri, redacted_url, small_header_names};
 #[cfg(feature = "tonic")]
 pub use incoming::TrackedIncoming;
 pub use method::NormalizedMethod;

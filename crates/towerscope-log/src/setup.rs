@@ -85,8 +85,8 @@ pub enum LogError {
     Filter {
         /// The filter text, as given.
         filter: String,
-        /// Where it came from: `RUST_LOG`, or `the builder` (`Logging::filter`, which the
-        /// facade's `log.filter` and `TOWERSCOPE_LOG_FILTER` set).
+        /// Where it came from: `RUST_LOG`, `the builder` (`Logging::filter`, which the
+        /// facade's `log.filter` and `TOWERSCOPE_LOG_FILTER` set) or `the default`.
         from: &'static str,
         /// The directive that is wrong, and why.
         reason: String,

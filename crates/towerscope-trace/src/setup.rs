@@ -171,10 +171,11 @@ struct Otlp {
 
 impl fmt::Debug for Otlp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Header values are credentials: names only.
+        // Header values are credentials: names only; the endpoint without user information
+        // or query.
         let names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("Otlp")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &towerscope_core::redacted_url(&self.endpoint))
             .field("protocol", &self.protocol)
             .field("timeout", &self.timeout)
             .field("headers", &names)

@@ -359,15 +359,6 @@ impl Default for RumConfig {
     }
 }
 
-/// A URL as `Debug` shows it: without user information or query string (either may hold
-/// a secret); one that does not parse, not at all.
-pub(crate) fn shown_url(url: &str) -> String {
-    url.parse::<http::Uri>().map_or_else(
-        |_| "[REDACTED]".to_owned(),
-        |uri| towerscope_core::redacted_uri(&uri),
-    )
-}
-
 /// `Debug` never shows a secret: not the token, nor a URL's user information or query.
 ///
 /// ```
@@ -406,7 +397,10 @@ impl fmt::Debug for TracingSection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracingSection")
             .field("enabled", &self.enabled)
-            .field("endpoint", &self.endpoint.as_deref().map(shown_url))
+            .field(
+                "endpoint",
+                &self.endpoint.as_deref().map(towerscope_core::redacted_url),
+            )
             .field("protocol", &self.protocol)
             .field("sample_ratio", &self.sample_ratio)
             .field("propagators", &self.propagators)
@@ -421,7 +415,13 @@ impl fmt::Debug for AlertsConfig {
             .field("default_rules", &self.default_rules)
             .field("rules_file", &self.rules_file)
             .field("interval_secs", &self.interval_secs)
-            .field("alertmanager", &self.alertmanager.as_deref().map(shown_url))
+            .field(
+                "alertmanager",
+                &self
+                    .alertmanager
+                    .as_deref()
+                    .map(towerscope_core::redacted_url),
+            )
             .finish()
     }
 }

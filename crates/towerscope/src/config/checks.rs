@@ -181,8 +181,14 @@ impl std::fmt::Debug for CheckConfig {
         f.debug_struct("CheckConfig")
             .field("name", &self.name)
             .field("tcp", &self.tcp)
-            .field("url", &self.url.as_deref().map(super::shown_url))
-            .field("grpc", &self.grpc.as_deref().map(super::shown_url))
+            .field(
+                "url",
+                &self.url.as_deref().map(towerscope_core::redacted_url),
+            )
+            .field(
+                "grpc",
+                &self.grpc.as_deref().map(towerscope_core::redacted_url),
+            )
             .field("service", &self.service)
             .field("method", &self.method)
             .field("expect_status", &self.expect_status)
