@@ -49,7 +49,6 @@ pub const MAX_RULES: usize = 10_000;
 /// # Ok::<(), towerscope_alert::RuleFileError>(())
 /// ```
 pub fn load_rules(path: impl AsRef<Path>) -> Result<Vec<Rule>, RuleFileError> {
-    use std::io::Read as _;
     let path = path.as_ref();
     let name = path.display().to_string();
     let error = |message: String| RuleFileError {
@@ -58,15 +57,13 @@ pub fn load_rules(path: impl AsRef<Path>) -> Result<Vec<Rule>, RuleFileError> {
         field: None,
         message,
     };
-    let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read: {e}")))?;
-    // Read no further than the limit: a path like /dev/zero must not fill the memory.
-    let mut text = String::new();
-    file.take(MAX_RULE_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| error(format!("cannot read: {e}")))?;
-    if text.len() as u64 > MAX_RULE_FILE_BYTES {
-        return Err(error(format!("larger than {MAX_RULE_FILE_BYTES} bytes")));
-    }
+    let bytes =
+        towerscope_core::read_capped(path, MAX_RULE_FILE_BYTES).map_err(|e| match e.kind() {
+            std::io::ErrorKind::FileTooLarge => error(e.to_string()),
+            _ => error(format!("cannot read: {e}")),
+        })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| error("cannot read: stream did not contain valid UTF-8".to_owned()))?;
     parse_rules(&name, &text)
 }
 

@@ -59,6 +59,7 @@ mod client_addr;
 pub mod connection;
 mod context;
 mod exclude;
+mod file;
 mod grpc;
 mod headers;
 #[cfg(feature = "tonic")]
@@ -78,6 +79,7 @@ pub use context::{
     HexId, MAX_PERIOD, PeerAddr, RequestStart, SpanRequestId, TraceIds, UserId, unix_now,
 };
 pub use exclude::ExcludedPaths;
+pub use file::read_capped;
 pub use grpc::{GrpcCode, is_grpc, is_grpc_request};
 pub use headers::{HEADER_SCAN_LIMIT, redacted_uri, redacted_url, small_header_names};
 #[cfg(feature = "tonic")]

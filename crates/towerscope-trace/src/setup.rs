@@ -681,21 +681,14 @@ const CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
 
 /// The PEM file at `path`, which must hold at least one certificate.
 fn read_certificate(key: &'static str, path: &str) -> Result<Vec<u8>, ConfigError> {
-    use std::io::Read as _;
     /// Room for any CA bundle (the system's whole store is a few hundred KiB), and a
     /// bound for a path like /dev/zero.
     const MAX_BYTES: u64 = 4 * 1024 * 1024;
-    let cannot = |e: std::io::Error| ConfigError::new(key, format!("cannot read `{path}`: {e}"));
-    let mut pem = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_BYTES + 1).read_to_end(&mut pem))
-        .map_err(cannot)?;
-    if pem.len() as u64 > MAX_BYTES {
-        return Err(ConfigError::new(
-            key,
-            format!("`{path}` is larger than {MAX_BYTES} bytes"),
-        ));
-    }
+    let pem =
+        towerscope_core::read_capped(path.as_ref(), MAX_BYTES).map_err(|e| match e.kind() {
+            std::io::ErrorKind::FileTooLarge => ConfigError::new(key, format!("`{path}` is {e}")),
+            _ => ConfigError::new(key, format!("cannot read `{path}`: {e}")),
+        })?;
     let marker = b"-----BEGIN CERTIFICATE-----";
     if !pem.windows(marker.len()).any(|w| w == marker) {
         return Err(ConfigError::new(

@@ -968,21 +968,14 @@ fn url(key: &'static str, v: &str) -> Result<(), (&'static str, String)> {
 }
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {
-    use std::io::Read as _;
     let err = |reason: String| ConfigError {
         key: "(file)".into(),
         file: Some(path.display().to_string()),
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
-    let mut text = String::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| err(e.to_string()))?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(err(format!("larger than {MAX_FILE_BYTES} bytes")));
-    }
-    Ok(text)
+    let bytes =
+        towerscope_core::read_capped(path, MAX_FILE_BYTES).map_err(|e| err(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|_| err("stream did not contain valid UTF-8".to_owned()))
 }
 
 /// Puts `value` at the dotted `key` in `table`, making the section when missing.
