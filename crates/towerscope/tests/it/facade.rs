@@ -528,6 +528,16 @@ async fn send(app: &axum::Router, request: http::request::Builder) -> Response<a
     app.clone().oneshot(request).await.expect("infallible")
 }
 
+/// The whole body of a response from [`send`].
+async fn body_of(response: Response<axum::body::Body>) -> Bytes {
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+}
+
 /// Pieces that are off are passed through: no header, no families, no span, and the
 /// service still answers.
 #[tokio::test(flavor = "current_thread")]
@@ -665,12 +675,7 @@ async fn synthetic_probes_are_part_of_the_stack() {
     );
     let dashboard = axum::Router::new().merge(obs.router());
     let response = send(&dashboard, Request::get("/api/dashboard/synthetics")).await;
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let body = body_of(response).await;
     let card: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(card["probes"]["home"]["success"], true, "{card}");
     drop(synthetics);
@@ -941,12 +946,7 @@ async fn configuration_from_a_file_and_variables() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let body = body_of(response).await;
     let text = String::from_utf8_lossy(&body);
     assert!(
         text.contains(
@@ -1026,12 +1026,7 @@ async fn propagators_from_the_configuration_read_and_write_b3() {
             .header("x-b3-sampled", "1"),
     )
     .await;
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let body = body_of(response).await;
     assert_eq!(
         String::from_utf8_lossy(&body),
         "80f198ee56343ba864fe8b2a57d3eff7 x-b3-sampled x-b3-spanid x-b3-traceid",
@@ -1075,7 +1070,7 @@ async fn drain_on_turns_readiness_before_the_shutdown_starts() {
     }
     let ready = send(&app, Request::get("/ready")).await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body = ready.into_body().collect().await.expect("body").to_bytes();
+    let body = body_of(ready).await;
     let ready: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(ready["draining"], true);
     assert_eq!(
