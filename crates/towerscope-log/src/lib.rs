@@ -6,7 +6,8 @@
 //! - [`Logging`]: one call sets up `tracing` with JSON output in production or readable
 //!   output in development (`TOWERSCOPE_LOG_FORMAT=json|pretty`), `RUST_LOG` filters with
 //!   quiet defaults for hyper/h2/tower, secret fields masked, and a non-blocking writer whose
-//!   dropped lines are counted in `towerscope_log_dropped_lines_total`.
+//!   dropped lines (a full buffer, a failed output) are counted in
+//!   `towerscope_log_dropped_lines_total{reason}`.
 //! - [`JsonLayer`]: the JSON format. Span fields are flattened to the top level, so the
 //!   `request_id` of towerscope-request-id's span, and `trace_id`, `span_id`, `user_id` when
 //!   present, are plain fields of every line.

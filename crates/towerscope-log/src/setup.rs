@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::registry::Registry;
 use tracing::Subscriber;
@@ -14,7 +15,7 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::writer::{Flusher, WriterGuard, background};
+use crate::writer::{Flusher, Lost, WriterGuard, background};
 use crate::{JsonLayer, PanicHook, RedactedFields, Redaction};
 
 /// Filter used when neither the builder nor `RUST_LOG` gives one.
@@ -118,7 +119,7 @@ pub enum LogError {
 #[derive(Debug)]
 pub struct LoggingGuard {
     _worker: Option<WriterGuard>,
-    dropped: Arc<AtomicU64>,
+    lost: Arc<Lost>,
 }
 
 impl LoggingGuard {
@@ -129,7 +130,37 @@ impl LoggingGuard {
     /// assert_eq!(guard.dropped_lines(), 0);
     /// ```
     pub fn dropped_lines(&self) -> usize {
-        usize::try_from(self.dropped.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+        count(&self.lost.full)
+    }
+
+    /// Lines lost because the output failed: a closed pipe, a full disk (0 without a
+    /// non-blocking writer, whose writes fail unseen in `tracing-subscriber`). The first
+    /// failure is also reported once on stderr.
+    ///
+    /// ```
+    /// /// An output that is gone, as stdout is when the reading end of its pipe closed.
+    /// struct Gone;
+    /// impl std::io::Write for Gone {
+    ///     fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+    ///         Err(std::io::ErrorKind::BrokenPipe.into())
+    ///     }
+    ///     fn flush(&mut self) -> std::io::Result<()> {
+    ///         Ok(())
+    ///     }
+    /// }
+    /// let (subscriber, guard) = towerscope_log::Logging::builder().writer(|| Gone).build().unwrap();
+    /// tracing::subscriber::with_default(subscriber, || tracing::info!("nowhere to go"));
+    /// for _ in 0..5_000 {
+    ///     if guard.failed_lines() > 0 {
+    ///         break;
+    ///     }
+    ///     std::thread::sleep(std::time::Duration::from_millis(1)); // the writer thread's turn
+    /// }
+    /// assert_eq!(guard.failed_lines(), 1);
+    /// assert_eq!(guard.dropped_lines(), 0); // the buffer had room
+    /// ```
+    pub fn failed_lines(&self) -> usize {
+        count(&self.lost.failed)
     }
 
     fn flusher(&self) -> Option<Flusher> {
@@ -137,19 +168,32 @@ impl LoggingGuard {
     }
 }
 
-/// `towerscope_log_dropped_lines_total`, read from the writer's counter at scrape time.
+fn count(n: &AtomicU64) -> usize {
+    usize::try_from(n.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+}
+
+/// `towerscope_log_dropped_lines_total{reason}`, read from the writer's counters at scrape
+/// time.
 #[derive(Debug)]
-struct DroppedLines(Arc<AtomicU64>);
+struct DroppedLines(Arc<Lost>);
 
 impl Collector for DroppedLines {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
-        let c = ConstCounter::new(self.0.load(Ordering::Relaxed));
-        c.encode(encoder.encode_descriptor(
+        let mut family = encoder.encode_descriptor(
             "towerscope_log_dropped_lines",
-            "Log lines dropped because the log buffer was full.",
+            "Log lines lost: dropped because the log buffer was full (buffer_full), or not \
+             written because the output failed (write_failed).",
             None,
-            c.metric_type(),
-        )?)
+            MetricType::Counter,
+        )?;
+        for (reason, n) in [
+            ("buffer_full", &self.0.full),
+            ("write_failed", &self.0.failed),
+        ] {
+            ConstCounter::new(n.load(Ordering::Relaxed))
+                .encode(family.encode_family(&[("reason", reason)])?)?;
+        }
+        Ok(())
     }
 }
 
@@ -190,7 +234,7 @@ impl Logging {
             redaction: Redaction::default(),
             buffered_lines: 128_000,
             non_blocking: true,
-            dropped: Arc::new(AtomicU64::new(0)),
+            lost: Arc::default(),
             extra: None,
             panic_hook: PanicHook::default(),
         }
@@ -222,7 +266,7 @@ pub struct LoggingBuilder<W> {
     redaction: Redaction,
     buffered_lines: usize,
     non_blocking: bool,
-    dropped: Arc<AtomicU64>,
+    lost: Arc<Lost>,
     extra: Option<ExtraLayer>,
     panic_hook: PanicHook,
 }
@@ -405,7 +449,7 @@ where
             redaction: self.redaction,
             buffered_lines: self.buffered_lines,
             non_blocking: self.non_blocking,
-            dropped: self.dropped,
+            lost: self.lost,
             extra: self.extra,
             panic_hook: self.panic_hook,
         }
@@ -428,7 +472,9 @@ where
         self
     }
 
-    /// Registers `towerscope_log_dropped_lines_total` into `registry`.
+    /// Registers `towerscope_log_dropped_lines_total` into `registry`: lines lost, with
+    /// `reason="buffer_full"` (the output could not keep up) or `reason="write_failed"`
+    /// (the output failed).
     ///
     /// ```
     /// let mut registry = prometheus_client::registry::Registry::default();
@@ -439,10 +485,11 @@ where
     ///     .unwrap();
     /// let mut text = String::new();
     /// prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-    /// assert!(text.contains("towerscope_log_dropped_lines_total 0"), "{text}");
+    /// assert!(text.contains(r#"towerscope_log_dropped_lines_total{reason="buffer_full"} 0"#), "{text}");
+    /// assert!(text.contains(r#"towerscope_log_dropped_lines_total{reason="write_failed"} 0"#), "{text}");
     /// ```
     pub fn metrics(self, registry: &mut Registry) -> Self {
-        registry.register_collector(Box::new(DroppedLines(self.dropped.clone())));
+        registry.register_collector(Box::new(DroppedLines(self.lost.clone())));
         self
     }
 
@@ -485,15 +532,20 @@ where
         let filter = Filter::parse(&filter_text)?;
         let redaction = self.redaction;
         if self.non_blocking {
-            let out = io::BufWriter::with_capacity(WRITE_BUFFER, MakeWriterIo(self.writer));
-            let (writer, worker) = background(out, self.buffered_lines, self.dropped.clone())
-                .map_err(LogError::Thread)?;
+            // Unbuffered: the writer thread writes whole batches, and counts what a failed
+            // write lost (a buffer in between would hide it).
+            let (writer, worker) = background(
+                MakeWriterIo(self.writer),
+                self.buffered_lines,
+                self.lost.clone(),
+            )
+            .map_err(LogError::Thread)?;
             let subscriber = subscriber(format, filter, redaction, self.extra, writer);
             Ok((
                 subscriber,
                 LoggingGuard {
                     _worker: Some(worker),
-                    dropped: self.dropped,
+                    lost: self.lost,
                 },
             ))
         } else {
@@ -502,7 +554,7 @@ where
                 subscriber,
                 LoggingGuard {
                     _worker: None,
-                    dropped: self.dropped,
+                    lost: self.lost,
                 },
             ))
         }
@@ -611,10 +663,6 @@ where
         ),
     }
 }
-
-/// Buffer between the background writer and the output, so that a large batch of lines
-/// leaves in writes of this size.
-const WRITE_BUFFER: usize = 64 * 1024;
 
 /// Adapts a `MakeWriter` to the `io::Write` the background writer owns.
 struct MakeWriterIo<W>(W);

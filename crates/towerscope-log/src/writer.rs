@@ -27,6 +27,15 @@ const MAX_BYTES: usize = 64 * 1024 * 1024;
 /// Capacity the writer keeps between writes; a burst's larger buffer is given back.
 const KEEP_CAPACITY: usize = 1024 * 1024;
 
+/// Lines the writer lost, by why; read at scrape time.
+#[derive(Debug, Default)]
+pub(crate) struct Lost {
+    /// Dropped because the buffer was full.
+    pub(crate) full: AtomicU64,
+    /// Not written because the output failed (closed pipe, full disk, ...).
+    pub(crate) failed: AtomicU64,
+}
+
 #[derive(Debug, Default)]
 struct State {
     buf: Vec<u8>,
@@ -51,7 +60,7 @@ struct Shared {
     /// The writer thread, which must not wait for itself.
     thread: OnceLock<ThreadId>,
     max_lines: usize,
-    dropped: Arc<AtomicU64>,
+    lost: Arc<Lost>,
 }
 
 impl Shared {
@@ -65,7 +74,7 @@ impl Shared {
         if state.closed || state.lines >= self.max_lines || state.buf.len() + line.len() > MAX_BYTES
         {
             drop(state);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.lost.full.fetch_add(1, Ordering::Relaxed);
             return;
         }
         state.buf.extend_from_slice(line);
@@ -81,16 +90,27 @@ impl Shared {
     /// The writer thread's loop: runs until closed and drained.
     fn run(&self, mut out: impl Write) {
         let mut spare = Vec::new();
+        let mut reported = false;
         let mut state = self.lock();
         loop {
             if !state.buf.is_empty() {
                 std::mem::swap(&mut state.buf, &mut spare);
-                state.lines = 0;
+                let lines = std::mem::take(&mut state.lines);
                 let upto = state.pushed;
                 drop(state);
-                // Nowhere to report a failed write to but the log itself: the lines are lost,
-                // as with any logger whose output is gone.
-                let _ = out.write_all(&spare).and_then(|()| out.flush());
+                if let Err((error, unwritten)) = write_batch(&mut out, &spare, lines) {
+                    // The lines are lost, as with any logger whose output is gone: count
+                    // them, and say so once where it may still be seen.
+                    self.lost.failed.fetch_add(unwritten, Ordering::Relaxed);
+                    if !std::mem::replace(&mut reported, true) {
+                        let _ = writeln!(
+                            io::stderr(),
+                            "towerscope-log: writing log lines failed ({error}); lines are \
+                             lost and counted in towerscope_log_dropped_lines_total\
+                             {{reason=\"write_failed\"}}"
+                        );
+                    }
+                }
                 spare.clear();
                 spare.shrink_to(KEEP_CAPACITY);
                 state = self.lock();
@@ -155,6 +175,32 @@ impl Shared {
     }
 }
 
+/// Writes one batch of `lines` lines and flushes; on failure, the error and how many of
+/// the lines were not written whole (a line cut short counts as lost).
+fn write_batch(out: &mut impl Write, batch: &[u8], lines: usize) -> Result<(), (io::Error, u64)> {
+    let lines = u64::try_from(lines).unwrap_or(u64::MAX);
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let error = match out.write(rest) {
+            Ok(0) => io::Error::from(io::ErrorKind::WriteZero),
+            Ok(n) => {
+                rest = &rest[n..];
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => e,
+        };
+        // Each line ends in a newline; one that does not (a writer of the user's) still is one.
+        let ends = rest.iter().filter(|&&b| b == b'\n').count();
+        let cut = u64::try_from(ends)
+            .unwrap_or(u64::MAX)
+            .clamp(1, lines.max(1));
+        return Err((error, cut));
+    }
+    // What a buffering output still held is beyond counting; the error is still reported.
+    out.flush().map_err(|e| (e, 0))
+}
+
 /// The `MakeWriter` the log layers write through: each write is one line, appended to the
 /// shared buffer, or dropped and counted when the buffer is full.
 #[derive(Debug, Clone)]
@@ -202,7 +248,7 @@ impl Drop for WriterGuard {
 pub(crate) fn background(
     out: impl Write + Send + 'static,
     max_lines: usize,
-    dropped: Arc<AtomicU64>,
+    lost: Arc<Lost>,
 ) -> io::Result<(BackgroundWriter, WriterGuard)> {
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
@@ -210,7 +256,7 @@ pub(crate) fn background(
         written: Condvar::new(),
         thread: OnceLock::new(),
         max_lines: max_lines.max(1),
-        dropped,
+        lost,
     });
     let worker = shared.clone();
     let thread = std::thread::Builder::new()
@@ -272,8 +318,8 @@ mod tests {
     #[test]
     fn every_line_arrives_in_order_and_the_guard_drains() {
         let sink = Sink::default();
-        let dropped = Arc::new(AtomicU64::new(0));
-        let (writer, guard) = background(sink.clone(), 1_000_000, dropped.clone()).expect("thread");
+        let lost = Arc::new(Lost::default());
+        let (writer, guard) = background(sink.clone(), 1_000_000, lost.clone()).expect("thread");
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let writer = writer.clone();
@@ -302,15 +348,15 @@ mod tests {
             next[t] += 1;
         }
         assert_eq!(next, [10_000; 4]);
-        assert_eq!(dropped.load(Ordering::Relaxed), 0);
+        assert_eq!(lost.full.load(Ordering::Relaxed), 0);
+        assert_eq!(lost.failed.load(Ordering::Relaxed), 0);
         assert!(writes < 40_000, "one write per line: {writes}");
     }
 
     #[test]
     fn an_idle_writer_writes_a_line_at_once() {
         let sink = Sink::default();
-        let (writer, _guard) =
-            background(sink.clone(), 16, Arc::new(AtomicU64::new(0))).expect("thread");
+        let (writer, _guard) = background(sink.clone(), 16, Arc::default()).expect("thread");
         std::thread::sleep(Duration::from_millis(20)); // parked by now
         writer.make_writer().write_all(b"one\n").expect("write");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -327,7 +373,7 @@ mod tests {
     fn flush_waits_for_the_writer_and_a_stuck_one_stalls_one_caller_only() {
         let release = Arc::new((Mutex::new(false), Condvar::new()));
         let (writer, guard) =
-            background(Stuck(release.clone()), 16, Arc::new(AtomicU64::new(0))).expect("thread");
+            background(Stuck(release.clone()), 16, Arc::default()).expect("thread");
         // Dropped before `guard` (which joins the writer), also when an assertion fails.
         let _release = Release(release.clone());
         let shared = guard.flusher();
@@ -390,17 +436,64 @@ mod tests {
     #[test]
     fn a_full_buffer_drops_and_counts_without_blocking() {
         let release = Arc::new((Mutex::new(false), Condvar::new()));
-        let dropped = Arc::new(AtomicU64::new(0));
-        let (writer, guard) =
-            background(Stuck(release.clone()), 8, dropped.clone()).expect("thread");
+        let lost = Arc::new(Lost::default());
+        let (writer, guard) = background(Stuck(release.clone()), 8, lost.clone()).expect("thread");
         for _ in 0..100 {
             writer.make_writer().write_all(b"line\n").expect("write");
         }
         // At most 8 wait in the buffer, and at most 8 more are in the stuck write.
-        let lost = dropped.load(Ordering::Relaxed);
-        assert!((84..=92).contains(&lost), "dropped {lost}");
+        let dropped = lost.full.load(Ordering::Relaxed);
+        assert!((84..=92).contains(&dropped), "dropped {dropped}");
         *release.0.lock().expect("lock") = true;
         release.1.notify_all();
         drop(guard);
+    }
+
+    /// Takes `budget` bytes (the last write cut short), then fails as a closed pipe does.
+    struct Closing(Arc<Mutex<(Vec<u8>, usize)>>);
+
+    impl Write for Closing {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut s = self.0.lock().expect("closing");
+            if s.1 == 0 {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(s.1);
+            s.0.extend_from_slice(&buf[..n]);
+            s.1 -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_a_failed_output_did_not_take_are_counted_whatever_the_batches() {
+        // Thirty lines and three bytes of the next get out; the other 70 are lost. Lines
+        // go out in one batch or many (the writer thread takes what it finds), and each
+        // way the count is the same.
+        for pause in [false, true] {
+            let out = Arc::new(Mutex::new((Vec::new(), 30 * 8 + 3)));
+            let lost = Arc::new(Lost::default());
+            let (writer, guard) =
+                background(Closing(out.clone()), 1_000, lost.clone()).expect("thread");
+            for i in 0..100 {
+                let line = format!("line {i:02}\n");
+                writer
+                    .make_writer()
+                    .write_all(line.as_bytes())
+                    .expect("write");
+                if pause && i % 10 == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            drop(guard);
+            let written = out.lock().expect("closing").0.clone();
+            assert_eq!(written.len(), 243);
+            assert!(written.starts_with(b"line 00\nline 01\n"));
+            assert_eq!(lost.failed.load(Ordering::Relaxed), 70, "pause {pause}");
+            assert_eq!(lost.full.load(Ordering::Relaxed), 0);
+        }
     }
 }

@@ -1331,6 +1331,22 @@ impl Observability {
         self.logging.as_ref().map_or(0, LoggingGuard::dropped_lines)
     }
 
+    /// Log lines lost because the log output failed: stdout a pipe whose reader is gone, a
+    /// full disk (0 when logging is off). Exported as
+    /// `towerscope_log_dropped_lines_total{reason="write_failed"}`; the first failure is
+    /// also reported once on stderr.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let obs = towerscope::Observability::builder("shop").without_logging().build()?;
+    /// assert_eq!(obs.failed_log_lines(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn failed_log_lines(&self) -> usize {
+        self.logging.as_ref().map_or(0, LoggingGuard::failed_lines)
+    }
+
     /// The operational endpoints as an axum router: `/metrics`, `/health`, `/ready`,
     /// `/dashboard`, `/api/dashboard/*`, `/rum.js`, `/api/rum` (the pieces that are on).
     /// Merge it into the application after `.layer(obs.layer())`, or serve it on an admin

@@ -370,7 +370,7 @@ fn dropped_lines_are_counted_not_blocking() {
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
     let line = text
         .lines()
-        .find(|l| l.starts_with("towerscope_log_dropped_lines_total "))
+        .find(|l| l.starts_with(r#"towerscope_log_dropped_lines_total{reason="buffer_full"} "#))
         .expect("metric");
     let n: usize = line
         .rsplit(' ')
@@ -379,6 +379,10 @@ fn dropped_lines_are_counted_not_blocking() {
         .parse()
         .expect("number");
     assert!(n > 0, "{line}");
+    assert!(
+        text.contains(r#"towerscope_log_dropped_lines_total{reason="write_failed"} 0"#),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]

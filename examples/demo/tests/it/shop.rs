@@ -358,19 +358,35 @@ fn a_failed_start_says_why_in_words_and_exits_with_1() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Ends the demo also when an assertion fails (it would outlive the test).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One `GET` on a connection of its own: the whole answer, head and body.
+fn get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
+    use std::io::{Read as _, Write as _};
+    let mut conn = std::net::TcpStream::connect(addr)?;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nhost: demo\r\nconnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
 /// `--drain-secs`: on SIGTERM the demo answers `/ready` with 503 (draining) and keeps
 /// serving for that long, then shuts down cleanly.
 #[test]
 fn sigterm_drains_then_shuts_down() {
-    use std::io::{BufRead as _, Read as _, Write as _};
-    /// Ends the demo also when an assertion fails (it would outlive the test).
-    struct Running(std::process::Child);
-    impl Drop for Running {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+    use std::io::BufRead as _;
     let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
         .args([
             "--addr",
@@ -398,17 +414,7 @@ fn sigterm_drains_then_shuts_down() {
         .expect("the demo says where it listens");
     // Keep reading, so that the demo never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    let get = |path: &str| -> std::io::Result<String> {
-        let mut conn = std::net::TcpStream::connect(addr)?;
-        conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-        write!(
-            conn,
-            "GET {path} HTTP/1.1\r\nhost: demo\r\nconnection: close\r\n\r\n"
-        )?;
-        let mut answer = String::new();
-        conn.read_to_string(&mut answer)?;
-        Ok(answer)
-    };
+    let get = |path: &str| get(addr, path);
     assert!(get("/ready").expect("ready").starts_with("HTTP/1.1 200"));
     let term = std::process::Command::new("kill")
         .args(["-TERM", &demo.0.id().to_string()])
@@ -435,4 +441,76 @@ fn sigterm_drains_then_shuts_down() {
     };
     assert!(status.success(), "{status}");
     assert!(signalled.elapsed() >= std::time::Duration::from_secs(1));
+}
+
+/// Run as `towerscope-demo | head`: once the reader is gone the log lines have nowhere to
+/// go. The demo keeps serving, counts the lines it loses, and says so once on stderr.
+#[test]
+fn a_closed_stdout_loses_lines_counted_and_said_once() {
+    use std::io::{BufRead as _, Read as _};
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
+        .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("TOWERSCOPE_METRICS_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map(Running)
+        .expect("start the demo");
+    let addr: std::net::SocketAddr = std::io::BufReader::new(demo.0.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let json: serde_json::Value = serde_json::from_str(&line).ok()?;
+            json["addr"].as_str()?.parse().ok()
+        })
+        .expect("the demo says where it listens");
+    // The reader is dropped here: stdout is a pipe nobody reads any more.
+    let lost = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(r#"towerscope_log_dropped_lines_total{reason="write_failed"} "#)
+            })
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no write_failed series in {metrics}"))
+    };
+    let started = std::time::Instant::now();
+    let metrics = loop {
+        for _ in 0..5 {
+            let answer = get(addr, "/users/1").expect("still serving");
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        }
+        let metrics = get(addr, "/metrics").expect("metrics");
+        if lost(&metrics) >= 5 || started.elapsed().as_secs() >= 10 {
+            break metrics;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(lost(&metrics) >= 5, "{metrics}");
+    assert!(
+        metrics.contains(r#"towerscope_log_dropped_lines_total{reason="buffer_full"} 0"#),
+        "{metrics}"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &demo.0.id().to_string()])
+        .status();
+    let mut stderr = String::new();
+    demo.0
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    assert_eq!(
+        stderr
+            .matches("towerscope-log: writing log lines failed")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Broken pipe") || stderr.contains("broken pipe"),
+        "{stderr}"
+    );
 }
