@@ -234,6 +234,8 @@ impl Logging {
             redaction: Redaction::default(),
             buffered_lines: 128_000,
             non_blocking: true,
+            ansi: None,
+            to_stdout: true,
             lost: Arc::default(),
             extra: None,
             panic_hook: PanicHook::default(),
@@ -266,6 +268,9 @@ pub struct LoggingBuilder<W> {
     redaction: Redaction,
     buffered_lines: usize,
     non_blocking: bool,
+    ansi: Option<bool>,
+    /// The writer is still the default, stdout.
+    to_stdout: bool,
     lost: Arc<Lost>,
     extra: Option<ExtraLayer>,
     panic_hook: PanicHook,
@@ -406,6 +411,31 @@ where
         self
     }
 
+    /// Colours in the readable format (levels, span names; never in JSON). By default they
+    /// are on when lines go to stdout and stdout is a terminal, unless `NO_COLOR` is set
+    /// (<https://no-color.org>): a file or a pipe gets plain text. Field values are
+    /// escaped either way, so a value cannot bring escape sequences of its own.
+    ///
+    /// ```
+    /// use towerscope_log::{LogFormat, Logging};
+    /// let out = towerscope_log::CaptureWriter::new();
+    /// let (subscriber, _guard) = Logging::builder()
+    ///     .writer(out.clone())
+    ///     .blocking()
+    ///     .format(LogFormat::Pretty)
+    ///     .ansi(true)
+    ///     .build()
+    ///     .unwrap();
+    /// tracing::subscriber::with_default(subscriber, || tracing::warn!(note = "\x1b[2J", "coloured"));
+    /// let text = out.text();
+    /// assert!(text.contains("\x1b[33m WARN"), "{text:?}"); // the level, in yellow
+    /// assert!(text.contains(r#"note="\u{1b}[2J""#), "{text:?}"); // the value's escape, written out
+    /// ```
+    pub fn ansi(mut self, on: bool) -> Self {
+        self.ansi = Some(on);
+        self
+    }
+
     /// What [`init`](Self::init) does with the process's panic hook; default
     /// [`PanicHook::Chain`]: each panic is logged as one `ERROR` event ([`log_panic`],
     /// inside the span where it happened), then the hook installed before runs (Rust's
@@ -449,6 +479,8 @@ where
             redaction: self.redaction,
             buffered_lines: self.buffered_lines,
             non_blocking: self.non_blocking,
+            ansi: self.ansi,
+            to_stdout: false,
             lost: self.lost,
             extra: self.extra,
             panic_hook: self.panic_hook,
@@ -531,6 +563,13 @@ where
         };
         let filter = Filter::parse(&filter_text)?;
         let redaction = self.redaction;
+        let ansi = format == LogFormat::Pretty
+            && self.ansi.unwrap_or_else(|| {
+                use std::io::IsTerminal as _;
+                self.to_stdout
+                    && io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            });
         if self.non_blocking {
             // Unbuffered: the writer thread writes whole batches, and counts what a failed
             // write lost (a buffer in between would hide it).
@@ -540,7 +579,7 @@ where
                 self.lost.clone(),
             )
             .map_err(LogError::Thread)?;
-            let subscriber = subscriber(format, filter, redaction, self.extra, writer);
+            let subscriber = subscriber(format, ansi, filter, redaction, self.extra, writer);
             Ok((
                 subscriber,
                 LoggingGuard {
@@ -549,7 +588,7 @@ where
                 },
             ))
         } else {
-            let subscriber = subscriber(format, filter, redaction, self.extra, self.writer);
+            let subscriber = subscriber(format, ansi, filter, redaction, self.extra, self.writer);
             Ok((
                 subscriber,
                 LoggingGuard {
@@ -639,6 +678,7 @@ impl Filter {
 
 fn subscriber<W>(
     format: LogFormat,
+    ansi: bool,
     filter: Filter,
     redaction: Redaction,
     extra: Option<ExtraLayer>,
@@ -657,7 +697,7 @@ where
             registry.with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(writer)
-                    .with_ansi(false)
+                    .with_ansi(ansi)
                     .fmt_fields(RedactedFields::new(redaction)),
             ),
         ),

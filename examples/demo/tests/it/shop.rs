@@ -514,3 +514,43 @@ fn a_closed_stdout_loses_lines_counted_and_said_once() {
         "{stderr}"
     );
 }
+
+/// Readable logs are coloured on a terminal (here the pseudo-terminal `script` gives the
+/// demo), and plain with `NO_COLOR` or when stdout is a pipe.
+#[test]
+fn readable_logs_are_coloured_on_a_terminal_only() {
+    use std::io::BufRead as _;
+    let demo = env!("CARGO_BIN_EXE_towerscope-demo");
+    let command = format!("'{demo}' --addr 127.0.0.1:0 --log-format pretty");
+    for (terminal, no_color, coloured) in [(true, "", true), (true, "1", false), (false, "", false)]
+    {
+        let mut cmd = if terminal {
+            let mut cmd = std::process::Command::new("script");
+            cmd.args(["-qec", &command, "/dev/null"]);
+            cmd
+        } else {
+            let mut cmd = std::process::Command::new(demo);
+            cmd.args(["--addr", "127.0.0.1:0", "--log-format", "pretty"]);
+            cmd
+        };
+        let mut running = cmd
+            .env("NO_COLOR", no_color)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map(Running)
+            .expect("start the demo (under `script`, from util-linux, for a terminal)");
+        let line = std::io::BufReader::new(running.0.stdout.take().expect("piped"))
+            .lines()
+            .map_while(Result::ok)
+            .find(|line| line.contains("listening"))
+            .expect("the demo says where it listens");
+        assert_eq!(
+            line.contains("\x1b["),
+            coloured,
+            "terminal {terminal}, NO_COLOR={no_color:?}: {line:?}"
+        );
+    }
+}
