@@ -35,7 +35,10 @@
 //!   [`TraceLayer::for_axum`], which answers with axum's body type so that a dropped span
 //!   costs no body wrapper.
 //! - `tls` (default): OTLP export to `https://` collectors, trusting the system's roots and
-//!   the CAs named by `OTEL_EXPORTER_OTLP_CERTIFICATE` ([`TracingConfig::otlp_certificate`]).
+//!   the CAs named by `OTEL_EXPORTER_OTLP_CERTIFICATE` ([`TracingConfig::otlp_certificate`]),
+//!   showing a client certificate to collectors that require one
+//!   ([`TracingConfig::otlp_client_identity`], `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and
+//!   `…_CLIENT_KEY`).
 
 #[cfg(feature = "axum")]
 mod axum_body;

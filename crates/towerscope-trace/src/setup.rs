@@ -197,6 +197,7 @@ impl fmt::Debug for Otlp {
 /// | `OTEL_EXPORTER_OTLP_HEADERS`, `…_TRACES_HEADERS` | `key=value,…` sent with every export |
 /// | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_TRACES_COMPRESSION` | `gzip` or `none` (default) |
 /// | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_TRACES_CERTIFICATE` | PEM file of CA certificates to trust for an `https://` endpoint, besides the system's |
+/// | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_KEY` (and `…_TRACES_…`) | PEM files of the certificate and private key this service shows a collector that asks for one (mutual TLS); both or neither |
 /// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | [`SamplerConfig`]; the ratio in `[0, 1]` |
 /// | `OTEL_PROPAGATORS` | [`Propagators`](crate::Propagators): `tracecontext`, `baggage`, `b3`, `b3multi` or `none` (default `tracecontext,baggage`) |
 /// | `OTEL_BSP_*` | batch processor sizes and delays, read by the OpenTelemetry SDK |
@@ -231,7 +232,27 @@ pub struct TracingConfig {
     gzip: bool,
     /// PEM certificates of certificate authorities to trust for an `https://` endpoint.
     certificate: Option<Vec<u8>>,
+    /// The certificate and key shown to a collector that asks (mutual TLS).
+    identity: Option<ClientIdentity>,
     disabled: bool,
+}
+
+/// A client certificate chain and its private key, PEM; `Debug` leaves the key out.
+#[derive(Clone)]
+struct ClientIdentity {
+    cert: Vec<u8>,
+    // Without TLS support it can only be refused (an `https://` endpoint is an error).
+    #[cfg_attr(not(feature = "tls"), expect(dead_code))]
+    key: Vec<u8>,
+}
+
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("cert", &format_args!("<{} bytes of PEM>", self.cert.len()))
+            .field("key", &format_args!("<redacted>"))
+            .finish()
+    }
 }
 
 impl TracingConfig {
@@ -253,6 +274,7 @@ impl TracingConfig {
             otlp: None,
             gzip: false,
             certificate: None,
+            identity: None,
             disabled: false,
         }
     }
@@ -396,6 +418,31 @@ impl TracingConfig {
         self
     }
 
+    /// The certificate (PEM; the chain, leaf first) and private key (PEM: PKCS#8, PKCS#1
+    /// or SEC1) this service shows a collector that requires clients to authenticate
+    /// (mutual TLS) on its `https://` endpoint. `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and
+    /// `OTEL_EXPORTER_OTLP_CLIENT_KEY` name such files. The key never appears in `Debug`.
+    ///
+    /// ```
+    /// let cert = "-----BEGIN CERTIFICATE-----\n…\n-----END CERTIFICATE-----\n";
+    /// let key = "-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n";
+    /// let config = towerscope_trace::TracingConfig::new("shop")
+    ///     .otlp("https://collector.internal:4318/v1/traces", towerscope_trace::OtlpProtocol::HttpProtobuf)
+    ///     .otlp_client_identity(cert, key);
+    /// assert!(!format!("{config:?}").contains("secret"));
+    /// ```
+    pub fn otlp_client_identity(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.identity = Some(ClientIdentity {
+            cert: cert_pem.into(),
+            key: key_pem.into(),
+        });
+        self
+    }
+
     /// Whether spans will be exported.
     ///
     /// ```
@@ -474,6 +521,42 @@ impl TracingConfig {
         for key in [CERTIFICATE, "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"] {
             if let Some(path) = get(key) {
                 self.certificate = Some(read_certificate(key, path.trim())?);
+            }
+        }
+        let traces_or = |traces: &'static str, generic: &'static str| {
+            get(traces)
+                .map(|v| (traces, v))
+                .or(get(generic).map(|v| (generic, v)))
+        };
+        match (
+            traces_or(
+                "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            ),
+            traces_or(
+                "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            ),
+        ) {
+            (None, None) => {}
+            (Some((key, _)), None) => {
+                return Err(ConfigError::new(
+                    key,
+                    "a client certificate needs its key: set OTEL_EXPORTER_OTLP_CLIENT_KEY too",
+                ));
+            }
+            (None, Some((key, _))) => {
+                return Err(ConfigError::new(
+                    key,
+                    "a client key needs its certificate: set \
+                     OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE too",
+                ));
+            }
+            (Some((cert_var, cert)), Some((key_var, key))) => {
+                self.identity = Some(ClientIdentity {
+                    cert: read_pem(cert_var, cert.trim(), "CERTIFICATE")?,
+                    key: read_pem(key_var, key.trim(), "PRIVATE KEY")?,
+                });
             }
         }
         let protocol = match get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") {
@@ -606,6 +689,16 @@ impl TracingConfig {
                 )
                 .into());
             }
+            if self.identity.is_some() && !https {
+                return Err(ConfigError::new(
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                    format!(
+                        "a client certificate needs an https:// endpoint, not {}",
+                        towerscope_core::redacted_url(&otlp.endpoint)
+                    ),
+                )
+                .into());
+            }
             let exporter = match otlp.protocol {
                 OtlpProtocol::Grpc => {
                     if tokio::runtime::Handle::try_current().is_err() {
@@ -634,6 +727,11 @@ impl TracingConfig {
                         if let Some(pem) = &self.certificate {
                             tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
                         }
+                        if let Some(id) = &self.identity {
+                            client_identity(id)?;
+                            tls = tls
+                                .identity(tonic::transport::Identity::from_pem(&id.cert, &id.key));
+                        }
                         builder.with_tls_config(tls)
                     } else {
                         builder
@@ -650,12 +748,16 @@ impl TracingConfig {
                         builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
                     }
                     #[cfg(feature = "tls")]
-                    let builder = match &self.certificate {
-                        Some(pem) if https => {
-                            builder.with_http_client(https_client(otlp.timeout, pem)?)
-                        }
-                        _ => builder,
-                    };
+                    let builder =
+                        if https && (self.certificate.is_some() || self.identity.is_some()) {
+                            builder.with_http_client(https_client(
+                                otlp.timeout,
+                                self.certificate.as_deref(),
+                                self.identity.as_ref(),
+                            )?)
+                        } else {
+                            builder
+                        };
                     builder.build()?
                 }
             };
@@ -681,6 +783,12 @@ const CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
 
 /// The PEM file at `path`, which must hold at least one certificate.
 fn read_certificate(key: &'static str, path: &str) -> Result<Vec<u8>, ConfigError> {
+    read_pem(key, path, "CERTIFICATE")
+}
+
+/// The PEM file at `path`, which must hold a block whose label ends in `label`
+/// (`CERTIFICATE`; `PRIVATE KEY` also matches `RSA PRIVATE KEY` and `EC PRIVATE KEY`).
+fn read_pem(key: &'static str, path: &str, label: &str) -> Result<Vec<u8>, ConfigError> {
     /// Room for any CA bundle (the system's whole store is a few hundred KiB), and a
     /// bound for a path like /dev/zero.
     const MAX_BYTES: u64 = 4 * 1024 * 1024;
@@ -689,36 +797,67 @@ fn read_certificate(key: &'static str, path: &str) -> Result<Vec<u8>, ConfigErro
             std::io::ErrorKind::FileTooLarge => ConfigError::new(key, format!("`{path}` is {e}")),
             _ => ConfigError::new(key, format!("cannot read `{path}`: {e}")),
         })?;
-    let marker = b"-----BEGIN CERTIFICATE-----";
-    if !pem.windows(marker.len()).any(|w| w == marker) {
+    let marker = format!("{label}-----");
+    let found = pem
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .any(|line| line.starts_with(b"-----BEGIN ") && line.ends_with(marker.as_bytes()));
+    if !found {
         return Err(ConfigError::new(
             key,
-            format!("`{path}` holds no PEM certificate"),
+            format!("`{path}` holds no PEM {}", label.to_ascii_lowercase()),
         ));
     }
     Ok(pem)
 }
 
-/// The blocking HTTP client of the OTLP/HTTP exporter, trusting the CAs in `pem` besides
-/// the system's.
+/// `id` as reqwest's identity, which parses both files: a key or certificate that cannot be
+/// used is an error at setup, not a failed handshake at each export.
 #[cfg(feature = "tls")]
-fn https_client(timeout: Duration, pem: &[u8]) -> Result<reqwest::blocking::Client, SetupError> {
-    let bad = |e: reqwest::Error| ConfigError::new(CERTIFICATE, format!("unusable: {e}"));
-    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(bad)?;
+fn client_identity(id: &ClientIdentity) -> Result<reqwest::Identity, ConfigError> {
+    // reqwest takes the key and the chain as one PEM buffer.
+    reqwest::Identity::from_pem(&[id.key.as_slice(), b"\n", &id.cert].concat()).map_err(|e| {
+        ConfigError::new(
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            format!("the client certificate and key are unusable: {e}"),
+        )
+    })
+}
+
+/// The blocking HTTP client of the OTLP/HTTP exporter, trusting the CAs in `ca` besides
+/// the system's, and showing `identity` to a collector that asks for a client certificate.
+#[cfg(feature = "tls")]
+fn https_client(
+    timeout: Duration,
+    ca: Option<&[u8]>,
+    identity: Option<&ClientIdentity>,
+) -> Result<reqwest::blocking::Client, SetupError> {
+    let bad = |var: &'static str| {
+        move |e: reqwest::Error| ConfigError::new(var, format!("unusable: {e}"))
+    };
+    let certs = match ca {
+        Some(pem) => reqwest::Certificate::from_pem_bundle(pem).map_err(bad(CERTIFICATE))?,
+        None => Vec::new(),
+    };
+    let identity = identity.map(client_identity).transpose()?;
     // The blocking client runs a runtime of its own, which cannot be started from a tokio
     // runtime's thread: build it on a thread of its own, as the exporter does.
     std::thread::spawn(move || {
-        certs
+        let builder = certs
             .into_iter()
             .fold(reqwest::blocking::Client::builder(), |b, c| {
                 b.add_root_certificate(c)
-            })
-            .timeout(timeout)
-            .build()
+            });
+        match identity {
+            Some(id) => builder.identity(id),
+            None => builder,
+        }
+        .timeout(timeout)
+        .build()
     })
     .join()
     .map_err(|_| ConfigError::new(CERTIFICATE, "building the HTTP client panicked"))?
-    .map_err(|e| bad(e).into())
+    .map_err(|e| bad(CERTIFICATE)(e).into())
 }
 
 fn header_error(name: &str) -> ConfigError {

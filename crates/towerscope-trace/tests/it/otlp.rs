@@ -366,13 +366,16 @@ mod tls {
     use super::*;
     use towerscope_trace::OtlpProtocol;
 
-    /// A certificate for 127.0.0.1 signed by a CA made here.
+    /// A certificate for 127.0.0.1 signed by a CA made here, and a client certificate the
+    /// same CA signed.
     struct TestPki {
         ca_pem: String,
         cert_der: Vec<u8>,
         key_der: Vec<u8>,
         cert_pem: String,
         key_pem: String,
+        client_cert_pem: String,
+        client_key_pem: String,
     }
 
     fn test_pki() -> TestPki {
@@ -384,17 +387,33 @@ mod tls {
         let key = rcgen::KeyPair::generate().expect("key");
         let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
         let cert = params.signed_by(&key, &issuer).expect("signed");
+        let client_key = rcgen::KeyPair::generate().expect("key");
+        let mut client = rcgen::CertificateParams::new(vec!["shop".to_owned()]).expect("params");
+        client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let client_cert = client.signed_by(&client_key, &issuer).expect("signed");
         TestPki {
             ca_pem: ca_cert.pem(),
             cert_der: cert.der().to_vec(),
             key_der: key.serialize_der(),
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            client_cert_pem: client_cert.pem(),
+            client_key_pem: client_key.serialize_pem(),
         }
     }
 
     /// An OTLP/HTTP collector behind TLS with `cert`/`key`.
     async fn https_collector(cert: Vec<u8>, key: Vec<u8>) -> (Received, SocketAddr) {
+        https_collector_asking(cert, key, None).await
+    }
+
+    /// An OTLP/HTTP collector behind TLS with `cert`/`key`, requiring a client certificate
+    /// signed by `client_ca` (PEM) when one is given.
+    async fn https_collector_asking(
+        cert: Vec<u8>,
+        key: Vec<u8>,
+        client_ca: Option<&str>,
+    ) -> (Received, SocketAddr) {
         let received = Received::default();
         let sink = received.clone();
         let app = Router::new().route(
@@ -405,10 +424,27 @@ mod tls {
             }),
         );
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
+            .expect("versions");
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(pem) => {
+                use rustls::pki_types::pem::PemObject as _;
+                let mut roots = rustls::RootCertStore::empty();
+                let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+                    .expect("client CA");
+                roots.add(der).expect("root");
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .expect("verifier");
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder
             .with_single_cert(
                 vec![cert.into()],
                 rustls::pki_types::PrivateKeyDer::try_from(key).expect("key"),
@@ -437,6 +473,16 @@ mod tls {
 
     /// An OTLP/gRPC collector behind TLS with `cert`/`key` (PEM).
     async fn grpcs_collector(cert: &str, key: &str) -> (Received, SocketAddr) {
+        grpcs_collector_asking(cert, key, None).await
+    }
+
+    /// An OTLP/gRPC collector behind TLS with `cert`/`key` (PEM), requiring a client
+    /// certificate signed by `client_ca` (PEM) when one is given.
+    async fn grpcs_collector_asking(
+        cert: &str,
+        key: &str,
+        client_ca: Option<&str>,
+    ) -> (Received, SocketAddr) {
         let received = Received::default();
         let (l, addr) = listener().await;
         // tonic's server asks rustls for the process's provider, which rustls cannot pick
@@ -444,8 +490,12 @@ mod tls {
         // has both). The exporter does not ask (tonic's and reqwest's clients pick theirs).
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let identity = tonic::transport::Identity::from_pem(cert, key);
+        let mut tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+        if let Some(pem) = client_ca {
+            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(pem));
+        }
         let server = tonic::transport::Server::builder()
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .tls_config(tls)
             .expect("tls")
             .add_service(TraceServiceServer::new(received.clone()));
         tokio::spawn(server.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)));
@@ -490,6 +540,147 @@ mod tls {
             assert_eq!(spans.len(), 1, "the span crossed TLS");
             assert_eq!(spans[0].1.name, "GET /users/{id}");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Collectors that require a client certificate (mutual TLS) get spans from a service
+    /// given one, through the standard variables (HTTP) or in code (gRPC), and nothing from
+    /// a service without.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn collectors_requiring_a_client_certificate_get_spans_from_one_given_it() {
+        let pki = test_pki();
+        let dir = std::env::temp_dir().join(format!("towerscope-otlp-mtls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write");
+            path.display().to_string()
+        };
+        let (ca, cert, key) = (
+            file("ca.pem", &pki.ca_pem),
+            file("client.pem", &pki.client_cert_pem),
+            file("client-key.pem", &pki.client_key_pem),
+        );
+        for given in [true, false] {
+            let (http_received, collector) = https_collector_asking(
+                pki.cert_der.clone(),
+                pki.key_der.clone(),
+                Some(&pki.ca_pem),
+            )
+            .await;
+            let mut env = vec![
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    format!("https://{collector}"),
+                ),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.clone()),
+            ];
+            if given {
+                env.push(("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert.clone()));
+                env.push(("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", key.clone()));
+            }
+            let http = TracingConfig::new("shop")
+                .with_vars(vars(env))
+                .expect("config")
+                .init()
+                .expect("init");
+            let (grpc_received, collector) =
+                grpcs_collector_asking(&pki.cert_pem, &pki.key_pem, Some(&pki.ca_pem)).await;
+            let mut grpc = TracingConfig::new("shop")
+                .otlp(format!("https://{collector}"), OtlpProtocol::Grpc)
+                .otlp_certificate(pki.ca_pem.clone());
+            if given {
+                grpc = grpc
+                    .otlp_client_identity(pki.client_cert_pem.clone(), pki.client_key_pem.clone());
+            }
+            let grpc = grpc.init().expect("init");
+            for (protocol, received, tracing) in
+                [("http", http_received, http), ("grpc", grpc_received, grpc)]
+            {
+                one_exported_span(tracing).await;
+                let spans = received.spans().len();
+                assert_eq!(
+                    spans,
+                    usize::from(given),
+                    "{protocol}, certificate given: {given}"
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_client_certificate_without_its_key_or_https_is_a_clear_error() {
+        let pki = test_pki();
+        let dir = std::env::temp_dir().join(format!("towerscope-otlp-id-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write");
+            path.display().to_string()
+        };
+        let (cert, key) = (
+            file("client.pem", &pki.client_cert_pem),
+            file("client-key.pem", &pki.client_key_pem),
+        );
+        let config =
+            |pairs: Vec<(&'static str, String)>| TracingConfig::new("shop").with_vars(vars(pairs));
+        let alone = config(vec![(
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            cert.clone(),
+        )])
+        .expect_err("a certificate alone");
+        assert_eq!(alone.key(), "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE");
+        assert!(
+            alone.to_string().contains("OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+            "{alone}"
+        );
+        let alone = config(vec![("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", key.clone())])
+            .expect_err("a key alone");
+        assert_eq!(alone.key(), "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY");
+        // The files swapped: the key file holds no key.
+        let swapped = config(vec![
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert.clone()),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", cert.clone()),
+        ])
+        .expect_err("no key");
+        assert_eq!(
+            swapped.to_string(),
+            format!("OTEL_EXPORTER_OTLP_CLIENT_KEY: `{cert}` holds no PEM private key")
+        );
+        // A key that does not parse is refused at setup, not at each export.
+        let garbage = file(
+            "garbage-key.pem",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        );
+        let err = config(vec![
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://127.0.0.1:1".to_owned(),
+            ),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert.clone()),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", garbage),
+        ])
+        .expect("files read")
+        .init()
+        .expect_err("an unusable key");
+        assert!(err.to_string().contains("unusable"), "{err}");
+        // A certificate is shown over TLS only.
+        let err = config(vec![
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://127.0.0.1:1".to_owned(),
+            ),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", key),
+        ])
+        .expect("files read")
+        .init()
+        .expect_err("plain http");
+        assert!(
+            err.to_string().contains("needs an https:// endpoint"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
