@@ -231,10 +231,20 @@ pub struct TracingConfig {
     /// Whether exports are gzip-compressed.
     gzip: bool,
     /// PEM certificates of certificate authorities to trust for an `https://` endpoint.
-    certificate: Option<Vec<u8>>,
+    certificate: Option<Pem>,
     /// The certificate and key shown to a collector that asks (mutual TLS).
     identity: Option<ClientIdentity>,
     disabled: bool,
+}
+
+/// Certificates, PEM; `Debug` gives their size, not thousands of byte values.
+#[derive(Clone)]
+struct Pem(Vec<u8>);
+
+impl fmt::Debug for Pem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes of PEM>", self.0.len())
+    }
 }
 
 /// A client certificate chain and its private key, PEM; `Debug` leaves the key out.
@@ -411,10 +421,10 @@ impl TracingConfig {
     /// let config = towerscope_trace::TracingConfig::new("shop")
     ///     .otlp("https://collector.internal:4318/v1/traces", towerscope_trace::OtlpProtocol::HttpProtobuf)
     ///     .otlp_certificate(pem);
-    /// # let _ = config;
+    /// assert!(format!("{config:?}").contains("certificate: Some(<58 bytes of PEM>)"), "{config:?}");
     /// ```
     pub fn otlp_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.certificate = Some(pem.into());
+        self.certificate = Some(Pem(pem.into()));
         self
     }
 
@@ -520,7 +530,7 @@ impl TracingConfig {
         }
         for key in [CERTIFICATE, "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"] {
             if let Some(path) = get(key) {
-                self.certificate = Some(read_certificate(key, path.trim())?);
+                self.certificate = Some(Pem(read_certificate(key, path.trim())?));
             }
         }
         let traces_or = |traces: &'static str, generic: &'static str| {
@@ -724,7 +734,7 @@ impl TracingConfig {
                         // The system's roots (the exporter's own default has none), and
                         // the configured CA.
                         let mut tls = tonic::transport::ClientTlsConfig::new().with_enabled_roots();
-                        if let Some(pem) = &self.certificate {
+                        if let Some(Pem(pem)) = &self.certificate {
                             tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
                         }
                         if let Some(id) = &self.identity {
@@ -752,7 +762,7 @@ impl TracingConfig {
                         if https && (self.certificate.is_some() || self.identity.is_some()) {
                             builder.with_http_client(https_client(
                                 otlp.timeout,
-                                self.certificate.as_deref(),
+                                self.certificate.as_ref().map(|Pem(pem)| pem.as_slice()),
                                 self.identity.as_ref(),
                             )?)
                         } else {
