@@ -42,8 +42,9 @@ struct Args {
     /// comparisons only; the operational endpoints stay).
     #[arg(long, hide = true)]
     no_request_layers: bool,
-    /// Send alerts to this Alertmanager (`http://127.0.0.1:9093`).
-    #[arg(long, env = "TOWERSCOPE_ALERTMANAGER")]
+    /// Send alerts to this Alertmanager (`http://127.0.0.1:9093`; basic auth as
+    /// `http://user:password@host:9093`).
+    #[arg(long, env = "TOWERSCOPE_ALERTMANAGER", hide_env_values = true)]
     alertmanager: Option<String>,
     /// On SIGTERM or Ctrl-C, answer /ready with 503 and keep serving this many seconds
     /// before closing the listener (a load balancer's probe interval, or more).

@@ -358,6 +358,34 @@ fn a_failed_start_says_why_in_words_and_exits_with_1() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--help` shows where each option can come from, but not the values of those that may
+/// hold a secret: the metrics token, and an Alertmanager address with a password in it.
+#[test]
+fn help_does_not_print_secrets_from_the_environment() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
+        .arg("--help")
+        .env(
+            "TOWERSCOPE_ALERTMANAGER",
+            "http://alerts:hunter2@127.0.0.1:9093",
+        )
+        .env("TOWERSCOPE_METRICS_TOKEN", "s3cret-token")
+        .env("TOWERSCOPE_ENVIRONMENT", "staging")
+        .output()
+        .expect("run the demo binary");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("[env: TOWERSCOPE_ALERTMANAGER]"), "{help}");
+    assert!(
+        !help.contains("hunter2") && !help.contains("s3cret-token"),
+        "{help}"
+    );
+    // Values that are not secrets are still shown.
+    assert!(
+        help.contains("[env: TOWERSCOPE_ENVIRONMENT=staging]"),
+        "{help}"
+    );
+}
+
 /// Ends the demo also when an assertion fails (it would outlive the test).
 struct Running(std::process::Child);
 
