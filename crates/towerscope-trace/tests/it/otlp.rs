@@ -137,6 +137,32 @@ fn vars(pairs: Vec<(&'static str, String)>) -> impl Fn(&str) -> Option<String> {
     move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
 }
 
+/// Files a test names in variables, in a directory of its own that goes when it is dropped
+/// (also when an assertion fails).
+struct Files(std::path::PathBuf);
+
+impl Files {
+    fn new(test: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("towerscope-otlp-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    /// Writes `text` to `name`; its path.
+    fn add(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_server_spans_reach_an_otlp_http_collector() {
     let (received, collector) = http_collector().await;
@@ -505,10 +531,8 @@ mod tls {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn spans_reach_https_collectors_that_a_configured_ca_signed() {
         let pki = test_pki();
-        let dir = std::env::temp_dir().join(format!("towerscope-otlp-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let ca_file = dir.join("ca.pem");
-        std::fs::write(&ca_file, &pki.ca_pem).expect("write ca");
+        let files = Files::new("ca");
+        let ca_file = files.add("ca.pem", &pki.ca_pem);
 
         // OTLP/HTTP, the CA named by the standard variable.
         let (http_received, collector) =
@@ -519,10 +543,7 @@ mod tls {
                     "OTEL_EXPORTER_OTLP_ENDPOINT",
                     format!("https://{collector}"),
                 ),
-                (
-                    "OTEL_EXPORTER_OTLP_CERTIFICATE",
-                    ca_file.display().to_string(),
-                ),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca_file),
             ]))
             .expect("config")
             .init()
@@ -540,7 +561,6 @@ mod tls {
             assert_eq!(spans.len(), 1, "the span crossed TLS");
             assert_eq!(spans[0].1.name, "GET /users/{id}");
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Collectors that require a client certificate (mutual TLS) get spans from a service
@@ -549,13 +569,8 @@ mod tls {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn collectors_requiring_a_client_certificate_get_spans_from_one_given_it() {
         let pki = test_pki();
-        let dir = std::env::temp_dir().join(format!("towerscope-otlp-mtls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let file = |name: &str, text: &str| {
-            let path = dir.join(name);
-            std::fs::write(&path, text).expect("write");
-            path.display().to_string()
-        };
+        let files = Files::new("mtls");
+        let file = |name: &str, text: &str| files.add(name, text);
         let (ca, cert, key) = (
             file("ca.pem", &pki.ca_pem),
             file("client.pem", &pki.client_cert_pem),
@@ -606,19 +621,13 @@ mod tls {
                 );
             }
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_client_certificate_without_its_key_or_https_is_a_clear_error() {
         let pki = test_pki();
-        let dir = std::env::temp_dir().join(format!("towerscope-otlp-id-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let file = |name: &str, text: &str| {
-            let path = dir.join(name);
-            std::fs::write(&path, text).expect("write");
-            path.display().to_string()
-        };
+        let files = Files::new("id");
+        let file = |name: &str, text: &str| files.add(name, text);
         let (cert, key) = (
             file("client.pem", &pki.client_cert_pem),
             file("client-key.pem", &pki.client_key_pem),
@@ -681,7 +690,6 @@ mod tls {
             err.to_string().contains("needs an https:// endpoint"),
             "{err}"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -713,19 +721,13 @@ fn an_unreadable_or_empty_certificate_file_is_a_clear_error() {
         missing.to_string().contains("/nonexistent/ca.pem"),
         "{missing}"
     );
-    let dir = std::env::temp_dir().join(format!("towerscope-otlp-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("not-a-cert.pem");
-    std::fs::write(&file, "hello").expect("write");
+    let files = Files::new("bad");
+    let file = files.add("not-a-cert.pem", "hello");
     let empty = TracingConfig::new("shop")
-        .with_vars(vars(vec![(
-            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-            file.display().to_string(),
-        )]))
+        .with_vars(vars(vec![("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", file)]))
         .expect_err("no certificate");
     assert_eq!(empty.key(), "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE");
     assert!(empty.to_string().contains("no PEM certificate"), "{empty}");
-    let _ = std::fs::remove_dir_all(&dir);
     // A file that never ends is read no further than the limit.
     let endless = TracingConfig::new("shop")
         .with_vars(vars(vec![(
