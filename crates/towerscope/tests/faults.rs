@@ -457,3 +457,100 @@ async fn hanging_dependencies_do_not_hold_up_requests() {
     );
     obs.shutdown().await;
 }
+
+/// An HTTP/1.1 upgrade (how WebSockets start) through `obs.layer()`: the handler gets the
+/// connection, bytes flow both ways after the `101`, and the request is observed as a
+/// `101` that ended, while its connection stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_connection_passes_the_layers() {
+    use axum::extract::Request as AxumRequest;
+    let obs = Observability::builder("upgrade")
+        .without_logging()
+        .disable(Piece::Alerts)
+        .build()
+        .expect("observability");
+    let echo = |mut request: AxumRequest| async move {
+        let upgrade = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            let Ok(upgraded) = upgrade.await else { return };
+            let mut io = hyper_util::rt::TokioIo::new(upgraded);
+            let mut buf = [0u8; 64];
+            while let Ok(n @ 1..) = io.read(&mut buf).await {
+                if io.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("connection", "upgrade")
+            .header("upgrade", "echo")
+            .body(Body::empty())
+            .expect("response")
+    };
+    let app = axum::Router::new()
+        .route("/echo", axum::routing::get(echo))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(obs.layer());
+    let addr = serve(app, &obs).await;
+
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    conn.write_all(
+        b"GET /echo HTTP/1.1\r\nhost: shop\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n",
+    )
+    .await
+    .expect("send");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            conn.read(&mut byte).await.expect("read"),
+            1,
+            "closed: {head:?}"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("x-request-id: "), "{head}");
+    conn.write_all(b"hello")
+        .await
+        .expect("send after the upgrade");
+    let mut echoed = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut echoed))
+        .await
+        .expect("echoed in time")
+        .expect("read");
+    assert_eq!(&echoed, b"hello");
+
+    // The request ended with its 101; the upgraded connection is still open.
+    let metrics = obs.metrics_service();
+    let scrape = || metrics.encode(Format::Prometheus);
+    wait_until("the 101 to be counted", Duration::from_secs(5), || {
+        sample(
+            &scrape(),
+            "http_server_requests_total",
+            &[
+                r#"http_route="/echo""#,
+                r#"http_response_status_code="101""#,
+            ],
+        ) == 1.0
+    })
+    .await;
+    let text = scrape();
+    assert_eq!(
+        sample(&text, "http_server_active_requests", &[]),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "http_server_open_connections", &[]),
+        1.0,
+        "{text}"
+    );
+    drop(conn);
+    wait_until("the connection to close", Duration::from_secs(5), || {
+        sample(&scrape(), "http_server_open_connections", &[]) == 0.0
+    })
+    .await;
+}
