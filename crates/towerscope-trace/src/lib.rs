@@ -25,6 +25,10 @@
 //! Which formats are read and written is the `OTEL_PROPAGATORS` list ([`Propagators`]):
 //! W3C Trace Context and baggage by default, B3 single or multi-header on request, or none.
 //!
+//! [`TracingConfig`] sets up export (OTLP over gRPC or HTTP, the standard `OTEL_*`
+//! variables); [`Tracing::metrics`] counts the spans exported and lost, and a failing
+//! collector is logged once when exports start to fail and once when they recover.
+//!
 //! ## Bad input
 //! Nothing here panics or allocates in proportion to hostile input beyond a fixed bound:
 //! `tracestate` headers past 8 KiB in total, or with more members than the limit allows,
@@ -58,6 +62,7 @@ pub(crate) mod names {
 mod baggage;
 mod bridge;
 mod client;
+mod export;
 mod noop;
 mod propagators;
 mod record;

@@ -686,6 +686,7 @@ impl TracingConfig {
         };
         builder = builder.with_sampler(sampler.sampler());
         let exporting = self.exports();
+        let mut export_stats = None;
         if let (Some(otlp), false) = (&self.otlp, self.disabled) {
             let https = otlp
                 .endpoint
@@ -709,6 +710,10 @@ impl TracingConfig {
                 )
                 .into());
             }
+            let stats = crate::export::ExportStats::new(match otlp.protocol {
+                OtlpProtocol::Grpc => "otlp_grpc_span_exporter",
+                OtlpProtocol::HttpProtobuf => "otlp_http_span_exporter",
+            });
             let exporter = match otlp.protocol {
                 OtlpProtocol::Grpc => {
                     if tokio::runtime::Handle::try_current().is_err() {
@@ -771,7 +776,12 @@ impl TracingConfig {
                     builder.build()?
                 }
             };
-            builder = builder.with_batch_exporter(exporter);
+            builder = builder.with_batch_exporter(crate::export::CountingExporter::new(
+                exporter,
+                stats.clone(),
+                &otlp.endpoint,
+            ));
+            export_stats = Some(stats);
         }
         let provider = builder.build();
         let tracer = provider.tracer("towerscope");
@@ -781,6 +791,7 @@ impl TracingConfig {
             sampler,
             propagators: self.propagators,
             exporting,
+            export_stats,
         })
     }
 }
@@ -995,6 +1006,7 @@ pub struct Tracing {
     sampler: SamplerConfig,
     propagators: crate::Propagators,
     exporting: bool,
+    export_stats: Option<std::sync::Arc<crate::export::ExportStats>>,
 }
 
 impl Tracing {
@@ -1063,6 +1075,34 @@ impl Tracing {
     /// ```
     pub fn exporting(&self) -> bool {
         self.exporting
+    }
+    /// Registers the exporter's metrics into `registry` (nothing when no exporter is
+    /// configured): `otel_sdk_exporter_span_exported_total{otel_component_type}`, spans
+    /// exported, and with `error_type` (`timeout`, `_OTHER`) spans whose export failed and
+    /// were lost; `otel_sdk_exporter_span_inflight`, spans being exported. The names are
+    /// the OpenTelemetry semantic conventions for SDK metrics. When exports start to fail,
+    /// one `WARN` line says so (with the error); when they succeed again, one `INFO` line
+    /// says how many spans were lost.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use towerscope_trace::{OtlpProtocol, TracingConfig};
+    /// let tracing = TracingConfig::new("shop")
+    ///     .otlp("http://127.0.0.1:4318/v1/traces", OtlpProtocol::HttpProtobuf)
+    ///     .init()
+    ///     .unwrap();
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// tracing.metrics(&mut registry);
+    /// let mut text = String::new();
+    /// prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    /// assert!(text.contains(r#"otel_sdk_exporter_span_exported_total{otel_component_type="otlp_http_span_exporter"} 0"#), "{text}");
+    /// # }
+    /// ```
+    pub fn metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        if let Some(stats) = &self.export_stats {
+            registry.register_collector(Box::new(crate::export::ExportMetrics(stats.clone())));
+        }
     }
     /// Exports every finished span now.
     ///

@@ -847,6 +847,7 @@ impl ObservabilityBuilder {
                         .with_env()?,
                 };
                 let handle = config.init()?;
+                handle.metrics(registry); // the exporter's: spans exported and lost
                 let tracer = handle.tracer();
                 tracing_handle = Some(handle);
                 tracer

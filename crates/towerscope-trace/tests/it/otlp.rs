@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message as _;
 use tower::{ServiceBuilder, ServiceExt};
-use towerscope_trace::{TraceClientLayer, TraceLayer, TracingConfig};
+use towerscope_trace::{OtlpProtocol, TraceClientLayer, TraceLayer, TracingConfig};
 
 /// What the collector received: (service.name, span) pairs.
 #[derive(Clone, Default)]
@@ -386,11 +386,106 @@ async fn grpc_client_and_server_spans_reach_an_otlp_grpc_collector() {
     assert_eq!(attr(&server_ok, "error.type"), None);
 }
 
+/// A collector that refuses the first export (`401`: the exporter does not retry it, as it
+/// retries a `503`) and takes the rest, and a gRPC address where nothing listens: what the
+/// exporter's metrics count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_exports_are_counted_as_lost_spans() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let received = Received::default();
+    let sink = received.clone();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = Router::new().route(
+        "/v1/traces",
+        post(move |body: Bytes| async move {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(http::StatusCode::UNAUTHORIZED);
+            }
+            sink.add(ExportTraceServiceRequest::decode(body).expect("valid OTLP protobuf"));
+            Ok(ExportTraceServiceResponse::default().encode_to_vec())
+        }),
+    );
+    let (l, collector) = listener().await;
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let nowhere = {
+        let (l, addr) = listener().await;
+        drop(l);
+        addr
+    };
+    for (protocol, endpoint, component, expected) in [
+        (
+            OtlpProtocol::HttpProtobuf,
+            format!("http://{collector}/v1/traces"),
+            "otlp_http_span_exporter",
+            (1, 1),
+        ),
+        (
+            OtlpProtocol::Grpc,
+            format!("http://{nowhere}"),
+            "otlp_grpc_span_exporter",
+            (0, 2),
+        ),
+    ] {
+        let tracing = TracingConfig::new("shop")
+            .otlp(endpoint, protocol)
+            .init()
+            .expect("init");
+        let mut registry = prometheus_client::registry::Registry::default();
+        tracing.metrics(&mut registry);
+        let app = Router::new()
+            .route("/users/{id}", get(|| async { "ok" }))
+            .layer(TraceLayer::new(tracing.tracer()));
+        let tracing = Arc::new(tracing);
+        for _ in 0..2 {
+            let resp = app
+                .clone()
+                .oneshot(
+                    Request::get("/users/7")
+                        .body(Body::empty())
+                        .expect("request"),
+                )
+                .await
+                .expect("response");
+            resp.into_body().collect().await.expect("body");
+            let flushing = tracing.clone();
+            // One export per span; a failed one is an error here, and counted.
+            let _ = tokio::task::spawn_blocking(move || flushing.flush())
+                .await
+                .expect("flush");
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        let value = |labels: &str| -> u64 {
+            let prefix = format!("otel_sdk_exporter_span_exported_total{{{labels}}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+                .unwrap_or_else(|| panic!("{prefix} in\n{text}"))
+        };
+        let exported = value(&format!(r#"otel_component_type="{component}""#));
+        let failed = value(&format!(
+            r#"error_type="_OTHER",otel_component_type="{component}""#
+        )) + value(&format!(
+            r#"error_type="timeout",otel_component_type="{component}""#
+        ));
+        assert_eq!((exported, failed), expected, "{component}:\n{text}");
+        assert!(
+            text.contains(&format!(
+                r#"otel_sdk_exporter_span_inflight{{otel_component_type="{component}"}} 0"#
+            )),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        received.spans().len(),
+        1,
+        "the span after the refused one arrived"
+    );
+}
+
 /// OTLP to `https://` collectors (the `tls` feature).
 #[cfg(feature = "tls")]
 mod tls {
     use super::*;
-    use towerscope_trace::OtlpProtocol;
 
     /// A certificate for 127.0.0.1 signed by a CA made here, and a client certificate the
     /// same CA signed.

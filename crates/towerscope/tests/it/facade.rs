@@ -1161,3 +1161,36 @@ async fn notifiers_get_the_alerts_they_are_routed() {
         "nothing else was sent"
     );
 }
+
+/// With an OTLP endpoint the exporter's own metrics are on `/metrics` (spans exported, and
+/// lost), beside the request metrics; without one there is no exporter to count.
+#[tokio::test(flavor = "current_thread")]
+async fn the_span_exporter_reports_on_the_metrics_endpoint() {
+    // `tracing.endpoint` alone means OTLP/gRPC.
+    for (endpoint, shown) in [(Some("http://127.0.0.1:4317"), true), (None, false)] {
+        let config = towerscope::Config::from_sources(None, |var| {
+            (var == "TOWERSCOPE_TRACING_ENDPOINT")
+                .then_some(endpoint)
+                .flatten()
+                .map(str::to_owned)
+        })
+        .expect("valid");
+        let obs = Observability::builder("shop")
+            .configure(&config)
+            .expect("applies")
+            .without_logging() // the facade test owns the process's subscriber
+            .build()
+            .expect("builds");
+        let text = obs
+            .metrics_service()
+            .encode(towerscope::metrics::Format::Prometheus);
+        assert_eq!(
+            text.contains(
+                r#"otel_sdk_exporter_span_exported_total{otel_component_type="otlp_grpc_span_exporter"} 0"#
+            ),
+            shown,
+            "{endpoint:?}:\n{text}"
+        );
+        assert_eq!(text.contains("otel_sdk_exporter_span_inflight"), shown);
+    }
+}
