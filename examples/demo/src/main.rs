@@ -117,6 +117,9 @@ async fn main() -> anyhow::Result<()> {
         .with_env()?
         .init()?;
     let mut registry = Registry::default();
+    // The shop's exporter: spans exported, and lost to a failing collector. (The inventory
+    // service stands for another process, which would report on its own /metrics.)
+    shop_tracing.metrics(&mut registry);
     let _logging = Logging::builder()
         .format(format)
         .metrics(&mut registry)
@@ -166,6 +169,8 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await?;
+    // The listener is closed: probing it now would only report a failure.
+    drop(synthetics);
     // Export what is still batched before the process ends.
     tokio::task::spawn_blocking(move || {
         for tracing in [shop_tracing, inventory_tracing] {

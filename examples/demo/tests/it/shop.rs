@@ -582,3 +582,84 @@ fn readable_logs_are_coloured_on_a_terminal_only() {
         );
     }
 }
+
+/// With a collector that is not there, the demo says so once and counts the spans it
+/// loses on its /metrics.
+#[test]
+fn spans_lost_to_a_missing_collector_are_counted_and_said_once() {
+    use std::io::BufRead as _;
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
+        .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{nowhere}"))
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50") // export every 50 ms, not every 5 s
+        .env_remove("TOWERSCOPE_METRICS_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(Running)
+        .expect("start the demo");
+    let mut lines = std::io::BufReader::new(demo.0.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok);
+    let addr: std::net::SocketAddr = lines
+        .by_ref()
+        .find_map(|line| {
+            let json: serde_json::Value = serde_json::from_str(&line).ok()?;
+            json["addr"].as_str()?.parse().ok()
+        })
+        .expect("the demo says where it listens");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines {
+            if line.contains(r#""target":"towerscope_trace::export""#) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let lost = |metrics: &str| -> u64 {
+        let prefix = r#"otel_sdk_exporter_span_exported_total{error_type="_OTHER",otel_component_type="otlp_http_span_exporter"} "#;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix}in {metrics}"))
+    };
+    let started = std::time::Instant::now();
+    let metrics = loop {
+        for _ in 0..3 {
+            assert!(
+                get(addr, "/users/1")
+                    .expect("served")
+                    .starts_with("HTTP/1.1 200")
+            );
+        }
+        let metrics = get(addr, "/metrics").expect("metrics");
+        if lost(&metrics) >= 3 || started.elapsed().as_secs() >= 20 {
+            break metrics;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let first = lost(&metrics);
+    assert!(first >= 3, "{metrics}");
+    // Later failed exports are counted, not logged again.
+    let later = loop {
+        assert!(
+            get(addr, "/users/1")
+                .expect("served")
+                .starts_with("HTTP/1.1 200")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = lost(&get(addr, "/metrics").expect("metrics"));
+        if now > first || started.elapsed().as_secs() >= 30 {
+            break now;
+        }
+    };
+    assert!(later > first, "no later export failed ({first} spans lost)");
+    let said: Vec<String> = rx.try_iter().collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+    let line: serde_json::Value = serde_json::from_str(&said[0]).expect("json");
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(line["endpoint"], format!("http://{nowhere}/v1/traces"));
+}
