@@ -144,6 +144,7 @@ pub struct Example {
     tracer: SdkTracer,
     orders: OrderBook,
     drain: Duration,
+    registry: Option<prometheus_client::registry::Registry>,
 }
 
 impl Example {
@@ -160,6 +161,7 @@ impl Example {
             tracer,
             orders: OrderBook::default(),
             drain: Duration::ZERO,
+            registry: None,
         }
     }
 
@@ -176,6 +178,23 @@ impl Example {
     /// ```
     pub fn drain_for(mut self, delay: Duration) -> Self {
         self.drain = delay;
+        self
+    }
+
+    /// The registry the example's metrics go into, with metrics of the caller's already in
+    /// it (the binary's span exporter: `Tracing::metrics`). Default: a new one.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let jobs = prometheus_client::metrics::counter::Counter::<u64>::default();
+    /// registry.register("jobs", "Jobs run", jobs.clone());
+    /// let example = towerscope_grpc_example::Example::new(provider.tracer("orders")).registry(registry);
+    /// # let _ = example;
+    /// ```
+    pub fn registry(mut self, registry: prometheus_client::registry::Registry) -> Self {
+        self.registry = Some(registry);
         self
     }
 
@@ -213,7 +232,11 @@ impl Example {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         // One builder for the whole stack; the logging is the binary's (or the test's).
-        let obs = Observability::builder("towerscope-grpc-example")
+        let mut obs = Observability::builder("towerscope-grpc-example");
+        if let Some(registry) = self.registry {
+            obs = obs.registry(registry);
+        }
+        let obs = obs
             .version(env!("CARGO_PKG_VERSION"))
             .tracer(self.tracer)
             .without_logging()

@@ -40,7 +40,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.ops_addr))?;
     tracing::info!(grpc = %grpc.local_addr()?, ops = %ops.local_addr()?, "orders service listening");
+    // The span exporter's metrics (spans exported, and lost) beside the example's own.
+    let mut registry = prometheus_client::registry::Registry::default();
+    tracing.metrics(&mut registry);
     towerscope_grpc_example::Example::new(tracing.tracer())
+        .registry(registry)
         .drain_for(std::time::Duration::from_secs(args.drain_secs))
         .serve(grpc, ops, towerscope::shutdown_signal())
         .await

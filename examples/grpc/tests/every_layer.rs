@@ -359,3 +359,52 @@ async fn accept_errors_are_retried_once_a_second_and_the_server_recovers() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// The binary's ops port reports its span exporter: with `OTEL_EXPORTER_OTLP_ENDPOINT` set,
+/// `/metrics` has the exporter's families beside the example's own.
+#[test]
+fn the_binary_reports_its_span_exporter() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    /// Ends the example also when an assertion fails (it would outlive the test).
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-grpc-example"))
+        .args(["--addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"])
+        .env("TOWERSCOPE_LOG_FORMAT", "json")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(Running)
+        .expect("start the example");
+    let ops: std::net::SocketAddr = std::io::BufReader::new(child.0.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let json: serde_json::Value = serde_json::from_str(&line).ok()?;
+            json["ops"].as_str()?.parse().ok()
+        })
+        .expect("the example says where it listens");
+    let mut conn = std::net::TcpStream::connect(ops).expect("connect");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: ops\r\nconnection: close\r\n\r\n")
+        .expect("send");
+    let mut metrics = String::new();
+    conn.read_to_string(&mut metrics).expect("read");
+    assert!(
+        metrics.contains(
+            r#"otel_sdk_exporter_span_exported_total{otel_component_type="otlp_http_span_exporter"} 0"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE http_server_connections_total counter"),
+        "{metrics}"
+    );
+}
