@@ -48,6 +48,15 @@
   }
   if (sampled !== "true") return;
 
+  // Beacons carry addresses without their query and fragment: a page's may hold a reset
+  // token, or an OAuth access token in the fragment, an API call's a key; the server keeps
+  // paths only anyway.
+  function pathOnly(u) {
+    u = String(u === undefined || u === null ? "" : u);
+    var end = u.search(/[?#]/);
+    return end < 0 ? u : u.slice(0, end);
+  }
+
   var queue = [];
   function push(event) {
     queue.push(event);
@@ -56,7 +65,7 @@
   function flush() {
     while (queue.length) {
       var batch = queue.splice(0, MAX_EVENTS);
-      var body = JSON.stringify({ session: session, page: location.href, events: batch });
+      var body = JSON.stringify({ session: session, page: pathOnly(location.href), events: batch });
       var sent = false;
       try {
         if (navigator.sendBeacon) {
@@ -169,7 +178,7 @@
     push({
       type: "error",
       message: cut(ev.message || "error", 500),
-      source: cut(ev.filename, 500),
+      source: cut(pathOnly(ev.filename), 500),
       line: ev.lineno || 0,
       col: ev.colno || 0,
       stack: cut(ev.error && ev.error.stack, 2000),
@@ -194,9 +203,9 @@
       var p = origFetch.apply(this, arguments);
       if (url.indexOf(endpoint) === 0) return p;
       p.then(function (resp) {
-        push({ type: "api", url: cut(url, 2000), method: cut(method, 10), status: resp.status, duration: Math.round(performance.now() - start) });
+        push({ type: "api", url: cut(pathOnly(url), 2000), method: cut(method, 10), status: resp.status, duration: Math.round(performance.now() - start) });
       }, function () {
-        push({ type: "api", url: cut(url, 2000), method: cut(method, 10), status: 0, duration: Math.round(performance.now() - start) });
+        push({ type: "api", url: cut(pathOnly(url), 2000), method: cut(method, 10), status: 0, duration: Math.round(performance.now() - start) });
       });
       return p;
     };

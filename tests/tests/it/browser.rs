@@ -413,6 +413,41 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
         "Core Web Vitals table filled: {vitals}"
     );
 
+    // What a beacon carries: paths, never a page's query or fragment (a reset token, an
+    // OAuth access token) nor an API call's query (a key). The beacons are caught in the
+    // page as the browser would send them.
+    client
+        .goto(&format!("{base}/?reset=s3cret#access_token=t0ken"))
+        .await
+        .expect("the shop, its address holding secrets");
+    let sent = client
+        .execute_async(
+            "var done = arguments[arguments.length - 1];\
+             var bodies = [];\
+             navigator.sendBeacon = function (url, blob) {\
+               blob.text().then(function (t) { bodies.push(t); });\
+               return true;\
+             };\
+             document.getElementById('bug').click();\
+             fetch('/users/1?api_key=k3y').then(function () {\
+               setTimeout(function () {\
+                 window.__towerscopeRum.flush();\
+                 setTimeout(function () { done(bodies.join('\\n')); }, 300);\
+               }, 100);\
+             });",
+            vec![],
+        )
+        .await
+        .expect("script");
+    let sent = sent.as_str().expect("the beacons' bodies").to_owned();
+    assert!(sent.contains(&format!(r#""page":"{base}/""#)), "{sent}");
+    assert!(sent.contains(r#""url":"/users/1""#), "{sent}");
+    // The shop's script threw; its address is the script's, without a query.
+    assert!(sent.contains(&format!(r#""source":"{base}/shop.js""#)), "{sent}");
+    for secret in ["s3cret", "t0ken", "k3y"] {
+        assert!(!sent.contains(secret), "{secret} sent: {sent}");
+    }
+
     client.close().await.expect("close");
     assert!(driver.running());
 }
