@@ -446,9 +446,12 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.file {
-            Some(file) => write!(f, "{file}: {}: {}", self.key, self.reason),
-            None => write!(f, "{}: {}", self.key, self.reason),
+        // `(file)` and `(syntax)` mark errors of the file as a whole: no key to name.
+        match (&self.file, self.key.as_str()) {
+            (Some(file), "(file)") => write!(f, "{file}: {}", self.reason),
+            (Some(file), "(syntax)") => write!(f, "{file}: invalid TOML: {}", self.reason),
+            (Some(file), key) => write!(f, "{file}: {key}: {}", self.reason),
+            (None, key) => write!(f, "{key}: {}", self.reason),
         }
     }
 }
@@ -614,9 +617,15 @@ impl Config {
             Some((name, text)) => toml::from_str::<toml::Table>(text).map_err(|e| ConfigError {
                 key: "(syntax)".into(),
                 file: Some(name.to_owned()),
-                reason: e.message().to_owned()
+                reason: e.message().trim_end().to_owned()
                     + &e.span()
-                        .map(|s| format!(" (at byte {})", s.start))
+                        .map(|s| {
+                            let before = &text[..s.start.min(text.len())];
+                            let line = before.matches('\n').count() + 1;
+                            let column =
+                                before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                            format!(" (line {line}, column {column})")
+                        })
                         .unwrap_or_default(),
             })?,
             None => toml::Table::new(),
@@ -973,9 +982,13 @@ fn read_file(path: &Path) -> Result<String, ConfigError> {
         file: Some(path.display().to_string()),
         reason,
     };
-    let bytes =
-        towerscope_core::read_capped(path, MAX_FILE_BYTES).map_err(|e| err(e.to_string()))?;
-    String::from_utf8(bytes).map_err(|_| err("stream did not contain valid UTF-8".to_owned()))
+    let bytes = towerscope_core::read_capped(path, MAX_FILE_BYTES).map_err(|e| {
+        err(match e.kind() {
+            std::io::ErrorKind::FileTooLarge => format!("is {e}"),
+            _ => format!("cannot read: {e}"),
+        })
+    })?;
+    String::from_utf8(bytes).map_err(|_| err("is not UTF-8 text".to_owned()))
 }
 
 /// Puts `value` at the dotted `key` in `table`, making the section when missing.
@@ -1223,7 +1236,16 @@ mod tests {
     fn syntax_errors_say_where() {
         let e = file_error("[metrics\n");
         assert_eq!(e.key(), "(syntax)");
-        assert!(e.to_string().starts_with("f.toml: "), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "f.toml: invalid TOML: unclosed table, expected `]` (line 1, column 9)"
+        );
+        let e = file_error("environment = \"prod\"\n\n[log]\nformat = json\n");
+        assert!(
+            e.to_string().starts_with("f.toml: invalid TOML: ")
+                && e.to_string().ends_with("(line 4, column 10)"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1254,9 +1276,26 @@ mod tests {
         let path = dir.join("big.toml");
         std::fs::write(&path, "#".repeat(MAX_FILE_BYTES as usize + 10)).expect("write");
         let e = read_file(&path).expect_err("too big");
-        assert!(e.to_string().contains("larger than"), "{e}");
-        let e = read_file(&dir.join("missing.toml")).expect_err("missing");
+        assert_eq!(
+            e.to_string(),
+            format!("{}: is larger than {MAX_FILE_BYTES} bytes", path.display())
+        );
+        let missing = dir.join("missing.toml");
+        let e = read_file(&missing).expect_err("missing");
         assert_eq!(e.key(), "(file)");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: cannot read: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+        let e = read_file(&dir).expect_err("a directory");
+        assert!(
+            e.to_string()
+                .ends_with(": cannot read: Is a directory (os error 21)"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

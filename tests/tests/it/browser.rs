@@ -443,7 +443,10 @@ async fn the_shop_reports_and_the_dashboard_shows_it() {
     assert!(sent.contains(&format!(r#""page":"{base}/""#)), "{sent}");
     assert!(sent.contains(r#""url":"/users/1""#), "{sent}");
     // The shop's script threw; its address is the script's, without a query.
-    assert!(sent.contains(&format!(r#""source":"{base}/shop.js""#)), "{sent}");
+    assert!(
+        sent.contains(&format!(r#""source":"{base}/shop.js""#)),
+        "{sent}"
+    );
     for secret in ["s3cret", "t0ken", "k3y"] {
         assert!(!sent.contains(secret), "{secret} sent: {sent}");
     }
