@@ -963,21 +963,32 @@ async fn configuration_from_a_file_and_variables() {
     obs.shutdown().await;
 }
 
+/// The facade for `service` from a configuration of defaults and the variable `var` set to
+/// `value` (unset: `None`); logging off, since the facade test owns the process's
+/// subscriber.
+fn configured(service: &str, var: &str, value: Option<&str>) -> Observability {
+    let config = towerscope::Config::from_sources(None, |name| {
+        (name == var).then_some(value).flatten().map(str::to_owned)
+    })
+    .expect("valid");
+    Observability::builder(service)
+        .configure(&config)
+        .expect("applies")
+        .without_logging()
+        .build()
+        .expect("builds")
+}
+
 /// `tracing.propagators` (or `OTEL_PROPAGATORS`) reaches both directions: the request
 /// layer reads only the formats listed, and `trace_client_layer()` writes only them.
 #[tokio::test(flavor = "current_thread")]
 async fn propagators_from_the_configuration_read_and_write_b3() {
     use tower::ServiceExt as _;
-    let config = towerscope::Config::from_sources(None, |var| {
-        (var == "TOWERSCOPE_TRACING_PROPAGATORS").then(|| "b3multi".to_owned())
-    })
-    .expect("valid");
-    let obs = Observability::builder("zipkin-shop")
-        .configure(&config)
-        .expect("applies")
-        .without_logging() // the facade test owns the process's subscriber
-        .build()
-        .expect("builds");
+    let obs = configured(
+        "zipkin-shop",
+        "TOWERSCOPE_TRACING_PROPAGATORS",
+        Some("b3multi"),
+    );
     assert_eq!(obs.propagators().to_string(), "b3multi");
     let client_layer = obs.trace_client_layer();
     let app: axum::Router = axum::Router::new()
@@ -1168,19 +1179,7 @@ async fn notifiers_get_the_alerts_they_are_routed() {
 async fn the_span_exporter_reports_on_the_metrics_endpoint() {
     // `tracing.endpoint` alone means OTLP/gRPC.
     for (endpoint, shown) in [(Some("http://127.0.0.1:4317"), true), (None, false)] {
-        let config = towerscope::Config::from_sources(None, |var| {
-            (var == "TOWERSCOPE_TRACING_ENDPOINT")
-                .then_some(endpoint)
-                .flatten()
-                .map(str::to_owned)
-        })
-        .expect("valid");
-        let obs = Observability::builder("shop")
-            .configure(&config)
-            .expect("applies")
-            .without_logging() // the facade test owns the process's subscriber
-            .build()
-            .expect("builds");
+        let obs = configured("shop", "TOWERSCOPE_TRACING_ENDPOINT", endpoint);
         let text = obs
             .metrics_service()
             .encode(towerscope::metrics::Format::Prometheus);
