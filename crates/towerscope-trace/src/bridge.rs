@@ -11,11 +11,38 @@ use tracing_subscriber::filter::FilterFn;
 use tracing_subscriber::layer::Context as LayerContext;
 use tracing_subscriber::registry::LookupSpan;
 
-/// Whether a `tracing` span becomes an OpenTelemetry span. towerscope's own span (the
+/// Whether a `tracing` span or event reaches OpenTelemetry. towerscope's own span (the
 /// request-ID span that carries `request_id` into log lines) does not: the server span of
-/// [`TraceLayer`](crate::TraceLayer) stands for the request.
+/// [`TraceLayer`](crate::TraceLayer) stands for the request. Nor do the spans and events of
+/// the transport crates the exporter itself runs on: with `RUST_LOG=debug` h2 opens a root
+/// span per connection, with `trace` one per poll, and bridged, the exporter's own
+/// connection would make spans to export without end.
 fn bridged(meta: &Metadata<'_>) -> bool {
-    !(meta.is_span() && meta.target() == REQUEST_ID_SPAN_TARGET)
+    let request_id_span = meta.is_span() && meta.target() == REQUEST_ID_SPAN_TARGET;
+    !request_id_span && !transport(meta.target())
+}
+
+/// Crates whose `tracing` spans and events are the exporter's own traffic (and every
+/// other connection's), not the application's.
+const TRANSPORT_CRATES: [&str; 11] = [
+    "h2",
+    "hyper",
+    "hyper_util",
+    "tonic",
+    "tower",
+    "reqwest",
+    "rustls",
+    "tokio",
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
+];
+
+/// Whether `target` is one of [`TRANSPORT_CRATES`] or a module of one (`tower::buffer`, but
+/// not `towerscope_demo`).
+fn transport(target: &str) -> bool {
+    let krate = target.split("::").next().unwrap_or(target);
+    TRANSPORT_CRATES.contains(&krate)
 }
 
 /// The target of the request-ID span (`towerscope-request-id` does not depend on this
@@ -28,7 +55,9 @@ const REQUEST_ID_SPAN_TARGET: &str = "towerscope_request_id";
 ///
 /// It is [tracing-opentelemetry]'s layer, with context activation on (an entered span is
 /// the current OpenTelemetry context, so [`TraceClientLayer`](crate::TraceClientLayer) and
-/// the JSON log lines see it), towerscope's request-ID span left out, and one addition: an event
+/// the JSON log lines see it), towerscope's request-ID span and the transport crates' spans
+/// and events (`h2`, `hyper`, `tonic`, …: the exporter's own traffic) left out, and one
+/// addition: an event
 /// logged directly in the handler, outside any span of its own, is recorded on the server
 /// span instead of being lost.
 ///
@@ -63,6 +92,9 @@ where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
     fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        if transport(event.metadata().target()) {
+            return;
+        }
         if let Some(scope) = ctx.event_scope(event) {
             if scope.into_iter().any(|span| bridged(span.metadata())) {
                 // tracing-opentelemetry records it on that span.

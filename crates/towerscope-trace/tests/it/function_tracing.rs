@@ -127,3 +127,36 @@ fn the_source_chain_is_part_of_the_message() {
     // Outside any span nothing happens (and nothing panics).
     record_error(&Unavailable);
 }
+
+/// The transport crates' own spans (h2 opens one per connection at `debug`, one per poll at
+/// `trace`) and events stay out of OpenTelemetry: bridged, the exporter's own connection
+/// would make spans to export without end. The application's spans, whatever their
+/// target's first letters, are bridged.
+#[test]
+fn transport_spans_are_not_bridged() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(tracing_layer(provider.tracer("jobs")));
+    tracing::subscriber::with_default(subscriber, || {
+        for span in [
+            tracing::debug_span!(target: "h2", parent: None, "Connection"),
+            tracing::info_span!(target: "hyper_util::client", "caller"),
+            tracing::info_span!(target: "tonic::transport", "connect"),
+            tracing::info_span!(target: "tower::buffer", "worker"),
+        ] {
+            span.in_scope(|| tracing::info!(target: "h2::codec", "frame"));
+        }
+        let job = tracing::info_span!(target: "towerscope_jobs", "nightly_export");
+        job.in_scope(|| {
+            tracing::info!(target: "h2", "a transport event inside the job");
+            tracing::info!("the job's own event");
+        });
+    });
+    let spans = exporter.get_finished_spans().expect("spans");
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+    assert_eq!(names, ["nightly_export"]);
+    let events: Vec<&str> = spans[0].events.iter().map(|e| e.name.as_ref()).collect();
+    assert_eq!(events, ["the job's own event"]);
+}
