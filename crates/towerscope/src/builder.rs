@@ -108,12 +108,27 @@ impl Piece {
     }
 }
 
+/// What to do about a logging error, where the facade knows.
+fn logging_hint(error: &towerscope_log::LogError) -> &'static str {
+    match error {
+        towerscope_log::LogError::AlreadySet => "; to keep it, build with `without_logging()`",
+        _ => "",
+    }
+}
+
 /// Why the stack could not be built.
 ///
 /// ```
 /// // Alerts and the dashboard run tasks: outside a tokio runtime the build says so.
 /// let err = towerscope::Observability::builder("shop").without_logging().build().unwrap_err();
 /// assert!(matches!(err, towerscope::BuildError::NoRuntime(_)));
+///
+/// // With a subscriber of the application's (or a test harness's) already installed:
+/// let err = towerscope::BuildError::Logging(towerscope::log::LogError::AlreadySet);
+/// assert_eq!(
+///     err.to_string(),
+///     "logging: a global tracing subscriber is already set; to keep it, build with `without_logging()`"
+/// );
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -129,7 +144,7 @@ pub enum BuildError {
     Tracing(#[from] towerscope_trace::SetupError),
     /// The log subscriber could not be set up (a global one is already set, or the filter
     /// does not parse).
-    #[error("logging: {0}")]
+    #[error("logging: {0}{hint}", hint = logging_hint(.0))]
     Logging(#[from] towerscope_log::LogError),
     /// Background pieces (alerts, dashboard, notifiers) were switched on outside a tokio
     /// runtime.
