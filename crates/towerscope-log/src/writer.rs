@@ -190,7 +190,8 @@ fn write_batch(out: &mut impl Write, batch: &[u8], lines: usize) -> Result<(), (
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => e,
         };
-        // Each line ends in a newline; one that does not (a writer of the user's) still is one.
+        // A batch is whole lines, each ending in a newline: those left are the lines lost
+        // (at least one, the write failed inside the batch).
         let ends = rest.iter().filter(|&&b| b == b'\n').count();
         let cut = u64::try_from(ends)
             .unwrap_or(u64::MAX)

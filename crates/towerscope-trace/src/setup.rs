@@ -250,7 +250,7 @@ impl fmt::Debug for Pem {
 /// A client certificate chain and its private key, PEM; `Debug` leaves the key out.
 #[derive(Clone)]
 struct ClientIdentity {
-    cert: Vec<u8>,
+    cert: Pem,
     // Without TLS support it can only be refused (an `https://` endpoint is an error).
     #[cfg_attr(not(feature = "tls"), expect(dead_code))]
     key: Vec<u8>,
@@ -259,7 +259,7 @@ struct ClientIdentity {
 impl fmt::Debug for ClientIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientIdentity")
-            .field("cert", &format_args!("<{} bytes of PEM>", self.cert.len()))
+            .field("cert", &self.cert)
             .field("key", &format_args!("<redacted>"))
             .finish()
     }
@@ -447,7 +447,7 @@ impl TracingConfig {
         key_pem: impl Into<Vec<u8>>,
     ) -> Self {
         self.identity = Some(ClientIdentity {
-            cert: cert_pem.into(),
+            cert: Pem(cert_pem.into()),
             key: key_pem.into(),
         });
         self
@@ -530,7 +530,7 @@ impl TracingConfig {
         }
         for key in [CERTIFICATE, "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"] {
             if let Some(path) = get(key) {
-                self.certificate = Some(Pem(read_certificate(key, path.trim())?));
+                self.certificate = Some(Pem(read_pem(key, path.trim(), "CERTIFICATE")?));
             }
         }
         let traces_or = |traces: &'static str, generic: &'static str| {
@@ -564,7 +564,7 @@ impl TracingConfig {
             }
             (Some((cert_var, cert)), Some((key_var, key))) => {
                 self.identity = Some(ClientIdentity {
-                    cert: read_pem(cert_var, cert.trim(), "CERTIFICATE")?,
+                    cert: Pem(read_pem(cert_var, cert.trim(), "CERTIFICATE")?),
                     key: read_pem(key_var, key.trim(), "PRIVATE KEY")?,
                 });
             }
@@ -744,8 +744,9 @@ impl TracingConfig {
                         }
                         if let Some(id) = &self.identity {
                             client_identity(id)?;
-                            tls = tls
-                                .identity(tonic::transport::Identity::from_pem(&id.cert, &id.key));
+                            tls = tls.identity(tonic::transport::Identity::from_pem(
+                                &id.cert.0, &id.key,
+                            ));
                         }
                         builder.with_tls_config(tls)
                     } else {
@@ -802,11 +803,6 @@ pub(crate) const PROPAGATORS: &str = "OTEL_PROPAGATORS";
 /// The variable that names a PEM file of CA certificates (`…_TRACES_CERTIFICATE` wins).
 const CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
 
-/// The PEM file at `path`, which must hold at least one certificate.
-fn read_certificate(key: &'static str, path: &str) -> Result<Vec<u8>, ConfigError> {
-    read_pem(key, path, "CERTIFICATE")
-}
-
 /// The PEM file at `path`, which must hold a block whose label ends in `label`
 /// (`CERTIFICATE`; `PRIVATE KEY` also matches `RSA PRIVATE KEY` and `EC PRIVATE KEY`).
 fn read_pem(key: &'static str, path: &str, label: &str) -> Result<Vec<u8>, ConfigError> {
@@ -837,7 +833,7 @@ fn read_pem(key: &'static str, path: &str, label: &str) -> Result<Vec<u8>, Confi
 #[cfg(feature = "tls")]
 fn client_identity(id: &ClientIdentity) -> Result<reqwest::Identity, ConfigError> {
     // reqwest takes the key and the chain as one PEM buffer.
-    reqwest::Identity::from_pem(&[id.key.as_slice(), b"\n", &id.cert].concat()).map_err(|e| {
+    reqwest::Identity::from_pem(&[id.key.as_slice(), b"\n", &id.cert.0].concat()).map_err(|e| {
         ConfigError::new(
             "OTEL_EXPORTER_OTLP_CLIENT_KEY",
             format!("the client certificate and key are unusable: {e}"),
@@ -853,11 +849,9 @@ fn https_client(
     ca: Option<&[u8]>,
     identity: Option<&ClientIdentity>,
 ) -> Result<reqwest::blocking::Client, SetupError> {
-    let bad = |var: &'static str| {
-        move |e: reqwest::Error| ConfigError::new(var, format!("unusable: {e}"))
-    };
+    let bad = |e: reqwest::Error| ConfigError::new(CERTIFICATE, format!("unusable: {e}"));
     let certs = match ca {
-        Some(pem) => reqwest::Certificate::from_pem_bundle(pem).map_err(bad(CERTIFICATE))?,
+        Some(pem) => reqwest::Certificate::from_pem_bundle(pem).map_err(bad)?,
         None => Vec::new(),
     };
     let identity = identity.map(client_identity).transpose()?;
@@ -878,7 +872,7 @@ fn https_client(
     })
     .join()
     .map_err(|_| ConfigError::new(CERTIFICATE, "building the HTTP client panicked"))?
-    .map_err(|e| bad(CERTIFICATE)(e).into())
+    .map_err(|e| bad(e).into())
 }
 
 fn header_error(name: &str) -> ConfigError {
