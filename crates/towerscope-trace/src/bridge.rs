@@ -57,9 +57,8 @@ const REQUEST_ID_SPAN_TARGET: &str = "towerscope_request_id";
 /// the current OpenTelemetry context, so [`TraceClientLayer`](crate::TraceClientLayer) and
 /// the JSON log lines see it), towerscope's request-ID span and the transport crates' spans
 /// and events (`h2`, `hyper`, `tonic`, …: the exporter's own traffic) left out, and one
-/// addition: an event
-/// logged directly in the handler, outside any span of its own, is recorded on the server
-/// span instead of being lost.
+/// addition: an event logged directly in the handler, outside any span of its own, is
+/// recorded on the server span instead of being lost.
 ///
 /// ```
 /// use opentelemetry::trace::TracerProvider as _;
@@ -92,7 +91,7 @@ where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
     fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
-        if transport(event.metadata().target()) {
+        if !bridged(event.metadata()) {
             return;
         }
         if let Some(scope) = ctx.event_scope(event) {
