@@ -144,7 +144,7 @@ pub struct Example {
     tracer: SdkTracer,
     orders: OrderBook,
     drain: Duration,
-    registry: Option<prometheus_client::registry::Registry>,
+    registry: prometheus_client::registry::Registry,
 }
 
 impl Example {
@@ -161,7 +161,7 @@ impl Example {
             tracer,
             orders: OrderBook::default(),
             drain: Duration::ZERO,
-            registry: None,
+            registry: prometheus_client::registry::Registry::default(),
         }
     }
 
@@ -194,7 +194,7 @@ impl Example {
     /// # let _ = example;
     /// ```
     pub fn registry(mut self, registry: prometheus_client::registry::Registry) -> Self {
-        self.registry = Some(registry);
+        self.registry = registry;
         self
     }
 
@@ -232,11 +232,8 @@ impl Example {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         // One builder for the whole stack; the logging is the binary's (or the test's).
-        let mut obs = Observability::builder("towerscope-grpc-example");
-        if let Some(registry) = self.registry {
-            obs = obs.registry(registry);
-        }
-        let obs = obs
+        let obs = Observability::builder("towerscope-grpc-example")
+            .registry(self.registry)
             .version(env!("CARGO_PKG_VERSION"))
             .tracer(self.tracer)
             .without_logging()
