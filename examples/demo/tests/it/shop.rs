@@ -520,16 +520,21 @@ fn a_closed_stdout_loses_lines_counted_and_said_once() {
         metrics.contains(r#"towerscope_log_dropped_lines_total{reason="buffer_full"} 0"#),
         "{metrics}"
     );
+    // A clean shutdown writes more lines (to the closed pipe): still said once. Read on a
+    // thread of its own, so that a shutdown that hangs fails the test instead of hanging it.
+    let mut pipe = demo.0.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stderr = String::new();
+        let _ = pipe.read_to_string(&mut stderr);
+        let _ = tx.send(stderr);
+    });
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &demo.0.id().to_string()])
         .status();
-    let mut stderr = String::new();
-    demo.0
-        .stderr
-        .take()
-        .expect("piped")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
+    let stderr = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the demo exits on SIGTERM");
     assert_eq!(
         stderr
             .matches("towerscope-log: writing log lines failed")
