@@ -32,6 +32,6 @@ mod payload;
 mod service;
 mod state;
 
-pub use payload::{Beacon, BeaconError, Event, MAX_EVENTS, Vital, parse_beacon};
+pub use payload::{Beacon, BeaconError, Event, MAX_EVENTS, Vital, parse_beacon, without_queries};
 pub use service::{RUM_JS, Rum, RumBuilder, RumService, ScriptService, VitalSummary};
 pub use state::{OTHER_PAGE, PageTemplates, browser_family};

@@ -213,6 +213,66 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> BeaconError {
     }
 }
 
+/// `text` with the query and fragment of every `http://` or `https://` URL in it removed,
+/// keeping a stack frame's `:line:column` after them.
+///
+/// ```
+/// let text = "at reset (https://shop.example/reset?token=s3cret#t=1:12:5)\n\
+///             at https://shop.example/app.js?v=7:3:1";
+/// assert_eq!(
+///     towerscope_rum::without_queries(text),
+///     "at reset (https://shop.example/reset:12:5)\nat https://shop.example/app.js:3:1"
+/// );
+/// assert_eq!(towerscope_rum::without_queries("Failed to fetch http://api/x?key=k (4)"), "Failed to fetch http://api/x (4)");
+/// // Text that only looks like a URL, in any script, is left as it is.
+/// for text in ["é://x?y", "ü:// https", "file:///tmp/a?b", "://", "ftp://h/p?q"] {
+///     assert_eq!(towerscope_rum::without_queries(text), text);
+/// }
+/// assert_eq!(towerscope_rum::without_queries("日本https://h/p?q#f"), "日本https://h/p");
+/// ```
+pub fn without_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        // The URL runs to the first character no URL in a message or a stack holds.
+        let end = rest[at..]
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '<' | '>'))
+            .map_or(rest.len(), |i| at + i);
+        let url = &rest[..end];
+        let scheme_start = rest[..at]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !c.is_ascii_alphanumeric())
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let is_web = matches!(&rest[scheme_start..at], "http" | "https");
+        match url[at..].find(['?', '#']).filter(|_| is_web) {
+            Some(q) => {
+                out.push_str(&url[..at + q]);
+                out.push_str(line_column(&url[at + q..]));
+            }
+            None => out.push_str(url),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A stack frame's `:line:column` (or `:line`) at the end of `tail`, else nothing.
+fn line_column(tail: &str) -> &str {
+    let digits_before = |s: &str| {
+        let trimmed = s.trim_end_matches(|c: char| c.is_ascii_digit());
+        (trimmed.len() < s.len() && trimmed.ends_with(':')).then(|| trimmed.len() - 1)
+    };
+    match digits_before(tail) {
+        Some(col) => match digits_before(&tail[..col]) {
+            Some(line) => &tail[line..],
+            None => &tail[col..],
+        },
+        None => "",
+    }
+}
+
 /// Truncates at a character boundary.
 pub(crate) fn cut(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
@@ -373,11 +433,13 @@ pub fn parse_beacon(body: &[u8]) -> Result<Beacon, BeaconError> {
                     None | Some(Value::Null) => None,
                     Some(v) => Some(string(v, &format!("{field}.stack"), 2048)?),
                 };
+                // Logged as sent: URLs in them keep their paths, not their queries and
+                // fragments (a page's reset token, an API key in a failed call's address).
                 Event::Error {
-                    message,
-                    source,
+                    message: without_queries(&message),
+                    source: source.as_deref().map(without_queries),
                     line,
-                    stack,
+                    stack: stack.as_deref().map(without_queries),
                 }
             }
             "api" => {

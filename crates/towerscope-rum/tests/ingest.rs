@@ -313,6 +313,44 @@ async fn beacons_without_a_client_address_are_taken_and_warned_about_once() {
     assert_eq!(warnings.len(), 1, "{}", out.text());
 }
 
+/// A browser error is logged with its message, script and stack, but the URLs in them
+/// lose their queries and fragments: a page opened from a reset link that throws from an
+/// inline script names its address (token and all) in the stack, a failed call its key.
+#[tokio::test]
+async fn browser_errors_are_logged_without_the_secrets_in_their_urls() {
+    let out = towerscope_log::CaptureWriter::new();
+    let _log = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(out.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let mut registry = Registry::default();
+    let rum = rum(&mut registry);
+    let beacon = serde_json::json!({
+        "session": "s",
+        "page": "https://shop.example/cart",
+        "events": [{
+            "type": "error",
+            "message": "Failed to load https://api.example/orders?api_key=k3y",
+            "source": "https://shop.example/reset?token=s3cret",
+            "line": 12,
+            "stack": "Error: boom\n    at reset (https://shop.example/reset?token=s3cret#access_token=t0ken:12:5)",
+        }],
+    });
+    let (status, _, _) = post(&rum, beacon.to_string(), [10, 0, 0, 9], "text/plain").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let text = out.text();
+    assert!(
+        text.contains("browser error: Failed to load https://api.example/orders"),
+        "{text}"
+    );
+    assert!(text.contains("https://shop.example/reset:12:5"), "{text}");
+    for secret in ["k3y", "s3cret", "t0ken"] {
+        assert!(!text.contains(secret), "{secret} logged: {text}");
+    }
+}
+
 #[cfg(feature = "axum")] // `Rum::router` comes with the feature
 #[tokio::test]
 async fn cors_preflight_and_the_script() {
@@ -376,6 +414,17 @@ proptest! {
     #[test]
     fn no_body_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let _ = parse_beacon(&bytes);
+    }
+
+    /// Any text, URL-like or not, in any script: no panic, nothing added but a frame's
+    /// `:line:column` kept, and text without a web URL unchanged.
+    #[test]
+    fn urls_lose_their_queries_without_panic(text in "(\\PC|https?://|[?#:/ ()0-9]){0,80}") {
+        let out = towerscope_rum::without_queries(&text);
+        prop_assert!(out.len() <= text.len());
+        if !text.contains("http://") && !text.contains("https://") {
+            prop_assert_eq!(out, text);
+        }
     }
 
     #[test]
