@@ -281,15 +281,24 @@ async fn behind_a_trusted_proxy_each_browser_has_its_own_bucket() {
     );
 }
 
-#[tokio::test]
-async fn beacons_without_a_client_address_are_taken_and_warned_about_once() {
+/// This thread's log lines, caught until the guard is dropped.
+fn capture_logs() -> (
+    towerscope_log::CaptureWriter,
+    tracing::subscriber::DefaultGuard,
+) {
     let out = towerscope_log::CaptureWriter::new();
-    let _log = tracing::subscriber::set_default(
+    let guard = tracing::subscriber::set_default(
         tracing_subscriber::fmt()
             .with_writer(out.clone())
             .with_ansi(false)
             .finish(),
     );
+    (out, guard)
+}
+
+#[tokio::test]
+async fn beacons_without_a_client_address_are_taken_and_warned_about_once() {
+    let (out, _log) = capture_logs();
     let rum = Rum::builder()
         .rate_limit(60, 1, 100)
         .build(&mut Registry::default());
@@ -318,13 +327,7 @@ async fn beacons_without_a_client_address_are_taken_and_warned_about_once() {
 /// inline script names its address (token and all) in the stack, a failed call its key.
 #[tokio::test]
 async fn browser_errors_are_logged_without_the_secrets_in_their_urls() {
-    let out = towerscope_log::CaptureWriter::new();
-    let _log = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_writer(out.clone())
-            .with_ansi(false)
-            .finish(),
-    );
+    let (out, _log) = capture_logs();
     let mut registry = Registry::default();
     let rum = rum(&mut registry);
     let beacon = serde_json::json!({
