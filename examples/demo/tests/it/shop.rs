@@ -553,10 +553,29 @@ fn a_closed_stdout_loses_lines_counted_and_said_once() {
 #[test]
 fn readable_logs_are_coloured_on_a_terminal_only() {
     use std::io::BufRead as _;
+    /// Ends a process by its ID when dropped: the demo under `script` is not `script`'s to
+    /// end (killed, `script` leaves it running).
+    struct KillOnDrop(Option<String>);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if let Some(pid) = &self.0 {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", pid])
+                    .status();
+            }
+        }
+    }
     let demo = env!("CARGO_BIN_EXE_towerscope-demo");
-    let command = format!("'{demo}' --addr 127.0.0.1:0 --log-format pretty");
+    let dir = std::env::temp_dir().join(format!("towerscope-demo-tty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
     for (terminal, no_color, coloured) in [(true, "", true), (true, "1", false), (false, "", false)]
     {
+        // The shell under `script` writes its ID, then becomes the demo.
+        let pid_file = dir.join(format!("pid-{no_color}"));
+        let command = format!(
+            "echo $$ > '{}'; exec '{demo}' --addr 127.0.0.1:0 --log-format pretty",
+            pid_file.display()
+        );
         let mut cmd = if terminal {
             let mut cmd = std::process::Command::new("script");
             cmd.args(["-qec", &command, "/dev/null"]);
@@ -580,12 +599,19 @@ fn readable_logs_are_coloured_on_a_terminal_only() {
             .map_while(Result::ok)
             .find(|line| line.contains("listening"))
             .expect("the demo says where it listens");
+        // Dropped before `running` (declared after it), so the demo goes first.
+        let _demo = KillOnDrop(
+            terminal
+                .then(|| std::fs::read_to_string(&pid_file).expect("the demo's ID"))
+                .map(|pid| pid.trim().to_owned()),
+        );
         assert_eq!(
             line.contains("\x1b["),
             coloured,
             "terminal {terminal}, NO_COLOR={no_color:?}: {line:?}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// With a collector that is not there, the demo says so once and counts the spans it
