@@ -396,6 +396,17 @@ impl Drop for Running {
     }
 }
 
+/// The address in the demo's JSON line that says where it listens; the lines before it
+/// are read and dropped.
+fn listening_on(lines: &mut impl Iterator<Item = String>) -> std::net::SocketAddr {
+    lines
+        .find_map(|line| {
+            let json: serde_json::Value = serde_json::from_str(&line).ok()?;
+            json["addr"].as_str()?.parse().ok()
+        })
+        .expect("the demo says where it listens")
+}
+
 /// One `GET` on a connection of its own: the whole answer, head and body.
 fn get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
     use std::io::{Read as _, Write as _};
@@ -434,12 +445,7 @@ fn sigterm_drains_then_shuts_down() {
     let mut lines = std::io::BufReader::new(stdout)
         .lines()
         .map_while(Result::ok);
-    let addr: std::net::SocketAddr = lines
-        .find_map(|line| {
-            let json: serde_json::Value = serde_json::from_str(&line).ok()?;
-            json["addr"].as_str()?.parse().ok()
-        })
-        .expect("the demo says where it listens");
+    let addr = listening_on(&mut lines);
     // Keep reading, so that the demo never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
     let get = |path: &str| get(addr, path);
@@ -485,14 +491,11 @@ fn a_closed_stdout_loses_lines_counted_and_said_once() {
         .spawn()
         .map(Running)
         .expect("start the demo");
-    let addr: std::net::SocketAddr = std::io::BufReader::new(demo.0.stdout.take().expect("piped"))
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            let json: serde_json::Value = serde_json::from_str(&line).ok()?;
-            json["addr"].as_str()?.parse().ok()
-        })
-        .expect("the demo says where it listens");
+    let addr = listening_on(
+        &mut std::io::BufReader::new(demo.0.stdout.take().expect("piped"))
+            .lines()
+            .map_while(Result::ok),
+    );
     // The reader is dropped here: stdout is a pipe nobody reads any more.
     let lost = |metrics: &str| -> u64 {
         metrics
@@ -635,13 +638,7 @@ fn spans_lost_to_a_missing_collector_are_counted_and_said_once() {
     let mut lines = std::io::BufReader::new(demo.0.stdout.take().expect("piped"))
         .lines()
         .map_while(Result::ok);
-    let addr: std::net::SocketAddr = lines
-        .by_ref()
-        .find_map(|line| {
-            let json: serde_json::Value = serde_json::from_str(&line).ok()?;
-            json["addr"].as_str()?.parse().ok()
-        })
-        .expect("the demo says where it listens");
+    let addr = listening_on(&mut lines);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in lines {
