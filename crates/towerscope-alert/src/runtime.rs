@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::eval::{Alert, Evaluator, Notification};
 use crate::rule::{Rule, Severity};
-use crate::source::Sources;
+use crate::source::{Snapshot, Sources};
 
 /// The longest silence taken: an `Instant` a century ahead is in range on every platform.
 const MAX_SILENCE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -201,6 +201,7 @@ pub struct AlertingBuilder {
     rules: Vec<Rule>,
     interval: Duration,
     renotify: Duration,
+    missing_after: Duration,
     sinks: Vec<Arc<dyn Notify>>,
 }
 
@@ -210,6 +211,7 @@ impl std::fmt::Debug for AlertingBuilder {
             .field("rules", &self.rules.len())
             .field("interval", &self.interval)
             .field("renotify", &self.renotify)
+            .field("missing_after", &self.missing_after)
             .finish_non_exhaustive()
     }
 }
@@ -282,6 +284,31 @@ impl AlertingBuilder {
         self
     }
 
+    /// How long a rule that names a metric (`counter_rate`, `gauge`, `histogram_quantile`,
+    /// `seconds_until`) may go without any series of it, with its matchers, before one
+    /// `WARN` says so (default 5 minutes from `spawn`). Such a rule sees no data (a
+    /// `counter_rate` a rate of 0): the name or a label value is misspelt, or nothing has
+    /// recorded the series yet. When the series shows up after the warning, one `INFO`
+    /// says so.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Alerting, Condition, Rule, Signal, Sources};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let typo = Signal::Gauge { metric: "queue_depht".into(), matchers: vec![] };
+    /// let alerting = Alerting::builder(Sources::new(metrics))
+    ///     .rules([Rule::new("QueueDeep", typo, Condition::Gt, 100.0)])
+    ///     .missing_series_after(Duration::ZERO) // warns at the first evaluation
+    ///     .spawn();
+    /// # drop(alerting);
+    /// # });
+    /// ```
+    pub fn missing_series_after(mut self, after: Duration) -> Self {
+        self.missing_after = after;
+        self
+    }
+
     /// Sends notifications to `sink`.
     ///
     /// ```
@@ -323,10 +350,12 @@ impl AlertingBuilder {
     /// # });
     /// ```
     pub fn spawn(self) -> Alerting {
+        let rule_count = self.rules.len();
         let shared = Arc::new(Shared {
             evaluator: Mutex::new(Evaluator::new(self.rules, self.renotify)),
             sources: Mutex::new(self.sources),
             sinks: self.sinks,
+            watch: Mutex::new(SeriesWatch::new(self.missing_after, rule_count)),
         });
         // The first evaluation records where the counters start; rates need two.
         shared.evaluate();
@@ -365,6 +394,62 @@ struct Shared {
     evaluator: Mutex<Evaluator>,
     sources: Mutex<Sources>,
     sinks: Vec<Arc<dyn Notify>>,
+    watch: Mutex<SeriesWatch>,
+}
+
+/// Rules that name a metric whose series have not shown up: each warned about once.
+struct SeriesWatch {
+    started: Instant,
+    after: Duration,
+    /// Per rule, in the evaluator's order.
+    rules: Vec<Watched>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Watched {
+    Waiting,
+    Warned,
+    Seen,
+}
+
+impl SeriesWatch {
+    fn new(after: Duration, rules: usize) -> Self {
+        Self {
+            started: Instant::now(),
+            after,
+            rules: vec![Watched::Waiting; rules],
+        }
+    }
+
+    fn check(&mut self, now: Instant, rules: &[Rule], snapshot: &Snapshot) {
+        let due = now.saturating_duration_since(self.started) >= self.after;
+        for (rule, state) in rules.iter().zip(&mut self.rules) {
+            if *state == Watched::Seen {
+                continue;
+            }
+            match snapshot.missing_series(&rule.signal) {
+                None => {
+                    if *state == Watched::Warned {
+                        tracing::info!(rule = %rule.name, "alert rule reads its series now");
+                    }
+                    *state = Watched::Seen;
+                }
+                Some(series) if due && *state == Watched::Waiting => {
+                    tracing::warn!(
+                        rule = %rule.name,
+                        series,
+                        waited = ?now.saturating_duration_since(self.started),
+                        "alert rule reads no series: the registry has had none of this name \
+                         and labels since start (a misspelt metric name or label value, or \
+                         nothing has recorded one yet); until one appears the rule sees no \
+                         data, a counter_rate a rate of 0"
+                    );
+                    *state = Watched::Warned;
+                }
+                Some(_) => {}
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -377,6 +462,10 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner);
         let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
         let snapshot = sources.snapshot(now, evaluator.rules());
+        self.watch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .check(now, evaluator.rules(), &snapshot);
         let sent = evaluator.evaluate(now, wall, |rule| sources.values(&snapshot, rule));
         drop(sources);
         drop(evaluator);
@@ -459,6 +548,7 @@ impl Alerting {
             rules: Vec::new(),
             interval: Duration::from_secs(15),
             renotify: Duration::from_secs(4 * 3600),
+            missing_after: Duration::from_secs(300),
             sinks: Vec::new(),
         }
     }

@@ -250,6 +250,39 @@ pub(crate) struct Snapshot {
     unix_now: f64,
 }
 
+impl Snapshot {
+    /// The series `signal` reads, as a PromQL selector, when it names a metric and this
+    /// snapshot has no series of that name with its matchers; `None` when it has one, and
+    /// for the signals that read the request layers', the monitor's or the system metrics.
+    pub(crate) fn missing_series(&self, signal: &Signal) -> Option<String> {
+        let (name, matchers) = match signal {
+            Signal::CounterRate { metric, matchers } => {
+                (crate::rule::counter_series(metric), matchers)
+            }
+            Signal::Gauge { metric, matchers }
+            | Signal::SecondsUntil {
+                metric, matchers, ..
+            } => (metric.clone(), matchers),
+            Signal::HistogramQuantile {
+                metric, matchers, ..
+            } => (format!("{metric}_bucket"), matchers),
+            _ => return None,
+        };
+        if self
+            .lines
+            .iter()
+            .any(|l| l.name == name && matches(l, matchers))
+        {
+            return None;
+        }
+        if matchers.is_empty() {
+            return Some(name);
+        }
+        let selector: Vec<String> = matchers.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        Some(format!("{name}{{{}}}", selector.join(",")))
+    }
+}
+
 impl Sources {
     /// Values from `metrics` (with the default metric names).
     ///

@@ -4,6 +4,8 @@
 
 mod evaluator;
 mod limits;
+mod logs;
+mod missing_series;
 mod notifiers;
 mod panics;
 mod routing;

@@ -249,8 +249,6 @@ async fn a_histogram_quantile_budget_fires_per_label_value_and_resolves() {
 
 #[tokio::test]
 async fn a_quantile_by_a_label_keeps_at_most_the_cap_of_values() {
-    use std::sync::{Arc, Mutex};
-
     use prometheus_client::encoding::EncodeLabelSet;
     use prometheus_client::metrics::family::Family;
     use prometheus_client::metrics::histogram::Histogram;
@@ -260,24 +258,7 @@ async fn a_quantile_by_a_label_keeps_at_most_the_cap_of_values() {
     struct Tenant {
         tenant: String,
     }
-    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let sink = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || {
-            struct W(Arc<Mutex<Vec<u8>>>);
-            impl std::io::Write for W {
-                fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                    self.0.lock().expect("lock").extend_from_slice(b);
-                    Ok(b.len())
-                }
-                fn flush(&mut self) -> std::io::Result<()> {
-                    Ok(())
-                }
-            }
-            W(sink.clone())
-        })
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = crate::logs::capture();
 
     let family =
         Family::<Tenant, Histogram>::new_with_constructor(|| Histogram::new([0.1, 1.0, 10.0]));
@@ -324,7 +305,7 @@ async fn a_quantile_by_a_label_keeps_at_most_the_cap_of_values() {
         Some(format!("t{:05}", MAX_QUANTILE_GROUPS - 1)),
         "the first values in order are kept"
     );
-    let text = String::from_utf8(logs.lock().expect("lock").clone()).expect("utf8");
+    let text = logs.text();
     assert_eq!(
         text.matches("histogram_quantile signal over more label values")
             .count(),
