@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use tower_service::Service;
 
@@ -25,7 +25,23 @@ fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Byte
     resp
 }
 
-/// `/health`: liveness as JSON (`status`, `version`, `uptime_seconds`, `start_time`).
+/// Probes read: `GET` and `HEAD` run the checks; any other method gets `405` and runs
+/// nothing.
+fn method_not_allowed<B>(req: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        return None;
+    }
+    let mut resp = json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &serde_json::json!({ "error": "method not allowed: use GET or HEAD" }),
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    Some(resp)
+}
+
+/// `/health`: liveness as JSON (`status`, `version`, `uptime_seconds`, `start_time`), for
+/// `GET` and `HEAD`; other methods get `405` with `Allow: GET, HEAD`.
 ///
 /// ```
 /// use tower::ServiceExt as _;
@@ -60,13 +76,16 @@ impl<B> Service<Request<B>> for LivenessService {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _req: Request<B>) -> Self::Future {
-        std::future::ready(Ok(json(StatusCode::OK, &self.health.liveness())))
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let resp = method_not_allowed(&req)
+            .unwrap_or_else(|| json(StatusCode::OK, &self.health.liveness()));
+        std::future::ready(Ok(resp))
     }
 }
 
 /// `/ready`: readiness as JSON (`status`, `checks`); 200 when healthy or degraded, 503 when
-/// unhealthy.
+/// unhealthy. `GET` and `HEAD` run the checks; other methods get `405` with
+/// `Allow: GET, HEAD` and run nothing.
 ///
 /// ```
 /// use tower::ServiceExt as _;
@@ -107,7 +126,10 @@ impl<B> Service<Request<B>> for ReadinessService {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if let Some(resp) = method_not_allowed(&req) {
+            return Box::pin(std::future::ready(Ok(resp)));
+        }
         let health = self.health.clone();
         Box::pin(async move {
             let readiness = health.readiness().await;

@@ -810,7 +810,10 @@ impl<B> tower_service::Service<Request<B>> for ScriptService {
             );
             r
         } else {
-            empty(StatusCode::METHOD_NOT_ALLOWED)
+            let mut r = empty(StatusCode::METHOD_NOT_ALLOWED);
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            r
         };
         std::future::ready(Ok(resp))
     }

@@ -383,6 +383,13 @@ async fn cors_preflight_and_the_script() {
         .await
         .expect("resp");
     assert!(other.headers().get("access-control-allow-origin").is_none());
+    let refused = app
+        .clone()
+        .oneshot(Request::post("/rum.js").body(Body::empty()).expect("req"))
+        .await
+        .expect("resp");
+    assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(refused.headers()["allow"], "GET, HEAD");
     let js = app
         .oneshot(Request::get("/rum.js").body(Body::empty()).expect("req"))
         .await

@@ -324,6 +324,78 @@ async fn services_answer_json_with_the_right_codes_and_export_metrics() {
 }
 
 #[tokio::test]
+async fn probes_answer_get_and_head_and_refuse_other_methods_without_checking() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    let health = Health::builder("1")
+        .check(
+            "db",
+            check_fn(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<(), &str>(()) }
+            }),
+            no_cache(),
+        )
+        .build();
+    let app = axum::Router::new()
+        .route_service("/health", health.liveness_service())
+        .route_service("/ready", health.readiness_service());
+    let call = |method: http::Method, path: &'static str| {
+        let app = app.clone();
+        async move {
+            let resp = app
+                .oneshot(
+                    Request::builder()
+                        .method(method)
+                        .uri(path)
+                        .body(Body::empty())
+                        .expect("req"),
+                )
+                .await
+                .expect("ok");
+            let status = resp.status().as_u16();
+            let allow = resp
+                .headers()
+                .get("allow")
+                .map(|v| v.to_str().expect("ascii").to_owned());
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            (status, allow, json)
+        }
+    };
+    for path in ["/health", "/ready"] {
+        for method in [http::Method::GET, http::Method::HEAD] {
+            let (status, allow, json) = call(method.clone(), path).await;
+            assert_eq!((status, allow), (200, None), "{method} {path}");
+            assert_eq!(json["status"], "healthy", "{method} {path}");
+        }
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "/ready checked for GET and HEAD"
+    );
+    for path in ["/health", "/ready"] {
+        for method in [
+            http::Method::POST,
+            http::Method::PUT,
+            http::Method::DELETE,
+            http::Method::PATCH,
+        ] {
+            let (status, allow, json) = call(method.clone(), path).await;
+            assert_eq!(status, 405, "{method} {path}");
+            assert_eq!(allow.as_deref(), Some("GET, HEAD"), "{method} {path}");
+            assert_eq!(json["error"], "method not allowed: use GET or HEAD");
+        }
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "no check run for a refused method"
+    );
+}
+
+#[tokio::test]
 async fn disk_space_check_compares_with_its_threshold() {
     let health = Health::builder("1")
         .check("disk-any", DiskSpaceCheck::new("/", 0.0), no_cache())
