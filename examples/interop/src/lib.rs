@@ -16,8 +16,12 @@
 //! # }
 //! ```
 //!
-//! Only `http://` URLs are called, at most [`MAX_CASES`] per request: it is a test fixture
-//! that makes requests to addresses its caller names, so bind it to loopback.
+//! Only `http://` URLs are called, at most [`MAX_CASES`] per request, each given
+//! [`CALL_TIMEOUT`] to answer (then `504`); answers are read to their end and dropped, never
+//! held. It is a test fixture that makes requests to addresses its caller names, so bind it
+//! to loopback.
+
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -53,6 +57,15 @@ use towerscope_trace::{TraceClientLayer, TraceLayer};
 /// ```
 pub const MAX_CASES: usize = 256;
 
+/// How long one listed call may take, its answer read to the end, before `POST /test` gives
+/// up with `504` (a URL where nothing answers would otherwise hold the suite's request for
+/// ever).
+///
+/// ```
+/// assert_eq!(towerscope_interop::CALL_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One entry of the suite's request.
 ///
 /// ```
@@ -73,8 +86,15 @@ pub struct Case {
 
 type TracedClient = ObserveService<Client<HttpConnector, Full<Bytes>>, TraceClientLayer<SdkTracer>>;
 
+#[derive(Clone)]
+struct Caller {
+    client: TracedClient,
+    timeout: Duration,
+}
+
 /// The interop service: `POST /test` behind [`TraceLayer`], its calls through
-/// [`TraceClientLayer`], both with tracers from `provider`.
+/// [`TraceClientLayer`], both with tracers from `provider`; each call given
+/// [`CALL_TIMEOUT`].
 ///
 /// ```
 /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
@@ -82,6 +102,26 @@ type TracedClient = ObserveService<Client<HttpConnector, Full<Bytes>>, TraceClie
 /// # let _ = app;
 /// ```
 pub fn app(provider: &SdkTracerProvider) -> Router {
+    app_with_timeout(provider, CALL_TIMEOUT)
+}
+
+/// [`app`], each listed call given `timeout` instead of [`CALL_TIMEOUT`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use tower::ServiceExt as _;
+/// // Something that accepts connections and never answers.
+/// let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let case = serde_json::json!([{ "url": format!("http://{}/", silent.local_addr()?), "arguments": [] }]);
+/// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+/// let app = towerscope_interop::app_with_timeout(&provider, Duration::from_millis(100));
+/// let req = http::Request::post("/test").body(axum::body::Body::from(case.to_string()))?;
+/// assert_eq!(app.oneshot(req).await?.status(), 504);
+/// # Ok(()) }
+/// ```
+pub fn app_with_timeout(provider: &SdkTracerProvider, timeout: Duration) -> Router {
     use opentelemetry::trace::TracerProvider as _;
     let tracer = provider.tracer("towerscope-interop");
     let client = tower::ServiceBuilder::new()
@@ -89,11 +129,11 @@ pub fn app(provider: &SdkTracerProvider) -> Router {
         .service(Client::builder(TokioExecutor::new()).build_http());
     Router::new()
         .route("/test", post(test))
-        .with_state(client)
+        .with_state(Caller { client, timeout })
         .layer(TraceLayer::new(tracer))
 }
 
-async fn test(State(client): State<TracedClient>, body: Bytes) -> (StatusCode, String) {
+async fn test(State(caller): State<Caller>, body: Bytes) -> (StatusCode, String) {
     let cases: Vec<Case> = match serde_json::from_slice(&body) {
         Ok(cases) => cases,
         Err(e) => {
@@ -126,12 +166,24 @@ async fn test(State(client): State<TracedClient>, body: Bytes) -> (StatusCode, S
         let Ok(request) = request else {
             return (StatusCode::BAD_REQUEST, format!("entry {i}: bad request"));
         };
-        match client.clone().oneshot(request).await {
-            // Read the answer to its end so the client span ends with it.
-            Ok(response) => {
-                let _ = response.into_body().collect().await;
+        let call = async {
+            let response = caller.client.clone().oneshot(request).await?;
+            // Read the answer to its end, so the client span ends with it, a frame at a
+            // time: however long it is, none of it is kept. A body error ends the call
+            // like its end (the span records it).
+            let mut body = response.into_body();
+            while let Some(Ok(_)) = body.frame().await {}
+            Ok::<_, hyper_util::client::legacy::Error>(())
+        };
+        match tokio::time::timeout(caller.timeout, call).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return (StatusCode::BAD_GATEWAY, format!("entry {i}: {e}")),
+            Err(_) => {
+                return (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("entry {i}: no answer within {:?}", caller.timeout),
+                );
             }
-            Err(e) => return (StatusCode::BAD_GATEWAY, format!("entry {i}: {e}")),
         }
     }
     (StatusCode::OK, String::new())

@@ -134,3 +134,47 @@ async fn an_invalid_parent_starts_a_new_trace_and_bad_requests_are_refused() {
         "nothing called for refused requests"
     );
 }
+
+#[tokio::test]
+async fn a_url_that_never_answers_ends_the_request_with_504_at_the_timeout() {
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    let downstream = serve(Router::new().route(
+        "/callback",
+        post(move |headers: http::HeaderMap, body: Bytes| async move {
+            sink.lock().expect("lock").push((headers, body));
+            ""
+        }),
+    ))
+    .await;
+    // Accepts connections (the kernel does) and never reads or answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let interop = serve(towerscope_interop::app_with_timeout(
+        &provider,
+        std::time::Duration::from_millis(300),
+    ))
+    .await;
+    let body = serde_json::json!([
+        { "url": format!("http://{downstream}/callback"), "arguments": [1] },
+        { "url": format!("http://{}/", silent.local_addr().expect("addr")), "arguments": [] },
+        { "url": format!("http://{downstream}/callback"), "arguments": [3] },
+    ]);
+    let started = std::time::Instant::now();
+    let status = post_test(interop, &[], body.to_string()).await;
+    let took = started.elapsed();
+    assert_eq!(status, 504);
+    assert!(
+        took >= std::time::Duration::from_millis(300) && took < std::time::Duration::from_secs(5),
+        "{took:?}"
+    );
+    let seen = seen.lock().expect("lock");
+    assert_eq!(
+        seen.len(),
+        1,
+        "the entry after the silent one is not called"
+    );
+    assert_eq!(&seen[0].1[..], b"[1]");
+}
