@@ -444,6 +444,15 @@ pub struct ConfigError {
     reason: String,
 }
 
+/// An `OTEL_*` variable's error: named once (the tracing crate's own message names it too).
+fn env_error(e: towerscope_trace::ConfigError) -> ConfigError {
+    ConfigError {
+        key: e.key().to_owned(),
+        file: None,
+        reason: e.reason().to_owned(),
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `(file)` and `(syntax)` mark errors of the file as a whole: no key to name.
@@ -855,9 +864,7 @@ impl Config {
                     propagators(list).map_err(|r| key_error("tracing.propagators", r))?,
                 );
             }
-            let tracing = tracing
-                .with_env()
-                .map_err(|e| key_error(e.key(), e.to_string()))?;
+            let tracing = tracing.with_env().map_err(env_error)?;
             b = b.tracing(tracing);
         }
 
@@ -1150,6 +1157,19 @@ mod tests {
 
     fn file_error(text: &str) -> ConfigError {
         Config::from_sources(Some(("f.toml", text)), |_| None).expect_err("invalid")
+    }
+
+    #[test]
+    fn an_otel_variable_is_named_once() {
+        let e = towerscope_trace::TracingConfig::new("shop")
+            .with_vars(|k| (k == "OTEL_TRACES_SAMPLER").then(|| "bogus".to_owned()))
+            .expect_err("invalid");
+        let e = env_error(e);
+        assert_eq!(e.key(), "OTEL_TRACES_SAMPLER");
+        assert!(
+            e.to_string().starts_with("OTEL_TRACES_SAMPLER: `bogus` is not one of always_on,"),
+            "{e}"
+        );
     }
 
     #[test]
