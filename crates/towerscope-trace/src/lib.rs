@@ -81,6 +81,9 @@ pub use noop::NoopExporter;
 pub use propagators::Propagators;
 pub use record::record_error;
 pub use server::{SpanObserver, TraceLayer, TraceService, parent_context};
-pub use setup::{ConfigError, OtlpProtocol, SamplerConfig, SetupError, Tracing, TracingConfig};
+pub use setup::{
+    ConfigError, MAX_BATCH_QUEUE_SIZE, OtlpProtocol, SamplerConfig, SetupError, Tracing,
+    TracingConfig,
+};
 pub use traceparent::{FLAG_RANDOM, FLAG_SAMPLED, TRACEPARENT, TraceParent, TraceParentError};
 pub use tracestate::{MAX_LEN, MAX_MEMBERS, TRACESTATE, TraceState};

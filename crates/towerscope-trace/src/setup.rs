@@ -200,7 +200,10 @@ impl fmt::Debug for Otlp {
 /// | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_KEY` (and `…_TRACES_…`) | PEM files of the certificate and private key this service shows a collector that asks for one (mutual TLS); both or neither |
 /// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | [`SamplerConfig`]; the ratio in `[0, 1]` |
 /// | `OTEL_PROPAGATORS` | [`Propagators`](crate::Propagators): `tracecontext`, `baggage`, `b3`, `b3multi` or `none` (default `tracecontext,baggage`) |
-/// | `OTEL_BSP_*` | batch processor sizes and delays, read by the OpenTelemetry SDK |
+/// | `OTEL_BSP_MAX_QUEUE_SIZE` | spans waiting for export, 1 to [`MAX_BATCH_QUEUE_SIZE`] (default 2048); more are dropped |
+/// | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans per export, 1 to the queue size (default 512) |
+/// | `OTEL_BSP_SCHEDULE_DELAY` | milliseconds between exports, 1 to a day (default 5000) |
+/// | `OTEL_BSP_EXPORT_TIMEOUT` | checked, but not used by the SDK's batch processor: `OTEL_EXPORTER_OTLP_TIMEOUT` bounds an export |
 ///
 /// With no endpoint configured anywhere, nothing is exported: spans still get IDs, so
 /// log lines and exemplars still name them, and propagation to other services works.
@@ -235,6 +238,61 @@ pub struct TracingConfig {
     /// The certificate and key shown to a collector that asks (mutual TLS).
     identity: Option<ClientIdentity>,
     disabled: bool,
+    batch: Batch,
+}
+
+/// The largest `OTEL_BSP_MAX_QUEUE_SIZE` accepted: the SDK allocates its queue whole when
+/// tracing starts, about 370 bytes a slot (24 MB at this size); a larger number could abort
+/// the process before it serves anything.
+///
+/// ```
+/// let err = towerscope_trace::TracingConfig::new("shop")
+///     .with_vars(|k| (k == "OTEL_BSP_MAX_QUEUE_SIZE").then(|| "100000000000".to_owned()))
+///     .unwrap_err();
+/// assert_eq!(err.reason(), "`100000000000` is not a whole number from 1 to 65536");
+/// assert_eq!(towerscope_trace::MAX_BATCH_QUEUE_SIZE, 65_536);
+/// ```
+pub const MAX_BATCH_QUEUE_SIZE: usize = 65_536;
+
+/// The batch span processor's settings: the SDK's defaults, or `OTEL_BSP_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Batch {
+    max_queue_size: usize,
+    max_export_batch_size: usize,
+    schedule_delay: Duration,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            schedule_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A whole number in `1..=max`.
+fn parse_count(key: &'static str, v: &str, max: usize) -> Result<usize, ConfigError> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError::new(
+            key,
+            format!("`{v}` is not a whole number from 1 to {max}"),
+        )),
+    }
+}
+
+/// Milliseconds, from 1 to a day (`0` would have the batch thread spin).
+fn parse_delay(key: &'static str, v: &str) -> Result<Duration, ConfigError> {
+    let max = towerscope_core::MAX_PERIOD.as_millis();
+    match v.trim().parse::<u64>() {
+        Ok(ms) if ms >= 1 && u128::from(ms) <= max => Ok(Duration::from_millis(ms)),
+        _ => Err(ConfigError::new(
+            key,
+            format!("`{v}` is not a number of milliseconds from 1 to {max}"),
+        )),
+    }
 }
 
 /// Certificates, PEM; `Debug` gives their size, not thousands of byte values.
@@ -286,6 +344,7 @@ impl TracingConfig {
             certificate: None,
             identity: None,
             disabled: false,
+            batch: Batch::default(),
         }
     }
 
@@ -514,6 +573,7 @@ impl TracingConfig {
         if let Some(v) = get(PROPAGATORS) {
             self.propagators = crate::Propagators::parse_for(PROPAGATORS, &v)?;
         }
+        self.batch = self.batch_from(&get)?;
         let exporter = get("OTEL_TRACES_EXPORTER");
         match exporter.as_deref().map(str::trim) {
             None | Some("otlp") => {}
@@ -651,6 +711,39 @@ impl TracingConfig {
         Ok(self)
     }
 
+    /// `OTEL_BSP_*`, checked: the SDK would take `0` or a huge queue as they are (a
+    /// rendezvous queue that drops nearly every span, a spinning thread, an allocation
+    /// that aborts), and ignore a value it cannot parse without a word.
+    fn batch_from(
+        &self,
+        get: &impl Fn(&'static str) -> Option<String>,
+    ) -> Result<Batch, ConfigError> {
+        let mut batch = self.batch;
+        const QUEUE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+        const BATCH: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+        if let Some(v) = get(QUEUE) {
+            batch.max_queue_size = parse_count(QUEUE, &v, MAX_BATCH_QUEUE_SIZE)?;
+        }
+        if let Some(v) = get(BATCH) {
+            batch.max_export_batch_size = parse_count(BATCH, &v, batch.max_queue_size)
+                .map_err(|e| ConfigError::new(BATCH, format!("{} (the queue size)", e.reason())))?;
+        }
+        if let Some(v) = get("OTEL_BSP_SCHEDULE_DELAY") {
+            batch.schedule_delay = parse_delay("OTEL_BSP_SCHEDULE_DELAY", &v)?;
+        }
+        // Read by the SDK, unused by its batch processor (OTEL_EXPORTER_OTLP_TIMEOUT bounds
+        // an export); still a mistake to point out.
+        if let Some(v) = get("OTEL_BSP_EXPORT_TIMEOUT") {
+            v.trim().parse::<u64>().map_err(|_| {
+                ConfigError::new(
+                    "OTEL_BSP_EXPORT_TIMEOUT",
+                    format!("`{v}` is not a number of milliseconds"),
+                )
+            })?;
+        }
+        Ok(batch)
+    }
+
     fn resource(&self) -> Resource {
         let mut attributes = Vec::new();
         if let Some(v) = &self.version {
@@ -777,11 +870,23 @@ impl TracingConfig {
                     builder.build()?
                 }
             };
-            builder = builder.with_batch_exporter(crate::export::CountingExporter::new(
-                exporter,
-                stats.clone(),
-                &otlp.endpoint,
-            ));
+            // Every setting given here: the SDK's own defaults would read `OTEL_BSP_*`
+            // from the process unchecked (see `batch_from`).
+            let batch = opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                .with_max_queue_size(self.batch.max_queue_size)
+                .with_max_export_batch_size(
+                    self.batch
+                        .max_export_batch_size
+                        .min(self.batch.max_queue_size),
+                )
+                .with_scheduled_delay(self.batch.schedule_delay)
+                .build();
+            let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(
+                crate::export::CountingExporter::new(exporter, stats.clone(), &otlp.endpoint),
+            )
+            .with_batch_config(batch)
+            .build();
+            builder = builder.with_span_processor(processor);
             export_stats = Some(stats);
         }
         let provider = builder.build();

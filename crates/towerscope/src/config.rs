@@ -1167,7 +1167,8 @@ mod tests {
         let e = env_error(e);
         assert_eq!(e.key(), "OTEL_TRACES_SAMPLER");
         assert!(
-            e.to_string().starts_with("OTEL_TRACES_SAMPLER: `bogus` is not one of always_on,"),
+            e.to_string()
+                .starts_with("OTEL_TRACES_SAMPLER: `bogus` is not one of always_on,"),
             "{e}"
         );
     }

@@ -835,3 +835,116 @@ fn an_unreadable_or_empty_certificate_file_is_a_clear_error() {
         "OTEL_EXPORTER_OTLP_CERTIFICATE: `/dev/zero` is larger than 4194304 bytes"
     );
 }
+
+/// `OTEL_BSP_*` values the SDK would take as they are (a queue of `0` drops nearly every
+/// span, a huge one aborts the process allocating it, a delay of `0` spins a thread) or
+/// ignore without a word are refused, naming the variable.
+#[test]
+fn batch_processor_variables_are_checked() {
+    let err = |pairs: Vec<(&'static str, &str)>| {
+        TracingConfig::new("shop")
+            .with_vars(vars(
+                pairs.into_iter().map(|(k, v)| (k, v.to_owned())).collect(),
+            ))
+            .expect_err("refused")
+            .to_string()
+    };
+    for (pairs, message) in [
+        (
+            vec![("OTEL_BSP_MAX_QUEUE_SIZE", "0")],
+            "OTEL_BSP_MAX_QUEUE_SIZE: `0` is not a whole number from 1 to 65536",
+        ),
+        (
+            vec![("OTEL_BSP_MAX_QUEUE_SIZE", "100000000000")],
+            "OTEL_BSP_MAX_QUEUE_SIZE: `100000000000` is not a whole number from 1 to 65536",
+        ),
+        (
+            vec![("OTEL_BSP_MAX_QUEUE_SIZE", "-1")],
+            "OTEL_BSP_MAX_QUEUE_SIZE: `-1` is not a whole number from 1 to 65536",
+        ),
+        (
+            vec![("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")],
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: `4096` is not a whole number from 1 to 2048 \
+             (the queue size)",
+        ),
+        (
+            vec![
+                ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+                ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "101"),
+            ],
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: `101` is not a whole number from 1 to 100 \
+             (the queue size)",
+        ),
+        (
+            vec![("OTEL_BSP_SCHEDULE_DELAY", "0")],
+            "OTEL_BSP_SCHEDULE_DELAY: `0` is not a number of milliseconds from 1 to 86400000",
+        ),
+        (
+            vec![("OTEL_BSP_SCHEDULE_DELAY", "5s")],
+            "OTEL_BSP_SCHEDULE_DELAY: `5s` is not a number of milliseconds from 1 to 86400000",
+        ),
+        (
+            vec![("OTEL_BSP_EXPORT_TIMEOUT", "soon")],
+            "OTEL_BSP_EXPORT_TIMEOUT: `soon` is not a number of milliseconds",
+        ),
+    ] {
+        assert_eq!(err(pairs), message);
+    }
+    for ok in [
+        vec![("OTEL_BSP_MAX_QUEUE_SIZE", "65536")],
+        vec![
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100"),
+        ],
+        vec![("OTEL_BSP_SCHEDULE_DELAY", " 250 ")],
+        vec![("OTEL_BSP_EXPORT_TIMEOUT", "30000")],
+    ] {
+        let pairs: Vec<(&'static str, String)> =
+            ok.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        assert!(
+            TracingConfig::new("shop").with_vars(vars(pairs)).is_ok(),
+            "{ok:?}"
+        );
+    }
+}
+
+/// `OTEL_BSP_SCHEDULE_DELAY` reaches the batch processor: with 50 ms, a span arrives well
+/// before the SDK's default 5 seconds, without a flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_delay_reaches_the_batch_processor() {
+    let (received, collector) = http_collector().await;
+    let tracing = TracingConfig::new("shop")
+        .with_vars(vars(vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50".to_owned()),
+        ]))
+        .expect("config")
+        .init()
+        .expect("init");
+    let app = Router::new()
+        .route("/users/{id}", get(|| async { "ok" }))
+        .layer(TraceLayer::new(tracing.tracer()));
+    let resp = app
+        .oneshot(
+            Request::get("/users/7")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    resp.into_body().collect().await.expect("body");
+    let started = std::time::Instant::now();
+    while received.spans().is_empty() && started.elapsed() < std::time::Duration::from_secs(3) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        received.spans().len(),
+        1,
+        "exported within {:?}",
+        started.elapsed()
+    );
+    tokio::task::spawn_blocking(move || tracing.shutdown())
+        .await
+        .expect("join")
+        .expect("flushed");
+}
