@@ -48,8 +48,8 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use towerscope::Observability;
 use towerscope_alert::{
-    Alerting, AlertmanagerNotifier, Condition, RouteScope, Rule, Severity, Signal,
-    certificate_expiry_rules, default_rules, slo_burn_rate_rules, web_vitals_budget_rules,
+    Alerting, AlertmanagerNotifier, Condition, RouteScope, Rule, Severity, Signal, default_rules,
+    slo_burn_rate_rules, web_vitals_budget_rules,
 };
 use towerscope_core::UserId;
 use towerscope_dashboard::Stat;
@@ -285,9 +285,9 @@ pub fn alert_rules() -> Vec<Rule> {
     rules.extend(slo_burn_rate_rules("Availability", 0.999));
     // Performance budgets on what the shop's real users see (its RUM beacons).
     rules.extend(web_vitals_budget_rules());
-    // Certificates of probes over TLS (the demo's own probes are plain HTTP: a deployment
-    // that probes its public HTTPS URL gets these warnings).
-    rules.extend(certificate_expiry_rules());
+    // No `certificate_expiry_rules()`: the demo's probes are plain HTTP, so no certificate
+    // expiry is ever recorded, and a rule that reads nothing is warned about. A
+    // deployment that probes its public HTTPS URL adds them.
     rules.push(
         Rule::new(
             "SlowRoute",
