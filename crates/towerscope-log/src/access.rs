@@ -37,6 +37,77 @@ struct Config {
     redaction: Redaction,
     headers: Vec<HeaderName>,
     sampling: Option<Sampling>,
+    client_addr: ClientAddrLog,
+}
+
+/// How the access log writes the client's address (`client_addr`). An IP address is
+/// personal data in much of the world (the GDPR's among others): keep the network only, or
+/// nothing, where the whole address is more than the logs need.
+///
+/// ```
+/// use towerscope_log::ClientAddrLog;
+/// let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+/// assert_eq!(ClientAddrLog::Full.apply(ip("203.0.113.77")), Some(ip("203.0.113.77")));
+/// assert_eq!(ClientAddrLog::Truncated.apply(ip("203.0.113.77")), Some(ip("203.0.113.0")));
+/// assert_eq!(ClientAddrLog::Truncated.apply(ip("2001:db8:1:2:3:4:5:6")), Some(ip("2001:db8:1::")));
+/// assert_eq!(ClientAddrLog::Omitted.apply(ip("203.0.113.77")), None);
+/// assert_eq!("truncated".parse::<ClientAddrLog>(), Ok(ClientAddrLog::Truncated));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientAddrLog {
+    /// The whole address (the default).
+    #[default]
+    Full,
+    /// The network only, as IP anonymisers do: an IPv4 address to its /24 (`203.0.113.0`),
+    /// an IPv6 address to its /48 (`2001:db8:1::`); an IPv4 address mapped into IPv6 as
+    /// IPv4. Enough to tell networks and abuse apart, not the person.
+    Truncated,
+    /// No `client_addr` field at all.
+    Omitted,
+}
+
+impl ClientAddrLog {
+    /// `ip` as this setting writes it; `None` when it is not written.
+    ///
+    /// ```
+    /// use towerscope_log::ClientAddrLog;
+    /// let mapped: std::net::IpAddr = "::ffff:198.51.100.9".parse().unwrap();
+    /// assert_eq!(ClientAddrLog::Truncated.apply(mapped), Some("198.51.100.0".parse().unwrap()));
+    /// ```
+    pub fn apply(self, ip: IpAddr) -> Option<IpAddr> {
+        match self {
+            Self::Full => Some(ip),
+            Self::Omitted => None,
+            Self::Truncated => Some(match ip.to_canonical() {
+                IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & 0xffff_ff00).into()),
+                IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 80) - 1)).into()),
+            }),
+        }
+    }
+}
+
+impl std::str::FromStr for ClientAddrLog {
+    type Err = String;
+
+    /// `full`, `truncated` or `omitted`.
+    ///
+    /// ```
+    /// use towerscope_log::ClientAddrLog;
+    /// assert_eq!("omitted".parse::<ClientAddrLog>(), Ok(ClientAddrLog::Omitted));
+    /// assert_eq!(
+    ///     "hashed".parse::<ClientAddrLog>().unwrap_err(),
+    ///     "`hashed` is not one of full, truncated, omitted"
+    /// );
+    /// ```
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "full" => Ok(Self::Full),
+            "truncated" => Ok(Self::Truncated),
+            "omitted" => Ok(Self::Omitted),
+            other => Err(format!("`{other}` is not one of full, truncated, omitted")),
+        }
+    }
 }
 
 /// Which completion lines of successful requests are written; see
@@ -232,6 +303,7 @@ pub struct AccessLogBuilder {
     headers: Vec<HeaderName>,
     sample_ratio: Option<f64>,
     always_slower_than: Option<Duration>,
+    client_addr: ClientAddrLog,
 }
 
 impl AccessLogBuilder {
@@ -490,6 +562,46 @@ impl AccessLogBuilder {
         self
     }
 
+    /// How `client_addr` is written: whole (the default), truncated to its network, or
+    /// not at all ([`ClientAddrLog`]).
+    ///
+    /// ```
+    /// # use tower::{ServiceBuilder, ServiceExt as _};
+    /// # use tracing_subscriber::layer::SubscriberExt as _;
+    /// # /// The access log's completion line for `req` served through `layer` (null if none).
+    /// # fn logged(layer: towerscope_log::AccessLogLayer, req: http::Request<String>) -> serde_json::Value {
+    /// #     let out = towerscope_log::CaptureWriter::new();
+    /// #     let json = towerscope_log::JsonLayer::new(out.clone(), towerscope_log::Redaction::default());
+    /// #     tracing::subscriber::with_default(tracing_subscriber::registry().with(json), || {
+    /// #         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// #             let svc = ServiceBuilder::new().layer(layer).service_fn(|_req: http::Request<String>| async {
+    /// #                 Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+    /// #             });
+    /// #             let resp = svc.oneshot(req).await.unwrap();
+    /// #             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    /// #         })
+    /// #     });
+    /// #     let lines = out.json_lines().unwrap();
+    /// #     lines.into_iter().find(|l| l["message"] != "request started").unwrap_or_default()
+    /// # }
+    /// # let get = |uri: &str| http::Request::get(uri).body(String::new()).unwrap();
+    /// use towerscope_core::PeerAddr;
+    /// use towerscope_log::{AccessLogLayer, ClientAddrLog};
+    /// let from = |layer: AccessLogLayer| {
+    ///     let mut req = get("/");
+    ///     req.extensions_mut().insert(PeerAddr("203.0.113.77:40000".parse().unwrap()));
+    ///     logged(layer, req)
+    /// };
+    /// let truncated = AccessLogLayer::builder().client_addr(ClientAddrLog::Truncated).build();
+    /// assert_eq!(from(truncated)["client_addr"], "203.0.113.0");
+    /// let omitted = AccessLogLayer::builder().client_addr(ClientAddrLog::Omitted).build();
+    /// assert!(from(omitted).get("client_addr").is_none());
+    /// ```
+    pub fn client_addr(mut self, how: ClientAddrLog) -> Self {
+        self.client_addr = how;
+        self
+    }
+
     /// Builds the layer.
     ///
     /// ```
@@ -527,6 +639,7 @@ impl AccessLogBuilder {
                 sampling: self
                     .sample_ratio
                     .map(|ratio| Sampling::new(ratio, self.always_slower_than)),
+                client_addr: self.client_addr,
             }),
         }
     }
@@ -610,7 +723,11 @@ impl MakeObserver for AccessLogLayer {
             route: resolve_route(req, config.classifier.as_ref()),
             uri: req.uri().clone(),
             user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
-            client: client_ip(peer_ip(req.extensions()), req.headers(), &config.trusted),
+            client: match config.client_addr {
+                ClientAddrLog::Omitted => None,
+                how => client_ip(peer_ip(req.extensions()), req.headers(), &config.trusted)
+                    .and_then(|ip| how.apply(ip)),
+            },
             user_id: req.extensions().get::<UserId>().cloned(),
             trace: req.extensions().get::<TraceIds>().copied(),
             headers: (!config.headers.is_empty()).then(|| render_headers(config, req.headers())),

@@ -53,7 +53,9 @@ mod redact;
 mod setup;
 mod writer;
 
-pub use access::{ACCESS_TARGET, AccessLog, AccessLogBuilder, AccessLogLayer, AccessLogObserver};
+pub use access::{
+    ACCESS_TARGET, AccessLog, AccessLogBuilder, AccessLogLayer, AccessLogObserver, ClientAddrLog,
+};
 pub use capture::{CaptureWriter, NotJson};
 pub use events::type_name_of;
 pub use json::JsonLayer;

@@ -258,6 +258,9 @@ pub struct AccessLogConfig {
     pub trusted_proxies: Vec<String>,
     /// Paths not logged.
     pub exclude_paths: Vec<String>,
+    /// How `client_addr` is written: `full` (default), `truncated` (to the /24 or /48
+    /// network) or `omitted` ([`ClientAddrLog`](towerscope_log::ClientAddrLog)).
+    pub client_addr: Option<String>,
 }
 
 impl Default for AccessLogConfig {
@@ -266,6 +269,7 @@ impl Default for AccessLogConfig {
             enabled: true,
             trusted_proxies: Vec::new(),
             exclude_paths: vec!["/metrics".into(), "/health".into(), "/ready".into()],
+            client_addr: None,
         }
     }
 }
@@ -521,6 +525,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("access_log.enabled", Kind::Bool),
     ("access_log.trusted_proxies", Kind::List),
     ("access_log.exclude_paths", Kind::List),
+    ("access_log.client_addr", Kind::Str),
     ("log.enabled", Kind::Bool),
     ("log.format", Kind::Str),
     ("log.filter", Kind::Str),
@@ -738,6 +743,10 @@ impl Config {
                 .parse::<towerscope_log::IpRange>()
                 .map_err(|e| ("access_log.trusted_proxies", format!("`{proxy}`: {e}")))?;
         }
+        if let Some(how) = &self.access_log.client_addr {
+            how.parse::<towerscope_log::ClientAddrLog>()
+                .map_err(|e| ("access_log.client_addr", e))?;
+        }
         if let Some(f) = &self.log.format {
             f.parse::<LogFormat>()
                 .map_err(|_| ("log.format", format!("`{f}` is not json or pretty")))?;
@@ -873,6 +882,13 @@ impl Config {
             .trusted_proxies(&a.trusted_proxies)
             .map_err(|e| key_error("access_log.trusted_proxies", e.to_string()))?
             .exclude_paths(&a.exclude_paths);
+        let access = match &a.client_addr {
+            Some(how) => access.client_addr(
+                how.parse()
+                    .map_err(|e| key_error("access_log.client_addr", e))?,
+            ),
+            None => access,
+        };
         b = b.access_log(access);
 
         if let Some(format) = &self.log.format {
@@ -1052,6 +1068,7 @@ mod tests {
         full.tracing.protocol = Some("grpc".into());
         full.tracing.sample_ratio = Some(0.5);
         full.tracing.propagators = Some(vec!["b3".into()]);
+        full.access_log.client_addr = Some("truncated".into());
         full.log.format = Some("json".into());
         full.log.filter = Some("info".into());
         full.log.panic_hook = Some("chain".into());
@@ -1209,6 +1226,10 @@ mod tests {
         assert_eq!(
             file_error("[access_log]\ntrusted_proxies = [\"10.0.0.0/99\"]\n").key(),
             "access_log.trusted_proxies"
+        );
+        assert_eq!(
+            file_error("[access_log]\nclient_addr = \"hashed\"\n").to_string(),
+            "f.toml: access_log.client_addr: `hashed` is not one of full, truncated, omitted"
         );
         assert_eq!(file_error("[log]\nformat = \"xml\"\n").key(), "log.format");
         assert_eq!(

@@ -1193,3 +1193,50 @@ async fn the_span_exporter_reports_on_the_metrics_endpoint() {
         assert_eq!(text.contains("otel_sdk_exporter_span_inflight"), shown);
     }
 }
+
+/// `access_log.client_addr` (here from `TOWERSCOPE_ACCESS_LOG_CLIENT_ADDR`) reaches the
+/// access log of `obs.layer()`: the address is written truncated to its network.
+#[tokio::test(flavor = "current_thread")]
+async fn the_configured_client_address_form_reaches_the_access_log() {
+    use tower::ServiceExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let out = CaptureWriter::new();
+    let json = towerscope::log::JsonLayer::new(out.clone(), towerscope::log::Redaction::default());
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(json));
+    let addr_of = |obs: Observability, peer: &'static str| {
+        let out = out.clone();
+        async move {
+            let app: axum::Router = axum::Router::new()
+                .route("/", axum::routing::get(|| async { "hi" }))
+                .layer(obs.layer());
+            let mut req = Request::get("/")
+                .header("x-request-id", peer)
+                .body(axum::body::Body::empty())
+                .expect("request");
+            req.extensions_mut()
+                .insert(towerscope::core::PeerAddr(std::net::SocketAddr::new(
+                    peer.parse().expect("ip"),
+                    40000,
+                )));
+            let resp = app.oneshot(req).await.expect("response");
+            resp.into_body().collect().await.expect("body");
+            access_line(&out, peer).expect("an access line")["client_addr"].clone()
+        }
+    };
+    let truncated = || {
+        configured(
+            "shop",
+            "TOWERSCOPE_ACCESS_LOG_CLIENT_ADDR",
+            Some("truncated"),
+        )
+    };
+    assert_eq!(addr_of(truncated(), "203.0.113.77").await, "203.0.113.0");
+    assert_eq!(
+        addr_of(truncated(), "2001:db8:1:2::9").await,
+        "2001:db8:1::"
+    );
+    let omitted = configured("shop", "TOWERSCOPE_ACCESS_LOG_CLIENT_ADDR", Some("omitted"));
+    assert_eq!(addr_of(omitted, "198.51.100.8").await, Value::Null);
+    let full = configured("shop", "TOWERSCOPE_ACCESS_LOG_CLIENT_ADDR", None);
+    assert_eq!(addr_of(full, "198.51.100.9").await, "198.51.100.9");
+}
