@@ -71,6 +71,7 @@ mod ring;
 pub mod route;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_body;
+mod text;
 mod time;
 
 pub use client_addr::{IpRange, IpRangeError, client_ip, peer_ip};
@@ -97,4 +98,5 @@ pub use route::{
     InlineRoute, RequestHead, Route, RouteClassifier, UNMATCHED_ROUTE, is_grpc_method_path,
     resolve_route,
 };
+pub use text::{debug_text, display_text};
 pub use time::{rfc3339_millis, utc_second};

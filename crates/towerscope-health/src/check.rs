@@ -90,7 +90,7 @@ where
 {
     fn check(&self) -> CheckFuture<'_> {
         let fut = (self.0)();
-        Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+        Box::pin(async move { fut.await.map_err(|e| towerscope_core::display_text(&e)) })
     }
 }
 

@@ -817,7 +817,9 @@ impl Observer for AccessLogObserver {
         };
         let outcome = outcome.as_str();
         let error = match end {
-            End::ServiceError(e) | End::BodyError { error: e, .. } => Some(e.to_string()),
+            End::ServiceError(e) | End::BodyError { error: e, .. } => {
+                Some(towerscope_core::display_text(e))
+            }
             _ => None,
         };
         let path = cut(self.uri.path(), MAX_PATH);

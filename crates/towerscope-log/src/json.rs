@@ -268,7 +268,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
         if chain.len() == 16 {
             break;
         }
-        chain.push(s.to_string());
+        chain.push(towerscope_core::display_text(s));
         source = s.source();
     }
     chain
@@ -321,13 +321,13 @@ impl Visit for SpanCollect<'_> {
         self.put(
             field,
             Value::Error {
-                message: value.to_string(),
+                message: towerscope_core::display_text(value),
                 chain: error_chain(value),
             },
         );
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, Value::Str(format!("{value:?}")));
+        self.put(field, Value::Str(towerscope_core::debug_text(value)));
     }
 }
 
@@ -407,7 +407,7 @@ impl Visit for FieldWriter<'_> {
             push_value(
                 self.out,
                 &Value::Error {
-                    message: value.to_string(),
+                    message: towerscope_core::display_text(value),
                     chain: error_chain(value),
                 },
             );

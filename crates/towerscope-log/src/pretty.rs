@@ -1,7 +1,7 @@
 //! Human-readable output for development: tracing-subscriber's format with secrets masked
 //! and control characters escaped.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
@@ -85,19 +85,19 @@ impl Visit for Visitor<'_, '_> {
         if self.result.is_err() {
             return;
         }
-        let mut text = String::new();
+        // A value whose `Debug` fails loses its own text, not the line: an error returned
+        // from here makes tracing-subscriber print the whole record with `eprintln!`, which
+        // panics on the same value.
         self.result = (|| {
             self.sep()?;
             if field.name() == "message" {
-                write!(text, "{value:?}")?;
-                return push_escaped(self.writer, &text);
+                return push_escaped(self.writer, &towerscope_core::debug_text(value));
             }
             write!(self.writer, "{}=", field.name())?;
             if self.redaction.is_secret(field.name()) {
                 return self.writer.write_str(REDACTED);
             }
-            write!(text, "{value:?}")?;
-            push_escaped(self.writer, &text)
+            push_escaped(self.writer, &towerscope_core::debug_text(value))
         })();
     }
 

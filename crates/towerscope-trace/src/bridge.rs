@@ -126,7 +126,7 @@ struct EventFields {
 
 impl Visit for EventFields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = format!("{value:?}");
+        let text = towerscope_core::debug_text(value);
         if field.name() == "message" {
             self.message = Some(text);
         } else {
@@ -157,7 +157,9 @@ impl Visit for EventFields {
         self.attributes.push(KeyValue::new(field.name(), value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.attributes
-            .push(KeyValue::new(field.name(), value.to_string()));
+        self.attributes.push(KeyValue::new(
+            field.name(),
+            towerscope_core::display_text(value),
+        ));
     }
 }

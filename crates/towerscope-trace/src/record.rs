@@ -33,7 +33,7 @@ pub fn record_error<E: Error + 'static>(err: &E) {
     }
     let full = std::any::type_name::<E>();
     let short = full.rsplit("::").next().unwrap_or(full);
-    let mut message = err.to_string();
+    let mut message = towerscope_core::display_text(err);
     let mut source = err.source();
     let mut depth = 0;
     while let Some(e) = source {
@@ -41,7 +41,7 @@ pub fn record_error<E: Error + 'static>(err: &E) {
             break;
         }
         message.push_str(": ");
-        message.push_str(&e.to_string());
+        message.push_str(&towerscope_core::display_text(e));
         source = e.source();
         depth += 1;
     }

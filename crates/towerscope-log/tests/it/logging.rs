@@ -663,3 +663,71 @@ async fn sampling_drops_only_fast_successes_the_trace_id_does_not_pick() {
     let kept = completions(&capture).len() - before;
     assert!((800..=1_200).contains(&kept), "{kept} of 2000 kept");
 }
+
+/// A value whose `Debug` or `Display` fails (returns `fmt::Error`, as a formatter that
+/// propagates an inner failure does) costs that field its text, never the line nor the
+/// request: `format!` and `to_string` would panic on it, inside the user's span or event.
+#[test]
+fn a_failing_display_or_debug_loses_its_text_not_the_line() {
+    use std::fmt;
+    struct Broken;
+    impl fmt::Debug for Broken {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("half")?;
+            Err(fmt::Error)
+        }
+    }
+    impl fmt::Display for Broken {
+        fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+            Err(fmt::Error)
+        }
+    }
+    impl std::error::Error for Broken {}
+    #[derive(Debug)]
+    struct Outer(Broken);
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("outer failed")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    for format in [LogFormat::Json, LogFormat::Pretty] {
+        let capture = CaptureWriter::new();
+        let (subscriber, _guard) = Logging::builder()
+            .writer(capture.clone())
+            .blocking()
+            .format(format)
+            .filter("info")
+            .build()
+            .expect("logging");
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "job",
+                debugged = ?Broken,
+                shown = %Broken,
+                error = &Broken as &(dyn std::error::Error + 'static),
+            );
+            span.in_scope(|| {
+                tracing::info!(debugged = ?Broken, shown = %Broken, "inside");
+                let outer = Outer(Broken);
+                tracing::error!(
+                    error = &outer as &(dyn std::error::Error + 'static),
+                    "failed"
+                );
+            });
+        });
+        let lines = capture.lines();
+        assert_eq!(lines.len(), 2, "{format:?}: {lines:#?}");
+        if format == LogFormat::Json {
+            let inside: Value = serde_json::from_str(&lines[0]).expect("json");
+            assert_eq!(inside["message"], "inside");
+            let failed: Value = serde_json::from_str(&lines[1]).expect("json");
+            assert_eq!(failed["message"], "failed");
+            assert_eq!(failed["error"]["message"], "outer failed", "{failed}");
+        }
+    }
+}

@@ -160,3 +160,65 @@ fn transport_spans_are_not_bridged() {
     let events: Vec<&str> = spans[0].events.iter().map(|e| e.name.as_ref()).collect();
     assert_eq!(events, ["the job's own event"]);
 }
+
+/// An event field whose `Debug` or `Display` fails, or an error whose `Display` does, loses
+/// its text on the server span, not the request: `format!` and `to_string` would panic in
+/// the user's event. (Inside a `tracing` span, tracing-opentelemetry records the fields,
+/// and it formats with `format!`: see docs/tracing.md.)
+#[test]
+fn a_failing_display_or_debug_does_not_panic_the_bridge() {
+    use opentelemetry::trace::{TraceContextExt as _, Tracer as _};
+    use std::fmt;
+    struct Broken;
+    impl fmt::Debug for Broken {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("half")?;
+            Err(fmt::Error)
+        }
+    }
+    impl fmt::Display for Broken {
+        fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+            Err(fmt::Error)
+        }
+    }
+    impl std::error::Error for Broken {}
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("shop");
+    let subscriber = tracing_subscriber::registry().with(tracing_layer(tracer.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        // The server span, as `TraceLayer` makes it: an OpenTelemetry span, no `tracing` one.
+        let cx = opentelemetry::Context::current_with_span(tracer.start("GET /orders"));
+        let _attached = cx.clone().attach();
+        tracing::info!(debugged = ?Broken, shown = %Broken, "inside");
+        tracing::error!(
+            error = &Broken as &(dyn std::error::Error + 'static),
+            "failed"
+        );
+        record_error(&Broken);
+        cx.span().end();
+    });
+    let spans = exporter.get_finished_spans().expect("spans");
+    assert_eq!(spans.len(), 1);
+    let events: Vec<&str> = spans[0].events.iter().map(|e| e.name.as_ref()).collect();
+    assert!(
+        events.contains(&"inside") && events.contains(&"failed"),
+        "{events:?}"
+    );
+    let inside = spans[0]
+        .events
+        .iter()
+        .find(|e| e.name == "inside")
+        .expect("inside");
+    let value = |key: &str| {
+        inside
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(value("debugged").as_deref(), Some("half"));
+    assert_eq!(value("shown").as_deref(), Some(""));
+}
