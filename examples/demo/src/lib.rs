@@ -151,8 +151,20 @@ pub enum DemoError {
     #[error("observability setup failed: {0}")]
     Observability(#[from] towerscope::BuildError),
     /// The database could not be opened or set up.
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    #[error("database `{url}`")]
+    Database {
+        /// The database URL as given.
+        url: String,
+        /// What went wrong.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database URL is not a SQLite one (shown with any password removed).
+    #[error(
+        "database `{0}`: not a SQLite URL (the demo's store is SQLite: `sqlite::memory:`, \
+         `sqlite://shop.db`)"
+    )]
+    NotSqlite(String),
     /// The inventory service could not start.
     #[error("inventory service: {0}")]
     Inventory(#[from] std::io::Error),
@@ -427,7 +439,17 @@ impl Demo {
             order_value.clone(),
         );
 
-        let store = Store::open(&config.database, &perf).await?;
+        if !config.database.starts_with("sqlite:") {
+            return Err(DemoError::NotSqlite(towerscope::core::redacted_url(
+                &config.database,
+            )));
+        }
+        let store = Store::open(&config.database, &perf)
+            .await
+            .map_err(|source| DemoError::Database {
+                url: config.database.clone(),
+                source,
+            })?;
         let tracer = config
             .tracer
             .unwrap_or_else(|| local_tracer("towerscope-demo"));

@@ -240,6 +240,39 @@ async fn metrics_token_is_enforced() {
     assert_eq!(resp.status(), 200);
 }
 
+/// A database that cannot be opened is named in the error; a URL of another database
+/// kind is refused up front, its password not repeated.
+#[tokio::test]
+async fn database_errors_name_the_database() {
+    let open = |database: &str| {
+        let database = database.to_owned();
+        async move {
+            let err = Demo::new(Config {
+                database,
+                ..Config::default()
+            })
+            .await
+            .expect_err("refused");
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(s) = source {
+                text.push_str(&format!(" / {s}"));
+                source = s.source();
+            }
+            text
+        }
+    };
+    let missing = open("sqlite:///nonexistent-towerscope-dir/shop.db").await;
+    assert!(
+        missing.starts_with("database `sqlite:///nonexistent-towerscope-dir/shop.db` / ")
+            && missing.contains("unable to open database file"),
+        "{missing}"
+    );
+    let postgres = open("postgres://shop:s3cretpw@127.0.0.1:1/shop").await;
+    assert!(postgres.contains("not a SQLite URL"), "{postgres}");
+    assert!(!postgres.contains("s3cretpw"), "{postgres}");
+}
+
 /// Runs the demo binary with one subcommand; it must succeed.
 fn run_demo(subcommand: &str) -> std::process::Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
