@@ -239,6 +239,9 @@ pub struct Sources {
     last_snapshot: Option<Instant>,
     /// `histogram_quantile` signals already warned about for too many groups.
     capped: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// For each signal that names a metric and was read: whether the last read found no
+    /// series of it (keyed by its selector).
+    missing: HashMap<String, bool>,
 }
 
 /// What one evaluation reads: the registry once, parsed.
@@ -250,36 +253,45 @@ pub(crate) struct Snapshot {
     unix_now: f64,
 }
 
+/// The series a signal that names a metric reads (`counter_rate`, `gauge`,
+/// `histogram_quantile`, `seconds_until`): the series name and its matchers; `None` for the
+/// signals that read the request layers', the monitor's or the system metrics.
+fn named_series(signal: &Signal) -> Option<(String, &[(String, String)])> {
+    match signal {
+        Signal::CounterRate { metric, matchers } => {
+            Some((crate::rule::counter_series(metric), matchers))
+        }
+        Signal::Gauge { metric, matchers }
+        | Signal::SecondsUntil {
+            metric, matchers, ..
+        } => Some((metric.clone(), matchers)),
+        Signal::HistogramQuantile {
+            metric, matchers, ..
+        } => Some((format!("{metric}_bucket"), matchers)),
+        _ => None,
+    }
+}
+
+/// `name{k="v",…}`, as PromQL writes a selector.
+fn selector(name: &str, matchers: &[(String, String)]) -> String {
+    if matchers.is_empty() {
+        return name.to_owned();
+    }
+    let pairs: Vec<String> = matchers.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{name}{{{}}}", pairs.join(","))
+}
+
 impl Snapshot {
     /// The series `signal` reads, as a PromQL selector, when it names a metric and this
     /// snapshot has no series of that name with its matchers; `None` when it has one, and
     /// for the signals that read the request layers', the monitor's or the system metrics.
     pub(crate) fn missing_series(&self, signal: &Signal) -> Option<String> {
-        let (name, matchers) = match signal {
-            Signal::CounterRate { metric, matchers } => {
-                (crate::rule::counter_series(metric), matchers)
-            }
-            Signal::Gauge { metric, matchers }
-            | Signal::SecondsUntil {
-                metric, matchers, ..
-            } => (metric.clone(), matchers),
-            Signal::HistogramQuantile {
-                metric, matchers, ..
-            } => (format!("{metric}_bucket"), matchers),
-            _ => return None,
-        };
-        if self
+        let (name, matchers) = named_series(signal)?;
+        let present = self
             .lines
             .iter()
-            .any(|l| l.name == name && matches(l, matchers))
-        {
-            return None;
-        }
-        if matchers.is_empty() {
-            return Some(name);
-        }
-        let selector: Vec<String> = matchers.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-        Some(format!("{name}{{{}}}", selector.join(",")))
+            .any(|l| l.name == name && matches(l, matchers));
+        (!present).then(|| selector(&name, matchers))
     }
 }
 
@@ -306,6 +318,7 @@ impl Sources {
             horizon: Duration::from_secs(3600),
             last_snapshot: None,
             capped: std::sync::Mutex::default(),
+            missing: HashMap::new(),
         }
     }
 
@@ -379,6 +392,12 @@ impl Sources {
                 .map_or(0.0, |d| d.as_secs_f64()),
         };
         let previous = self.last_snapshot.replace(now);
+        for rule in rules {
+            if let Some((name, matchers)) = named_series(&rule.signal) {
+                let missing = snapshot.missing_series(&rule.signal).is_some();
+                self.missing.insert(selector(&name, matchers), missing);
+            }
+        }
         for rule in rules {
             let window = match &rule.signal {
                 Signal::BurnRate { short, .. } => *short,
@@ -459,6 +478,35 @@ impl Sources {
             .iter()
             .map(|r| self.values(&snapshot, r).first().map(|s| s.value))
             .collect()
+    }
+
+    /// The series `signal` reads, as a PromQL selector, when the last read of the registry
+    /// that included `signal` found none of them (a misspelt metric name or label value,
+    /// or nothing has recorded one yet); `None` when it found one, when `signal` has not
+    /// been read, and for the signals that read the request, latency and system metrics.
+    /// A `counter_rate` over no series is a rate of 0; the other signals have no value.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prometheus_client::metrics::gauge::Gauge;
+    /// use prometheus_client::registry::Registry;
+    /// use towerscope_alert::{Signal, Sources};
+    /// let mut registry = Registry::default();
+    /// registry.register("queue_depth", "Jobs waiting", Gauge::<i64>::default());
+    /// let mut sources = Sources::new(towerscope_metrics::MetricsService::new(registry));
+    /// let gauge = |metric: &str| Signal::Gauge { metric: metric.into(), matchers: vec![] };
+    /// sources.current(&[gauge("queue_depth"), gauge("queue_depht")], Duration::from_secs(60));
+    /// assert_eq!(sources.missing_series(&gauge("queue_depth")), None);
+    /// assert_eq!(sources.missing_series(&gauge("queue_depht")).as_deref(), Some("queue_depht"));
+    /// ```
+    pub fn missing_series(&self, signal: &Signal) -> Option<String> {
+        let (name, matchers) = named_series(signal)?;
+        let selector = selector(&name, matchers);
+        self.missing
+            .get(&selector)
+            .copied()
+            .unwrap_or(false)
+            .then_some(selector)
     }
 
     fn requests_name(&self) -> String {

@@ -294,7 +294,7 @@ impl Stat {
     }
 
     /// The signals to read, each with this stat's window.
-    fn signals(&self) -> impl Iterator<Item = (Signal, Duration)> + '_ {
+    pub(crate) fn signals(&self) -> impl Iterator<Item = (Signal, Duration)> + '_ {
         std::iter::once(&self.signal)
             .chain(self.per.as_ref())
             .map(|s| (s.clone(), self.window))

@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::{Engine as _, prelude::BASE64_STANDARD};
 use bytes::Bytes;
@@ -72,18 +72,70 @@ struct Inner {
     token: Option<String>,
     refresh: Duration,
     interval: Duration,
+    watch: Mutex<StatWatch>,
+}
+
+/// Business stats whose series have not shown up: each warned about once.
+struct StatWatch {
+    started: Instant,
+    after: Duration,
+    /// Per stat, in order.
+    stats: Vec<Watched>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Watched {
+    Waiting,
+    Warned,
+    Seen,
+}
+
+impl StatWatch {
+    fn check(&mut self, stats: &[Stat], sources: &Sources) {
+        let waited = self.started.elapsed();
+        for (stat, state) in stats.iter().zip(&mut self.stats) {
+            if *state == Watched::Seen {
+                continue;
+            }
+            let missing: Vec<String> = stat
+                .signals()
+                .filter_map(|(signal, _)| sources.missing_series(&signal))
+                .collect();
+            if missing.is_empty() {
+                if *state == Watched::Warned {
+                    tracing::info!(stat = stat.label(), "dashboard stat reads its series now");
+                }
+                *state = Watched::Seen;
+            } else if *state == Watched::Waiting && waited >= self.after {
+                tracing::warn!(
+                    stat = stat.label(),
+                    series = missing.join(", "),
+                    waited = ?waited,
+                    "dashboard stat reads no series: the registry has had none of this name \
+                     and labels since start (a misspelt metric name or label value, or \
+                     nothing has recorded one yet); until one appears it shows 0 or nothing"
+                );
+                *state = Watched::Warned;
+            }
+        }
+    }
 }
 
 impl Inner {
     fn sample(&self) {
         let (current, point) = {
             let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
-            read(
+            let read = read(
                 &mut sources,
                 self.perf.as_ref(),
                 self.rum.as_ref(),
                 &self.stats,
-            )
+            );
+            self.watch
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .check(&self.stats, &sources);
+            read
         };
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = current;
         self.history
@@ -121,6 +173,7 @@ pub struct DashboardBuilder {
     refresh: Duration,
     interval: Duration,
     keep: Duration,
+    missing_after: Duration,
 }
 
 impl std::fmt::Debug for DashboardBuilder {
@@ -368,6 +421,30 @@ impl DashboardBuilder {
         self
     }
 
+    /// How long a business [`Stat`] may read no series of the metric it names, with its
+    /// matchers, before one `WARN` says so (default 5 minutes from `spawn`): a misspelt
+    /// name or label value would otherwise show 0 (a rate) or nothing for ever. One `INFO`
+    /// follows when the series shows up.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::Signal;
+    /// use towerscope_dashboard::{Dashboard, Stat};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let orders = Signal::CounterRate { metric: "shop_ordres".into(), matchers: vec![] }; // a typo
+    /// let dashboard = Dashboard::builder(metrics)
+    ///     .stat(Stat::new("Orders / min", orders).scale(60.0))
+    ///     .missing_series_after(Duration::ZERO) // warns at the first sample
+    ///     .spawn();
+    /// # drop(dashboard);
+    /// # });
+    /// ```
+    pub fn missing_series_after(mut self, after: Duration) -> Self {
+        self.missing_after = after;
+        self
+    }
+
     /// Takes the first sample and starts sampling on a tokio task.
     ///
     /// ```
@@ -388,6 +465,7 @@ impl DashboardBuilder {
     /// ```
     pub fn spawn(self) -> Dashboard {
         let capacity = (self.keep.as_secs_f64() / self.interval.as_secs_f64()).ceil() as usize;
+        let stat_count = self.stats.len();
         let inner = Arc::new(Inner {
             sources: Mutex::new(self.perf.clone().map_or_else(
                 || Sources::new(self.metrics.clone()),
@@ -404,6 +482,11 @@ impl DashboardBuilder {
             token: self.token,
             refresh: self.refresh,
             interval: self.interval,
+            watch: Mutex::new(StatWatch {
+                started: Instant::now(),
+                after: self.missing_after,
+                stats: vec![Watched::Waiting; stat_count],
+            }),
         });
         inner.sample();
         let weak = Arc::downgrade(&inner);
@@ -497,6 +580,7 @@ impl Dashboard {
             refresh: Duration::from_secs(5),
             interval: Duration::from_secs(5),
             keep: Duration::from_secs(3600),
+            missing_after: Duration::from_secs(300),
         }
     }
 

@@ -438,3 +438,109 @@ async fn business_stats_are_rates_ratios_and_gauges_of_the_live_registry() {
     );
     assert_eq!(value(4), Some(7.0));
 }
+
+/// A stat that names a metric the registry never has (a typo) would show 0 for ever: it is
+/// reported once, and again when the series shows up.
+#[tokio::test]
+async fn a_stat_reading_no_series_is_reported_once_and_again_when_it_reads_one() {
+    use prometheus_client::encoding::EncodeLabelSet;
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::family::Family;
+    use std::sync::{Arc, Mutex, PoisonError};
+    use towerscope_dashboard::Stat;
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    struct Outcome {
+        outcome: String,
+    }
+    #[derive(Clone, Default)]
+    struct Logs(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Logs {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let text = || String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
+
+    let mut registry = Registry::default();
+    let orders = Counter::<u64>::default();
+    registry.register("shop_orders", "Orders", orders.clone());
+    let logins = Family::<Outcome, Counter>::default();
+    registry.register("shop_logins", "Sign-ins", logins.clone());
+    let rate = |metric: &str, matchers: Vec<(String, String)>| Signal::CounterRate {
+        metric: metric.into(),
+        matchers,
+    };
+    let failed = vec![("outcome".to_owned(), "failure".to_owned())];
+    let dashboard = Dashboard::builder(MetricsService::new(registry))
+        .stat(Stat::new("Orders", rate("shop_orders", vec![])))
+        .stat(Stat::new("Orders typo", rate("shop_ordres", vec![])))
+        .stat(Stat::new(
+            "Failed sign-ins",
+            rate("shop_logins", failed.clone()),
+        ))
+        .stat(Stat::new("Per order", rate("shop_orders", vec![])).per(rate("shop_ordrs", vec![])))
+        .missing_series_after(Duration::ZERO)
+        .spawn();
+    for _ in 0..3 {
+        dashboard.sample_now();
+    }
+    let warned = |text: &str, stat: &str| {
+        text.lines()
+            .filter(|l| l.contains(" WARN ") && l.contains(&format!("stat=\"{stat}\"")))
+            .count()
+    };
+    let logged = text();
+    assert_eq!(warned(&logged, "Orders"), 0, "{logged}");
+    for (stat, series) in [
+        ("Orders typo", "shop_ordres_total"),
+        (
+            "Failed sign-ins",
+            r#"shop_logins_total{outcome=\"failure\"}"#,
+        ),
+        ("Per order", "shop_ordrs_total"),
+    ] {
+        assert_eq!(warned(&logged, stat), 1, "{stat}:\n{logged}");
+        assert!(
+            logged
+                .lines()
+                .any(|l| l.contains(&format!("stat=\"{stat}\"")) && l.contains(series)),
+            "{stat} names {series}:\n{logged}"
+        );
+    }
+
+    logins
+        .get_or_create(&Outcome {
+            outcome: "failure".into(),
+        })
+        .inc();
+    dashboard.sample_now();
+    dashboard.sample_now();
+    let logged = text();
+    let now_read: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("reads its series now"))
+        .collect();
+    assert_eq!(now_read.len(), 1, "{logged}");
+    assert!(
+        now_read[0].contains("stat=\"Failed sign-ins\""),
+        "{}",
+        now_read[0]
+    );
+    let _ = orders;
+}
