@@ -129,6 +129,13 @@ fn concurrent_records_are_all_counted() {
     );
 }
 
+/// The process-wide monitor `#[timed]` records into: set once, by whichever test gets
+/// there first (tests run in parallel in one process).
+fn process_monitor() -> &'static PerfMonitor {
+    let _ = towerscope_perf::set_global(PerfMonitor::new());
+    towerscope_perf::global().expect("set")
+}
+
 #[timed("sync_op")]
 fn sync_op(x: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(5));
@@ -143,8 +150,7 @@ async fn async_op() -> &'static str {
 
 #[tokio::test]
 async fn timers_futures_and_the_attribute_record() {
-    let perf = PerfMonitor::new();
-    towerscope_perf::set_global(perf.clone());
+    let perf = process_monitor();
     {
         let _t = perf.timer("guarded");
         std::thread::sleep(Duration::from_millis(10));
@@ -197,4 +203,63 @@ fn db_monitor_tags_by_statement_kind() {
         perf.stats_tagged("db_query_duration", &[("query_type", "OTHER")], w)
             .is_some()
     );
+}
+
+#[derive(Debug, PartialEq)]
+struct Missing;
+
+impl From<std::num::ParseIntError> for Missing {
+    fn from(_: std::num::ParseIntError) -> Self {
+        Missing
+    }
+}
+
+struct Store {
+    base: u64,
+}
+
+impl Store {
+    /// `?` converting the error, a `&self` method, an early `return`.
+    #[timed("store.find")]
+    async fn find(&self, id: &str) -> Result<u64, Missing> {
+        if id.is_empty() {
+            return Err(Missing);
+        }
+        let n: u64 = id.parse()?;
+        tokio::task::yield_now().await;
+        Ok(self.base + n)
+    }
+
+    /// Generic with a where clause, `impl Trait` argument, early return in a sync fn.
+    #[timed]
+    fn total<I>(&self, items: I, extra: impl Into<u64>) -> u64
+    where
+        I: IntoIterator<Item = u64>,
+    {
+        let extra = extra.into();
+        if extra == u64::MAX {
+            return 0;
+        }
+        items.into_iter().sum::<u64>() + extra + self.base
+    }
+}
+
+/// The shapes real code has: the attribute keeps them compiling, the future `Send` (so
+/// `tokio::spawn` takes it), and every way out of the function is timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_attribute_keeps_methods_errors_and_generics_working() {
+    let perf = process_monitor();
+    let store = std::sync::Arc::new(Store { base: 10 });
+    let spawned = tokio::spawn({
+        let store = store.clone();
+        async move { store.find("5").await }
+    });
+    assert_eq!(spawned.await.expect("joined"), Ok(15));
+    assert_eq!(store.find("").await, Err(Missing));
+    assert_eq!(store.find("x").await, Err(Missing));
+    assert_eq!(store.total([1, 2], 3u8), 16);
+    assert_eq!(store.total(Vec::new(), u64::MAX), 0);
+    let w = Duration::from_secs(60);
+    assert_eq!(perf.stats("store.find", w).expect("find").count, 3);
+    assert_eq!(perf.stats("perf::total", w).expect("total").count, 2);
 }
