@@ -22,7 +22,8 @@ async fn serve(app: Router) -> std::net::SocketAddr {
     addr
 }
 
-async fn setup() -> (std::net::SocketAddr, std::net::SocketAddr, Seen) {
+/// A downstream service whose `POST /callback` records what arrives.
+async fn recording_downstream() -> (std::net::SocketAddr, Seen) {
     let seen: Seen = Arc::default();
     let sink = seen.clone();
     let downstream = serve(Router::new().route(
@@ -33,6 +34,11 @@ async fn setup() -> (std::net::SocketAddr, std::net::SocketAddr, Seen) {
         }),
     ))
     .await;
+    (downstream, seen)
+}
+
+async fn setup() -> (std::net::SocketAddr, std::net::SocketAddr, Seen) {
+    let (downstream, seen) = recording_downstream().await;
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
     let interop = serve(towerscope_interop::app(&provider)).await;
     (interop, downstream, seen)
@@ -137,16 +143,7 @@ async fn an_invalid_parent_starts_a_new_trace_and_bad_requests_are_refused() {
 
 #[tokio::test]
 async fn a_url_that_never_answers_ends_the_request_with_504_at_the_timeout() {
-    let seen: Seen = Arc::default();
-    let sink = seen.clone();
-    let downstream = serve(Router::new().route(
-        "/callback",
-        post(move |headers: http::HeaderMap, body: Bytes| async move {
-            sink.lock().expect("lock").push((headers, body));
-            ""
-        }),
-    ))
-    .await;
+    let (downstream, seen) = recording_downstream().await;
     // Accepts connections (the kernel does) and never reads or answers.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

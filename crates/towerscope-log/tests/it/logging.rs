@@ -27,6 +27,20 @@ fn json_subscriber(capture: &CaptureWriter) -> tracing::subscriber::DefaultGuard
     tracing::subscriber::set_default(subscriber)
 }
 
+/// The lines `f` logs in `format` through `filter` (the writer blocks: nothing dropped).
+fn logged_lines(format: LogFormat, filter: &str, f: impl FnOnce()) -> Vec<String> {
+    let capture = CaptureWriter::new();
+    let (subscriber, _guard) = Logging::builder()
+        .writer(capture.clone())
+        .blocking()
+        .format(format)
+        .filter(filter)
+        .build()
+        .expect("logging");
+    tracing::subscriber::with_default(subscriber, f);
+    capture.lines()
+}
+
 async fn handler() -> Body {
     tracing::info!("in handler");
     let child = tokio::spawn(
@@ -244,19 +258,10 @@ async fn secrets_are_masked_in_headers_and_fields() {
 fn hostile_values_stay_one_line_in_both_formats() {
     let hostile = "quote\" newline\n{\"level\":\"ERROR\",\"message\":\"forged\"}\r\u{1b}[31mred\u{0}nul\u{9b}31mc1";
     for format in [LogFormat::Json, LogFormat::Pretty] {
-        let capture = CaptureWriter::new();
-        let (subscriber, _guard) = Logging::builder()
-            .writer(capture.clone())
-            .blocking()
-            .format(format)
-            .filter("info")
-            .build()
-            .expect("logging");
-        tracing::subscriber::with_default(subscriber, || {
+        let lines = logged_lines(format, "info", || {
             tracing::info!(field = hostile, "message {hostile}");
             tracing::warn!("second");
         });
-        let lines = capture.lines();
         assert_eq!(lines.len(), 2, "{format:?} produced {lines:#?}");
         assert!(
             !lines.concat().chars().any(char::is_control),
@@ -284,22 +289,17 @@ fn errors_carry_type_message_and_chain() {
             Some(&self.0)
         }
     }
-    let capture = CaptureWriter::new();
-    let (subscriber, _guard) = Logging::builder()
-        .writer(capture.clone())
-        .blocking()
-        .format(LogFormat::Json)
-        .filter("info")
-        .build()
-        .expect("logging");
-    tracing::subscriber::with_default(subscriber, || {
+    let lines = logged_lines(LogFormat::Json, "info", || {
         let err = Outer(io::Error::other("disk full"));
         towerscope_log::app_error!(&err, order_id = 7);
         towerscope_log::business_event!("order_placed", user_id = 42, amount = 9.5);
         towerscope_log::security_event!("login_failed", user_id = "u1");
         towerscope_log::request_event!("GET", "/jobs/7", 200u16, 3.5, user_id = "u2");
     });
-    let lines = capture.json_lines().expect("one JSON object per line");
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
     assert_eq!(lines[0]["event_type"], "application_error");
     assert_eq!(lines[0]["level"], "ERROR");
     assert!(
@@ -534,15 +534,7 @@ proptest::proptest! {
 #[test]
 fn filters_keep_what_their_directives_say() {
     let run = |filter: &str| {
-        let capture = CaptureWriter::new();
-        let (subscriber, _guard) = Logging::builder()
-            .writer(capture.clone())
-            .blocking()
-            .format(LogFormat::Json)
-            .filter(filter)
-            .build()
-            .expect("logging");
-        tracing::subscriber::with_default(subscriber, || {
+        logged_lines(LogFormat::Json, filter, || {
             tracing::debug!(target: "app", "app debug");
             tracing::info!(target: "app", "app info");
             tracing::info!(target: "noisy::inner", "noisy info");
@@ -550,15 +542,13 @@ fn filters_keep_what_their_directives_say() {
             tracing::trace!(target: "app::deep", "deep trace");
             let span = tracing::info_span!(target: "app", "checkout", order = 7);
             span.in_scope(|| tracing::debug!(target: "app", "checkout debug"));
-        });
-        capture
-            .lines()
-            .iter()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).expect("json");
-                v["message"].as_str().expect("message").to_owned()
-            })
-            .collect::<Vec<_>>()
+        })
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json");
+            v["message"].as_str().expect("message").to_owned()
+        })
+        .collect::<Vec<_>>()
     };
     assert_eq!(
         run("info,noisy=warn,app::deep=trace"),
@@ -696,15 +686,7 @@ fn a_failing_display_or_debug_loses_its_text_not_the_line() {
         }
     }
     for format in [LogFormat::Json, LogFormat::Pretty] {
-        let capture = CaptureWriter::new();
-        let (subscriber, _guard) = Logging::builder()
-            .writer(capture.clone())
-            .blocking()
-            .format(format)
-            .filter("info")
-            .build()
-            .expect("logging");
-        tracing::subscriber::with_default(subscriber, || {
+        let lines = logged_lines(format, "info", || {
             let span = tracing::info_span!(
                 "job",
                 debugged = ?Broken,
@@ -720,7 +702,6 @@ fn a_failing_display_or_debug_loses_its_text_not_the_line() {
                 );
             });
         });
-        let lines = capture.lines();
         assert_eq!(lines.len(), 2, "{format:?}: {lines:#?}");
         if format == LogFormat::Json {
             let inside: Value = serde_json::from_str(&lines[0]).expect("json");
