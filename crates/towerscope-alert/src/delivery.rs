@@ -5,7 +5,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
 use crate::eval::Notification;
-use crate::runtime::Notify;
+use crate::runtime::{FlushFuture, Notify};
 
 /// Why one delivery attempt failed, and whether another attempt can help.
 ///
@@ -133,6 +133,39 @@ impl Counters {
             _ => &self.failed,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Notifications accepted and not yet finished with (queued, being sent, or waiting to be
+/// tried again), and a wake-up for whoever waits for that to reach zero.
+#[derive(Debug, Default)]
+struct Pending {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Pending {
+    fn done(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits until nothing is pending, or `deadline` passes; what is still pending.
+    async fn wait_idle(&self, deadline: Duration) -> usize {
+        let idle = async {
+            loop {
+                let notified = self.idle.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.count.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(deadline, idle).await;
+        self.count.load(Ordering::Acquire)
     }
 }
 
@@ -308,6 +341,8 @@ impl<N: Notifier> DeliveryBuilder<N> {
         let counters = self.counters.clone();
         let (timeout, horizon, (first, max)) = (self.timeout, self.horizon, self.backoff);
         let worker_name = name.clone();
+        let pending = Arc::new(Pending::default());
+        let worker_pending = pending.clone();
         let worker = tokio::spawn(async move {
             while let Some((n, queued)) = rx.recv().await {
                 let mut delay = first;
@@ -350,6 +385,7 @@ impl<N: Notifier> DeliveryBuilder<N> {
                         }
                     }
                 }
+                worker_pending.done();
             }
         });
         Delivery {
@@ -357,6 +393,7 @@ impl<N: Notifier> DeliveryBuilder<N> {
             name,
             counters: self.counters,
             worker: Arc::new(worker),
+            pending,
         }
     }
 }
@@ -387,6 +424,7 @@ pub struct Delivery {
     name: Arc<str>,
     counters: Counters,
     worker: Arc<tokio::task::JoinHandle<()>>,
+    pending: Arc<Pending>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -622,9 +660,16 @@ impl Delivery {
 
 impl Notify for Delivery {
     fn notify(&self, n: &Notification) {
+        // Counted before the worker can finish with it.
+        self.pending.count.fetch_add(1, Ordering::AcqRel);
         if self.tx.try_send((n.clone(), Instant::now())).is_err() {
+            self.pending.done();
             tracing::error!(notifier = %self.name, alert = %n.alert().name, "notification queue full: dropped");
             self.counters.count(&self.name, "queue_full");
         }
+    }
+
+    fn flush(&self, deadline: Duration) -> FlushFuture<'_> {
+        Box::pin(self.pending.wait_idle(deadline))
     }
 }

@@ -56,5 +56,5 @@ pub use notifiers::{
     SlackNotifier, WebhookNotifier,
 };
 pub use rule::{Condition, RouteScope, Rule, Severity, Signal};
-pub use runtime::{Alerting, AlertingBuilder, ChannelSink, Notify, Routed};
+pub use runtime::{Alerting, AlertingBuilder, ChannelSink, FlushFuture, Notify, Routed};
 pub use source::{MAX_QUANTILE_GROUPS, Sources};

@@ -4,6 +4,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::FutureExt as _;
 use tokio::sync::{mpsc, watch};
 
 use crate::eval::{Alert, Evaluator, Notification};
@@ -34,7 +35,35 @@ const MAX_SILENCE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 pub trait Notify: Send + Sync + 'static {
     /// Accepts one notification.
     fn notify(&self, notification: &Notification);
+
+    /// Waits, at most `deadline`, until every notification accepted so far is finished
+    /// with (delivered, refused, or given up on); how many are not. [`Alerting::shutdown`]
+    /// calls it, so what fired just before a restart still goes out. The default has
+    /// nothing in flight: it answers 0 at once. A [`Delivery`](crate::Delivery) waits for
+    /// its queue and its worker.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Notification, Notify as _};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let (sink, _rx) = towerscope_alert::ChannelSink::new(8);
+    /// assert_eq!(sink.flush(Duration::from_secs(1)).await, 0); // a channel hands off at once
+    /// # });
+    /// ```
+    fn flush(&self, deadline: Duration) -> FlushFuture<'_> {
+        let _ = deadline;
+        Box::pin(std::future::ready(0))
+    }
 }
+
+/// What [`Notify::flush`] returns: the number of notifications not finished with by its
+/// deadline.
+///
+/// ```
+/// let done: towerscope_alert::FlushFuture<'static> = Box::pin(std::future::ready(0));
+/// # let _ = done;
+/// ```
+pub type FlushFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = usize> + Send + 'a>>;
 
 /// Notifications into a bounded tokio channel; when it is full the notification is dropped
 /// and counted, never waited for.
@@ -175,6 +204,10 @@ impl<N: Notify> Notify for Routed<N> {
             self.sink.notify(n);
         }
     }
+
+    fn flush(&self, deadline: Duration) -> FlushFuture<'_> {
+        self.sink.flush(deadline)
+    }
 }
 
 /// Builds [`Alerting`].
@@ -202,6 +235,7 @@ pub struct AlertingBuilder {
     interval: Duration,
     renotify: Duration,
     missing_after: Duration,
+    grace: Duration,
     sinks: Vec<Arc<dyn Notify>>,
 }
 
@@ -212,6 +246,7 @@ impl std::fmt::Debug for AlertingBuilder {
             .field("interval", &self.interval)
             .field("renotify", &self.renotify)
             .field("missing_after", &self.missing_after)
+            .field("grace", &self.grace)
             .finish_non_exhaustive()
     }
 }
@@ -309,6 +344,27 @@ impl AlertingBuilder {
         self
     }
 
+    /// How long [`Alerting::shutdown`] waits for the sinks to finish with the notifications
+    /// they have accepted (default 5 s): an alert that fired just before a restart still
+    /// goes out, and what does not is logged.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use towerscope_alert::{Alerting, Sources, default_rules};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    /// let alerting = Alerting::builder(Sources::new(metrics))
+    ///     .rules(default_rules())
+    ///     .shutdown_grace(Duration::from_secs(10)) // within Kubernetes' 30 s
+    ///     .spawn();
+    /// alerting.shutdown().await;
+    /// # });
+    /// ```
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
     /// Sends notifications to `sink`.
     ///
     /// ```
@@ -356,6 +412,7 @@ impl AlertingBuilder {
             sources: Mutex::new(self.sources),
             sinks: self.sinks,
             watch: Mutex::new(SeriesWatch::new(self.missing_after, rule_count)),
+            grace: self.grace,
         });
         // The first evaluation records where the counters start; rates need two.
         shared.evaluate();
@@ -395,6 +452,7 @@ struct Shared {
     sources: Mutex<Sources>,
     sinks: Vec<Arc<dyn Notify>>,
     watch: Mutex<SeriesWatch>,
+    grace: Duration,
 }
 
 /// Rules that name a metric whose series have not shown up: each warned about once.
@@ -549,6 +607,7 @@ impl Alerting {
             interval: Duration::from_secs(15),
             renotify: Duration::from_secs(4 * 3600),
             missing_after: Duration::from_secs(300),
+            grace: Duration::from_secs(5),
             sinks: Vec::new(),
         }
     }
@@ -690,7 +749,10 @@ impl Alerting {
         self.shared.evaluate()
     }
 
-    /// Stops the evaluation task and waits for it.
+    /// Stops the evaluation task and waits for it, then gives the sinks up to the
+    /// [shutdown grace](AlertingBuilder::shutdown_grace) to finish with what they accepted
+    /// (a [`Delivery`](crate::Delivery) sends what is queued and retries what failed); one
+    /// `WARN` counts what was left.
     ///
     /// ```
     /// use std::time::Duration;
@@ -717,6 +779,27 @@ impl Alerting {
             .take();
         if let Some(task) = task {
             let _ = task.await;
+        }
+        let grace = self.shared.grace;
+        // All at once: one receiver that is down does not take the others' time.
+        let flushes = self.shared.sinks.iter().map(|sink| async move {
+            // A sink of yours that panics counts as having nothing left.
+            let Ok(flush) = catch_unwind(AssertUnwindSafe(|| sink.flush(grace))) else {
+                return 0;
+            };
+            AssertUnwindSafe(flush).catch_unwind().await.unwrap_or(0)
+        });
+        let left: usize = futures_util::future::join_all(flushes)
+            .await
+            .into_iter()
+            .sum();
+        if left > 0 {
+            tracing::warn!(
+                notifications = left,
+                grace = ?grace,
+                "alert notifications not delivered at shutdown: their receivers did not take \
+                 them within the grace period"
+            );
         }
     }
 }

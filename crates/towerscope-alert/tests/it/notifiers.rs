@@ -24,6 +24,8 @@ type Behaviour = Arc<dyn Fn(usize) -> Reply + Send + Sync>;
 #[derive(Clone, Copy)]
 enum Reply {
     Status(u16),
+    /// The status, after a while.
+    Slow(Duration, u16),
     Hang,
 }
 
@@ -45,7 +47,10 @@ async fn receive(
             tokio::time::sleep(Duration::from_secs(3600)).await;
             http::StatusCode::OK
         }
-        Reply::Status(code) => {
+        Reply::Status(code) | Reply::Slow(_, code) => {
+            if let Reply::Slow(wait, _) = (r.behaviour)(n) {
+                tokio::time::sleep(wait).await;
+            }
             let code = http::StatusCode::from_u16(code).expect("status");
             if code.is_success() {
                 let json: Value = serde_json::from_slice(&body).expect("JSON body");
@@ -503,4 +508,92 @@ async fn a_retry_after_past_any_clock_expires_the_notification_and_the_worker_go
     assert_eq!(delivery.delivered(), 1);
     assert_eq!(seen.load(Ordering::SeqCst), 2);
     assert!(!delivery.is_finished());
+}
+
+/// What fired just before a restart still goes out: `Alerting::shutdown` gives the
+/// deliveries their grace to send what is queued (here to a receiver that takes 300 ms an
+/// answer), and counts in one `WARN` what a receiver that is down never took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sends_what_is_queued_and_counts_what_a_dead_receiver_never_took() {
+    use prometheus_client::metrics::gauge::Gauge;
+    use prometheus_client::registry::Registry;
+    use towerscope_alert::{Alerting, Condition, Rule, Signal, Sources};
+
+    let (logs, _guard) = crate::logs::capture();
+    let (slow, slow_url) = receiver(|_| Reply::Slow(Duration::from_millis(300), 200)).await;
+    let (down, down_url) = receiver(|_| Reply::Status(503)).await;
+
+    let mut registry = Registry::default();
+    let depth = Gauge::<i64>::default();
+    registry.register("queue_depth", "Jobs waiting", depth.clone());
+    let rules = ["Backlog", "BacklogHigh", "BacklogHuge"]
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let depth = Signal::Gauge {
+                metric: "queue_depth".into(),
+                matchers: vec![],
+            };
+            Rule::new(name, depth, Condition::Gt, i as f64)
+        });
+    let metrics = towerscope_metrics::MetricsService::new(registry);
+    let alerting = Alerting::builder(Sources::new(metrics))
+        .rules(rules)
+        .interval(Duration::from_secs(3600))
+        .shutdown_grace(Duration::from_secs(3))
+        .notify(Delivery::builder(WebhookNotifier::new(slow_url)).spawn())
+        .notify(
+            Delivery::builder(WebhookNotifier::new(down_url))
+                .backoff(Duration::from_millis(50), Duration::from_millis(100))
+                .spawn(),
+        )
+        .spawn();
+    depth.set(10);
+    assert_eq!(alerting.evaluate_now().len(), 3, "three alerts fire");
+
+    let started = Instant::now();
+    alerting.shutdown().await;
+    let took = started.elapsed();
+    // Three answers of 300 ms one after the other fit in the grace; the dead receiver
+    // kept its three, and all of the grace.
+    assert_eq!(
+        slow.seen.lock().expect("lock").len(),
+        3,
+        "all three went out"
+    );
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    assert!(
+        down.count.load(Ordering::SeqCst) >= 2,
+        "the dead one was tried"
+    );
+    let text = logs.text();
+    let warned: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("not delivered at shutdown"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{text}");
+    assert!(warned[0].contains("notifications=3"), "{}", warned[0]);
+}
+
+/// With nothing in flight, shutdown does not wait for the grace.
+#[tokio::test]
+async fn shutdown_with_nothing_queued_is_immediate() {
+    use towerscope_alert::{Alerting, Sources};
+    let (_r, url) = receiver(|_| Reply::Status(200)).await;
+    let metrics =
+        towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
+    let alerting = Alerting::builder(Sources::new(metrics))
+        .shutdown_grace(Duration::from_secs(30))
+        .notify(Delivery::builder(WebhookNotifier::new(url)).spawn())
+        .spawn();
+    let started = Instant::now();
+    alerting.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
