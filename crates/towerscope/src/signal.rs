@@ -9,6 +9,11 @@
 /// buffered are lost. A signal whose handler cannot be installed is logged, and the other
 /// one is still awaited.
 ///
+/// The handlers are installed when this is called inside a tokio runtime, not when the
+/// future is first polled: call it before the service says it is listening, and a
+/// `SIGTERM` that comes at once (a rolling update stopping a pod that just started) is
+/// waited for like any other, instead of ending the process with the default action.
+///
 /// ```no_run
 /// # async fn run(obs: towerscope::Observability, app: axum::Router) -> std::io::Result<()> {
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
@@ -18,40 +23,75 @@
 /// obs.shutdown().await; // the last batch of spans exported, logs flushed
 /// # Ok(()) }
 /// ```
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    // Installed now, when called inside a runtime, not at the first poll: a signal that
+    // arrives in between (after the service said it listens, before the server first
+    // polls this) is then waited for, instead of ending the process at once.
     #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
+    let installed = tokio::runtime::Handle::try_current().is_ok().then(|| {
+        (
+            unix::install(unix::INTERRUPT),
+            unix::install(unix::TERMINATE),
+        )
+    });
+    async move {
+        #[cfg(unix)]
+        let (interrupt, terminate) = match installed {
+            Some(both) => both,
+            None => (
+                unix::install(unix::INTERRUPT),
+                unix::install(unix::TERMINATE),
+            ),
+        };
+        #[cfg(unix)]
+        let (interrupt, terminate) = (unix::wait(interrupt), unix::wait(terminate));
+        #[cfg(not(unix))]
+        let interrupt = async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %e, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        let mut interrupt = std::pin::pin!(interrupt);
+        let mut terminate = std::pin::pin!(terminate);
+        let which = std::future::poll_fn(|cx| {
+            use std::future::Future as _;
+            if interrupt.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready("SIGINT");
+            }
+            if terminate.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready("SIGTERM");
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+        tracing::info!(signal = which, "shutting down");
+    }
+}
+
+#[cfg(unix)]
+mod unix {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+
+    pub(super) const INTERRUPT: (SignalKind, &str) = (SignalKind::interrupt(), "SIGINT");
+    pub(super) const TERMINATE: (SignalKind, &str) = (SignalKind::terminate(), "SIGTERM");
+
+    /// The handler for `kind`, installed now; `None` (logged) when it cannot be.
+    pub(super) fn install((kind, name): (SignalKind, &str)) -> Option<Signal> {
+        signal(kind)
+            .inspect_err(|e| tracing::error!(error = %e, "cannot listen for {name}"))
+            .ok()
+    }
+
+    /// Completes at the signal; never, without a handler.
+    pub(super) async fn wait(signal: Option<Signal>) {
+        match signal {
+            Some(mut signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    let mut interrupt = std::pin::pin!(interrupt);
-    let mut terminate = std::pin::pin!(terminate);
-    let which = std::future::poll_fn(|cx| {
-        use std::future::Future as _;
-        if interrupt.as_mut().poll(cx).is_ready() {
-            return std::task::Poll::Ready("SIGINT");
-        }
-        if terminate.as_mut().poll(cx).is_ready() {
-            return std::task::Poll::Ready("SIGTERM");
-        }
-        std::task::Poll::Pending
-    })
-    .await;
-    tracing::info!(signal = which, "shutting down");
+    }
 }

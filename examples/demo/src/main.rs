@@ -97,6 +97,9 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    // Ctrl-C and SIGTERM are caught from here on: one that comes while the demo starts
+    // (a rolling update stopping it at once) shuts it down cleanly once it serves.
+    let signal = towerscope::shutdown_signal();
     let format = args
         .log_format
         .unwrap_or(if args.environment == "production" {
@@ -158,10 +161,10 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(rate = args.traffic_rate, "sending background traffic");
         towerscope_demo::spawn_traffic(addr, args.traffic_rate)
     });
-    let drained = demo.observability().drain_on(
-        towerscope::shutdown_signal(),
-        std::time::Duration::from_secs(args.drain_secs),
-    );
+    let drained = demo
+        .observability()
+        .drain_on(signal, std::time::Duration::from_secs(args.drain_secs));
+    let alerting = demo.observability().alerting().cloned();
     demo.serve(listener, async move {
         drained.await;
         if let Some(traffic) = traffic {
@@ -171,6 +174,10 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     // The listener is closed: probing it now would only report a failure.
     drop(synthetics);
+    // Alerts that fired before the signal still reach Alertmanager (within its grace).
+    if let Some(alerting) = alerting {
+        alerting.shutdown().await;
+    }
     // Export what is still batched before the process ends.
     tokio::task::spawn_blocking(move || {
         for tracing in [shop_tracing, inventory_tracing] {

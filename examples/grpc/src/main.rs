@@ -39,6 +39,9 @@ async fn main() -> anyhow::Result<()> {
     let ops = tokio::net::TcpListener::bind(args.ops_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.ops_addr))?;
+    // Caught from before the service says it listens: a SIGTERM that comes at once is a
+    // clean shutdown, not the default action.
+    let signal = towerscope::shutdown_signal();
     tracing::info!(grpc = %grpc.local_addr()?, ops = %ops.local_addr()?, "orders service listening");
     // The span exporter's metrics (spans exported, and lost) beside the example's own.
     let mut registry = prometheus_client::registry::Registry::default();
@@ -46,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
     towerscope_grpc_example::Example::new(tracing.tracer())
         .registry(registry)
         .drain_for(std::time::Duration::from_secs(args.drain_secs))
-        .serve(grpc, ops, towerscope::shutdown_signal())
+        .serve(grpc, ops, signal)
         .await
         .map_err(anyhow::Error::from_boxed)?;
     tokio::task::spawn_blocking(move || tracing.shutdown()).await??;

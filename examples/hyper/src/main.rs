@@ -36,13 +36,16 @@ async fn main() -> anyhow::Result<()> {
     let admin = tokio::net::TcpListener::bind(args.admin_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.admin_addr))?;
+    // Caught from before the service says it listens: a SIGTERM that comes at once is a
+    // clean shutdown, not the default action.
+    let signal = towerscope::shutdown_signal();
     tracing::info!(
         api = %app.local_addr()?,
         admin = %admin.local_addr()?,
         "catalogue listening: try /products/1, and /metrics on the admin address"
     );
     // Ctrl-C or SIGTERM: readiness turns 503, then open connections drain.
-    let shutdown = obs.drain_on(towerscope::shutdown_signal(), std::time::Duration::ZERO);
+    let shutdown = obs.drain_on(signal, std::time::Duration::ZERO);
     towerscope_hyper_example::serve(&obs, app, admin, shutdown).await?;
     obs.shutdown().await;
     Ok(())

@@ -11,3 +11,4 @@ mod facade;
 mod monitoring;
 #[cfg(feature = "axum")]
 mod ops_auth;
+mod signal;

@@ -724,3 +724,117 @@ fn spans_lost_to_a_missing_collector_are_counted_and_said_once() {
     assert_eq!(line["level"], "WARN");
     assert_eq!(line["endpoint"], format!("http://{nowhere}/v1/traces"));
 }
+
+/// Request bodies, each with when its answer was written.
+type Answered = std::sync::Arc<std::sync::Mutex<Vec<(String, std::time::Instant)>>>;
+
+/// An Alertmanager stand-in that answers each request after `delay`.
+fn slow_alertmanager(delay: std::time::Duration) -> (std::net::SocketAddr, Answered) {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = answered.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let record = record.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = n.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                std::thread::sleep(delay);
+                let mut stream = reader.into_inner();
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                if stream
+                    .write_all(answer)
+                    .and_then(|()| stream.flush())
+                    .is_ok()
+                {
+                    let body = String::from_utf8_lossy(&body).into_owned();
+                    record
+                        .lock()
+                        .expect("lock")
+                        .push((body, std::time::Instant::now()));
+                }
+            });
+        }
+    });
+    (addr, answered)
+}
+
+/// An alert that fired just before SIGTERM still reaches Alertmanager: the demo waits for
+/// the answer (here a second in coming) before it exits.
+#[test]
+fn an_alert_fired_before_sigterm_still_reaches_alertmanager() {
+    use std::io::BufRead as _;
+    let (alertmanager, answered) = slow_alertmanager(std::time::Duration::from_secs(1));
+    let rules =
+        std::env::temp_dir().join(format!("towerscope-demo-rules-{}.yaml", std::process::id()));
+    // Fires at the first evaluation, when the demo starts.
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: DemoStarted\n    signal: gauge\n    metric: process_start_time_seconds\n    condition: gt\n    threshold: 0\n",
+    )
+    .expect("write rules");
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
+        .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--alertmanager")
+        .arg(format!("http://{alertmanager}"))
+        .arg("--rules")
+        .arg(&rules)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("TOWERSCOPE_METRICS_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(Running)
+        .expect("start the demo");
+    let mut lines = std::io::BufReader::new(demo.0.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok);
+    listening_on(&mut lines);
+    let reader = std::thread::spawn(move || lines.collect::<Vec<_>>());
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &demo.0.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let signalled = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = demo.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(signalled.elapsed().as_secs() < 20, "still running");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let exited = std::time::Instant::now();
+    let _ = std::fs::remove_file(&rules);
+    assert!(status.success(), "{status}");
+    let logged = reader.join().expect("reader").join("\n");
+    let answered = answered.lock().expect("lock");
+    let firing = answered
+        .iter()
+        .find(|(body, _)| body.contains("DemoStarted"))
+        .unwrap_or_else(|| panic!("Alertmanager got no DemoStarted; the demo logged:\n{logged}"));
+    assert!(
+        firing.1 <= exited,
+        "the demo left before Alertmanager answered"
+    );
+    assert!(!logged.contains("not delivered at shutdown"), "{logged}");
+}
