@@ -35,8 +35,8 @@ struct Args {
     /// slow calls, errors and the odd panic) so the dashboard moves.
     #[arg(long, env = "TOWERSCOPE_TRAFFIC")]
     traffic: bool,
-    /// Requests per second of the background traffic.
-    #[arg(long, default_value_t = 10.0, env = "TOWERSCOPE_TRAFFIC_RATE")]
+    /// Requests per second of the background traffic (0.1 to 10000).
+    #[arg(long, default_value_t = 10.0, env = "TOWERSCOPE_TRAFFIC_RATE", value_parser = traffic_rate)]
     traffic_rate: f64,
     /// Serve the shop's routes without towerscope's request-path layers (for load
     /// comparisons only; the operational endpoints stay).
@@ -62,6 +62,16 @@ enum Command {
     /// Print a Grafana dashboard (JSON) for the demo's metrics, its business numbers
     /// first, to import into Grafana.
     ExportDashboard,
+}
+
+/// A rate the traffic generator keeps: from 0.1 to 10,000 requests per second.
+fn traffic_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if (0.1..=10_000.0).contains(&rate) => Ok(rate),
+        _ => Err(format!(
+            "`{text}` is not a number of requests per second from 0.1 to 10000"
+        )),
+    }
 }
 
 #[tokio::main]

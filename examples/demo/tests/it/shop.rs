@@ -273,6 +273,47 @@ async fn database_errors_name_the_database() {
     assert!(!postgres.contains("s3cretpw"), "{postgres}");
 }
 
+/// A traffic rate the generator would not keep is refused, not quietly changed.
+#[test]
+fn a_traffic_rate_out_of_range_is_refused() {
+    use std::io::Read as _;
+    for rate in ["0", "nan", "1e9", "fast"] {
+        let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
+            .args(["--addr", "127.0.0.1:0", "--traffic", "--traffic-rate", rate])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map(Running)
+            .expect("start the demo");
+        // A demo that took the rate would run on: give it a few seconds, then fail.
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = demo.0.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                started.elapsed().as_secs() < 10,
+                "{rate}: the demo took it and runs"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        demo.0
+            .stderr
+            .take()
+            .expect("piped")
+            .read_to_string(&mut stderr)
+            .expect("stderr");
+        assert_eq!(status.code(), Some(2), "{rate}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "`{rate}` is not a number of requests per second from 0.1 to 10000"
+            )),
+            "{rate}: {stderr}"
+        );
+    }
+}
+
 /// Runs the demo binary with one subcommand; it must succeed.
 fn run_demo(subcommand: &str) -> std::process::Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
