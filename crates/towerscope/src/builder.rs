@@ -1211,7 +1211,8 @@ impl Observability {
     /// later the returned future completes, which starts the server's graceful shutdown.
     /// Give `delay` a little more than the load balancer's probe interval, so it stops
     /// sending new requests before the listener closes; behind Kubernetes, a few seconds
-    /// also cover the time its endpoints take to drop the pod.
+    /// also cover the time its endpoints take to drop the pod. A second Ctrl-C or `SIGTERM`
+    /// during the wait ends it at once (the graceful shutdown then begins).
     ///
     /// ```no_run
     /// # async fn run(obs: towerscope::Observability, app: axum::Router) -> std::io::Result<()> {
@@ -1240,9 +1241,27 @@ impl Observability {
             if !delay.is_zero() {
                 tracing::info!(
                     delay_secs = delay.as_secs_f64(),
-                    "shutting down: serving on while load balancers notice"
+                    "shutting down: serving on while load balancers notice (a second Ctrl-C \
+                     or SIGTERM ends the wait)"
                 );
-                tokio::time::sleep(delay).await;
+                // Handlers installed now see only a signal that comes after the first.
+                let again = crate::shutdown_signal();
+                let sleep = tokio::time::sleep(delay);
+                let mut again = std::pin::pin!(again);
+                let mut sleep = std::pin::pin!(sleep);
+                let cut_short = std::future::poll_fn(|cx| {
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        return std::task::Poll::Ready(false);
+                    }
+                    if again.as_mut().poll(cx).is_ready() {
+                        return std::task::Poll::Ready(true);
+                    }
+                    std::task::Poll::Pending
+                })
+                .await;
+                if cut_short {
+                    tracing::info!("a second signal: the drain is cut short");
+                }
             }
         }
     }

@@ -551,6 +551,63 @@ fn sigterm_drains_then_shuts_down() {
     assert!(signalled.elapsed() >= std::time::Duration::from_secs(1));
 }
 
+/// A second SIGTERM during the drain ends the wait: an operator who sent one too many, or
+/// an orchestrator that escalates, does not wait out `--drain-secs`.
+#[test]
+fn a_second_sigterm_cuts_the_drain_short() {
+    use std::io::BufRead as _;
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--drain-secs",
+            "60",
+            "--log-format",
+            "json",
+        ])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(Running)
+        .expect("start the demo");
+    let mut lines = std::io::BufReader::new(demo.0.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok);
+    let addr = listening_on(&mut lines);
+    std::thread::spawn(move || lines.for_each(drop));
+    let term = || {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &demo.0.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success());
+    };
+    term();
+    let first = std::time::Instant::now();
+    // Draining: the first signal was taken.
+    loop {
+        let ready = get(addr, "/ready").expect("serving while draining");
+        if ready.starts_with("HTTP/1.1 503") {
+            break;
+        }
+        assert!(first.elapsed().as_secs() < 10, "never drained: {ready}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    term();
+    let status = loop {
+        if let Some(status) = demo.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            first.elapsed().as_secs() < 20,
+            "still draining after the second signal"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}
+
 /// Run as `towerscope-demo | head`: once the reader is gone the log lines have nowhere to
 /// go. The demo keeps serving, counts the lines it loses, and says so once on stderr.
 #[test]
