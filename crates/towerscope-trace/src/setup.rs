@@ -512,6 +512,21 @@ impl TracingConfig {
         self
     }
 
+    /// The service name spans will carry (`service.name`): the one given, or
+    /// `OTEL_SERVICE_NAME` once [`with_env`](Self::with_env) read it.
+    ///
+    /// ```
+    /// use towerscope_trace::TracingConfig;
+    /// assert_eq!(TracingConfig::new("shop").service(), "shop");
+    /// let renamed = TracingConfig::new("shop")
+    ///     .with_vars(|k| (k == "OTEL_SERVICE_NAME").then(|| "storefront".to_owned()))
+    ///     .unwrap();
+    /// assert_eq!(renamed.service(), "storefront");
+    /// ```
+    pub fn service(&self) -> &str {
+        &self.service_name
+    }
+
     /// Whether spans will be exported.
     ///
     /// ```

@@ -270,7 +270,10 @@ impl ObservabilityBuilder {
         }
     }
 
-    /// Renames the service (the name given to [`Observability::builder`] otherwise).
+    /// Renames the service (the name given to [`Observability::builder`] otherwise). With
+    /// tracing on, `OTEL_SERVICE_NAME` (or the service of a [`tracing`](Self::tracing)
+    /// configuration given) wins, for `app_info` as for the spans: every signal names the
+    /// service alike.
     ///
     /// ```
     /// let b = towerscope::Observability::builder("shop").service_name("storefront");
@@ -820,6 +823,23 @@ impl ObservabilityBuilder {
 
         let perf = on(Piece::Perf).then(|| self.perf.take().unwrap_or_default());
 
+        // The tracing configuration first: `OTEL_SERVICE_NAME`, which it reads, names the
+        // service in `app_info` too, so metrics and traces agree on it.
+        let tracing_config = match (&self.tracer, on(Piece::Tracing)) {
+            (None, true) => {
+                let config = match self.tracing.take() {
+                    Some(config) => config,
+                    None => TracingConfig::new(&self.service)
+                        .version(&self.version)
+                        .environment(&self.environment)
+                        .with_env()?,
+                };
+                self.service = config.service().to_owned();
+                Some(config)
+            }
+            _ => None,
+        };
+
         let mut connections = None;
         let metrics_layer = if on(Piece::Metrics) {
             AppInfo::new(&self.version, &self.environment, &self.build_date)
@@ -851,16 +871,9 @@ impl ObservabilityBuilder {
         let request_id = on(Piece::RequestId).then(|| self.request_id.build(registry));
 
         let mut tracing_handle = None;
-        let tracer = match self.tracer.take() {
-            Some(tracer) => tracer,
-            None if on(Piece::Tracing) => {
-                let config = match self.tracing.take() {
-                    Some(config) => config,
-                    None => TracingConfig::new(&self.service)
-                        .version(&self.version)
-                        .environment(&self.environment)
-                        .with_env()?,
-                };
+        let tracer = match (self.tracer.take(), tracing_config) {
+            (Some(tracer), _) => tracer,
+            (None, Some(config)) => {
                 let handle = config.init()?;
                 handle.metrics(registry); // the exporter's: spans exported and lost
                 let tracer = handle.tracer();
@@ -868,7 +881,7 @@ impl ObservabilityBuilder {
                 tracer
             }
             // Off: a tracer that records nothing, so the tracing bridge has one to hold.
-            None => SdkTracerProvider::builder().build().tracer("towerscope"),
+            (None, None) => SdkTracerProvider::builder().build().tracer("towerscope"),
         };
         let propagators = match &tracing_handle {
             Some(handle) => handle.propagators(),

@@ -1240,3 +1240,34 @@ async fn the_configured_client_address_form_reaches_the_access_log() {
     let full = configured("shop", "TOWERSCOPE_ACCESS_LOG_CLIENT_ADDR", None);
     assert_eq!(addr_of(full, "198.51.100.9").await, "198.51.100.9");
 }
+
+/// `OTEL_SERVICE_NAME` (here through a tracing configuration's variables) names the service
+/// in `app_info` as in the spans: metrics and traces agree on it.
+#[tokio::test(flavor = "current_thread")]
+async fn the_service_name_of_the_tracing_configuration_names_app_info_too() {
+    let tracing = towerscope::trace::TracingConfig::new("shop")
+        .with_vars(|k| (k == "OTEL_SERVICE_NAME").then(|| "storefront".to_owned()))
+        .expect("valid");
+    let obs = Observability::builder("shop")
+        .tracing(tracing)
+        .without_logging()
+        .build()
+        .expect("builds");
+    let text = obs
+        .metrics_service()
+        .encode(towerscope::metrics::Format::Prometheus);
+    let info = text
+        .lines()
+        .find(|l| l.starts_with("app_info{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(info.contains(r#"service="storefront""#), "{info}");
+    // Without it, the builder's name.
+    let plain = Observability::builder("shop")
+        .without_logging()
+        .build()
+        .expect("builds");
+    let text = plain
+        .metrics_service()
+        .encode(towerscope::metrics::Format::Prometheus);
+    assert!(text.contains(r#"service="shop""#), "{text}");
+}
