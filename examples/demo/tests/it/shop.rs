@@ -286,17 +286,11 @@ fn a_traffic_rate_out_of_range_is_refused() {
             .map(Running)
             .expect("start the demo");
         // A demo that took the rate would run on: give it a few seconds, then fail.
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(status) = demo.0.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(
-                started.elapsed().as_secs() < 10,
-                "{rate}: the demo took it and runs"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
+        let status = demo.exit_within(
+            std::time::Instant::now(),
+            std::time::Duration::from_secs(10),
+            &format!("{rate}: the demo took it and runs"),
+        );
         let mut stderr = String::new();
         demo.0
             .stderr
@@ -463,6 +457,33 @@ fn help_does_not_print_secrets_from_the_environment() {
 /// Ends the demo also when an assertion fails (it would outlive the test).
 struct Running(std::process::Child);
 
+impl Running {
+    /// Sends the demo `SIGTERM`.
+    fn terminate(&self) {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success());
+    }
+
+    /// Waits for the demo to exit; fails when it still runs `within` after `since`.
+    fn exit_within(
+        &mut self,
+        since: std::time::Instant,
+        within: std::time::Duration,
+        what: &str,
+    ) -> std::process::ExitStatus {
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(since.elapsed() < within, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -524,11 +545,7 @@ fn sigterm_drains_then_shuts_down() {
     std::thread::spawn(move || lines.for_each(drop));
     let get = |path: &str| get(addr, path);
     assert!(get("/ready").expect("ready").starts_with("HTTP/1.1 200"));
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &demo.0.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(term.success());
+    demo.terminate();
     let signalled = std::time::Instant::now();
     let ready = loop {
         let ready = get("/ready").expect("still serving while draining");
@@ -540,13 +557,11 @@ fn sigterm_drains_then_shuts_down() {
     assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
     assert!(ready.contains("\"draining\":true"), "{ready}");
     assert!(get("/users/1").expect("served").starts_with("HTTP/1.1 200"));
-    let status = loop {
-        if let Some(status) = demo.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(signalled.elapsed().as_secs() < 20, "still running");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let status = demo.exit_within(
+        signalled,
+        std::time::Duration::from_secs(20),
+        "still running",
+    );
     assert!(status.success(), "{status}");
     assert!(signalled.elapsed() >= std::time::Duration::from_secs(1));
 }
@@ -576,14 +591,7 @@ fn a_second_sigterm_cuts_the_drain_short() {
         .map_while(Result::ok);
     let addr = listening_on(&mut lines);
     std::thread::spawn(move || lines.for_each(drop));
-    let term = || {
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &demo.0.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(sent.success());
-    };
-    term();
+    demo.terminate();
     let first = std::time::Instant::now();
     // Draining: the first signal was taken.
     loop {
@@ -594,17 +602,12 @@ fn a_second_sigterm_cuts_the_drain_short() {
         assert!(first.elapsed().as_secs() < 10, "never drained: {ready}");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    term();
-    let status = loop {
-        if let Some(status) = demo.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            first.elapsed().as_secs() < 20,
-            "still draining after the second signal"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    demo.terminate();
+    let status = demo.exit_within(
+        first,
+        std::time::Duration::from_secs(20),
+        "still draining after the second signal",
+    );
     assert!(status.success(), "{status}");
 }
 
@@ -663,9 +666,7 @@ fn a_closed_stdout_loses_lines_counted_and_said_once() {
         let _ = pipe.read_to_string(&mut stderr);
         let _ = tx.send(stderr);
     });
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &demo.0.id().to_string()])
-        .status();
+    demo.terminate();
     let stderr = rx
         .recv_timeout(std::time::Duration::from_secs(30))
         .expect("the demo exits on SIGTERM");
@@ -908,19 +909,12 @@ fn an_alert_fired_before_sigterm_still_reaches_alertmanager() {
         .map_while(Result::ok);
     listening_on(&mut lines);
     let reader = std::thread::spawn(move || lines.collect::<Vec<_>>());
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &demo.0.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(term.success());
-    let signalled = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = demo.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(signalled.elapsed().as_secs() < 20, "still running");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
+    demo.terminate();
+    let status = demo.exit_within(
+        std::time::Instant::now(),
+        std::time::Duration::from_secs(20),
+        "still running",
+    );
     let exited = std::time::Instant::now();
     let _ = std::fs::remove_file(&rules);
     assert!(status.success(), "{status}");
