@@ -9,9 +9,9 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use sysinfo::{
-    Disks, MemoryRefreshKind, Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, System,
-};
+#[cfg(not(unix))]
+use sysinfo::Disks;
+use sysinfo::{MemoryRefreshKind, Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 use crate::ConfigError;
 
@@ -196,6 +196,7 @@ impl Default for SystemNames {
 #[derive(Debug)]
 struct SystemState {
     system: System,
+    #[cfg(not(unix))]
     disks: Disks,
     networks: Option<Networks>,
     last_cpu_refresh: Instant,
@@ -324,6 +325,7 @@ impl SystemCollectorBuilder {
         }
         let mut system = System::new().map_err(|e| ConfigError::System(e.to_string()))?;
         system.refresh_cpu_usage();
+        #[cfg(not(unix))]
         let disks =
             Disks::new_with_refreshed_list().map_err(|e| ConfigError::System(e.to_string()))?;
         let networks = if self.no_network {
@@ -339,6 +341,7 @@ impl SystemCollectorBuilder {
             disk_path: self.disk_path.unwrap_or_else(|| PathBuf::from("/")),
             state: Mutex::new(SystemState {
                 system,
+                #[cfg(not(unix))]
                 disks,
                 networks,
                 last_cpu_refresh: Instant::now(),
@@ -360,8 +363,23 @@ impl SystemCollector {
     }
 }
 
-/// The disk whose mount point is the longest prefix of `path`.
-fn disk_usage_percent(disks: &Disks, path: &Path) -> Option<f64> {
+/// Space in use on the filesystem that holds `path`, percent of its size, as
+/// node_exporter's dashboards compute it (`1 - avail / size`): blocks only root may use
+/// count as used. One `statvfs` of that filesystem: no other mount is touched, so a hung
+/// network mount elsewhere cannot hold the scrape.
+#[cfg(unix)]
+fn disk_usage_percent(path: &Path) -> Option<f64> {
+    let fs = rustix::fs::statvfs(path).ok()?;
+    (fs.f_blocks > 0).then(|| {
+        let used = fs.f_blocks.saturating_sub(fs.f_bavail);
+        used as f64 * 100.0 / fs.f_blocks as f64
+    })
+}
+
+/// The disk whose mount point is the longest prefix of `path`, as
+/// [the Unix one](disk_usage_percent) computes it.
+#[cfg(not(unix))]
+fn disk_usage_percent_of(disks: &Disks, path: &Path) -> Option<f64> {
     disks
         .iter()
         .filter(|d| path.starts_with(d.mount_point()))
@@ -448,6 +466,7 @@ impl Collector for SystemCollector {
         state
             .system
             .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
+        #[cfg(not(unix))]
         state.disks.refresh(true);
         let n = &self.names;
         encode_gauge(
@@ -472,7 +491,11 @@ impl Collector for SystemCollector {
                 used as f64 * 100.0 / total as f64,
             )?;
         }
-        if let Some(p) = disk_usage_percent(&state.disks, &self.disk_path) {
+        #[cfg(unix)]
+        let disk = disk_usage_percent(&self.disk_path);
+        #[cfg(not(unix))]
+        let disk = disk_usage_percent_of(&state.disks, &self.disk_path);
+        if let Some(p) = disk {
             encode_gauge(
                 &mut encoder,
                 &n.disk_percent,
@@ -527,6 +550,50 @@ mod tests {
             })
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
+    }
+
+    /// The disk gauge agrees with `df` (POSIX output, 1 KiB blocks): `1 - avail / size` of
+    /// the filesystem that holds the path, for `/` and for the temporary directory.
+    #[cfg(unix)]
+    #[test]
+    fn disk_usage_agrees_with_df() {
+        for path in [PathBuf::from("/"), std::env::temp_dir()] {
+            let mut registry = Registry::default();
+            SystemCollector::builder()
+                .disk_path(&path)
+                .register(&mut registry)
+                .expect("valid names");
+            let text = crate::MetricsService::new(registry).encode(crate::Format::Prometheus);
+            let ours: f64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("system_disk_usage_percent "))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{text}"));
+            let df = std::process::Command::new("df")
+                .args(["-P", "-k"])
+                .arg(&path)
+                .output()
+                .expect("df");
+            let out = String::from_utf8_lossy(&df.stdout);
+            // `Filesystem 1024-blocks Used Available Capacity Mounted-on`, then the row.
+            let row: Vec<&str> = out
+                .lines()
+                .nth(1)
+                .expect("a row")
+                .split_whitespace()
+                .collect();
+            let (size, avail): (f64, f64) = (
+                row[1].parse().expect("size"),
+                row[3].parse().expect("available"),
+            );
+            let expected = (size - avail) * 100.0 / size;
+            // Files come and go on a shared machine between the two readings.
+            assert!(
+                (ours - expected).abs() < 0.5,
+                "{}: ours {ours}, df's size and available give {expected} ({out})",
+                path.display()
+            );
+        }
     }
 
     #[cfg(target_os = "linux")]
