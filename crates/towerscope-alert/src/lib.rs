@@ -43,6 +43,7 @@ mod notifiers;
 mod rule;
 mod runtime;
 mod source;
+mod watch;
 
 pub use defaults::{
     certificate_expiry_rules, default_rules, slo_burn_rate_rules, web_vitals_budget_rules,
@@ -58,3 +59,4 @@ pub use notifiers::{
 pub use rule::{Condition, RouteScope, Rule, Severity, Signal};
 pub use runtime::{Alerting, AlertingBuilder, ChannelSink, FlushFuture, Notify, Routed};
 pub use source::{MAX_QUANTILE_GROUPS, Sources};
+pub use watch::{SeriesNews, SeriesWatch};

@@ -9,7 +9,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::eval::{Alert, Evaluator, Notification};
 use crate::rule::{Rule, Severity};
-use crate::source::{Snapshot, Sources};
+use crate::source::Sources;
+use crate::watch::{SeriesNews, SeriesWatch};
 
 /// The longest silence taken: an `Instant` a century ahead is in range on every platform.
 const MAX_SILENCE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -411,7 +412,7 @@ impl AlertingBuilder {
             evaluator: Mutex::new(Evaluator::new(self.rules, self.renotify)),
             sources: Mutex::new(self.sources),
             sinks: self.sinks,
-            watch: Mutex::new(SeriesWatch::new(self.missing_after, rule_count)),
+            watch: Mutex::new(SeriesWatch::new(rule_count, self.missing_after)),
             grace: self.grace,
         });
         // The first evaluation records where the counters start; rates need two.
@@ -455,61 +456,6 @@ struct Shared {
     grace: Duration,
 }
 
-/// Rules that name a metric whose series have not shown up: each warned about once.
-struct SeriesWatch {
-    started: Instant,
-    after: Duration,
-    /// Per rule, in the evaluator's order.
-    rules: Vec<Watched>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Watched {
-    Waiting,
-    Warned,
-    Seen,
-}
-
-impl SeriesWatch {
-    fn new(after: Duration, rules: usize) -> Self {
-        Self {
-            started: Instant::now(),
-            after,
-            rules: vec![Watched::Waiting; rules],
-        }
-    }
-
-    fn check(&mut self, now: Instant, rules: &[Rule], snapshot: &Snapshot) {
-        let due = now.saturating_duration_since(self.started) >= self.after;
-        for (rule, state) in rules.iter().zip(&mut self.rules) {
-            if *state == Watched::Seen {
-                continue;
-            }
-            match snapshot.missing_series(&rule.signal) {
-                None => {
-                    if *state == Watched::Warned {
-                        tracing::info!(rule = %rule.name, "alert rule reads its series now");
-                    }
-                    *state = Watched::Seen;
-                }
-                Some(series) if due && *state == Watched::Waiting => {
-                    tracing::warn!(
-                        rule = %rule.name,
-                        series,
-                        waited = ?now.saturating_duration_since(self.started),
-                        "alert rule reads no series: the registry has had none of this name \
-                         and labels since start (a misspelt metric name or label value, or \
-                         nothing has recorded one yet); until one appears the rule sees no \
-                         data, a counter_rate a rate of 0"
-                    );
-                    *state = Watched::Warned;
-                }
-                Some(_) => {}
-            }
-        }
-    }
-}
-
 impl Shared {
     fn evaluate(&self) -> Vec<Notification> {
         let now = Instant::now();
@@ -520,10 +466,33 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner);
         let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
         let snapshot = sources.snapshot(now, evaluator.rules());
+        let rules = evaluator.rules();
         self.watch
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .check(now, evaluator.rules(), &snapshot);
+            .check(
+                now,
+                |i| {
+                    snapshot
+                        .missing_series(&rules[i].signal)
+                        .into_iter()
+                        .collect()
+                },
+                |i, news| match news {
+                    SeriesNews::Missing { series, waited } => tracing::warn!(
+                        rule = %rules[i].name,
+                        series = series.join(", "),
+                        waited = ?waited,
+                        "alert rule reads no series: the registry has had none of this name and \
+                         labels since start (a misspelt metric name or label value, or nothing \
+                         has recorded one yet); until one appears the rule sees no data, a \
+                         counter_rate a rate of 0"
+                    ),
+                    SeriesNews::Appeared => {
+                        tracing::info!(rule = %rules[i].name, "alert rule reads its series now");
+                    }
+                },
+            );
         let sent = evaluator.evaluate(now, wall, |rule| sources.values(&snapshot, rule));
         drop(sources);
         drop(evaluator);

@@ -14,7 +14,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
-use towerscope_alert::{Alerting, Sources};
+use towerscope_alert::{Alerting, SeriesNews, SeriesWatch, Sources};
 use towerscope_health::{Health, Synthetics, WeakSynthetics};
 use towerscope_metrics::MetricsService;
 use towerscope_perf::PerfMonitor;
@@ -72,53 +72,7 @@ struct Inner {
     token: Option<String>,
     refresh: Duration,
     interval: Duration,
-    watch: Mutex<StatWatch>,
-}
-
-/// Business stats whose series have not shown up: each warned about once.
-struct StatWatch {
-    started: Instant,
-    after: Duration,
-    /// Per stat, in order.
-    stats: Vec<Watched>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Watched {
-    Waiting,
-    Warned,
-    Seen,
-}
-
-impl StatWatch {
-    fn check(&mut self, stats: &[Stat], sources: &Sources) {
-        let waited = self.started.elapsed();
-        for (stat, state) in stats.iter().zip(&mut self.stats) {
-            if *state == Watched::Seen {
-                continue;
-            }
-            let missing: Vec<String> = stat
-                .signals()
-                .filter_map(|(signal, _)| sources.missing_series(&signal))
-                .collect();
-            if missing.is_empty() {
-                if *state == Watched::Warned {
-                    tracing::info!(stat = stat.label(), "dashboard stat reads its series now");
-                }
-                *state = Watched::Seen;
-            } else if *state == Watched::Waiting && waited >= self.after {
-                tracing::warn!(
-                    stat = stat.label(),
-                    series = missing.join(", "),
-                    waited = ?waited,
-                    "dashboard stat reads no series: the registry has had none of this name \
-                     and labels since start (a misspelt metric name or label value, or \
-                     nothing has recorded one yet); until one appears it shows 0 or nothing"
-                );
-                *state = Watched::Warned;
-            }
-        }
-    }
+    watch: Mutex<SeriesWatch>,
 }
 
 impl Inner {
@@ -131,10 +85,36 @@ impl Inner {
                 self.rum.as_ref(),
                 &self.stats,
             );
+            let stats = &self.stats;
             self.watch
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .check(&self.stats, &sources);
+                .check(
+                    Instant::now(),
+                    |i| {
+                        stats[i]
+                            .signals()
+                            .filter_map(|(signal, _)| sources.missing_series(&signal))
+                            .collect()
+                    },
+                    |i, news| match news {
+                        SeriesNews::Missing { series, waited } => tracing::warn!(
+                            stat = stats[i].label(),
+                            series = series.join(", "),
+                            waited = ?waited,
+                            "dashboard stat reads no series: the registry has had none of this \
+                             name and labels since start (a misspelt metric name or label value, \
+                             or nothing has recorded one yet); until one appears it shows 0 or \
+                             nothing"
+                        ),
+                        SeriesNews::Appeared => {
+                            tracing::info!(
+                                stat = stats[i].label(),
+                                "dashboard stat reads its series now"
+                            );
+                        }
+                    },
+                );
             read
         };
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = current;
@@ -245,7 +225,7 @@ impl DashboardBuilder {
     /// use towerscope_dashboard::Dashboard;
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let metrics = towerscope_metrics::MetricsService::new(prometheus_client::registry::Registry::default());
-    /// use towerscope_alert::{Alerting, Sources};
+    /// use towerscope_alert::{Alerting, SeriesNews, SeriesWatch, Sources};
     /// let alerting = Alerting::builder(Sources::new(metrics.clone())).spawn();
     /// let dashboard = Dashboard::builder(metrics).alerting(alerting).spawn();
     /// let alerts = get(&dashboard, "/api/dashboard/alerts").await;
@@ -482,11 +462,7 @@ impl DashboardBuilder {
             token: self.token,
             refresh: self.refresh,
             interval: self.interval,
-            watch: Mutex::new(StatWatch {
-                started: Instant::now(),
-                after: self.missing_after,
-                stats: vec![Watched::Waiting; stat_count],
-            }),
+            watch: Mutex::new(SeriesWatch::new(stat_count, self.missing_after)),
         });
         inner.sample();
         let weak = Arc::downgrade(&inner);
