@@ -194,7 +194,7 @@ impl fmt::Debug for Otlp {
 /// | `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | collector address; the generic one gets `/v1/traces` appended for HTTP |
 /// | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_TRACES_PROTOCOL` | `grpc` or `http/protobuf` (default) |
 /// | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_TRACES_TIMEOUT` | export timeout in milliseconds (default 10000) |
-/// | `OTEL_EXPORTER_OTLP_HEADERS`, `…_TRACES_HEADERS` | `key=value,…` sent with every export |
+/// | `OTEL_EXPORTER_OTLP_HEADERS`, `…_TRACES_HEADERS` | `key=value,…` sent with every export, values percent-decoded once; one the protocol cannot carry is an error at [`init`](Self::init) |
 /// | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_TRACES_COMPRESSION` | `gzip` or `none` (default) |
 /// | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_TRACES_CERTIFICATE` | PEM file of CA certificates to trust for an `https://` endpoint, besides the system's |
 /// | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_KEY` (and `…_TRACES_…`) | PEM files of the certificate and private key this service shows a collector that asks for one (mutual TLS); both or neither |
@@ -863,11 +863,31 @@ impl TracingConfig {
                     builder.build()?
                 }
                 OtlpProtocol::HttpProtobuf => {
+                    // The exporter drops, without a word, a header it cannot send, and
+                    // percent-decodes values once more: check them here, and hand them over
+                    // encoded again, so `%2541` arrives as `%41`.
+                    let mut headers = HashMap::new();
+                    for (k, v) in &otlp.headers {
+                        if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+                            || http::HeaderValue::from_str(v).is_err()
+                        {
+                            return Err(ConfigError::new(
+                                "OTEL_EXPORTER_OTLP_HEADERS",
+                                format!("header `{k}` is not a valid HTTP header"),
+                            )
+                            .into());
+                        }
+                        let encoded = percent_encoding::utf8_percent_encode(
+                            v,
+                            percent_encoding::NON_ALPHANUMERIC,
+                        );
+                        headers.insert(k.clone(), encoded.to_string());
+                    }
                     let mut builder = opentelemetry_otlp::SpanExporter::builder()
                         .with_http()
                         .with_endpoint(otlp.endpoint.clone())
                         .with_timeout(otlp.timeout)
-                        .with_headers(otlp.headers.iter().cloned().collect::<HashMap<_, _>>());
+                        .with_headers(headers);
                     if self.gzip {
                         builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
                     }

@@ -948,3 +948,55 @@ async fn the_schedule_delay_reaches_the_batch_processor() {
         .expect("join")
         .expect("flushed");
 }
+
+/// `OTEL_EXPORTER_OTLP_HEADERS` over HTTP: the values arrive decoded once (`%20` a space,
+/// `%2541` the text `%41`, not an `A`), and a header HTTP cannot carry (a CR/LF in its
+/// value, a space in its name) is refused at start, not dropped without a word (the
+/// collector would answer 401 and nothing would say why), its value never repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_headers_arrive_as_written_and_bad_ones_are_refused() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<http::HeaderMap>::new()));
+    let sink = seen.clone();
+    let app = Router::new().route(
+        "/v1/traces",
+        post(move |headers: http::HeaderMap| async move {
+            sink.lock().expect("lock").push(headers);
+            ExportTraceServiceResponse::default().encode_to_vec()
+        }),
+    );
+    let (l, collector) = listener().await;
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let tracing = TracingConfig::new("shop")
+        .with_vars(vars(vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20s3cret,x-tenant=50%2541".to_owned(),
+            ),
+        ]))
+        .expect("config")
+        .init()
+        .expect("init");
+    one_exported_span(tracing).await;
+    let seen = seen.lock().expect("lock");
+    let headers = seen.first().expect("an export arrived");
+    assert_eq!(headers["authorization"], "Bearer s3cret");
+    assert_eq!(headers["x-tenant"], "50%41");
+
+    for bad in ["x-a=one%0d%0aInjected: two", "bad name=v", "x-b=%00"] {
+        let err = TracingConfig::new("shop")
+            .with_vars(vars(vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
+                ("OTEL_EXPORTER_OTLP_HEADERS", bad.to_owned()),
+            ]))
+            .expect("config")
+            .init()
+            .expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("is not a valid HTTP header"), "{bad}: {text}");
+        assert!(
+            !text.contains("Injected") && !text.contains("one"),
+            "{bad}: {text}"
+        );
+    }
+}
