@@ -189,7 +189,7 @@ impl fmt::Debug for Otlp {
 /// |---|---|
 /// | `OTEL_SDK_DISABLED` | `true`: record and export nothing (IDs still propagate) |
 /// | `OTEL_SERVICE_NAME` | `service.name` |
-/// | `OTEL_RESOURCE_ATTRIBUTES` | more resource attributes, `key=value,…`, percent-encoded |
+/// | `OTEL_RESOURCE_ATTRIBUTES` | more resource attributes, `key=value,…`, percent-encoded; a `service.name` among them names the service unless `OTEL_SERVICE_NAME` does |
 /// | `OTEL_TRACES_EXPORTER` | `otlp` or `none` |
 /// | `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | collector address; the generic one gets `/v1/traces` appended for HTTP |
 /// | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_TRACES_PROTOCOL` | `grpc` or `http/protobuf` (default) |
@@ -571,8 +571,17 @@ impl TracingConfig {
             self.service_name = v;
         }
         if let Some(v) = get("OTEL_RESOURCE_ATTRIBUTES") {
-            self.resource
-                .extend(parse_pairs("OTEL_RESOURCE_ATTRIBUTES", &v, true)?);
+            for (key, value) in parse_pairs("OTEL_RESOURCE_ATTRIBUTES", &v, true)? {
+                if key == "service.name" {
+                    // Deploy-time configuration names the service over the name in code;
+                    // OTEL_SERVICE_NAME wins over this one (the specification's order).
+                    if get("OTEL_SERVICE_NAME").is_none() {
+                        self.service_name = value;
+                    }
+                } else {
+                    self.resource.push((key, value));
+                }
+            }
         }
         if let Some(v) = get("OTEL_TRACES_SAMPLER") {
             let arg = get("OTEL_TRACES_SAMPLER_ARG");

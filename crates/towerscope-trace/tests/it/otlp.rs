@@ -1000,3 +1000,39 @@ async fn export_headers_arrive_as_written_and_bad_ones_are_refused() {
         );
     }
 }
+
+/// `service.name` in `OTEL_RESOURCE_ATTRIBUTES` (as a Kubernetes manifest sets it) names the
+/// service over the name in code; `OTEL_SERVICE_NAME` wins over both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_name_from_resource_attributes_and_its_precedence() {
+    for (env, expected) in [
+        (
+            vec![(
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "team=payments,service.name=storefront",
+            )],
+            "storefront",
+        ),
+        (
+            vec![
+                ("OTEL_RESOURCE_ATTRIBUTES", "service.name=storefront"),
+                ("OTEL_SERVICE_NAME", "checkout"),
+            ],
+            "checkout",
+        ),
+        (vec![("OTEL_RESOURCE_ATTRIBUTES", "team=payments")], "shop"),
+    ] {
+        let (received, collector) = http_collector().await;
+        let mut pairs: Vec<(&'static str, String)> =
+            env.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        pairs.push(("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")));
+        let config = TracingConfig::new("shop")
+            .with_vars(vars(pairs))
+            .expect("config");
+        assert_eq!(config.service(), expected, "{env:?}");
+        one_exported_span(config.init().expect("init")).await;
+        let spans = received.spans();
+        assert_eq!(spans.len(), 1, "{env:?}");
+        assert_eq!(spans[0].0, expected, "{env:?}");
+    }
+}
