@@ -1259,20 +1259,8 @@ impl Observability {
                 );
                 // Handlers installed now see only a signal that comes after the first.
                 let again = crate::shutdown_signal();
-                let sleep = tokio::time::sleep(delay);
-                let mut again = std::pin::pin!(again);
-                let mut sleep = std::pin::pin!(sleep);
-                let cut_short = std::future::poll_fn(|cx| {
-                    if sleep.as_mut().poll(cx).is_ready() {
-                        return std::task::Poll::Ready(false);
-                    }
-                    if again.as_mut().poll(cx).is_ready() {
-                        return std::task::Poll::Ready(true);
-                    }
-                    std::task::Poll::Pending
-                })
-                .await;
-                if cut_short {
+                let waited_out = crate::signal::first_of(tokio::time::sleep(delay), again).await;
+                if !waited_out {
                     tracing::info!("a second signal: the drain is cut short");
                 }
             }

@@ -1,5 +1,7 @@
 //! [`shutdown_signal`]: the signals a service is asked to stop with.
 
+use std::future::Future;
+
 /// Completes when the process is asked to stop: Ctrl-C (`SIGINT`) or, on Unix, `SIGTERM`,
 /// the signal Kubernetes, systemd and Docker send. Give it to `with_graceful_shutdown`
 /// (through [`Observability::drain_on`](crate::Observability::drain_on) to drain first).
@@ -23,26 +25,17 @@
 /// obs.shutdown().await; // the last batch of spans exported, logs flushed
 /// # Ok(()) }
 /// ```
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     // Installed now, when called inside a runtime, not at the first poll: a signal that
     // arrives in between (after the service said it listens, before the server first
     // polls this) is then waited for, instead of ending the process at once.
     #[cfg(unix)]
-    let installed = tokio::runtime::Handle::try_current().is_ok().then(|| {
-        (
-            unix::install(unix::INTERRUPT),
-            unix::install(unix::TERMINATE),
-        )
-    });
+    let installed = tokio::runtime::Handle::try_current()
+        .is_ok()
+        .then(unix::install_both);
     async move {
         #[cfg(unix)]
-        let (interrupt, terminate) = match installed {
-            Some(both) => both,
-            None => (
-                unix::install(unix::INTERRUPT),
-                unix::install(unix::TERMINATE),
-            ),
-        };
+        let (interrupt, terminate) = installed.unwrap_or_else(unix::install_both);
         #[cfg(unix)]
         let (interrupt, terminate) = (unix::wait(interrupt), unix::wait(terminate));
         #[cfg(not(unix))]
@@ -54,32 +47,46 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
         };
         #[cfg(not(unix))]
         let terminate = std::future::pending::<()>();
-        let mut interrupt = std::pin::pin!(interrupt);
-        let mut terminate = std::pin::pin!(terminate);
-        let which = std::future::poll_fn(|cx| {
-            use std::future::Future as _;
-            if interrupt.as_mut().poll(cx).is_ready() {
-                return std::task::Poll::Ready("SIGINT");
-            }
-            if terminate.as_mut().poll(cx).is_ready() {
-                return std::task::Poll::Ready("SIGTERM");
-            }
-            std::task::Poll::Pending
-        })
-        .await;
+        let which = if first_of(interrupt, terminate).await {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
         tracing::info!(signal = which, "shutting down");
     }
+}
+
+/// Waits for whichever of `a` and `b` completes first: `true` for `a` (polled first when
+/// both are ready).
+pub(crate) async fn first_of(a: impl Future<Output = ()>, b: impl Future<Output = ()>) -> bool {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    std::future::poll_fn(|cx| {
+        if a.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(true);
+        }
+        if b.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(false);
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 #[cfg(unix)]
 mod unix {
     use tokio::signal::unix::{Signal, SignalKind, signal};
 
-    pub(super) const INTERRUPT: (SignalKind, &str) = (SignalKind::interrupt(), "SIGINT");
-    pub(super) const TERMINATE: (SignalKind, &str) = (SignalKind::terminate(), "SIGTERM");
+    const INTERRUPT: (SignalKind, &str) = (SignalKind::interrupt(), "SIGINT");
+    const TERMINATE: (SignalKind, &str) = (SignalKind::terminate(), "SIGTERM");
+
+    /// The handlers of both, installed now.
+    pub(super) fn install_both() -> (Option<Signal>, Option<Signal>) {
+        (install(INTERRUPT), install(TERMINATE))
+    }
 
     /// The handler for `kind`, installed now; `None` (logged) when it cannot be.
-    pub(super) fn install((kind, name): (SignalKind, &str)) -> Option<Signal> {
+    fn install((kind, name): (SignalKind, &str)) -> Option<Signal> {
         signal(kind)
             .inspect_err(|e| tracing::error!(error = %e, "cannot listen for {name}"))
             .ok()
