@@ -227,6 +227,9 @@ pub(crate) struct OutcomeLabel {
     pub(crate) outcome: &'static str,
 }
 
+/// What becomes of a beacon: `rum_beacons_total{outcome}`.
+pub(crate) const BEACON_OUTCOMES: [&str; 4] = ["accepted", "invalid", "too_large", "rate_limited"];
+
 type Hist<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn family<L: Clone + std::hash::Hash + Eq>(ctor: fn() -> Histogram) -> Hist<L> {
@@ -334,6 +337,11 @@ impl Metrics {
             "Beacons received, by outcome",
             m.beacons.clone(),
         );
+        // Every outcome from the start, at 0: the first rejected beacon is then an increase
+        // `rate()` sees, and a rule on it reads a series before anything went wrong.
+        for outcome in BEACON_OUTCOMES {
+            let _ = m.beacons.get_or_create(&OutcomeLabel { outcome });
+        }
         m
     }
 

@@ -58,6 +58,21 @@ fn encode(registry: &Registry) -> String {
     s
 }
 
+/// Every beacon outcome is a series from the start, at 0: the first rejected beacon is an
+/// increase `rate()` sees, and a rule on it has a series to read before anything went wrong.
+#[test]
+fn every_beacon_outcome_starts_at_zero() {
+    let mut registry = Registry::default();
+    let _rum = rum(&mut registry);
+    let text = encode(&registry);
+    for outcome in ["accepted", "invalid", "too_large", "rate_limited"] {
+        assert!(
+            text.contains(&format!("rum_beacons_total{{outcome=\"{outcome}\"}} 0\n")),
+            "{outcome}: {text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_full_beacon_becomes_bounded_metrics() {
     let mut registry = Registry::default();
@@ -232,7 +247,11 @@ async fn the_rate_limit_answers_429_per_client() {
         StatusCode::NO_CONTENT,
         "another client is not affected"
     );
-    assert!(encode(&registry).contains(r#"rum_beacons_total{outcome="rate_limited"}"#));
+    assert!(
+        encode(&registry).contains("rum_beacons_total{outcome=\"rate_limited\"} 4\n"),
+        "{}",
+        encode(&registry)
+    );
 }
 
 /// A beacon from `peer` carrying `X-Forwarded-For: forwarded_for`.
