@@ -107,7 +107,41 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
-/// Outcome counters, shared by every delivery registered with the same registry.
+/// The outcomes a delivery counts.
+const OUTCOMES: [&str; 5] = ["delivered", "retried", "failed", "expired", "queue_full"];
+
+/// `towerscope_alert_notifications_total{notifier,outcome}`: registered once in a registry,
+/// shared by the deliveries counted in it
+/// ([`DeliveryBuilder::counted_in`]).
+///
+/// ```
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let metrics = towerscope_alert::DeliveryMetrics::register(&mut registry);
+/// # let _ = metrics;
+/// ```
+#[derive(Clone, Debug)]
+pub struct DeliveryMetrics(Family<OutcomeLabels, Counter>);
+
+impl DeliveryMetrics {
+    /// Registers the family in `registry`.
+    ///
+    /// ```
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let metrics = towerscope_alert::DeliveryMetrics::register(&mut registry);
+    /// # let _ = metrics;
+    /// ```
+    pub fn register(registry: &mut Registry) -> Self {
+        let family = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "towerscope_alert_notifications",
+            "Alert notification delivery outcomes",
+            family.clone(),
+        );
+        Self(family)
+    }
+}
+
+/// Outcome counters: this delivery's own, and the shared family.
 #[derive(Clone, Debug, Default)]
 struct Counters {
     family: Option<Family<OutcomeLabels, Counter>>,
@@ -289,7 +323,10 @@ impl<N: Notifier> DeliveryBuilder<N> {
     }
 
     /// Counts outcomes in `towerscope_alert_notifications_total{notifier,outcome}` in
-    /// `registry` (outcomes: `delivered`, `retried`, `failed`, `expired`, `queue_full`).
+    /// `registry` (outcomes: `delivered`, `retried`, `failed`, `expired`, `queue_full`, each a
+    /// series at 0 from the start). Once per registry: several deliveries count into one
+    /// [`DeliveryMetrics`] with [`counted_in`](Self::counted_in), or the family would be
+    /// registered, and written, twice (a scrape Prometheus refuses).
     ///
     /// ```
     /// use std::time::Duration;
@@ -306,14 +343,29 @@ impl<N: Notifier> DeliveryBuilder<N> {
     /// assert_eq!(delivery.queued(), 0);
     /// # });
     /// ```
-    pub fn metrics(mut self, registry: &mut Registry) -> Self {
-        let family = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
-            "towerscope_alert_notifications",
-            "Alert notification delivery outcomes",
-            family.clone(),
-        );
-        self.counters.family = Some(family);
+    pub fn metrics(self, registry: &mut Registry) -> Self {
+        self.counted_in(&DeliveryMetrics::register(registry))
+    }
+
+    /// Counts outcomes in `metrics`, shared with the other deliveries of the registry it
+    /// was registered in.
+    ///
+    /// ```
+    /// use towerscope_alert::{Delivery, DeliveryMetrics, SlackNotifier, WebhookNotifier};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let metrics = DeliveryMetrics::register(&mut registry);
+    /// let pager = Delivery::builder(WebhookNotifier::new("https://ops.example/hooks/pager")).counted_in(&metrics).spawn();
+    /// let chat = Delivery::builder(SlackNotifier::new("https://hooks.slack.example/T/B/X")).counted_in(&metrics).spawn();
+    /// let mut text = String::new();
+    /// prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    /// assert_eq!(text.matches("# TYPE towerscope_alert_notifications counter").count(), 1);
+    /// assert!(text.contains(r#"towerscope_alert_notifications_total{notifier="slack",outcome="failed"} 0"#));
+    /// # drop((pager, chat));
+    /// # });
+    /// ```
+    pub fn counted_in(mut self, metrics: &DeliveryMetrics) -> Self {
+        self.counters.family = Some(metrics.0.clone());
         self
     }
 
@@ -338,6 +390,16 @@ impl<N: Notifier> DeliveryBuilder<N> {
         let (tx, mut rx) = mpsc::channel::<(Notification, Instant)>(self.queue);
         let notifier = Arc::new(self.notifier);
         let name: Arc<str> = Arc::from(notifier.name());
+        // Every outcome a series from the start, at 0: the first failure is an increase
+        // `rate()` sees, and a rule on it reads a series before anything failed.
+        if let Some(family) = &self.counters.family {
+            for outcome in OUTCOMES {
+                let _ = family.get_or_create(&OutcomeLabels {
+                    notifier: name.to_string(),
+                    outcome,
+                });
+            }
+        }
         let counters = self.counters.clone();
         let (timeout, horizon, (first, max)) = (self.timeout, self.horizon, self.backoff);
         let worker_name = name.clone();

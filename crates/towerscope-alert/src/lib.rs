@@ -48,7 +48,9 @@ mod watch;
 pub use defaults::{
     certificate_expiry_rules, default_rules, slo_burn_rate_rules, web_vitals_budget_rules,
 };
-pub use delivery::{Delivery, DeliveryBuilder, DeliveryError, Notifier, SendFuture};
+pub use delivery::{
+    Delivery, DeliveryBuilder, DeliveryError, DeliveryMetrics, Notifier, SendFuture,
+};
 pub use eval::{Alert, AlertState, Evaluator, Notification, Sample};
 pub use export::{signal_promql, to_prometheus_rules};
 pub use file::{MAX_RULE_FILE_BYTES, MAX_RULES, RuleFileError, load_rules, parse_rules};

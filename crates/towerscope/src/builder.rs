@@ -6,7 +6,9 @@ use std::time::Duration;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use prometheus_client::registry::Registry;
-use towerscope_alert::{Alert, Alerting, Delivery, Notifier, Routed, Rule, Sources, default_rules};
+use towerscope_alert::{
+    Alert, Alerting, Delivery, DeliveryMetrics, Notifier, Routed, Rule, Sources, default_rules,
+};
 use towerscope_core::{CatchPanicLayer, RouteClassifier};
 use towerscope_dashboard::{Dashboard, Stat};
 use towerscope_health::{Health, HealthBuilder, Synthetics, SyntheticsBuilder, SyntheticsError};
@@ -156,7 +158,7 @@ pub enum BuildError {
 }
 
 /// A notifier delivery, built once the registry is known.
-type DeliveryFn = Box<dyn FnOnce(&mut Registry) -> Routed<Delivery> + Send>;
+type DeliveryFn = Box<dyn FnOnce(&DeliveryMetrics) -> Routed<Delivery> + Send>;
 /// A check the configuration adds to whichever health builder the stack ends up with.
 type HealthAddition = Box<dyn FnOnce(HealthBuilder) -> HealthBuilder + Send>;
 
@@ -730,9 +732,9 @@ impl ObservabilityBuilder {
         accept: impl Fn(&Alert) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.deliveries
-            .push(Box::new(move |registry: &mut Registry| {
+            .push(Box::new(move |metrics: &DeliveryMetrics| {
                 Routed::when(
-                    Delivery::builder(notifier).metrics(registry).spawn(),
+                    Delivery::builder(notifier).counted_in(metrics).spawn(),
                     accept,
                 )
             }));
@@ -958,10 +960,14 @@ impl ObservabilityBuilder {
             .transpose()?;
         let rum = on(Piece::Rum)
             .then(|| std::mem::replace(&mut self.rum, Rum::builder()).build(registry));
-        let deliveries: Vec<Routed<Delivery>> = if on(Piece::Alerts) {
+        let deliveries: Vec<Routed<Delivery>> = if on(Piece::Alerts) && !self.deliveries.is_empty()
+        {
+            // One family for every notifier: registered per notifier, it would be written
+            // once for each, and Prometheus refuses such a scrape.
+            let metrics = DeliveryMetrics::register(registry);
             self.deliveries
                 .drain(..)
-                .map(|make| make(registry))
+                .map(|make| make(&metrics))
                 .collect()
         } else {
             Vec::new()

@@ -364,9 +364,56 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
     assert!(
-        text.contains(
-            r#"towerscope_alert_notifications_total{notifier="webhook",outcome="queue_full"}"#
-        ),
+        text.contains(&format!(
+            "towerscope_alert_notifications_total{{notifier=\"webhook\",outcome=\"queue_full\"}} {}\n",
+            d.dropped()
+        )),
+        "{text}"
+    );
+}
+
+/// Several deliveries on one registry count into one family (written once: Prometheus
+/// refuses a scrape that names a family twice), each notifier's outcomes at 0 from the start.
+#[tokio::test]
+async fn deliveries_sharing_a_registry_write_one_family() {
+    use towerscope_alert::DeliveryMetrics;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = DeliveryMetrics::register(&mut registry);
+    let webhook = Delivery::builder(WebhookNotifier::new("http://127.0.0.1:1/hook"))
+        .backoff(Duration::from_secs(60), Duration::from_secs(60))
+        .counted_in(&metrics)
+        .spawn();
+    let slack = Delivery::builder(SlackNotifier::new("http://127.0.0.1:1/slack"))
+        .backoff(Duration::from_secs(60), Duration::from_secs(60))
+        .counted_in(&metrics)
+        .spawn();
+    let encode = |registry: &prometheus_client::registry::Registry| {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).expect("encode");
+        text
+    };
+    let text = encode(&registry);
+    for notifier in ["webhook", "slack"] {
+        for outcome in ["delivered", "retried", "failed", "expired", "queue_full"] {
+            assert!(
+                text.contains(&format!(
+                    "towerscope_alert_notifications_total{{notifier=\"{notifier}\",outcome=\"{outcome}\"}} 0\n"
+                )),
+                "{notifier} {outcome}: {text}"
+            );
+        }
+    }
+    webhook.notify(&Notification::Firing(alert("A", Severity::High)));
+    slack.notify(&Notification::Firing(alert("B", Severity::High)));
+    until("both tried", Duration::from_secs(10), || {
+        webhook.retries() >= 1 && slack.retries() >= 1
+    })
+    .await;
+    let text = encode(&registry);
+    assert_eq!(
+        text.matches("# TYPE towerscope_alert_notifications counter")
+            .count(),
+        1,
         "{text}"
     );
 }

@@ -1271,3 +1271,37 @@ async fn the_service_name_of_the_tracing_configuration_names_app_info_too() {
         .encode(towerscope::metrics::Format::Prometheus);
     assert!(text.contains(r#"service="shop""#), "{text}");
 }
+
+/// Two notifiers (a page and a chat, routed by severity as the alerting guide shows) count
+/// their deliveries into one family: written twice, the scrape would be refused.
+#[tokio::test(flavor = "current_thread")]
+async fn two_notifiers_write_one_notifications_family() {
+    use towerscope::alert::{Severity, SlackNotifier, WebhookNotifier};
+    let obs = Observability::builder("shop")
+        .notifier_when(WebhookNotifier::new("http://127.0.0.1:1/page"), |a| {
+            a.severity >= Severity::High
+        })
+        .notifier_when(SlackNotifier::new("http://127.0.0.1:1/chat"), |a| {
+            a.severity < Severity::High
+        })
+        .without_logging()
+        .build()
+        .expect("builds");
+    let text = obs
+        .metrics_service()
+        .encode(towerscope::metrics::Format::Prometheus);
+    assert_eq!(
+        text.matches("# TYPE towerscope_alert_notifications")
+            .count(),
+        1,
+        "{text}"
+    );
+    for notifier in ["webhook", "slack"] {
+        assert!(
+            text.contains(&format!(
+                "towerscope_alert_notifications_total{{notifier=\"{notifier}\",outcome=\"failed\"}} 0\n"
+            )),
+            "{notifier}: {text}"
+        );
+    }
+}
