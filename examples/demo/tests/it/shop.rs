@@ -458,6 +458,34 @@ fn help_does_not_print_secrets_from_the_environment() {
 struct Running(std::process::Child);
 
 impl Running {
+    /// Starts the demo binary on a free port with JSON logs and `args` (no collector, no
+    /// metrics token from the environment): the demo, where it listens, and the log lines
+    /// after the one that says so (read them, or the demo blocks on a full pipe).
+    fn start(
+        args: &[&str],
+    ) -> (
+        Self,
+        std::net::SocketAddr,
+        impl Iterator<Item = String> + Send + 'static,
+    ) {
+        use std::io::BufRead as _;
+        let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
+            .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("TOWERSCOPE_METRICS_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map(Running)
+            .expect("start the demo");
+        let mut lines = std::io::BufReader::new(demo.0.stdout.take().expect("piped"))
+            .lines()
+            .map_while(Result::ok);
+        let addr = listening_on(&mut lines);
+        (demo, addr, lines)
+    }
+
     /// Sends the demo `SIGTERM`.
     fn terminate(&self) {
         let sent = std::process::Command::new("kill")
@@ -520,27 +548,7 @@ fn get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
 /// serving for that long, then shuts down cleanly.
 #[test]
 fn sigterm_drains_then_shuts_down() {
-    use std::io::BufRead as _;
-    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
-        .args([
-            "--addr",
-            "127.0.0.1:0",
-            "--drain-secs",
-            "1",
-            "--log-format",
-            "json",
-        ])
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map(Running)
-        .expect("start the demo");
-    let stdout = demo.0.stdout.take().expect("piped");
-    let mut lines = std::io::BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok);
-    let addr = listening_on(&mut lines);
+    let (mut demo, addr, lines) = Running::start(&["--drain-secs", "1"]);
     // Keep reading, so that the demo never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
     let get = |path: &str| get(addr, path);
@@ -570,26 +578,7 @@ fn sigterm_drains_then_shuts_down() {
 /// an orchestrator that escalates, does not wait out `--drain-secs`.
 #[test]
 fn a_second_sigterm_cuts_the_drain_short() {
-    use std::io::BufRead as _;
-    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
-        .args([
-            "--addr",
-            "127.0.0.1:0",
-            "--drain-secs",
-            "60",
-            "--log-format",
-            "json",
-        ])
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map(Running)
-        .expect("start the demo");
-    let mut lines = std::io::BufReader::new(demo.0.stdout.take().expect("piped"))
-        .lines()
-        .map_while(Result::ok);
-    let addr = listening_on(&mut lines);
+    let (mut demo, addr, lines) = Running::start(&["--drain-secs", "60"]);
     std::thread::spawn(move || lines.for_each(drop));
     demo.terminate();
     let first = std::time::Instant::now();
@@ -881,7 +870,6 @@ fn slow_alertmanager(delay: std::time::Duration) -> (std::net::SocketAddr, Answe
 /// the answer (here a second in coming) before it exits.
 #[test]
 fn an_alert_fired_before_sigterm_still_reaches_alertmanager() {
-    use std::io::BufRead as _;
     let (alertmanager, answered) = slow_alertmanager(std::time::Duration::from_secs(1));
     let rules =
         std::env::temp_dir().join(format!("towerscope-demo-rules-{}.yaml", std::process::id()));
@@ -891,23 +879,13 @@ fn an_alert_fired_before_sigterm_still_reaches_alertmanager() {
         "rules:\n  - name: DemoStarted\n    signal: gauge\n    metric: process_start_time_seconds\n    condition: gt\n    threshold: 0\n",
     )
     .expect("write rules");
-    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_towerscope-demo"))
-        .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
-        .arg("--alertmanager")
-        .arg(format!("http://{alertmanager}"))
-        .arg("--rules")
-        .arg(&rules)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("TOWERSCOPE_METRICS_TOKEN")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map(Running)
-        .expect("start the demo");
-    let mut lines = std::io::BufReader::new(demo.0.stdout.take().expect("piped"))
-        .lines()
-        .map_while(Result::ok);
-    listening_on(&mut lines);
+    let alertmanager = format!("http://{alertmanager}");
+    let (mut demo, _, lines) = Running::start(&[
+        "--alertmanager",
+        &alertmanager,
+        "--rules",
+        rules.to_str().expect("utf-8"),
+    ]);
     let reader = std::thread::spawn(move || lines.collect::<Vec<_>>());
     demo.terminate();
     let status = demo.exit_within(
