@@ -79,7 +79,7 @@ impl Inner {
     fn sample(&self) {
         let (current, point) = {
             let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
-            let read = read(
+            let sampled = read(
                 &mut sources,
                 self.perf.as_ref(),
                 self.rum.as_ref(),
@@ -115,7 +115,7 @@ impl Inner {
                         }
                     },
                 );
-            read
+            sampled
         };
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = current;
         self.history
