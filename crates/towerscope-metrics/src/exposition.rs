@@ -45,6 +45,44 @@ struct Inner {
     /// buffers in one allocation each.
     last_registry_len: AtomicUsize,
     last_total_len: AtomicUsize,
+    duplicates: std::sync::Mutex<Duplicates>,
+}
+
+/// Families the registry writes more than once in one scrape (the same layer or collector
+/// built twice on one registry): Prometheus refuses such a scrape, and nothing else says
+/// why. Looked for at the first scrape and then at most once a minute (one pass over the
+/// text), each reported once.
+#[derive(Debug, Default)]
+struct Duplicates {
+    last: Option<Instant>,
+    reported: std::collections::HashSet<String>,
+}
+
+impl Duplicates {
+    fn check(&mut self, text: &str) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(60))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let mut seen = std::collections::HashSet::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let name = rest.split(' ').next().unwrap_or(rest);
+            if !seen.insert(name) && self.reported.insert(name.to_owned()) {
+                tracing::warn!(
+                    family = name,
+                    "metric family written twice in one scrape: it is registered twice in \
+                     the registry (a layer or collector built twice on one registry?), and \
+                     Prometheus refuses the scrape"
+                );
+            }
+        }
+    }
 }
 
 /// Serves the application's registry: Prometheus text 0.0.4 by default, OpenMetrics 1.0
@@ -188,6 +226,7 @@ impl MetricsServiceBuilder {
                 encode_seconds,
                 last_registry_len: AtomicUsize::new(4096),
                 last_total_len: AtomicUsize::new(8192),
+                duplicates: std::sync::Mutex::default(),
             }),
         }
     }
@@ -274,6 +313,11 @@ impl MetricsService {
             tracing::error!(error = %e, "a metrics collector failed to encode");
         }
         inner.last_registry_len.store(om.len(), Ordering::Relaxed);
+        inner
+            .duplicates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .check(&om);
         let mut out = match format {
             Format::OpenMetrics => om,
             Format::Prometheus => {

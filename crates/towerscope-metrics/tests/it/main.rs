@@ -4,6 +4,7 @@
 
 mod accept_props;
 mod common;
+mod duplicates;
 mod grpc;
 #[cfg(feature = "axum")]
 mod http_metrics;
