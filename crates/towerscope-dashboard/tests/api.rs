@@ -446,36 +446,20 @@ async fn a_stat_reading_no_series_is_reported_once_and_again_when_it_reads_one()
     use prometheus_client::encoding::EncodeLabelSet;
     use prometheus_client::metrics::counter::Counter;
     use prometheus_client::metrics::family::Family;
-    use std::sync::{Arc, Mutex, PoisonError};
     use towerscope_dashboard::Stat;
 
     #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
     struct Outcome {
         outcome: String,
     }
-    #[derive(Clone, Default)]
-    struct Logs(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Logs {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let logs = Logs::default();
-    let writer = logs.clone();
+    let logs = towerscope_log::CaptureWriter::new();
     let _guard = tracing::subscriber::set_default(
         tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_writer(move || writer.clone())
+            .with_writer(logs.clone())
             .finish(),
     );
-    let text = || String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
+    let text = || logs.text();
 
     let mut registry = Registry::default();
     let orders = Counter::<u64>::default();

@@ -1,36 +1,17 @@
 //! A family registered twice in one registry is written twice in one scrape, which
 //! Prometheus refuses: the service says so, once per family.
 
-use std::sync::{Arc, Mutex, PoisonError};
-
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use towerscope_metrics::{Format, MetricsService};
 
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn a_family_registered_twice_is_reported_once() {
-    let logs = Logs::default();
-    let writer = logs.clone();
+    let logs = towerscope_log::CaptureWriter::new();
     let _guard = tracing::subscriber::set_default(
         tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_writer(move || writer.clone())
+            .with_writer(logs.clone())
             .finish(),
     );
     let mut registry = Registry::default();
@@ -48,7 +29,7 @@ fn a_family_registered_twice_is_reported_once() {
         let text = metrics.encode(format);
         assert_eq!(text.matches("# TYPE jobs").count(), 2, "{text}");
     }
-    let logged = String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
+    let logged = logs.text();
     let warned: Vec<&str> = logged
         .lines()
         .filter(|l| l.contains("written twice in one scrape"))
